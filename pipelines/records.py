@@ -1,0 +1,95 @@
+"""Record and dead-letter shapes shared by every Beam transform.
+
+A record is a plain ``dict`` (see ``filters/base.py``). The three base columns always exist;
+stages add typed score columns declared through ``Stage.output_columns``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+BASE_COLUMNS: dict[str, str] = {"id": "string", "text": "string", "source": "string"}
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "float64": pa.float64(),
+    "float32": pa.float32(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "bool": pa.bool_(),
+    "list<float32>": pa.list_(pa.float32()),
+    "list<int64>": pa.list_(pa.int64()),
+    "list<string>": pa.list_(pa.string()),
+}
+
+MAX_RAW_CHARS = 20_000  # dead-letter keeps at most this much of the raw input
+
+
+def arrow_type(name: str) -> pa.DataType:
+    try:
+        return _ARROW_TYPES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown column type {name!r}; allowed: {', '.join(sorted(_ARROW_TYPES))}"
+        ) from None
+
+
+def arrow_schema(columns: dict[str, str]) -> pa.Schema:
+    """Schema of the output: base columns first, then stage columns in stage order."""
+    merged = dict(BASE_COLUMNS)
+    merged.update(columns)
+    return pa.schema([pa.field(name, arrow_type(t)) for name, t in merged.items()])
+
+
+def raw_text(raw: Any) -> str:
+    """Render raw input (bytes, str, dict) for a dead-letter row, losslessly where possible."""
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", errors="backslashreplace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, ensure_ascii=False, sort_keys=True, default=repr)
+        except (TypeError, ValueError):
+            text = repr(raw)
+    if len(text) > MAX_RAW_CHARS:
+        text = text[:MAX_RAW_CHARS] + f"...[truncated {len(text) - MAX_RAW_CHARS} chars]"
+    return text
+
+
+def dead_letter(
+    stage: str,
+    reason: str,
+    raw: Any,
+    *,
+    record_id: str | None = None,
+    source: str | None = None,
+    location: str | None = None,
+) -> dict[str, Any]:
+    """A dead-letter row: which stage failed, why, and the raw input that failed.
+
+    ``reason`` is a short category (``bad_json``, ``invalid_utf8``, ``exception``...);
+    details go after a colon (``exception: ZeroDivisionError: division by zero``).
+    """
+    if record_id is None and isinstance(raw, dict):
+        rid = raw.get("id")
+        record_id = rid if isinstance(rid, str) else None
+    if source is None and isinstance(raw, dict):
+        src = raw.get("source")
+        source = src if isinstance(src, str) else None
+    return {
+        "stage": stage,
+        "reason": reason,
+        "id": record_id,
+        "source": source,
+        "location": location,
+        "raw": raw_text(raw),
+    }
+
+
+def reason_category(reason: str) -> str:
+    """``"exception: KeyError: 'x'"`` -> ``"exception"``: the part counted in stats."""
+    return reason.split(":", 1)[0].strip()

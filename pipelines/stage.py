@@ -1,0 +1,265 @@
+"""The stage interface: how a configured stage becomes Beam transforms.
+
+Every stage is a :class:`Stage` subclass registered under a config name with
+:func:`register_stage`. Its ``Params`` pydantic model validates the stage's block in the
+config (``- stage: length_filter`` plus parameters). At build time the graph builder
+instantiates the stage and calls :meth:`Stage.expand` on the PCollection of records that
+survived the previous stage. ``expand`` returns a :class:`StageResult`:
+
+* ``kept``: records that go on (with the stage's score columns added);
+* ``removed``: ``(reason, record)`` pairs the stage dropped, counted per reason;
+* ``dead``: dead-letter rows (``pipelines.records.dead_letter``) for records it could not process;
+* ``stats``: optional named PCollections of small JSON-able values, merged into ``stats.json``.
+
+Per-record stages need not write Beam code: subclass :class:`RecordStage` and return a
+``filters.base.RecordScorer`` from :meth:`RecordStage.make_scorer`; the adapter batches records,
+isolates failing records into the dead-letter output and supports annotate-only mode.
+
+Stage modules live in ``pipelines/stages/`` and are discovered automatically; they must not
+import heavy optional dependencies (torch, faiss) at module import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+from pydantic import BaseModel, ConfigDict, Field
+
+from filters.base import Decision, RecordScorer
+from pipelines.records import dead_letter
+
+KEPT, REMOVED, DEAD, FLAGGED = "kept", "removed", "dead", "flagged"
+
+
+class StageParams(BaseModel):
+    """Parameters every stage accepts. Subclasses add their own and narrow ``stage``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str
+    label: str | None = Field(
+        default=None,
+        description="Unique name of this stage in the build (defaults to the stage name; "
+        "required when the same stage appears twice).",
+    )
+    checkpoint: bool = Field(
+        default=False,
+        description="Write the records that survive this stage to checkpoints/ so that a rerun "
+        "with the same inputs and the same stages up to here resumes from them.",
+    )
+
+
+@dataclass
+class StageContext:
+    """What a stage may know about the build it is part of."""
+
+    label: str
+    index: int
+    output_dir: str
+    columns: Mapping[str, str]  # columns present on records entering this stage
+    config: Any = None  # the whole validated BuildConfig
+
+
+@dataclass
+class StageResult:
+    kept: Any
+    removed: Any
+    dead: Any
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+STAGES: dict[str, type[Stage]] = {}
+
+
+def register_stage(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: make ``cls`` available in configs under ``cls.name``."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__} must set a class attribute 'name'")
+    if cls.name in STAGES and STAGES[cls.name] is not cls:
+        raise ValueError(f"two stages registered under the name {cls.name!r}")
+    STAGES[cls.name] = cls
+    return cls
+
+
+_LOADED = False
+
+
+def load_stages() -> dict[str, type[Stage]]:
+    """Import every module in ``pipelines.stages`` so that they register themselves."""
+    global _LOADED
+    if not _LOADED:
+        import pipelines.stages as pkg
+
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{pkg.__name__}.{info.name}")
+        _LOADED = True
+    return STAGES
+
+
+class Stage:
+    """Base class of all stages. See the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[StageParams]] = StageParams
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: StageParams, ctx: StageContext):
+        self.params = params
+        self.ctx = ctx
+
+    @property
+    def label(self) -> str:
+        return self.ctx.label
+
+    def output_columns(self) -> dict[str, str]:
+        """Columns this stage adds: name -> type name (see ``pipelines.records``)."""
+        return {}
+
+    def static_stats(self) -> dict[str, Any]:
+        """Facts known at graph-construction time (e.g. chosen LSH bands), put in stats.json."""
+        return {}
+
+    def expand(self, records: Any) -> StageResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def report_section(self, stage_stats: dict[str, Any]) -> str | None:
+        """Optional HTML fragment for report.html (use ``pipelines.report.figure_html``)."""
+        return None
+
+
+def empty_pcollection(pipeline: Any, label: str) -> Any:
+    """An empty PCollection (for stages that never remove or dead-letter)."""
+    return pipeline | label >> beam.Create([])
+
+
+# --------------------------------------------------------------------------- record stages
+
+
+class RecordStageParams(StageParams):
+    annotate_only: bool = Field(
+        default=False,
+        description="Compute and store the scores but drop nothing; would-be drops are counted "
+        "in stats under 'would_remove'.",
+    )
+    batch_size: int = Field(
+        default=256, ge=1, le=100_000, description="Records handed to the scorer per call."
+    )
+
+
+class _ScoreBatches(beam.DoFn):
+    """Runs a RecordScorer over batches; isolates failures; routes kept/removed/dead."""
+
+    def __init__(self, stage_label: str, make_scorer: Any, annotate_only: bool):
+        self._label = stage_label
+        self._make_scorer = make_scorer
+        self._annotate_only = annotate_only
+        self._scorer: RecordScorer | None = None
+        self._ms = Metrics.counter(stage_label, "process_ms")
+
+    def setup(self) -> None:
+        self._scorer = self._make_scorer()
+        self._scorer.setup()
+
+    def teardown(self) -> None:
+        if self._scorer is not None:
+            self._scorer.teardown()
+
+    def _decide(self, batch: Sequence[dict]) -> list[tuple[dict, Decision | None, str | None]]:
+        assert self._scorer is not None
+        try:
+            decisions = self._scorer.process_batch(batch)
+            if len(decisions) != len(batch):
+                raise RuntimeError(
+                    f"scorer returned {len(decisions)} decisions for {len(batch)} records"
+                )
+            return [(r, d, None) for r, d in zip(batch, decisions)]
+        except Exception:  # noqa: BLE001 - isolate the failing records one by one
+            out: list[tuple[dict, Decision | None, str | None]] = []
+            for r in batch:
+                try:
+                    out.append((r, self._scorer.process(r), None))
+                except Exception as e:  # noqa: BLE001
+                    out.append((r, None, f"exception: {type(e).__name__}: {e}"))
+            return out
+
+    def process(self, batch: Sequence[dict]):
+        t0 = time.perf_counter()
+        results = self._decide(batch)
+        self._ms.inc(int((time.perf_counter() - t0) * 1000))
+        for record, decision, error in results:
+            if decision is None:
+                yield pvalue.TaggedOutput(
+                    DEAD, dead_letter(self._label, error or "exception", record)
+                )
+                continue
+            out = dict(record)
+            out.update(decision.columns)
+            if decision.drop is None:
+                yield out
+            elif self._annotate_only:
+                yield pvalue.TaggedOutput(FLAGGED, decision.drop)
+                yield out
+            else:
+                yield pvalue.TaggedOutput(REMOVED, (decision.drop, out))
+
+
+class RecordStage(Stage):
+    """A stage that scores/filters each record independently with a ``RecordScorer``."""
+
+    Params: ClassVar[type[StageParams]] = RecordStageParams
+
+    def make_scorer(self) -> RecordScorer:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def scorer_factory(self) -> Any:
+        """A picklable zero-argument callable building the scorer on the worker."""
+        return _BoundFactory(self)
+
+    def output_columns(self) -> dict[str, str]:
+        return dict(self.make_scorer().columns)
+
+    def expand(self, records: Any) -> StageResult:
+        p: RecordStageParams = self.params  # type: ignore[assignment]
+        outs = (
+            records
+            | "Batch" >> beam.BatchElements(min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+            | "Score"
+            >> beam.ParDo(
+                _ScoreBatches(self.label, self.scorer_factory(), p.annotate_only)
+            ).with_outputs(REMOVED, DEAD, FLAGGED, main=KEPT)
+        )
+        stats = {}
+        if p.annotate_only:
+            stats["would_remove"] = (
+                outs[FLAGGED]
+                | "CountFlagged" >> beam.combiners.Count.PerElement()
+                | "FlaggedDict" >> beam.combiners.ToDict()
+            )
+        return StageResult(kept=outs[KEPT], removed=outs[REMOVED], dead=outs[DEAD], stats=stats)
+
+
+class _BoundFactory:
+    """Pickles the stage's params (not the live stage) and rebuilds the scorer on a worker."""
+
+    def __init__(self, stage: RecordStage):
+        self._cls = type(stage)
+        self._params = stage.params
+        self._ctx = StageContext(
+            label=stage.ctx.label,
+            index=stage.ctx.index,
+            output_dir=stage.ctx.output_dir,
+            columns=dict(stage.ctx.columns),
+            config=None,
+        )
+
+    def __call__(self) -> RecordScorer:
+        return self._cls(self._params, self._ctx).make_scorer()
