@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipelines.stage import StageParams, load_stages
+from pipelines.stage import UNAVAILABLE, StageParams, load_stages
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -154,6 +154,9 @@ def parse_stages(raw: Any) -> list[StageParams]:
         if name not in registry:
             close = difflib.get_close_matches(str(name), registry, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
+            if UNAVAILABLE:
+                hint += " (not loaded: " + "; ".join(
+                    f"{m}: {e}" for m, e in sorted(UNAVAILABLE.items())) + ")"
             problems.append(
                 f"{where}.stage: unknown stage {name!r}.{hint} "
                 f"Allowed: {', '.join(sorted(registry))}"

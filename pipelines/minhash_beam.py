@@ -24,7 +24,7 @@ from filters.lsh import band_hashes, has_shingles
 from filters.minhash import MinHashConfig, MinHasher, estimate_jaccard, exact_jaccard
 from pipelines.records import dead_letter
 
-DEAD, INFO, ENTRIES, HOT, STATS = "dead", "info", "entries", "hot", "stats"
+DEAD, INFO, ENTRIES, HOT, STATS, KEYS = "dead", "info", "entries", "hot", "stats", "keys"
 
 
 # --------------------------------------------------------------------------- validation
@@ -58,9 +58,10 @@ class SignatureBatches(beam.DoFn):
     """Batch of records -> doc info (main), bucket entries (``entries``), dead letters."""
 
     def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int, with_shingles: bool,
-                 with_sig: bool, score_column: str | None):
+                 with_sig: bool, score_column: str | None, with_keys: bool = False):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
         self._with_sh, self._with_sig, self._score = with_shingles, with_sig, score_column
+        self._with_keys = with_keys
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
@@ -106,6 +107,8 @@ class SignatureBatches(beam.DoFn):
             sh_b = sh.tobytes() if sh is not None else None
             yield (rid, len(rec["text"]), score_of(rec, self._score))
             if usable[i]:
+                if self._with_keys:
+                    yield pvalue.TaggedOutput(KEYS, (rid, keys[i].tobytes()))
                 for band in range(self._b):
                     yield pvalue.TaggedOutput(
                         ENTRIES, ((band, int(keys[i, band])), (rid, sig_b, sh_b))
@@ -162,8 +165,9 @@ def _edge(a: str, b: str) -> tuple[str, str]:
 class BucketPairs(beam.DoFn):
     """A normal (small) bucket: verify all pairs, emit accepted edges; count work in STATS."""
 
-    def __init__(self, verify: str, threshold: float):
+    def __init__(self, verify: str, threshold: float, star_only: bool = False):
         self._v = Verifier(verify, threshold)
+        self._star = star_only
 
     def process(self, kv):
         _, members = kv
@@ -172,7 +176,7 @@ class BucketPairs(beam.DoFn):
             uniq.setdefault(m[0], m)
         ms = [uniq[k] for k in sorted(uniq)]
         cand = acc = 0
-        for i in range(len(ms)):
+        for i in range(1 if self._star else len(ms)):
             for j in range(i + 1, len(ms)):
                 cand += 1
                 if self._v.accept(ms[i], ms[j]):
@@ -211,8 +215,11 @@ def _sum3(rows):
     return (c, a, h)
 
 
-def candidate_edges(entries, verify: str, threshold: float, max_bucket_size: int):
-    """Bucket entries -> (distinct verified edges, stats PCollection of one dict)."""
+def candidate_edges(entries, verify: str, threshold: float, max_bucket_size: int,
+                    star_only: bool = False):
+    """Bucket entries -> (distinct verified edges, stats PCollection of one dict).
+
+    ``star_only``: small buckets too emit only (smallest id, member) pairs (lshbloom mode)."""
     centers = entries | "BucketCenters" >> beam.CombinePerKey(_Center())
     hot = centers | "HotBuckets" >> beam.Filter(lambda kv: kv[1][0] > max_bucket_size)
     hot_map = hot | "HotCenter" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
@@ -222,7 +229,7 @@ def candidate_edges(entries, verify: str, threshold: float, max_bucket_size: int
     pairs = (
         routed["normal"]
         | "GroupBucket" >> beam.GroupByKey()
-        | "BucketPairs" >> beam.ParDo(BucketPairs(verify, threshold)).with_outputs(STATS, main="e")
+        | "BucketPairs" >> beam.ParDo(BucketPairs(verify, threshold, star_only)).with_outputs(STATS, main="e")
     )
     edges = (pairs["e"], routed[HOT]) | "AllEdges" >> beam.Flatten() | "DistinctEdges" >> beam.Distinct()
     work = (pairs[STATS], routed[STATS]) | "WorkStats" >> beam.Flatten() | "SumWork" >> beam.CombineGlobally(_sum3)
@@ -376,27 +383,50 @@ def _assign(kv):
 # --------------------------------------------------------------------------- stats helpers
 
 
-def cluster_stats(assignments, top: int = 10):
-    """Assignments -> one dict: clusters, docs in clusters, largest sizes, size histogram."""
-    reps = assignments | "RepSizes" >> beam.Map(lambda x: (x[1][0], x[1][1])) | "OnePerRep" >> beam.Distinct()
+class _ClusterSummary(beam.CombineFn):
+    """Cluster sizes -> clusters, docs in clusters, largest sizes, size histogram (bounded state)."""
 
-    def summarize(sizes):
-        sizes = sorted(sizes, reverse=True)
-        hist: dict[str, int] = {}
-        for s in sizes:
-            hist[str(s)] = hist.get(str(s), 0) + 1
+    def __init__(self, top: int = 10):
+        self._top = top
+
+    def create_accumulator(self):
+        return ({}, [])
+
+    def add_input(self, acc, size):
+        hist, top = acc
+        hist[size] = hist.get(size, 0) + 1
+        top.append(size)
+        if len(top) > 4 * self._top:
+            top[:] = heapq.nlargest(self._top, top)
+        return acc
+
+    def merge_accumulators(self, accs):
+        hist: dict[int, int] = {}
+        top: list[int] = []
+        for h, t in accs:
+            for k, v in h.items():
+                hist[k] = hist.get(k, 0) + v
+            top.extend(t)
+        return (hist, heapq.nlargest(self._top, top))
+
+    def extract_output(self, acc):
+        hist, top = acc
         return {
-            "clusters": len(sizes),
-            "docs_in_clusters": int(sum(sizes)),
-            "largest_clusters": heapq.nlargest(top, sizes),
-            "cluster_size_histogram": dict(sorted(hist.items(), key=lambda kv: int(kv[0]))),
+            "clusters": int(sum(hist.values())),
+            "docs_in_clusters": int(sum(k * v for k, v in hist.items())),
+            "largest_clusters": heapq.nlargest(self._top, top),
+            "cluster_size_histogram": {str(k): hist[k] for k in sorted(hist)},
         }
 
+
+def cluster_stats(assignments, top: int = 10):
+    """Assignments -> one dict: clusters, docs in clusters, largest sizes, size histogram."""
     return (
-        reps
+        assignments
+        | "RepSizes" >> beam.Map(lambda x: (x[1][0], x[1][1]))
+        | "OnePerRep" >> beam.Distinct()
         | "SizesOnly" >> beam.Map(lambda x: x[1])
-        | "AllSizes" >> beam.combiners.ToList()
-        | "Summarize" >> beam.Map(summarize)
+        | "Summarize" >> beam.CombineGlobally(_ClusterSummary(top))
     )
 
 

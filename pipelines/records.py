@@ -57,7 +57,16 @@ def raw_text(raw: Any) -> str:
             text = repr(raw)
     if len(text) > MAX_RAW_CHARS:
         text = text[:MAX_RAW_CHARS] + f"...[truncated {len(text) - MAX_RAW_CHARS} chars]"
-    return text
+    return _encodable(text)
+
+
+def _encodable(text: str) -> str:
+    """Escape lone surrogates, which no UTF-8 writer (or Beam coder) accepts."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def dead_letter(
@@ -82,10 +91,10 @@ def dead_letter(
         source = src if isinstance(src, str) else None
     return {
         "stage": stage,
-        "reason": reason,
-        "id": record_id,
-        "source": source,
-        "location": location,
+        "reason": _encodable(reason),
+        "id": None if record_id is None else _encodable(record_id),
+        "source": None if source is None else _encodable(source),
+        "location": None if location is None else _encodable(location),
         "raw": raw_text(raw),
     }
 

@@ -132,6 +132,63 @@ def _make_record(
     return {"id": rid, "text": text, "source": name}, None
 
 
+def _zstd_chunks(raw, chunk: int = 1 << 20):
+    """Decompress a (multi-frame) .zst stream, raising EOFError if it is truncated.
+
+    (zstandard's stream reader returns the decoded prefix of a truncated file silently.)
+    """
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    dobj = dctx.decompressobj()
+    pending = False
+    while True:
+        data = raw.read(chunk)
+        if not data:
+            break
+        while data:
+            out = dobj.decompress(data)
+            pending = not dobj.eof
+            if out:
+                yield out
+            data = dobj.unused_data if dobj.eof else b""
+            if dobj.eof:
+                dobj = dctx.decompressobj()
+                pending = bool(data)
+    if pending:
+        raise EOFError("zstd stream ended before the end of its frame (truncated file)")
+
+
+def _chunk_lines(chunks):
+    buf = b""
+    for c in chunks:
+        buf += c
+        lines = buf.split(b"\n")
+        buf = lines.pop()
+        for line in lines:
+            yield line + b"\n"
+    if buf:
+        yield buf
+
+
+def iter_lines(path: str):
+    """Lines (bytes) of a possibly compressed file; truncated archives raise instead of
+    ending early (Beam's own decompressing reader stops silently on a truncated .gz)."""
+    import bz2
+    import gzip
+
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        lower = path.lower()
+        if lower.endswith(".gz"):
+            yield from iter(gzip.GzipFile(fileobj=raw).readline, b"")
+        elif lower.endswith(".bz2"):
+            yield from iter(bz2.BZ2File(raw).readline, b"")
+        elif lower.endswith((".zst", ".zstd")):
+            yield from _chunk_lines(_zstd_chunks(raw))
+        else:
+            yield from iter(raw.readline, b"")
+
+
 class _ReadJsonl(beam.DoFn):
     def __init__(self, src: SourceConfig):
         self._src = src
@@ -140,30 +197,29 @@ class _ReadJsonl(beam.DoFn):
         src = self._src
         lineno = 0
         try:
-            with FileSystems.open(f.path, compression_type=CompressionTypes.AUTO) as fh:
-                for lineno, raw in enumerate(iter(fh.readline, b""), 1):
-                    line = raw.rstrip(b"\r\n")
-                    if not line.strip():
-                        continue
-                    loc = f"{f.path}:{lineno}"
-                    try:
-                        decoded = line.decode("utf-8")
-                    except UnicodeDecodeError as err:
-                        yield pvalue.TaggedOutput(DEAD, dead_letter(
-                            "read", f"invalid_utf8: byte {err.start}", line, source=src.name,
-                            location=loc))
-                        continue
-                    try:
-                        obj = json.loads(decoded)
-                    except ValueError as err:
-                        yield pvalue.TaggedOutput(DEAD, dead_letter(
-                            "read", f"bad_json: {err}", decoded, source=src.name, location=loc))
-                        continue
-                    rec, dead = _make_record(src, obj, f"{f.rel}:{lineno}", loc)
-                    if rec is not None:
-                        yield rec
-                    else:
-                        yield pvalue.TaggedOutput(DEAD, dead)
+            for lineno, raw in enumerate(iter_lines(f.path), 1):
+                line = raw.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                loc = f"{f.path}:{lineno}"
+                try:
+                    decoded = line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    yield pvalue.TaggedOutput(DEAD, dead_letter(
+                        "read", f"invalid_utf8: byte {err.start}", line, source=src.name,
+                        location=loc))
+                    continue
+                try:
+                    obj = json.loads(decoded)
+                except ValueError as err:
+                    yield pvalue.TaggedOutput(DEAD, dead_letter(
+                        "read", f"bad_json: {err}", decoded, source=src.name, location=loc))
+                    continue
+                rec, dead = _make_record(src, obj, f"{f.rel}:{lineno}", loc)
+                if rec is not None:
+                    yield rec
+                else:
+                    yield pvalue.TaggedOutput(DEAD, dead)
         except Exception as err:  # noqa: BLE001 - truncated archive, I/O error...
             yield pvalue.TaggedOutput(DEAD, dead_letter(
                 "read", f"read_error: {type(err).__name__}: {err}", f"<file {f.path}>",

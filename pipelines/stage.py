@@ -77,6 +77,7 @@ class StageResult:
 
 
 STAGES: dict[str, type[Stage]] = {}
+UNAVAILABLE: dict[str, str] = {}  # stage module -> import error (missing optional extra)
 
 
 def register_stage(cls: type[Stage]) -> type[Stage]:
@@ -100,7 +101,10 @@ def load_stages() -> dict[str, type[Stage]]:
 
         for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
             if not info.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{info.name}")
+                try:
+                    importlib.import_module(f"{pkg.__name__}.{info.name}")
+                except ImportError as err:
+                    UNAVAILABLE[info.name] = f"{type(err).__name__}: {err}"
         _LOADED = True
     return STAGES
 

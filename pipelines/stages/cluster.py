@@ -17,6 +17,7 @@ override. Records without a usable embedding go to the dead-letter output
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Literal
 
 import apache_beam as beam
@@ -93,12 +94,16 @@ class _Fit(beam.DoFn):
         rows = sorted(sample)  # (hash, id, bytes): deterministic row order
         vecs = [np.frombuffer(b, dtype=np.float32) for _, _, b in rows]
         vecs = [v for v in vecs if np.any(v)]
-        if not vecs or len({v.size for v in vecs}) != 1:
-            dims = sorted({v.size for v in vecs})
+        if not vecs:
             yield {"centroids": None, "dim": None, "k_requested": k_req, "k": 0,
-                   "fit_points": len(vecs), "fit_seconds": 0.0, "n_records": n_records,
-                   "error": None if not vecs else f"mixed embedding sizes {dims}"}
+                   "fit_points": 0, "fit_seconds": 0.0, "n_records": n_records,
+                   "error": "no non-zero embeddings to fit k-means on"}
             return
+        # Fit on the most common embedding size; records of other sizes are dead-lettered
+        # at assignment (one malformed record must not poison the fit).
+        sizes = Counter(v.size for v in vecs)
+        dim = min(sizes, key=lambda d: (-sizes[d], d))
+        vecs = [v for v in vecs if v.size == dim]
         x = np.stack(vecs)
         t0 = time.perf_counter()
         c = fit_kmeans(x, k_req, niter=p.niter, seed=p.seed)

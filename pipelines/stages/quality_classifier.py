@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import apache_beam as beam
 from pydantic import Field, field_validator
 
 from filters.quality_classifier import META_FILE, QualityClassifierScorer
@@ -62,11 +63,9 @@ class QualityClassifierStage(ScoreReportMixin, RecordStage):
         if p.top_fraction is not None and not p.annotate_only:
             from pipelines.stages.score_select import select_top_fraction
 
-            kept, removed = select_top_fraction(res.kept, p.column, p.top_fraction,
-                                                p.quantile_epsilon, "TopFraction")
-            removed_all = (res.removed, removed) | "MergeRemoved" >> __import__(
-                "apache_beam").Flatten()
-            res = StageResult(kept=kept, removed=removed_all, dead=res.dead, stats=res.stats)
-            res.stats["top_fraction_cutoff"] = kept.pipeline and None  # placeholder removed below
-            res.stats.pop("top_fraction_cutoff")
+            kept, removed, cutoff = select_top_fraction(
+                res.kept, p.column, p.top_fraction, p.quantile_epsilon, "TopFraction")
+            merged = (res.removed, removed) | "MergeRemoved" >> beam.Flatten()
+            res = StageResult(kept=kept, removed=merged, dead=res.dead,
+                              stats={**res.stats, "cutoff": cutoff})
         return self.with_score_stats(res)

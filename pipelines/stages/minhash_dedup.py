@@ -1,0 +1,369 @@
+"""Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
+
+``mode: lsh`` (default): signatures (batched, vectorized) -> ``(band, band hash)`` buckets ->
+candidate pairs verified by estimated (default) or exact Jaccard -> connected components
+(union-find for small graphs, large-star/small-star rounds otherwise) -> one representative
+per component (lowest id, longest text or highest score); the other members are removed with
+reason ``near_duplicate`` and column ``near_dup_of`` = the representative's id.
+
+Hot keys: a bucket with more than ``max_bucket_size`` members is not grouped; each member is
+verified against and linked to the bucket's smallest-id member (found by a combiner), so no
+worker holds the bucket and the work is linear in its size.
+
+``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
+near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
+month's crawl) or is shared with a smaller-id document of this run (verified like ``lsh``
+mode). Every document's band keys are then added and the index is written to ``index_out``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any, Literal
+
+import apache_beam as beam
+import numpy as np
+from apache_beam import pvalue
+from pydantic import Field, model_validator
+
+from filters.lsh import BloomIndex, lsh_summary, optimal_params
+from filters.minhash import MinHashConfig
+from pipelines import minhash_beam as mb
+from pipelines.records import dead_letter
+from pipelines.stage import DEAD, KEPT, REMOVED, Stage, StageParams, StageResult, register_stage
+
+REASON = "near_duplicate"
+INDEX_REP = "lshbloom_index"
+
+
+class MinHashDedupParams(StageParams):
+    stage: Literal["minhash_dedup"]
+    threshold: float = Field(default=0.8, gt=0.0, lt=1.0, description="Jaccard threshold.")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    ngram: int = Field(default=5, ge=1, le=64, description="Shingle size (words, or characters).")
+    char_ngrams: bool = Field(default=False, description="Character instead of word shingles.")
+    seed: int = Field(default=1, ge=0, description="Seed of the hash functions.")
+    bands: int | None = Field(default=None, ge=1, description="Override the chosen b (with rows).")
+    rows: int | None = Field(default=None, ge=1, description="Override the chosen r (with bands).")
+    fp_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="(b, r) choice: FP weight.")
+    fn_weight: float = Field(default=0.5, ge=0.0, le=1.0, description="(b, r) choice: FN weight.")
+    keep: Literal["lowest_id", "longest", "highest_score"] = Field(
+        default="lowest_id", description="Which member of a cluster survives."
+    )
+    score_column: str | None = Field(default=None, description="Column for keep=highest_score.")
+    verify: Literal["estimated", "exact", "none"] = Field(
+        default="estimated",
+        description="Check candidate pairs before linking them: signature agreement "
+        "(estimated), shingle-set Jaccard (exact; ships shingle hashes through the shuffle) or none.",
+    )
+    mode: Literal["lsh", "lshbloom"] = "lsh"
+    index_in: str | None = Field(default=None, description="lshbloom: index file to dedup against.")
+    index_out: str | None = Field(default=None, description="lshbloom: where to write the index.")
+    expected_docs: int | None = Field(
+        default=None, ge=1, description="lshbloom: documents the new index must hold (sizing)."
+    )
+    index_fp_rate: float = Field(
+        default=1e-6, gt=0.0, lt=0.1, description="lshbloom: false-positive rate of each band filter."
+    )
+    max_bucket_size: int = Field(
+        default=1000, ge=2, description="Buckets larger than this take the hot-key (star) path."
+    )
+    cc_max_iterations: int = Field(
+        default=12, ge=1, le=100, description="Unrolled large-star/small-star rounds."
+    )
+    small_data_threshold: int = Field(
+        default=200_000, ge=0, description="Max edges for the in-memory union-find path."
+    )
+    batch_size: int = Field(default=512, ge=1, le=100_000, description="Docs per signature batch.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both 'bands' and 'rows', or neither (then they are optimized)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"bands * rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}"
+            )
+        if self.fp_weight + self.fn_weight <= 0:
+            raise ValueError("fp_weight + fn_weight must be > 0")
+        if self.keep == "highest_score" and not self.score_column:
+            raise ValueError("keep: highest_score needs 'score_column' (the column to maximize)")
+        if self.mode == "lshbloom":
+            if self.keep != "lowest_id":
+                raise ValueError("mode: lshbloom keeps the first (lowest-id) document; "
+                                 "set keep: lowest_id")
+            if self.index_in is None and self.expected_docs is None:
+                raise ValueError("mode: lshbloom needs 'expected_docs' to size a new index "
+                                 "(or 'index_in' to extend an existing one)")
+        elif self.index_in or self.index_out:
+            raise ValueError("'index_in'/'index_out' are only used with mode: lshbloom")
+        return self
+
+
+def read_index(path: str) -> BloomIndex:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        return BloomIndex.load(f)
+
+
+def write_index(index: BloomIndex, path: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as f:
+        index.save(f)
+
+
+class _QueryIndex(beam.DoFn):
+    """Batches of (id, band keys) -> ids whose band keys hit the loaded index."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._index: BloomIndex | None = None
+
+    def setup(self) -> None:
+        self._index = read_index(self._path)
+
+    def process(self, batch):
+        assert self._index is not None
+        keys = np.stack([np.frombuffer(k, np.uint64) for _, k in batch])
+        hits = self._index.query(keys)
+        for (rid, _), hit in zip(batch, hits):
+            if hit:
+                yield (rid, True)
+
+
+class _BuildIndex(beam.CombineFn):
+    """Batches of band keys -> one BloomIndex (Bloom filters OR-merge)."""
+
+    def __init__(self, make_empty):
+        self._make = make_empty
+
+    def create_accumulator(self):
+        return self._make()
+
+    def add_input(self, acc, batch):
+        acc.insert(np.stack([np.frombuffer(k, np.uint64) for _, k in batch]))
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            out.merge(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _EmptyIndex:
+    def __init__(self, cfg, b, r, expected, fp, index_in):
+        self.args = (cfg, b, r, expected, fp, index_in)
+
+    def __call__(self) -> BloomIndex:
+        cfg, b, r, expected, fp, index_in = self.args
+        if index_in is not None:
+            old = read_index(index_in)
+            return BloomIndex(old.params)
+        return BloomIndex.create(cfg, b, r, expected, fp)
+
+
+def _save_index(new: BloomIndex, index_in: str | None, index_out: str | None) -> dict:
+    total = new
+    if index_in is not None:
+        total = read_index(index_in)
+        total.merge(new)
+    if index_out is not None:
+        write_index(total, index_out)
+    return {
+        "index_out": index_out,
+        "docs_in_index": total.inserted,
+        "docs_added": new.inserted,
+        "index_bytes": total.nbytes,
+        "fill_ratio": round(total.fill_ratio(), 6),
+        "estimated_band_fp_rate": total.estimated_fp_rate(),
+        "expected_docs": total.params.expected_items,
+    }
+
+
+class _Finalize(beam.DoFn):
+    """Per id: the record(s), its doc info, its cluster assignment and index hit -> outputs."""
+
+    def __init__(self, label: str):
+        self._label = label
+
+    def process(self, kv):
+        rid, g = kv
+        if g["info"]:  # otherwise dead-lettered while computing its signature
+            yield from self._emit(rid, g)
+
+    def _emit(self, rid, g):
+        recs = sorted(g["rec"], key=lambda r: (str(r.get("source")), r.get("text", ""), repr(r)))
+        for extra in recs[1:]:
+            yield pvalue.TaggedOutput(DEAD, dead_letter(
+                self._label, "duplicate_id: another record has the same id", extra))
+        rec = dict(recs[0])
+        assign = list(g["assign"])
+        rep, size = assign[0] if assign else (rid, 1)
+        if g["hit"]:
+            rec.update(near_dup_of=INDEX_REP, dup_cluster_size=max(size, 1))
+            yield pvalue.TaggedOutput(REMOVED, (REASON, rec))
+        elif rep != rid:
+            rec.update(near_dup_of=rep, dup_cluster_size=size)
+            yield pvalue.TaggedOutput(REMOVED, (REASON, rec))
+        else:
+            rec.update(near_dup_of=None, dup_cluster_size=size)
+            yield rec
+
+
+def _combine_stats(*dicts):
+    out: dict[str, Any] = {}
+    for d in dicts:
+        out.update(d)
+    return out
+
+
+@register_stage
+class MinHashDedupStage(Stage):
+    name = "minhash_dedup"
+    Params = MinHashDedupParams
+    description = "Near-duplicate removal: MinHash LSH + connected components, or LSHBloom."
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed)
+        if p.bands is not None:
+            self.b, self.r = p.bands, p.rows
+        else:
+            self.b, self.r = optimal_params(p.threshold, p.num_perm, p.fp_weight, p.fn_weight)
+        if p.mode == "lshbloom" and p.index_in is not None:
+            read_index(p.index_in).check_compatible(self.mh_config, self.b, self.r)
+
+    def output_columns(self) -> dict[str, str]:
+        return {"near_dup_of": "string", "dup_cluster_size": "int64"}
+
+    def static_stats(self) -> dict[str, Any]:
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        s = lsh_summary(p.threshold, p.num_perm, self.b, self.r)
+        s.update(mode=p.mode, verify=p.verify, keep=p.keep, ngram=p.ngram,
+                 char_ngrams=p.char_ngrams, seed=p.seed)
+        print(f"[{self.label}] LSH bands b={self.b} rows r={self.r}: "
+              f"P(candidate | J={p.threshold}) = {s['p_candidate_at_threshold']:.3f}")
+        return {"lsh": s}
+
+    def expand(self, records: Any) -> StageResult:
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        bloom = p.mode == "lshbloom"
+        sig = (
+            records
+            | "Batch" >> beam.BatchElements(min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+            | "Signatures" >> beam.ParDo(mb.SignatureBatches(
+                self.label, self.mh_config, self.b, self.r,
+                with_shingles=p.verify == "exact", with_sig=p.verify == "estimated",
+                score_column=p.score_column, with_keys=bloom,
+            )).with_outputs(mb.DEAD, mb.ENTRIES, mb.KEYS, main=mb.INFO)
+        )
+        info = sig[mb.INFO]
+        keyed = (
+            records
+            | "ValidOnly" >> beam.Filter(lambda r: mb.record_problem(r) is None)
+            | "ById" >> beam.Map(lambda r: (r["id"], r))
+        )
+        stats: dict[str, Any] = {}
+        star = bloom
+        edges, edge_stats = mb.candidate_edges(
+            sig[mb.ENTRIES], p.verify, p.threshold, p.max_bucket_size, star_only=star
+        )
+        if bloom:
+            # a doc is a duplicate of the smallest-id doc it shares a (verified) bucket with
+            assign = (
+                edges
+                | "DupOf" >> beam.Map(lambda e: (e[1], e[0]))
+                | "FirstSeen" >> beam.CombinePerKey(min)
+                | "AsAssign" >> beam.Map(lambda kv: (kv[0], (kv[1], 0)))
+            )
+            key_batches = sig[mb.KEYS] | "KeyBatches" >> beam.BatchElements(
+                min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+            if p.index_in is not None:
+                hits = key_batches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
+            else:
+                hits = records.pipeline | "NoHits" >> beam.Create([])
+            new_index = key_batches | "BuildIndex" >> beam.CombineGlobally(_BuildIndex(
+                _EmptyIndex(self.mh_config, self.b, self.r, p.expected_docs or 1,
+                            p.index_fp_rate, p.index_in)))
+            stats["index"] = new_index | "SaveIndex" >> beam.Map(_save_index, p.index_in, p.index_out)
+            n_hits = hits | "CountHits" >> beam.combiners.Count.Globally()
+            n_batch = assign | "CountInBatch" >> beam.combiners.Count.Globally()
+            stats["lshbloom"] = n_hits | "BloomStats" >> beam.Map(
+                lambda h, b: {"removed_by_index": h, "removed_within_run": b},
+                pvalue.AsSingleton(n_batch))
+            stats["edges"] = edge_stats
+        else:
+            hits = records.pipeline | "NoHits" >> beam.Create([])
+            labels, cc_stats = mb.component_labels(edges, p.cc_max_iterations, p.small_data_threshold)
+            assign = mb.assign_representatives(labels, info, p.keep)
+            stats["clusters"] = mb.cluster_stats(assign)
+            stats["edges"] = edge_stats
+            stats["components"] = cc_stats
+        outs = (
+            {"rec": keyed, "info": info | "InfoKey" >> beam.Map(lambda d: (d[0], 1)),
+             "assign": assign, "hit": hits}
+            | "JoinAll" >> beam.CoGroupByKey()
+            | "Finalize" >> beam.ParDo(_Finalize(self.label)).with_outputs(REMOVED, DEAD, main=KEPT)
+        )
+        dead = (sig[mb.DEAD], outs[DEAD]) | "AllDead" >> beam.Flatten()
+        n_removed = outs[REMOVED] | "CountRemoved" >> beam.combiners.Count.Globally()
+        stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        return StageResult(kept=outs[KEPT], removed=outs[REMOVED], dead=dead, stats=stats)
+
+    # ------------------------------------------------------------------ report
+    def report_section(self, stage_stats: dict[str, Any]) -> str | None:
+        clusters = _first(stage_stats.get("clusters"))
+        lsh = _first(stage_stats.get("lsh")) or {}
+        removed = _first(stage_stats.get("removed")) or {}
+        parts = [f"<h3>{self.label}: near-duplicates</h3>"]
+        if lsh:
+            parts.append(
+                f"<p>LSH b={lsh.get('bands')}, r={lsh.get('rows')}, "
+                f"P(candidate at J={lsh.get('threshold')}) = "
+                f"{lsh.get('p_candidate_at_threshold', float('nan')):.3f}; "
+                f"docs removed: {removed.get('docs_removed', 'n/a')}</p>"
+            )
+        if clusters and clusters.get("cluster_size_histogram"):
+            hist = {int(k): v for k, v in clusters["cluster_size_histogram"].items()}
+            parts.append(
+                f"<p>clusters: {clusters['clusters']}, docs in clusters: "
+                f"{clusters['docs_in_clusters']}, largest: {clusters['largest_clusters']}</p>"
+            )
+            parts.append(_histogram_img(hist))
+        return "\n".join(parts)
+
+
+def _first(x):
+    if isinstance(x, list):
+        return x[0] if x else None
+    return x
+
+
+def _histogram_img(hist: dict[int, int]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sizes = sorted(hist)
+    ax.bar([str(s) for s in sizes], [hist[s] for s in sizes], color="#4477aa")
+    ax.set_xlabel("cluster size (documents)")
+    ax.set_ylabel("clusters")
+    ax.set_yscale("log")
+    ax.set_title("Near-duplicate cluster sizes")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="cluster size histogram" src="data:image/png;base64,{data}"/>'

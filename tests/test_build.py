@@ -1,0 +1,253 @@
+"""End-to-end builds: dead-letter for each bad input, conservation, determinism, resume."""
+
+import filecmp
+import json
+from pathlib import Path
+from typing import Literal
+
+import apache_beam as beam
+import pytest
+
+from filters.base import Decision, RecordScorer
+from pipelines.accounting import ConservationError
+from pipelines.config import build_config_from_dict
+from pipelines.graph import construct, plan_build
+from pipelines.stage import (RecordStage, RecordStageParams, Stage, StageParams, StageResult,
+                             empty_pcollection, register_stage)
+from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
+
+GOOD = [
+    {"text": "A normal English document with enough words to pass every filter here."},
+    {"text": "Another normal document, different from the first one in its wording."},
+]
+
+
+# ----------------------------------------------------------------- test-only stages
+
+
+class _ExplodeParams(RecordStageParams):
+    stage: Literal["test_explode"]
+
+
+class _Explode(RecordScorer):
+    columns = {"checked": "bool"}
+
+    def process(self, record):
+        if "BOOM" in record["text"]:
+            raise ZeroDivisionError("boom inside the stage")
+        return Decision(columns={"checked": True})
+
+
+@register_stage
+class _ExplodeStage(RecordStage):
+    name = "test_explode"
+    Params = _ExplodeParams
+
+    def make_scorer(self):
+        return _Explode()
+
+
+class _LoseParams(StageParams):
+    stage: Literal["test_lose"]
+
+
+@register_stage
+class _LoseStage(Stage):
+    """A buggy stage that silently loses every other record."""
+
+    name = "test_lose"
+    Params = _LoseParams
+
+    def expand(self, records):
+        kept = records | "Lose" >> beam.Filter(lambda r: r["id"].endswith(("1", "3", "5")))
+        empty = empty_pcollection(records.pipeline, "NoRemoved")
+        return StageResult(kept=kept, removed=empty,
+                           dead=empty_pcollection(records.pipeline, "NoDead"))
+
+
+# ----------------------------------------------------------------- tests
+
+
+def test_every_bad_input_kind_is_dead_lettered_and_counted(tmp_path):
+    rows = GOOD + [
+        b'{"text": "unterminated',                      # bad JSON
+        b'{"text": "caf\xe9"}',                         # invalid UTF-8
+        {"body": "no text field"},                      # missing text field
+        {"text": 42},                                   # non-string text
+        b"[1, 2, 3]",                                   # not an object
+        b'{"text": "lone surrogate \\ud800 here"}',     # unencodable text
+        {"text": "This one raises BOOM inside a stage of the pipeline."},
+        b"",                                            # blank line: not a record
+    ]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    truncated = tmp_path / "in2.jsonl.gz"
+    write_jsonl(truncated, GOOD * 50, "gz")
+    truncated.write_bytes(truncated.read_bytes()[:-30])  # corrupt archive tail
+    res = build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in*")}],
+                       [{"stage": "test_explode"}], tmp_path / "out"))
+    dead = read_jsonl_gz(tmp_path / "out" / "dead_letter")
+    reasons = sorted(d["reason"].split(":")[0] for d in dead)
+    assert reasons == ["bad_json", "exception", "invalid_unicode", "invalid_utf8",
+                       "missing_text_field", "non_string_text", "not_an_object", "read_error"]
+    by = {d["reason"].split(":")[0]: d for d in dead}
+    assert by["invalid_utf8"]["raw"] == '{"text": "caf\\xe9"}'  # raw bytes kept, escaped
+    assert by["exception"]["stage"] == "test_explode"
+    assert "ZeroDivisionError: boom inside the stage" in by["exception"]["reason"]
+    assert by["bad_json"]["location"].endswith("in.jsonl:3")
+    s = res.stats
+    assert s["conservation_ok"]
+    assert s["counts"]["input"] == s["counts"]["kept"] + s["counts"]["removed"] + \
+        s["counts"]["dead_letter"]
+    assert s["read"]["dead_letter"]["bad_json"] == 1
+    assert s["stages"]["test_explode"]["dead_letter"] == {"exception": 1}
+    # the records before the corruption in the truncated file were still read
+    assert s["counts"]["kept"] >= 2
+
+
+def test_conservation_failure_is_loud(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"text": f"doc number {i}"} for i in range(6)])
+    with pytest.raises(ConservationError, match="does not balance"):
+        build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+                     [{"stage": "test_lose"}], tmp_path / "out"))
+    assert not (tmp_path / "out" / "data").exists()  # nothing half-written was promoted
+
+
+def test_removed_output_and_reasons(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", GOOD + [{"text": "short"}, GOOD[0], {"text": " \x00 "}])
+    res = build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+                       [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 3},
+                        {"stage": "exact_dedup"}], tmp_path / "out"))
+    removed = read_jsonl_gz(tmp_path / "out" / "removed")
+    got = sorted((r["stage"], r["reason"], r["record"]["id"]) for r in removed)
+    assert got == [("exact_dedup", "duplicate", "in.jsonl:4"),
+                   ("length_filter", "too_few_words", "in.jsonl:3"),
+                   ("normalize", "empty", "in.jsonl:5")]
+    kept = read_output(tmp_path / "out")
+    assert [r["id"] for r in kept] == ["in.jsonl:1", "in.jsonl:2"]
+    assert kept[0]["dup_count"] == 2
+    st = res.stats["stages"]
+    assert (st["normalize"]["in"], st["exact_dedup"]["out"]) == (5, 2)
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "too_few_words" in html and "balanced" in html and "data:image/png;base64" in html
+
+
+def _demo_cfg(tmp_path, out, workers, mode):
+    cfg = config([{"name": "pydocs", "type": "demo_corpus", "path": str(tmp_path / "corpus"),
+                   "demo_docs": 300}],
+                 [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 5},
+                  {"stage": "exact_dedup", "keep": "longest"}], out, shards=3, jsonl=True)
+    cfg["runner"] = {"direct_num_workers": workers, "direct_running_mode": mode}
+    return cfg
+
+
+@pytest.mark.slow
+def test_same_output_with_one_and_two_workers(tmp_path):
+    a = build(_demo_cfg(tmp_path, tmp_path / "one", 1, "in_memory"))
+    b = build(_demo_cfg(tmp_path, tmp_path / "two", 2, "multi_processing"))
+    assert a.stats["counts"] == b.stats["counts"]
+    for sub in ("data", "jsonl", "removed", "dead_letter"):
+        names = sorted(p.name for p in (tmp_path / "one" / sub).iterdir())
+        assert names == sorted(p.name for p in (tmp_path / "two" / sub).iterdir())
+        _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one" / sub, tmp_path / "two" / sub,
+                                               names, shallow=False)
+        assert not mismatch and not errors, (sub, mismatch, errors)
+
+
+def test_same_output_with_threads(tmp_path):
+    build(_demo_cfg(tmp_path, tmp_path / "one", 1, "in_memory"))
+    build(_demo_cfg(tmp_path, tmp_path / "two", 2, "multi_threading"))
+    names = sorted(p.name for p in (tmp_path / "one" / "data").iterdir())
+    _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one" / "data", tmp_path / "two" / "data",
+                                           names, shallow=False)
+    assert not mismatch and not errors
+
+
+def test_resume_from_checkpoint_and_up_to_date(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl",
+                GOOD + [GOOD[0], {"text": "tiny"}, b"not json"] +
+                [{"text": f"document {i} has several words in it"} for i in range(20)])
+    stages = [{"stage": "normalize"}, {"stage": "exact_dedup", "checkpoint": True}]
+    src = [{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}]
+    out = tmp_path / "out"
+    first = build(config(src, stages, out))
+    assert first.stats["resumed_from"] is None
+    assert (out / "checkpoints" / "01-exact_dedup" / "manifest.json").is_file()
+
+    again = build(config(src, stages, out))
+    assert again.skipped  # unchanged config and inputs: nothing to do
+
+    later = stages + [{"stage": "length_filter", "min_words": 3}]
+    resumed = build(config(src, later, out))
+    assert resumed.stats["resumed_from"] == "exact_dedup"
+    fresh = build(config(src, later, tmp_path / "fresh"))
+    assert resumed.stats["counts"] == fresh.stats["counts"]
+    assert resumed.stats["conservation_ok"]
+    assert read_output(out) == read_output(tmp_path / "fresh")
+    assert sorted(r["record"]["id"] for r in read_jsonl_gz(out / "removed")) == \
+        sorted(r["record"]["id"] for r in read_jsonl_gz(tmp_path / "fresh" / "removed"))
+    assert len(read_jsonl_gz(out / "dead_letter")) == 1
+
+    # a changed stage before the checkpoint invalidates it
+    changed = [{"stage": "normalize", "form": "NFKC"}] + later[1:]
+    assert build(config(src, changed, out)).stats["resumed_from"] is None
+
+    # a corrupted checkpoint shard is detected and not used
+    build(config(src, later, out), force=True)
+    shard = sorted((out / "checkpoints" / "01-exact_dedup" / "data").glob("*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:50])
+    assert build(config(src, later + [{"stage": "normalize", "label": "n2"}], out)
+                 ).stats["resumed_from"] is None
+
+
+def test_input_change_invalidates_up_to_date(tmp_path):
+    src_file = tmp_path / "in.jsonl"
+    write_jsonl(src_file, GOOD)
+    src = [{"name": "s", "type": "jsonl", "path": str(src_file)}]
+    build(config(src, [], tmp_path / "out"))
+    write_jsonl(src_file, GOOD + [{"text": "a new line appeared in the input file"}])
+    res = build(config(src, [], tmp_path / "out"))
+    assert not res.skipped and res.stats["counts"]["input"] == 3
+
+
+def test_dataflow_graph_constructs_without_running(tmp_path):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    write_jsonl(tmp_path / "in.jsonl", GOOD)
+    cfg = build_config_from_dict(config(
+        [{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+        [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 2},
+         {"stage": "exact_dedup", "checkpoint": True}],
+        "gs://my-bucket/datamill/out"))
+    args = ["--runner=DataflowRunner", "--project=my-project-123", "--region=us-central1",
+            "--temp_location=gs://my-bucket/tmp", f"--setup_file={Path('setup.py').resolve()}"]
+    plan = plan_build(cfg, args)
+    p = beam.Pipeline(options=PipelineOptions(args))
+    assert type(p.runner).__name__ == "DataflowRunner"
+    construct(plan, p)
+    proto = p.to_runner_api()
+    names = {t.unique_name for t in proto.components.transforms.values()}
+    assert any(n.startswith("exact_dedup/") for n in names)
+    assert "WriteParquet" in names and any("Checkpoint[exact_dedup]" in n for n in names)
+
+
+def test_cli_build_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [{name: s, type: jsonl, path: x}]\nstages: [{stage: dedupe}]\n"
+                   "output: {dir: o}\n")
+    res = runner.invoke(app, ["build", str(bad)])
+    assert res.exit_code == 2
+    assert "stages[0].stage: unknown stage 'dedupe'" in res.output.replace("\n", "")
+    write_jsonl(tmp_path / "in.jsonl", GOOD)
+    good = tmp_path / "good.yaml"
+    good.write_text(json.dumps(config(
+        [{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+        [{"stage": "normalize"}], tmp_path / "out")))
+    res = runner.invoke(app, ["build", str(good)])
+    assert res.exit_code == 0, res.output
+    assert "balanced" in res.output
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["counts"]["kept"] == 2

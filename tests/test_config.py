@@ -1,0 +1,113 @@
+"""Config validation: every mistake names the field, the bad value and what is allowed."""
+
+import textwrap
+
+import pytest
+
+from pipelines.config import ConfigError, build_config_from_dict, load_build_config
+
+
+def _cfg(**over):
+    base = {
+        "sources": [{"name": "s", "type": "jsonl", "path": "x.jsonl"}],
+        "stages": [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 3}],
+        "output": {"dir": "out"},
+    }
+    base.update(over)
+    return base
+
+
+def test_valid_config_parses_stage_params():
+    cfg = build_config_from_dict(_cfg())
+    assert [s.stage for s in cfg.stages] == ["normalize", "length_filter"]
+    assert cfg.stages[1].min_words == 3
+    assert cfg.runner.name == "DirectRunner"
+
+
+def test_unknown_stage_suggests_closest_and_lists_allowed():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(stages=[{"stage": "lenght_filter"}]))
+    msg = str(e.value)
+    assert "stages[0].stage" in msg and "'lenght_filter'" in msg
+    assert "Did you mean 'length_filter'" in msg and "exact_dedup" in msg
+
+
+def test_bad_parameter_value_names_field_and_value():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(stages=[{"stage": "length_filter", "min_words": -3}]))
+    msg = str(e.value)
+    assert "stages[0].min_words" in msg and "-3" in msg and "greater than or equal to 0" in msg
+
+
+def test_misspelled_parameter_is_rejected():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(stages=[{"stage": "length_filter", "min_word": 3}]))
+    assert "stages[0].min_word: unknown field" in str(e.value)
+
+
+def test_cross_field_rule_explains_fix():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(stages=[{"stage": "length_filter", "min_words": 10,
+                                             "max_words": 5}]))
+    assert "max_words (5) must be >= min_words (10)" in str(e.value)
+
+
+def test_bad_source_type_lists_allowed_values():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(sources=[{"name": "s", "type": "csv", "path": "x"}]))
+    msg = str(e.value)
+    assert "sources[0].type" in msg and '"csv"' in msg and "'jsonl'" in msg and "'parquet'" in msg
+
+
+def test_missing_output_and_duplicate_labels():
+    data = _cfg(stages=[{"stage": "normalize"}, {"stage": "normalize"}])
+    del data["output"]
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(data)
+    msg = str(e.value)
+    assert "output: Field required" in msg
+    assert "stages[1].label: 'normalize' is used twice" in msg
+
+
+def test_repeated_stage_with_labels_is_fine():
+    cfg = build_config_from_dict(_cfg(stages=[{"stage": "normalize"},
+                                              {"stage": "normalize", "label": "normalize_again"}]))
+    assert [s.label for s in cfg.stages] == [None, "normalize_again"]
+
+
+def test_runner_mode_validated():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(runner={"direct_running_mode": "gpu"}))
+    assert "runner.direct_running_mode" in str(e.value)
+
+
+def test_yaml_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_build_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_build_config(bad)
+    top = tmp_path / "list.yaml"
+    top.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_build_config(top)
+
+
+def test_bundled_configs_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for name in ("demo.yaml", "example_full.yaml"):
+        cfg = load_build_config(root / name)
+        assert cfg.sources and cfg.output.dir
+
+
+def test_overrides_apply(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text(textwrap.dedent("""
+        sources: [{name: s, type: jsonl, path: x.jsonl}]
+        output: {dir: out}
+    """))
+    cfg = load_build_config(f, {"output.dir": "elsewhere", "runner.direct_num_workers": 2})
+    assert cfg.output.dir == "elsewhere" and cfg.runner.direct_num_workers == 2
