@@ -37,6 +37,8 @@ def make_options(cfg: RunnerConfig, extra_args: list[str] | None = None) -> tupl
     if name in LOCAL_RUNNERS and name != "BundleBasedDirectRunner":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+        if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+            args.append("--default_sdk_harness_log_level=WARNING")  # quiet worker processes
         opts = PipelineOptions(
             args,
             direct_num_workers=cfg.direct_num_workers,
