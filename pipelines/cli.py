@@ -177,8 +177,16 @@ def _register_plugins() -> None:
             console.print(f"[yellow]note:[/] commands from {info.name} unavailable: {err}")
             continue
         register = getattr(module, "register", None)
-        if register is not None:
+        if register is None:
+            continue
+        before = len(app.registered_commands)
+        try:
             register(app)
+            typer.main.get_command(app)  # surfaces broken signatures now, not at dispatch
+        except Exception as err:  # noqa: BLE001 - one broken plugin must not take the CLI down
+            del app.registered_commands[before:]
+            console.print(f"[yellow]note:[/] commands from {info.name} unavailable: "
+                          f"{type(err).__name__}: {err}")
 
 
 def main() -> None:

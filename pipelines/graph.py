@@ -428,7 +428,7 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         st["static"] = stage.static_stats()
         st["stats"] = {k.split(".", 2)[2]: _unwrap(v) for k, v in merged.items()
                        if k.startswith(f"stage.{label}.")}
-        st["process_ms"] = metrics.get(label)
+        st["runtime_ms"] = metrics.get(label)
         st["resumed"] = plan.resume is not None and i <= plan.resume.index
         stages_out[label] = st
     return {
@@ -446,6 +446,7 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         "input_lengths": merged.get("input_lengths"),
         "kept_lengths": merged.get("kept_lengths"),
         "raw_counts": counts,
+        "runtime_ms": metrics,
     }
 
 
@@ -453,16 +454,33 @@ def _unwrap(v: Any) -> Any:
     return v[0] if isinstance(v, list) and len(v) == 1 else v
 
 
-def _stage_metrics(result: Any) -> dict[str, Any]:
-    """Summed process_ms counters per stage (None where the runner reports no metrics)."""
-    out: dict[str, Any] = {}
+def _stage_metrics(result: Any, labels: list[str]) -> dict[str, float]:
+    """Execution time per stage (ms), from the runner's per-transform system metrics.
+
+    Portable runners (the local one, Dataflow, Flink) report ``total_msecs`` for every
+    transform; the transforms are grouped by their scope: ``read``, each stage label,
+    ``write`` (shards, checkpoints, side outputs) and ``accounting``. Empty where the runner
+    reports no such metrics.
+    """
+    out: dict[str, float] = {}
     try:
-        for c in result.metrics().query()["counters"]:
-            if c.key.metric.name == "process_ms":
-                ns = c.key.metric.namespace
-                out[ns] = out.get(ns, 0) + (c.committed or c.attempted or 0)
-    except Exception:  # noqa: BLE001 - some runners do not support metric queries
-        return {}
+        counters = result.monitoring_metrics().query()["counters"]
+    except Exception:  # noqa: BLE001 - not every runner result offers system metrics
+        return out
+    for c in counters:
+        if not str(c.key.metric.name).endswith("total_msecs:v1"):
+            continue
+        step = c.key.step or ""
+        top = step.split("/", 1)[0]
+        if top.startswith("Read["):
+            group = "read"
+        elif top in labels:
+            group = top
+        elif top.startswith(("Write", "Checkpoint[", "Final")):
+            group = "write"
+        else:
+            group = "accounting"
+        out[group] = out.get(group, 0.0) + float(c.committed or c.attempted or 0)
     return out
 
 
@@ -554,7 +572,7 @@ def run_build(
     result = p.run()
     result.wait_until_finish()
     wall = time.perf_counter() - t0
-    stats = _gather_stats(plan, wall, _stage_metrics(result))
+    stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
     if not stats["conservation_ok"]:
         _cleanup_staging(plan)
         acc.check_conservation({**stats["counts"], "stages": stats["stages"], "ok": False})

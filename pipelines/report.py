@@ -91,18 +91,18 @@ def _lengths(stats: dict) -> str:
 
 
 def _runtime(stats: dict) -> str:
-    items = [(k, v.get("process_ms")) for k, v in stats["stages"].items()]
-    items = [(k, v) for k, v in items if v is not None]
+    runtime = stats.get("runtime_ms") or {}
+    order = ["read", *stats["stages"], "write", "accounting"]
+    items = [(k, runtime[k]) for k in order if k in runtime]
     note = (f"<p>Wall time {stats['wall_seconds']:.1f} s for {stats['counts']['input']:,} input "
             f"records ({_fmt(stats.get('docs_per_second'))} docs/s) on {stats['runner']}.</p>")
     if not items:
-        return note + ("<p class=muted>Per-stage processing time is measured for per-record "
-                       "stages (Beam metric <code>process_ms</code>); none reported.</p>")
+        return note + "<p class=muted>The runner reported no per-transform timings.</p>"
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(items) + 1))
     ax.barh([k for k, _ in items], [v / 1000 for _, v in items], color="#dd8452")
     ax.invert_yaxis()
-    ax.set_xlabel("processing time summed over workers (s)")
-    ax.set_title("Runtime per stage")
+    ax.set_xlabel("execution time summed over workers (s)")
+    ax.set_title("Runtime per stage (Beam per-transform timings)")
     return note + figure_html(fig, "runtime per stage")
 
 
