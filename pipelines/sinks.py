@@ -43,7 +43,8 @@ def parquet_bytes(rows: list[dict], schema: pa.Schema, row_group_size: int = 50_
 def jsonl_gz_bytes(rows: list[Any]) -> bytes:
     body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) + "\n"
                    for r in rows).encode("utf-8")
-    return gzip.compress(body, mtime=0)  # mtime=0: identical bytes on every run
+    # mtime=0: identical bytes on every run; level 6 is ~3x faster than the default 9
+    return gzip.compress(body, compresslevel=6, mtime=0)
 
 
 class _WriteShard(beam.DoFn):
@@ -54,7 +55,7 @@ class _WriteShard(beam.DoFn):
 
     def process(self, item):
         index, groups = item
-        rows = sorted(groups["rows"], key=lambda r: (self._sort_key(r), _stable(r)))
+        rows = deterministic_sort(groups["rows"], self._sort_key)
         if self._fmt == "parquet":
             path = shard_name(self._prefix, index, self._total, ".parquet")
             _write_bytes(path, parquet_bytes(rows, self._schema))
@@ -66,6 +67,16 @@ class _WriteShard(beam.DoFn):
 
 def _stable(r: Any) -> str:
     return json.dumps(r, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def deterministic_sort(items: Any, key: Callable[[Any], Any]) -> list:
+    """Sort by ``key``; only items whose keys tie are ordered by their full content
+    (serializing every row just for rare ties would dominate the sort)."""
+    rows = sorted(items, key=key)
+    keys = [key(r) for r in rows]
+    if any(keys[i] == keys[i + 1] for i in range(len(keys) - 1)):
+        rows.sort(key=lambda r: (key(r), _stable(r)))
+    return rows
 
 
 class WriteSortedShards(beam.PTransform):

@@ -114,3 +114,9 @@ def test_hash_helpers():
     assert representative_key(r, "highest_score", "q")[0] == 1  # NaN ranks last
     with pytest.raises(KeyError):
         representative_key({"text": "t"}, "lowest_id")
+
+
+def test_normalize_blank_line_limits():
+    assert normalize_text("a\n\n\n\n\nb", max_blank_lines=2) == "a\n\n\nb"
+    assert normalize_text("a\n\nb", max_blank_lines=0) == "a\nb"
+    assert normalize_text("a b c\td") == "a b c d"

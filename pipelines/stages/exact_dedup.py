@@ -19,6 +19,7 @@ from pydantic import Field, model_validator
 
 from filters.text_hash import content_key, representative_key
 from pipelines.records import dead_letter
+from pipelines.sinks import deterministic_sort
 from pipelines.stage import Stage, StageParams, StageResult, register_stage
 
 
@@ -55,7 +56,7 @@ class _Decide(beam.DoFn):
     def process(self, item):
         _, groups = item
         winner = groups["winner"]
-        for _key, (rank, r) in sorted(groups["rec"], key=lambda kr: (kr[1][0], repr(kr[1][1]))):
+        for _key, (rank, r) in deterministic_sort(groups["rec"], lambda kr: kr[1][0]):
             if winner and winner[0][0] == rank and winner[0][1] == r["id"]:
                 out = dict(r)
                 out["dup_count"] = winner[0][2]
