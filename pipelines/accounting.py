@@ -1,9 +1,11 @@
 """Counting every record's fate, and the conservation check.
 
-Each input line/row produces exactly one terminal event: ``kept``, ``removed/<stage>/<reason>``
-or ``dead/<stage>/<reason>``; reading produces one ``input`` event per line/row. The events are
-counted from the data itself (not only from runner metrics, which some runners drop or
-approximate), so the check ``input == kept + removed + dead`` is exact on every runner.
+Each input line/row ends as exactly one of: kept, ``removed/<stage>/<reason>`` or
+``dead/<stage>/<reason>``. Removals and dead letters are counted per key; the large streams
+(parsed input records, kept records) are counted with one lifted combine each
+(:class:`RecordProfile`, which also yields their length histograms). Everything is counted from
+the data itself (not only from runner metrics, which some runners drop or approximate), so the
+check ``input == kept + removed + dead`` is exact on every runner.
 The same counts are also published as Beam Metrics (namespace ``datamill``) for runner UIs.
 """
 
@@ -58,8 +60,12 @@ class CountEvents(beam.PTransform):
         )
 
 
-class LengthHistogram(beam.CombineFn):
-    """Fixed log10-spaced histogram of text lengths (characters), mergeable across workers."""
+class RecordProfile(beam.CombineFn):
+    """Count of records plus a fixed log10-spaced histogram of their text lengths.
+
+    One lifted combine per PCollection: it replaces a per-record event for the (large)
+    input and kept streams, and is mergeable across workers.
+    """
 
     def __init__(self, bins: int):
         self.bins = bins
@@ -67,10 +73,9 @@ class LengthHistogram(beam.CombineFn):
     def create_accumulator(self):
         return [0] * self.bins
 
-    def add_input(self, acc, text_len: int):
-        x = math.log10(text_len + 1)
-        i = min(self.bins - 1, int(x / LOG10_MAX * self.bins))
-        acc[i] += 1
+    def add_input(self, acc, record: dict):
+        x = math.log10(len(record["text"]) + 1)
+        acc[min(self.bins - 1, int(x / LOG10_MAX * self.bins))] += 1
         return acc
 
     def merge_accumulators(self, accs):
@@ -82,7 +87,7 @@ class LengthHistogram(beam.CombineFn):
 
     def extract_output(self, acc):
         edges = [10 ** (LOG10_MAX * i / self.bins) - 1 for i in range(self.bins + 1)]
-        return {"edges": edges, "counts": acc}
+        return {"count": sum(acc), "edges": edges, "counts": acc}
 
 
 class _WriteJson(beam.DoFn):

@@ -203,25 +203,14 @@ def _removed_row(label: str):
     return fn
 
 
-class _Lengths(beam.PTransform):
-    def __init__(self, bins: int):
-        super().__init__()
-        self._bins = bins
-
-    def expand(self, records):
-        return (
-            records
-            | "Len" >> beam.Map(lambda r: len(r["text"]))
-            | "Hist" >> beam.CombineGlobally(acc.LengthHistogram(self._bins))
-        )
-
-
 def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     """Add the whole build to pipeline ``p`` (writing into the staging directory)."""
     cfg, staging = plan.cfg, plan.staging
     n_shards = cfg.output.shards
     side_shards = max(1, min(n_shards, 4))
     events: list[Any] = []  # PCollections of event keys for the current segment
+    input_profile = None  # count + lengths of parsed input records (first segment only)
+    stage_stats: list[tuple[str, Any]] = []  # (stats file name, PCollection) of this segment
     removed_all: list[Any] = []
     dead_all: list[Any] = []
     first = 0
@@ -235,12 +224,12 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         records = parts | "AllSources" >> beam.Flatten()
         read_dead = deads | "AllReadDead" >> beam.Flatten()
         dead_all.append(read_dead)
-        events.append(records | "InputEvent" >> beam.Map(lambda _: "input"))
-        events.append(read_dead | "ReadDeadInput" >> beam.Map(lambda _: "input"))
         events.append(read_dead | "ReadDeadEvent" >> beam.Map(
             lambda d: acc.dead_key("read", d["reason"])))
-        acc.write_json(records | "InputLengths" >> _Lengths(cfg.length_histogram_bins),
-                       f"{staging}/_stats/input_lengths.json", "InputLengthsJson", single=True)
+        input_profile = records | "InputProfile" >> beam.CombineGlobally(
+            acc.RecordProfile(cfg.length_histogram_bins))
+        acc.write_json(input_profile, f"{staging}/_stats/input_profile.json", "InputProfileJson",
+                       single=True)
     else:
         ck = plan.resume
         first = ck.index + 1
@@ -266,19 +255,22 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         for name, pc in res.stats.items():
             acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
                            f"{label}/Stat[{name}]")
+            stage_stats.append((f"stage.{label}.{name}", pc))
         if cfg.stages[i].checkpoint:
-            _write_checkpoint(plan, i, records, events, removed_all, dead_all, p)
+            _write_checkpoint(plan, i, records, events, removed_all, dead_all,
+                              [*stage_stats, *([("input_profile", input_profile)]
+                                               if input_profile is not None else [])], p)
 
     columns = list(arrow_schema(plan.columns).names)
     schema = arrow_schema(plan.columns)
     out_rows = records | "OutputRows" >> beam.Map(to_output_row, columns)
-    events.append(records | "KeptEvent" >> beam.Map(lambda _: "kept"))
     out_rows | "WriteParquet" >> WriteSortedShards(f"{staging}/data", n_shards, "parquet",
                                                    schema=schema)
     if cfg.output.jsonl:
         out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl")
-    acc.write_json(records | "KeptLengths" >> _Lengths(cfg.length_histogram_bins),
-                   f"{staging}/_stats/kept_lengths.json", "KeptLengthsJson", single=True)
+    acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(
+        acc.RecordProfile(cfg.length_histogram_bins)),
+        f"{staging}/_stats/kept_profile.json", "KeptProfileJson", single=True)
     _write_side_outputs(f"{staging}", removed_all, dead_all, side_shards, cfg.output.write_removed,
                         "Final", p)
     counts = _flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
@@ -341,7 +333,10 @@ class _WriteManifest(beam.DoFn):
         yield self._path
 
 
-def _write_checkpoint(plan: BuildPlan, i: int, records, events, removed_all, dead_all, p):
+def _write_checkpoint(plan: BuildPlan, i: int, records, events, removed_all, dead_all,
+                      stats: list[tuple[str, Any]], p):
+    """Persist records after stage ``i`` plus everything a resumed run needs to report the
+    stages before it: their removed/dead rows, event counts and stats."""
     cfg, label = plan.cfg, plan.labels[i]
     path = plan.checkpoint_dir(i)
     tag = f"Checkpoint[{label}]"
@@ -350,6 +345,9 @@ def _write_checkpoint(plan: BuildPlan, i: int, records, events, removed_all, dea
         f"{path}/data", cfg.output.shards, "parquet", schema=schema)
     counts = _flatten(list(events), p, f"{tag}Events") | f"{tag}Count" >> acc.CountEvents()
     acc.write_json(counts, f"{path}/_stats/counts.json", f"{tag}Counts", single=True)
+    for name, pc in stats:
+        acc.write_json(pc, f"{path}/_stats/{name}.json", f"{tag}Stat[{name}]",
+                       single=name == "input_profile")
     _write_side_outputs(path, list(removed_all), list(dead_all), max(1, min(cfg.output.shards, 4)),
                         cfg.output.write_removed, tag, p)
     parent = None
@@ -419,6 +417,10 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         for k, v in part.items():
             if k != "counts":
                 merged[k] = v
+    # input = parsed records + lines that failed to parse; kept = records written
+    counts["input"] = (merged.get("input_profile") or {}).get("count", 0) + sum(
+        n for k, n in counts.items() if k.startswith("dead/read/"))
+    counts["kept"] = (merged.get("kept_profile") or {}).get("count", 0)
     summary = acc.summarize(counts, plan.labels)
     stages_out: dict[str, Any] = {}
     for i, (stage, label) in enumerate(zip(plan.stages, plan.labels)):
@@ -443,8 +445,8 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         "read": summary["stages"]["read"],
         "stages": stages_out,
         "columns": plan.columns,
-        "input_lengths": merged.get("input_lengths"),
-        "kept_lengths": merged.get("kept_lengths"),
+        "input_lengths": merged.get("input_profile"),
+        "kept_lengths": merged.get("kept_profile"),
         "raw_counts": counts,
         "runtime_ms": metrics,
     }

@@ -166,22 +166,30 @@ def test_resume_from_checkpoint_and_up_to_date(tmp_path):
     write_jsonl(tmp_path / "in.jsonl",
                 GOOD + [GOOD[0], {"text": "tiny"}, b"not json"] +
                 [{"text": f"document {i} has several words in it"} for i in range(20)])
-    stages = [{"stage": "normalize"}, {"stage": "exact_dedup", "checkpoint": True}]
+    stages = [{"stage": "normalize"},
+              {"stage": "length_filter", "min_words": 6, "annotate_only": True},
+              {"stage": "exact_dedup", "checkpoint": True}]
     src = [{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}]
     out = tmp_path / "out"
     first = build(config(src, stages, out))
     assert first.stats["resumed_from"] is None
-    assert (out / "checkpoints" / "01-exact_dedup" / "manifest.json").is_file()
+    assert (out / "checkpoints" / "02-exact_dedup" / "manifest.json").is_file()
 
     again = build(config(src, stages, out))
     assert again.skipped  # unchanged config and inputs: nothing to do
 
-    later = stages + [{"stage": "length_filter", "min_words": 3}]
+    later = stages + [{"stage": "length_filter", "min_words": 3, "label": "min3"}]
     resumed = build(config(src, later, out))
     assert resumed.stats["resumed_from"] == "exact_dedup"
     fresh = build(config(src, later, tmp_path / "fresh"))
     assert resumed.stats["counts"] == fresh.stats["counts"]
     assert resumed.stats["conservation_ok"]
+    # the stages before the checkpoint keep their stats and histograms in the resumed report
+    would = resumed.stats["stages"]["length_filter"]["stats"]["would_remove"]
+    assert would == fresh.stats["stages"]["length_filter"]["stats"]["would_remove"]
+    assert would == {"too_few_words": 1}  # "tiny"
+    assert resumed.stats["input_lengths"] == fresh.stats["input_lengths"]
+    assert resumed.stats["stages"]["exact_dedup"]["resumed"]
     assert read_output(out) == read_output(tmp_path / "fresh")
     assert sorted(r["record"]["id"] for r in read_jsonl_gz(out / "removed")) == \
         sorted(r["record"]["id"] for r in read_jsonl_gz(tmp_path / "fresh" / "removed"))
@@ -193,7 +201,7 @@ def test_resume_from_checkpoint_and_up_to_date(tmp_path):
 
     # a corrupted checkpoint shard is detected and not used
     build(config(src, later, out), force=True)
-    shard = sorted((out / "checkpoints" / "01-exact_dedup" / "data").glob("*.parquet"))[0]
+    shard = sorted((out / "checkpoints" / "02-exact_dedup" / "data").glob("*.parquet"))[0]
     shard.write_bytes(shard.read_bytes()[:50])
     assert build(config(src, later + [{"stage": "normalize", "label": "n2"}], out)
                  ).stats["resumed_from"] is None
