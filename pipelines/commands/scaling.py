@@ -1,0 +1,207 @@
+"""Scaling-law commands: ``datamill recommend``, ``materialize`` and ``fit-chinchilla``.
+
+Heavy imports (numpy/scipy fits, Beam) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _yaml_safe(obj):
+    """numpy scalars/arrays and tuples -> plain Python for yaml.safe_dump."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _yaml_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_yaml_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("recommend")
+    def recommend_cmd(
+        config: Path = typer.Argument(..., help="Mixture config (YAML), e.g. "
+                                      "configs/mixture_example.yaml."),
+        out: Optional[Path] = typer.Option(None, "--out", "-o",
+                                           help="Recommendation YAML (default: <name>.rec.yaml)."),
+        plot: Optional[Path] = typer.Option(None, "--plot",
+                                            help="Plot PNG (default: next to --out)."),
+    ) -> None:
+        """Recommend model size, tokens, quality filter, epochs and weights for a budget."""
+        import yaml
+
+        from scaling.plots import save_frontier_plot
+        from scaling.recommend import RecommendConfigError, load_config, recommend
+
+        try:
+            cfg = load_config(str(config))
+            rec = recommend(cfg)
+        except RecommendConfigError as err:
+            _fail(f"invalid config {config}:\n{err}")
+            return
+        out_path = out or Path(f"{cfg.name}.rec.yaml")
+        plot_path = plot or out_path.with_suffix(".png")
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(yaml.safe_dump(_yaml_safe(rec.data), sort_keys=False),
+                            encoding="utf-8")
+        save_frontier_plot(rec.data, rec.sweep, str(plot_path))
+        r = rec.data["recommendation"]
+        typer.echo(f"model_params: {r['model_params']:.4g}  train_tokens: {r['train_tokens']:.4g}"
+                   f"  include_tiers: {r['filter']['include_tiers']}")
+        for p in r["pools"]:
+            typer.echo(f"  {p['name']:<20} epochs {p['epochs']:7.3f}  weight "
+                       f"{p['sampling_weight']:.3f}  tokens {p['tokens']:.4g}")
+        typer.echo("")
+        typer.echo(rec.explanation)
+        for w in r.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {w}", highlight=False)
+        typer.echo(f"\nwrote {out_path} and {plot_path}")
+
+    @app.command("materialize", context_settings={"allow_extra_args": True,
+                                                  "ignore_unknown_options": True})
+    def materialize_cmd(
+        ctx: typer.Context,
+        recommendation: Path = typer.Argument(..., help="YAML written by `datamill recommend`."),
+        out: Path = typer.Option(Path("mixture"), "--out", "-o", help="Output directory."),
+    ) -> None:
+        """Build the training mixture (Parquet shards + manifest.json) from a recommendation.
+
+        Arguments after ``--`` go to Beam, e.g. ``-- --runner DataflowRunner --project p``.
+        """
+        import logging
+
+        import yaml
+
+        from pipelines.materialize import MaterializeError, materialize
+
+        for name in ("apache_beam", "root"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        if not recommendation.is_file():
+            _fail(f"{recommendation} does not exist")
+        try:
+            rec = yaml.safe_load(recommendation.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            _fail(f"{recommendation}: not valid YAML: {err}")
+            return
+        try:
+            manifest = materialize(rec, str(out), pipeline_args=list(ctx.args))
+        except MaterializeError as err:
+            _fail(str(err))
+            return
+        for p in manifest["pools"]:
+            typer.echo(f"{p['name']:<20} target {p['target_tokens']:12.1f}  achieved "
+                       f"{p['achieved_tokens']:12.1f}  docs {p['documents']}")
+        if manifest["dead_letter"]["count"]:
+            console.print(f"[yellow]{manifest['dead_letter']['count']} bad rows skipped:[/] "
+                          f"{manifest['dead_letter']['reasons']}")
+        manifest_path = os.path.join(str(out), "manifest.json")
+        typer.echo(f"wrote {len(manifest['files'])} shards and {manifest_path}")
+
+    @app.command("rank-mixtures")
+    def rank_mixtures_cmd(
+        csv: Path = typer.Argument(..., help="Small runs: columns mixture, N, D and the metric."),
+        metric: str = typer.Option("loss", "--metric", help="Column to rank by."),
+        higher_is_better: bool = typer.Option(False, "--higher-is-better"),
+        method: str = typer.Option("single_scale", "--method",
+                                   help="single_scale or extrapolate."),
+        target_compute: Optional[float] = typer.Option(
+            None, "--target-compute", help="FLOPs to extrapolate to (method extrapolate)."),
+        bootstrap: int = typer.Option(500, "--bootstrap", "-b", min=1),
+        seed: int = typer.Option(0, "--seed"),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Rank candidate mixtures from small runs and report how stable the ranking is."""
+        from scaling.small_scale import load_runs_csv, rank_mixtures
+
+        try:
+            rows = load_runs_csv(str(csv), metric=metric)
+            res = rank_mixtures(rows, metric=metric, higher_is_better=higher_is_better,
+                                method=method, target_compute=target_compute,
+                                n_bootstrap=bootstrap, seed=seed)
+        except (OSError, ValueError) as err:
+            _fail(str(err))
+            return
+        if as_json:
+            typer.echo(json.dumps(_yaml_safe(res), indent=2))
+            return
+        for r in res["ranking"]:
+            ci = r.get("score_ci")
+            ci_s = f"  95% [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+            typer.echo(f"{r['rank']:>2}. {r['mixture']:<24} {metric} {r['score']:.4g}{ci_s}  "
+                       f"P(first) {r.get('p_first', float('nan')):.2f}")
+        for p in res["pairs"]:
+            if p["agreement"] < 0.9:
+                typer.echo(f"   unstable: {p['better']} vs {p['worse']} agree in only "
+                           f"{p['agreement']:.0%} of resamples")
+        typer.echo(f"ranking stability (mean pairwise agreement): {res['stability']:.2f}")
+
+    @app.command("fit-chinchilla")
+    def fit_chinchilla_cmd(
+        csv: Path = typer.Argument(..., help="Runs CSV: 'Model Size','Training FLOP','loss' "
+                                   "(Epoch AI format) or 'N','D','loss'."),
+        bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=0,
+                                      help="Bootstrap resamples for the intervals."),
+        starts: int = typer.Option(64, "--starts", min=1,
+                                   help="L-BFGS starts from the best grid points (4500 = all)."),
+        compute: float = typer.Option(1e24, "--compute", help="C for N*(C), D*(C)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Fit L = E + A/N^alpha + B/D^beta (Besiroglu et al. procedure) with bootstrap CIs."""
+        from scaling.chinchilla import (
+            BESIROGLU,
+            HOFFMANN,
+            fit_chinchilla,
+            huber_objective,
+            load_chinchilla_csv,
+        )
+
+        try:
+            N, D, L = load_chinchilla_csv(str(csv))
+            fit = fit_chinchilla(N, D, L, n_starts=starts, n_bootstrap=bootstrap, seed=seed)
+        except (OSError, ValueError) as err:
+            _fail(str(err))
+            return
+        n_opt, d_opt = fit.compute_optimal(compute)
+        out = {"n_runs": fit.n_points, "params": fit.params(), "ci": fit.ci,
+               "ci_level": fit.ci_level, "huber_objective": fit.objective,
+               "huber_objective_besiroglu": huber_objective(BESIROGLU, N, D, L),
+               "huber_objective_hoffmann": huber_objective(HOFFMANN, N, D, L),
+               "compute": compute, "N_opt": float(n_opt), "D_opt": float(d_opt)}
+        if bootstrap:
+            out["compute_optimal_ci"] = fit.compute_optimal_ci(compute)
+        if as_json:
+            typer.echo(json.dumps(_yaml_safe(out), indent=2))
+            return
+        typer.echo(f"{fit.n_points} runs; Huber objective {fit.objective:.6g} (Besiroglu et al. "
+                   f"params: {out['huber_objective_besiroglu']:.6g}; Hoffmann et al.: "
+                   f"{out['huber_objective_hoffmann']:.6g})")
+        for k, v in fit.params().items():
+            ci = fit.ci.get(k)
+            ci_s = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+            typer.echo(f"  {k:<6} {v:.5g}{ci_s}")
+        line = f"compute-optimal at C={compute:.3g}: N*={float(n_opt):.4g}, D*={float(d_opt):.4g}"
+        if bootstrap:
+            c = out["compute_optimal_ci"]
+            line += (f"  (N* [{c['N'][0]:.3g}, {c['N'][1]:.3g}], D* [{c['D'][0]:.3g}, "
+                     f"{c['D'][1]:.3g}])")
+        typer.echo(line)
