@@ -1,0 +1,199 @@
+"""Gopher quality and repetition heuristics (Rae et al. 2021, "Scaling Language Models:
+Methods, Analysis & Insights from Training Gopher", Appendix A.1.1 and Table A1).
+
+Plain Python. Each rule is a :class:`filters.text_stats.Rule` with its own threshold (``None``
+disables it); every statistic is returned as a column, and a dropped document carries the
+name of the first rule it fails (rules are checked in the order listed below).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from filters.base import Decision, Record, RecordScorer
+from filters.text_stats import (
+    BULLETS,
+    ELLIPSES,
+    GOPHER_STOP_WORDS,
+    PUNCT,
+    NgramIndex,
+    Rule,
+    duplicate_fraction,
+    first_failed,
+    has_alpha,
+    lines,
+    paragraphs,
+    require_text,
+    words,
+)
+
+# --------------------------------------------------------------------------- quality
+
+
+@dataclass(frozen=True)
+class GopherQualityConfig:
+    # Rae et al. 2021, A.1.1: "any doc that does not contain between 50 and 100,000 words"
+    min_words: int | None = 50
+    max_words: int | None = 100_000
+    # A.1.1: "whose mean word length is outside the range of 3 to 10 characters"
+    min_mean_word_length: float | None = 3.0
+    max_mean_word_length: float | None = 10.0
+    # A.1.1: "symbol-to-word ratio greater than 0.1 for either the hash symbol or the ellipsis"
+    max_symbol_word_ratio: float | None = 0.1
+    # A.1.1: "more than 90% of lines starting with a bullet point"
+    max_bullet_lines_frac: float | None = 0.9
+    # A.1.1: "more than 30% ending with an ellipsis"
+    max_ellipsis_lines_frac: float | None = 0.3
+    # A.1.1: "require that 80% of words in a document contain at least one alphabetic character"
+    min_alpha_words_frac: float | None = 0.8
+    # A.1.1: "apply a 'stop word' filter, to remove documents that do not contain at least two
+    # of the following English words: the, be, to, of, and, that, have, with" (counted here as
+    # occurrences, as datatrove does)
+    min_stop_words: int | None = 2
+
+
+class GopherQuality(RecordScorer):
+    columns: ClassVar[dict[str, str]] = {
+        "gopher_n_words": "int64",
+        "gopher_mean_word_length": "float64",
+        "gopher_symbol_word_ratio": "float64",
+        "gopher_bullet_lines_frac": "float64",
+        "gopher_ellipsis_lines_frac": "float64",
+        "gopher_alpha_words_frac": "float64",
+        "gopher_stop_words": "int64",
+    }
+
+    def __init__(self, config: GopherQualityConfig | None = None):
+        c = config or GopherQualityConfig()
+        self.config = c
+        self.rules = [
+            Rule("gopher_too_few_words", "gopher_n_words", "ge", c.min_words),
+            Rule("gopher_too_many_words", "gopher_n_words", "le", c.max_words),
+            Rule("gopher_short_mean_word_length", "gopher_mean_word_length", "ge",
+                 c.min_mean_word_length),
+            Rule("gopher_long_mean_word_length", "gopher_mean_word_length", "le",
+                 c.max_mean_word_length),
+            Rule("gopher_symbol_word_ratio", "gopher_symbol_word_ratio", "le",
+                 c.max_symbol_word_ratio),
+            Rule("gopher_bullet_lines", "gopher_bullet_lines_frac", "le", c.max_bullet_lines_frac),
+            Rule("gopher_ellipsis_lines", "gopher_ellipsis_lines_frac", "le",
+                 c.max_ellipsis_lines_frac),
+            Rule("gopher_alpha_words", "gopher_alpha_words_frac", "ge", c.min_alpha_words_frac),
+            Rule("gopher_stop_words", "gopher_stop_words", "ge", c.min_stop_words),
+        ]
+
+    @staticmethod
+    def stats(text: str) -> dict:
+        ws = words(text)
+        n = len(ws)
+        punct = PUNCT
+        stripped = [w.strip(punct) for w in ws]
+        nonempty = [s for s in stripped if s]
+        mean_len = sum(map(len, nonempty)) / len(nonempty) if nonempty else 0.0
+        if n:
+            hash_ratio = text.count("#") / n
+            ell_ratio = (text.count("...") + text.count("…")) / n
+            # a stripped word that is all letters is the common case; check others fully
+            alpha = sum(1 for w, s in zip(ws, stripped)
+                        if s.isalpha() or has_alpha(w)) / n
+        else:
+            hash_ratio = ell_ratio = alpha = 0.0
+        ls = lines(text)
+        if ls:
+            bullet = sum(1 for ln in ls if ln.startswith(BULLETS)) / len(ls)
+            ell_lines = sum(1 for ln in ls if ln.endswith(ELLIPSES)) / len(ls)
+        else:
+            bullet = ell_lines = 0.0
+        stop_words = GOPHER_STOP_WORDS
+        stop = sum(1 for s in nonempty if len(s) <= 4 and s.lower() in stop_words)
+        return {
+            "gopher_n_words": n,
+            "gopher_mean_word_length": mean_len,
+            "gopher_symbol_word_ratio": max(hash_ratio, ell_ratio),
+            "gopher_bullet_lines_frac": bullet,
+            "gopher_ellipsis_lines_frac": ell_lines,
+            "gopher_alpha_words_frac": alpha,
+            "gopher_stop_words": stop,
+        }
+
+    def process(self, record: Record) -> Decision:
+        cols = self.stats(require_text(record))
+        return Decision(first_failed(self.rules, cols), cols)
+
+
+# --------------------------------------------------------------------------- repetition
+
+# Rae et al. 2021, Table A1 thresholds (remove when the fraction is above the threshold).
+DEFAULT_TOP_NGRAM = {2: 0.20, 3: 0.18, 4: 0.16}
+DEFAULT_DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+
+
+@dataclass(frozen=True)
+class GopherRepetitionConfig:
+    # Table A1: duplicate line fraction 0.30, duplicate paragraph fraction 0.30,
+    # duplicate line character fraction 0.20, duplicate paragraph character fraction 0.20.
+    max_dup_line_frac: float | None = 0.30
+    max_dup_para_frac: float | None = 0.30
+    max_dup_line_char_frac: float | None = 0.20
+    max_dup_para_char_frac: float | None = 0.20
+    # Table A1: top 2/3/4-gram character fraction 0.20/0.18/0.16.
+    max_top_ngram_char_frac: tuple[tuple[int, float | None], ...] = tuple(DEFAULT_TOP_NGRAM.items())
+    # Table A1: duplicate 5..10-gram character fraction 0.15 .. 0.10.
+    max_dup_ngram_char_frac: tuple[tuple[int, float | None], ...] = tuple(DEFAULT_DUP_NGRAM.items())
+
+
+class GopherRepetition(RecordScorer):
+    def __init__(self, config: GopherRepetitionConfig | None = None):
+        c = config or GopherRepetitionConfig()
+        self.config = c
+        self.top_ns = sorted(n for n, _ in c.max_top_ngram_char_frac)
+        self.dup_ns = sorted(n for n, _ in c.max_dup_ngram_char_frac)
+        top = dict(c.max_top_ngram_char_frac)
+        dup = dict(c.max_dup_ngram_char_frac)
+        self.rules = [
+            Rule("gopher_dup_lines", "gopher_dup_line_frac", "le", c.max_dup_line_frac),
+            Rule("gopher_dup_paragraphs", "gopher_dup_para_frac", "le", c.max_dup_para_frac),
+            Rule("gopher_dup_line_chars", "gopher_dup_line_char_frac", "le",
+                 c.max_dup_line_char_frac),
+            Rule("gopher_dup_paragraph_chars", "gopher_dup_para_char_frac", "le",
+                 c.max_dup_para_char_frac),
+        ]
+        self.rules += [
+            Rule(f"gopher_top_{n}gram", f"gopher_top_{n}gram_char_frac", "le", top[n])
+            for n in self.top_ns
+        ]
+        self.rules += [
+            Rule(f"gopher_dup_{n}gram", f"gopher_dup_{n}gram_char_frac", "le", dup[n])
+            for n in self.dup_ns
+        ]
+        # Instance attribute: the set of columns depends on the configured n.
+        self.columns = {
+            "gopher_dup_line_frac": "float64",
+            "gopher_dup_para_frac": "float64",
+            "gopher_dup_line_char_frac": "float64",
+            "gopher_dup_para_char_frac": "float64",
+            **{f"gopher_top_{n}gram_char_frac": "float64" for n in self.top_ns},
+            **{f"gopher_dup_{n}gram_char_frac": "float64" for n in self.dup_ns},
+        }
+
+    def stats(self, text: str) -> dict:
+        line_frac, line_chars = duplicate_fraction(lines(text))
+        para_frac, para_chars = duplicate_fraction(paragraphs(text))
+        ws = [w.lower() for w in words(text)]
+        out = {
+            "gopher_dup_line_frac": line_frac,
+            "gopher_dup_para_frac": para_frac,
+            "gopher_dup_line_char_frac": line_chars,
+            "gopher_dup_para_char_frac": para_chars,
+        }
+        index = NgramIndex(ws)
+        for n in self.top_ns:
+            out[f"gopher_top_{n}gram_char_frac"] = index.top_fraction(n)
+        for n, v in index.dup_fractions(self.dup_ns).items():
+            out[f"gopher_dup_{n}gram_char_frac"] = v
+        return out
+
+    def process(self, record: Record) -> Decision:
+        cols = self.stats(require_text(record))
+        return Decision(first_failed(self.rules, cols), cols)

@@ -1,0 +1,66 @@
+"""score_report: fixed-bin histogram combiner, per-reason samples and HTML rendering."""
+
+from __future__ import annotations
+
+import math
+
+from pipelines.score_report import (
+    HistogramFn,
+    HistSpec,
+    ReasonSampleFn,
+    flatten_stage_stats,
+    render_section,
+)
+
+
+def _run(fn, items, splits=3):
+    """Combine in several partial accumulators, then merge (as a runner would)."""
+    accs = []
+    for k in range(splits):
+        acc = fn.create_accumulator()
+        for it in items[k::splits]:
+            acc = fn.add_input(acc, it)
+        accs.append(acc)
+    return fn.extract_output(fn.merge_accumulators(accs))
+
+
+def test_histogram_bins_edges_and_missing():
+    fn = HistogramFn([HistSpec("s", 0.0, 1.0, 4, (0.5,)), HistSpec("n", 0, 999, 3, log=True)])
+    recs = [{"s": v, "n": n} for v, n in [(0.0, 0), (0.24, 9), (0.25, 99), (0.99, 999),
+                                          (1.0, 5000), (-0.1, 1), (1.5, 1)]]
+    recs += [{"s": None}, {"s": float("nan")}, {"s": "0.3"}, {"s": True}, {}]
+    out = _run(fn, recs)
+    s = out["s"]
+    assert s["counts"] == [2, 1, 0, 3]  # 0.0,0.24 | 0.25 | - | 0.99, 1.0 (closed top), True
+    assert (s["underflow"], s["overflow"], s["missing"]) == (1, 1, 4)
+    assert s["n"] == 8 and s["min"] == -0.1 and s["max"] == 1.5
+    assert s["thresholds"] == [0.5]
+    n = out["n"]
+    # log10(1+x) bins over [0, 3]: [0,1) {0, 1, 1} | [1,2) {9} | [2,3] {99, 999}; 5000 above
+    assert n["counts"] == [3, 1, 2] and n["overflow"] == 1 and n["missing"] == 5
+    assert math.isclose(n["mean"], (0 + 9 + 99 + 999 + 5000 + 1 + 1) / 7)
+
+
+def test_empty_histogram():
+    out = _run(HistogramFn([HistSpec("s", 0, 1, 5)]), [])
+    assert out["s"]["n"] == 0 and out["s"]["mean"] is None and sum(out["s"]["counts"]) == 0
+
+
+def test_reason_sample_keeps_smallest_ids_and_counts():
+    fn = ReasonSampleFn(k=2)
+    items = [(f"id{i:02d}", f"text {i}") for i in (7, 3, 9, 1, 5)]
+    out = _run(fn, items, splits=2)
+    assert out == {"count": 5, "examples": [["id01", "text 1"], ["id03", "text 3"]]}
+
+
+def test_render_section_accepts_both_stat_shapes():
+    hist = _run(HistogramFn([HistSpec("s", 0, 1, 4, (0.5,))]), [{"s": 0.1}, {"s": 0.9}])
+    stats = {"score_histograms": [hist],
+             "removed_by_rule": [{"too_low": {"count": 1, "examples": [["a", "<b>x</b>"]]}}]}
+    direct = render_section("t", stats)
+    nested = render_section("t", {"removed": {"too_low": 1}, "stats": stats})
+    for html in (direct, nested):
+        assert "<img" in html and "too_low" in html
+        assert "&lt;b&gt;x&lt;/b&gt;" in html  # snippets are escaped
+    assert flatten_stage_stats(None) == {}
+    assert render_section("t", {}) is None
