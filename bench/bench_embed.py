@@ -1,0 +1,102 @@
+"""Embedding throughput: the ``embed`` stage inside Beam vs raw ``model.encode``.
+
+Both sides embed the same texts (first paragraphs of this Python installation's docstrings,
+repeated with a numeric suffix up to ``--n``) with the same model, already loaded (the stage
+shares the process-wide model cache, as a Beam worker shares it across its threads), and
+normalize the vectors. The Beam time covers the whole pipeline run on the in-process runner
+(create, batch, encode, convert to lists, count). Runs alternate; the best of ``--repeats`` is
+reported for each side.
+
+    python bench/bench_embed.py --n 2000 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MODULES = ["os", "json", "re", "collections", "itertools", "functools", "string", "textwrap",
+           "shutil", "pathlib", "heapq", "bisect", "random", "statistics", "fractions",
+           "decimal", "csv", "argparse", "logging", "threading", "queue", "socket",
+           "subprocess", "tempfile", "zipfile", "gzip", "hashlib", "base64", "datetime",
+           "calendar", "copy", "pickle", "inspect", "typing", "email", "unittest", "difflib"]
+
+
+def texts(n: int) -> list[str]:
+    paras: list[str] = []
+    for m in MODULES:
+        mod = importlib.import_module(m)
+        for name, obj in sorted(vars(mod).items()):
+            doc = inspect.getdoc(obj) if callable(obj) and not name.startswith("_") else None
+            if doc:
+                paras.append(" ".join(doc.split("\n\n")[0].split()))
+    paras = sorted(set(p for p in paras if len(p.split()) >= 5))
+    return [f"{paras[i % len(paras)]} ({i // len(paras)})" for i in range(n)]
+
+
+def run_raw(model, data, encode_batch: int) -> float:
+    t0 = time.perf_counter()
+    v = model.encode(data, batch_size=encode_batch, normalize_embeddings=True,
+                     convert_to_numpy=True, show_progress_bar=False)
+    assert v.shape[0] == len(data)
+    return time.perf_counter() - t0
+
+
+def run_beam(data, batch: int, encode_batch: int) -> float:
+    import apache_beam as beam
+
+    from pipelines.config import parse_stages
+    from pipelines.stage import StageContext, load_stages
+    from pipelines.testing import collect, collected, local_pipeline
+
+    (sp,) = parse_stages([{"stage": "embed", "batch_size": batch,
+                           "encode_batch_size": encode_batch}])
+    stage = load_stages()["embed"](sp, StageContext("embed", 0, "/tmp/bench-embed", {}))
+    records = [{"id": f"d{i:07d}", "text": t, "source": "bench"} for i, t in enumerate(data)]
+    t0 = time.perf_counter()
+    p = local_pipeline()
+    res = stage.expand(p | beam.Create(records))
+    key = collect(res.kept | beam.combiners.Count.Globally(), "n")
+    p.run().wait_until_finish()
+    n = collected(key)[0]
+    assert n == len(data), n
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=512, help="records per DoFn call")
+    ap.add_argument("--encode-batch", type=int, default=64)
+    args = ap.parse_args()
+
+    import torch
+
+    from filters.embedding import load_model
+
+    data = texts(args.n)
+    model = load_model(None)
+    model.encode(data[:64], batch_size=args.encode_batch)  # warm-up
+    raw, beam_t = [], []
+    for _ in range(args.repeats):
+        raw.append(run_raw(model, data, args.encode_batch))
+        beam_t.append(run_beam(data, args.batch, args.encode_batch))
+    r, b = min(raw), min(beam_t)
+    print(f"texts={len(data)} torch_threads={torch.get_num_threads()} batch={args.batch} "
+          f"encode_batch={args.encode_batch}")
+    print(f"raw model.encode : {r:7.2f} s  {len(data) / r:8.1f} texts/s  (runs {raw})")
+    print(f"beam embed stage : {b:7.2f} s  {len(data) / b:8.1f} texts/s  (runs {beam_t})")
+    print(f"throughput ratio beam/raw = {r / b:.3f}")
+
+
+if __name__ == "__main__":
+    main()
