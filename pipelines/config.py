@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError,
+                      field_validator, model_validator)
 
 from pipelines.stage import UNAVAILABLE, StageParams, load_stages
 
@@ -104,6 +105,11 @@ class OutputConfig(_Strict):
     jsonl: bool = Field(default=False, description="Also write kept records as JSONL shards.")
     write_removed: bool = Field(default=True, description="Write removed records with reasons.")
     report: bool = Field(default=True, description="Write report.html.")
+    partition_by: str | None = Field(
+        default=None,
+        description="Split kept records into data/<column>=<value>/ folders, e.g. 'language' "
+        "after the language_id stage (per-language outputs).",
+    )
 
 
 class RunnerConfig(_Strict):
@@ -122,7 +128,8 @@ class RunnerConfig(_Strict):
 class BuildConfig(_Strict):
     name: str = "build"
     sources: list[SourceConfig] = Field(min_length=1)
-    stages: list[StageParams] = Field(default_factory=list)
+    # SerializeAsAny: dump each stage with its own Params fields, not only the base ones
+    stages: list[SerializeAsAny[StageParams]] = Field(default_factory=list)
     output: OutputConfig
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     length_histogram_bins: int = Field(default=40, ge=5, le=400)

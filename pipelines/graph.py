@@ -32,7 +32,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import accounting as acc
-from pipelines.config import BuildConfig, SourceConfig, stage_fingerprint, stage_labels
+from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
+                              stage_labels)
 from pipelines.records import BASE_COLUMNS, arrow_schema
 from pipelines.runner import make_options, runner_name
 from pipelines.sinks import WriteSortedShards, to_output_row
@@ -178,6 +179,11 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
         stages.append(stage)
         stage_columns.append(dict(columns))
     arrow_schema(columns)  # fail early on unknown column types
+    part = cfg.output.partition_by
+    if part and part not in {**BASE_COLUMNS, **columns}:
+        raise ConfigError(
+            f"output.partition_by: column {part!r} is not produced by the sources or any stage; "
+            f"available: {', '.join([*BASE_COLUMNS, *columns])}")
     plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
                      time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
                      list(extra_args or []))
@@ -264,10 +270,12 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     columns = list(arrow_schema(plan.columns).names)
     schema = arrow_schema(plan.columns)
     out_rows = records | "OutputRows" >> beam.Map(to_output_row, columns)
+    part = cfg.output.partition_by
     out_rows | "WriteParquet" >> WriteSortedShards(f"{staging}/data", n_shards, "parquet",
-                                                   schema=schema)
+                                                   schema=schema, partition_by=part)
     if cfg.output.jsonl:
-        out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl")
+        out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
+                                                     partition_by=part)
     acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(
         acc.RecordProfile(cfg.length_histogram_bins)),
         f"{staging}/_stats/kept_profile.json", "KeptProfileJson", single=True)
@@ -486,36 +494,52 @@ def _stage_metrics(result: Any, labels: list[str]) -> dict[str, float]:
     return out
 
 
+def _list_files(folder: str) -> list[str]:
+    """All files below ``folder`` (recursively: partitioned outputs have sub-folders)."""
+    if "://" not in folder:
+        root = Path(folder)
+        return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if not _exists(folder):
+        return []
+    return sorted(m.path for m in FileSystems.match([f"{folder}/**"])[0].metadata_list)
+
+
+def _move_tree(src_dir: str, dst_dir: str, copy: bool = False, prefix: str = "") -> None:
+    src = _list_files(src_dir)
+    if not src:
+        return
+    dst = []
+    for path in src:
+        rel = path[len(src_dir):].lstrip("/")
+        head, _, name = rel.rpartition("/")
+        dst.append(f"{dst_dir}/{head + '/' if head else ''}{prefix}{name}")
+    if "://" not in dst_dir:
+        for d in dst:
+            Path(d).parent.mkdir(parents=True, exist_ok=True)
+    (FileSystems.copy if copy else FileSystems.rename)(src, dst)
+
+
 def _promote(plan: BuildPlan) -> list[dict]:
     """Move staged outputs into place (replacing a previous run's) and copy resumed side outputs."""
-    out, staging = plan.out, plan.staging
-    for sub in ("data", "jsonl", "removed", "dead_letter"):
-        old = FileSystems.match([f"{out}/{sub}/*"])[0].metadata_list if _exists(f"{out}/{sub}") else []
-        if old:
-            FileSystems.delete([m.path for m in old])
-        staged = FileSystems.match([f"{staging}/{sub}/*"])[0].metadata_list if _exists(
-            f"{staging}/{sub}") else []
-        if staged:
-            if "://" not in out:
-                Path(f"{out}/{sub}").mkdir(parents=True, exist_ok=True)
-            src = sorted(m.path for m in staged)
-            FileSystems.rename(src, [f"{out}/{sub}/{s.rsplit('/', 1)[-1]}" for s in src])
-    for depth, ck in enumerate(_chain(plan.resume)):
-        for sub in ("removed", "dead_letter"):
-            if not _exists(f"{ck}/{sub}"):
-                continue
-            src = sorted(m.path for m in FileSystems.match([f"{ck}/{sub}/*"])[0].metadata_list)
-            if "://" not in out:
-                Path(f"{out}/{sub}").mkdir(parents=True, exist_ok=True)
-            FileSystems.copy(src, [f"{out}/{sub}/resumed{depth}-{s.rsplit('/', 1)[-1]}"
-                                   for s in src])
-    files = []
     import pyarrow.parquet as pq
 
-    for m in sorted(FileSystems.match([f"{out}/data/*.parquet"])[0].metadata_list,
-                    key=lambda m: m.path):
-        with FileSystems.open(m.path) as fh:
-            files.append({"path": m.path, "rows": pq.ParquetFile(fh).metadata.num_rows})
+    out, staging = plan.out, plan.staging
+    for sub in ("data", "jsonl", "removed", "dead_letter"):
+        if "://" not in out:
+            shutil.rmtree(f"{out}/{sub}", ignore_errors=True)
+        else:
+            old = _list_files(f"{out}/{sub}")
+            if old:
+                FileSystems.delete(old)
+        _move_tree(f"{staging}/{sub}", f"{out}/{sub}")
+    for depth, ck in enumerate(_chain(plan.resume)):
+        for sub in ("removed", "dead_letter"):
+            _move_tree(f"{ck}/{sub}", f"{out}/{sub}", copy=True, prefix=f"resumed{depth}-")
+    files = []
+    for path in _list_files(f"{out}/data"):
+        if path.endswith(".parquet"):
+            with FileSystems.open(path) as fh:
+                files.append({"path": path, "rows": pq.ParquetFile(fh).metadata.num_rows})
     return files
 
 

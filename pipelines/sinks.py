@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,18 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
-def shard_name(prefix: str, index: int, total: int, ext: str) -> str:
-    return f"{prefix}/part-{index:05d}-of-{total:05d}{ext}"
+def shard_name(prefix: str, index: int, total: int, ext: str, partition: str | None = None) -> str:
+    folder = f"{prefix}/{partition}" if partition else prefix
+    return f"{folder}/part-{index:05d}-of-{total:05d}{ext}"
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def partition_dir(column: str, value: Any) -> str:
+    """Hive-style folder name, e.g. ``language=en`` (unsafe characters become ``_``)."""
+    text = "__null__" if value is None or value == "" else _SAFE.sub("_", str(value))[:100]
+    return f"{column}={text}"
 
 
 def _write_bytes(path: str, data: bytes) -> None:
@@ -54,13 +65,14 @@ class _WriteShard(beam.DoFn):
         self._sort_key, self._schema = sort_key, schema
 
     def process(self, item):
-        index, groups = item
+        key, groups = item
+        partition, index = key if isinstance(key, tuple) else (None, key)
         rows = deterministic_sort(groups["rows"], self._sort_key)
         if self._fmt == "parquet":
-            path = shard_name(self._prefix, index, self._total, ".parquet")
+            path = shard_name(self._prefix, index, self._total, ".parquet", partition)
             _write_bytes(path, parquet_bytes(rows, self._schema))
         else:
-            path = shard_name(self._prefix, index, self._total, ".jsonl.gz")
+            path = shard_name(self._prefix, index, self._total, ".jsonl.gz", partition)
             _write_bytes(path, jsonl_gz_bytes(rows))
         yield {"path": path, "rows": len(rows)}
 
@@ -82,12 +94,14 @@ def deterministic_sort(items: Any, key: Callable[[Any], Any]) -> list:
 class WriteSortedShards(beam.PTransform):
     """Write a PCollection to ``num_shards`` deterministic files under ``prefix``.
 
+    With ``partition_by`` (a column name) records are split into Hive-style folders
+    (``language=en/part-...``), ``num_shards`` per value; then only non-empty shards are written.
     Output: one ``{"path", "rows"}`` dict per shard written (for manifests and checks).
     """
 
     def __init__(self, prefix: str, num_shards: int, fmt: str = "parquet",
                  sort_key: Callable[[Any], str] = lambda r: r["id"],
-                 schema: pa.Schema | None = None):
+                 schema: pa.Schema | None = None, partition_by: str | None = None):
         super().__init__()
         if fmt not in ("parquet", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
@@ -95,12 +109,18 @@ class WriteSortedShards(beam.PTransform):
             raise ValueError("parquet shards need a schema")
         self._prefix, self._n, self._fmt = prefix.rstrip("/"), num_shards, fmt
         self._sort_key, self._schema = sort_key, schema
+        self._partition_by = partition_by
 
     def expand(self, pcoll):
-        n, key = self._n, self._sort_key
-        keyed = pcoll | "Key" >> beam.Map(
-            lambda r: (xxhash.xxh64_intdigest(key(r).encode("utf-8")) % n, r))
-        indices = pcoll.pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
+        n, key, col = self._n, self._sort_key, self._partition_by
+        if col:
+            keyed = pcoll | "Key" >> beam.Map(lambda r: (
+                (partition_dir(col, r.get(col)), xxhash.xxh64_intdigest(key(r).encode()) % n), r))
+            indices = pcoll.pipeline | "AllShards" >> beam.Create([])
+        else:
+            keyed = pcoll | "Key" >> beam.Map(
+                lambda r: (xxhash.xxh64_intdigest(key(r).encode("utf-8")) % n, r))
+            indices = pcoll.pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
         return (
             {"rows": keyed, "slot": indices}
             | "Group" >> beam.CoGroupByKey()

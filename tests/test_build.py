@@ -259,3 +259,36 @@ def test_cli_build_and_errors(tmp_path):
     assert res.exit_code == 0, res.output
     assert "balanced" in res.output
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["counts"]["kept"] == 2
+
+
+def test_partitioned_output_by_column(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "two words"}, {"text": "three words here"},
+                                        {"text": "also two"}])
+    cfg = config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+                 [{"stage": "length_filter"}], tmp_path / "out", partition_by="n_words")
+    res = build(cfg)
+    parts = sorted(p.relative_to(tmp_path / "out" / "data").as_posix()
+                   for p in (tmp_path / "out" / "data").rglob("*.parquet"))
+    assert {p.split("/")[0] for p in parts} == {"n_words=2", "n_words=3"}
+    assert all("/part-" in p for p in parts)
+    assert sum(f["rows"] for f in res.stats["output_files"]) == 3
+    bad = config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}], [],
+                 tmp_path / "out2", partition_by="language")
+    from pipelines.config import ConfigError
+
+    with pytest.raises(ConfigError, match="output.partition_by: column 'language' is not"):
+        build(bad)
+
+
+def test_report_command_rerenders(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    write_jsonl(tmp_path / "in.jsonl", GOOD)
+    build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+                 [{"stage": "length_filter", "min_words": 3}], tmp_path / "out"))
+    (tmp_path / "out" / "report.html").unlink()
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert "length_filter" in (tmp_path / "out" / "report.html").read_text()
