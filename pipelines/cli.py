@@ -121,10 +121,17 @@ def validate(config: Path = typer.Argument(..., help="Build config (YAML).")) ->
 
 
 @app.command("stages")
-def stages() -> None:
+def stages(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the docs/stages.md reference."),
+) -> None:
     """List the available stages and their parameters."""
     from pipelines.stage import load_stages
 
+    if markdown:
+        from pipelines.stage_docs import stages_markdown
+
+        sys.stdout.write(stages_markdown())
+        return
     table = Table(title="stages")
     table.add_column("name")
     table.add_column("description")

@@ -71,6 +71,7 @@ class BuildPlan:
     resume: Checkpoint | None
     run_id: str
     extra_args: list[str] = field(default_factory=list)
+    partition_by: str | None = None  # output.partition_by, or a stage's route_by
 
     @property
     def staging(self) -> str:
@@ -180,13 +181,16 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
         stage_columns.append(dict(columns))
     arrow_schema(columns)  # fail early on unknown column types
     part = cfg.output.partition_by
+    if part is None:  # a stage may ask for routed outputs (language_id: route_by_language)
+        routes = [st.static_stats().get("route_by") for st in stages]
+        part = next((r for r in routes if r), None)
     if part and part not in {**BASE_COLUMNS, **columns}:
         raise ConfigError(
             f"output.partition_by: column {part!r} is not produced by the sources or any stage; "
             f"available: {', '.join([*BASE_COLUMNS, *columns])}")
     plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
                      time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
-                     list(extra_args or []))
+                     list(extra_args or []), part)
     if use_checkpoints:
         for i in reversed(range(len(stages))):
             if cfg.stages[i].checkpoint:
@@ -270,7 +274,7 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     columns = list(arrow_schema(plan.columns).names)
     schema = arrow_schema(plan.columns)
     out_rows = records | "OutputRows" >> beam.Map(to_output_row, columns)
-    part = cfg.output.partition_by
+    part = plan.partition_by
     out_rows | "WriteParquet" >> WriteSortedShards(f"{staging}/data", n_shards, "parquet",
                                                    schema=schema, partition_by=part)
     if cfg.output.jsonl:

@@ -1,0 +1,21 @@
+"""Generated documentation stays in sync with the code."""
+
+from pathlib import Path
+
+from pipelines.stage_docs import stages_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_stage_reference_is_current():
+    current = (ROOT / "docs" / "stages.md").read_text(encoding="utf-8")
+    assert current == stages_markdown(), (
+        "docs/stages.md is stale: run `datamill stages --markdown > docs/stages.md`")
+
+
+def test_every_stage_has_a_description():
+    from pipelines.stage import load_stages
+
+    missing = [n for n, c in load_stages().items()
+               if not c.description and not c.__module__.startswith("tests.")]
+    assert not missing
