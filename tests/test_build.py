@@ -292,3 +292,17 @@ def test_report_command_rerenders(tmp_path):
     res = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "length_filter" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_language_routing_partitions_output(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [
+        {"text": "The library reads every file line by line and reports the lines it cannot "
+                 "parse, without stopping the rest of the work."},
+        {"text": "Die Bibliothek liest jede Datei Zeile für Zeile und meldet die Zeilen, die "
+                 "sie nicht verarbeiten kann, ohne die übrige Arbeit anzuhalten."},
+    ])
+    build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+                 [{"stage": "language_id", "route_by_language": True, "min_score": 0.3}],
+                 tmp_path / "out"))
+    folders = sorted(p.parent.name for p in (tmp_path / "out" / "data").rglob("*.parquet"))
+    assert folders == ["language=de", "language=en"]
