@@ -1,0 +1,466 @@
+"""Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
+
+``mode: lsh`` (default): signatures (batched, vectorized) -> ``(band, band hash)`` buckets ->
+candidate pairs verified by exact (default) or estimated Jaccard -> connected components
+(union-find for small graphs, large-star/small-star rounds otherwise) -> one representative
+per component (lowest id, longest text or highest score); the other members are removed with
+reason ``near_duplicate`` and column ``near_dup_of`` = the representative's id.
+
+Hot keys: a bucket with more than ``max_bucket_size`` members is not grouped; each member is
+verified against and linked to the bucket's smallest-id member (found by a combiner), so no
+worker holds the bucket and the work is linear in its size.
+
+``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
+near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
+month's crawl) or is shared with a smaller-id document of this run (verified like ``lsh``
+mode). Every document's band keys are then added and the index is written to ``index_out``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import uuid
+from typing import Any, Literal
+
+import apache_beam as beam
+import numpy as np
+from apache_beam import pvalue
+from pydantic import Field, model_validator
+
+from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
+from filters.minhash import MinHashConfig
+from pipelines import minhash_beam as mb
+from pipelines.records import dead_letter
+from pipelines.stage import (
+    DEAD,
+    KEPT,
+    REMOVED,
+    Stage,
+    StageParams,
+    StageResult,
+    register_stage,
+)
+
+_LOG = logging.getLogger(__name__)
+REASON = "near_duplicate"
+INDEX_REP = "lshbloom_index"
+
+
+class MinHashDedupParams(StageParams):
+    stage: Literal["minhash_dedup"]
+    threshold: float = Field(default=0.8, gt=0.0, lt=1.0, description="Jaccard threshold.")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    ngram: int = Field(default=5, ge=1, le=64, description="Shingle size (words, or characters).")
+    char_ngrams: bool = Field(default=False, description="Character instead of word shingles.")
+    seed: int = Field(default=1, ge=0, description="Seed of the hash functions.")
+    bands: int | None = Field(default=None, ge=1, description="Override the chosen b (with rows).")
+    rows: int | None = Field(default=None, ge=1, description="Override the chosen r (with bands).")
+    fp_weight: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="(b, r) choice: weight of the false-positive area (datasketch uses 0.5). "
+        "Low because verification rejects false candidates.",
+    )
+    fn_weight: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="(b, r) choice: weight of the false-negative area."
+    )
+    keep: Literal["lowest_id", "longest", "highest_score"] = Field(
+        default="lowest_id", description="Which member of a cluster survives."
+    )
+    score_column: str | None = Field(default=None, description="Column for keep=highest_score.")
+    verify: Literal["estimated", "exact", "none"] = Field(
+        default="exact",
+        description="Check candidate pairs before linking them: Jaccard of the shingle-hash sets "
+        "(exact; ships 8 bytes per shingle through the bucket shuffle), signature agreement "
+        "(estimated; 4 bytes per permutation, less precise near the threshold) or none.",
+    )
+    mode: Literal["lsh", "lshbloom"] = "lsh"
+    index_in: str | None = Field(default=None, description="lshbloom: index file to dedup against.")
+    index_out: str | None = Field(default=None, description="lshbloom: where to write the index.")
+    expected_docs: int | None = Field(
+        default=None, ge=1, description="lshbloom: documents the new index must hold (sizing)."
+    )
+    index_fp_rate: float = Field(
+        default=1e-6,
+        gt=0.0,
+        lt=0.1,
+        description="lshbloom: false-positive rate of each band filter.",
+    )
+    max_bucket_size: int = Field(
+        default=1000, ge=2, description="Buckets larger than this take the hot-key (star) path."
+    )
+    cc_max_iterations: int = Field(
+        default=12, ge=1, le=100, description="Unrolled large-star/small-star rounds."
+    )
+    small_data_threshold: int = Field(
+        default=200_000, ge=0, description="Max edges for the in-memory union-find path."
+    )
+    batch_size: int = Field(default=512, ge=1, le=100_000, description="Docs per signature batch.")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both 'bands' and 'rows', or neither (then they are optimized)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"bands * rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}"
+            )
+        if self.fp_weight + self.fn_weight <= 0:
+            raise ValueError("fp_weight + fn_weight must be > 0")
+        if self.keep == "highest_score" and not self.score_column:
+            raise ValueError("keep: highest_score needs 'score_column' (the column to maximize)")
+        if self.mode == "lshbloom":
+            if self.keep != "lowest_id":
+                raise ValueError(
+                    "mode: lshbloom keeps the first (lowest-id) document; set keep: lowest_id"
+                )
+            if self.index_in is None and self.expected_docs is None:
+                raise ValueError(
+                    "mode: lshbloom needs 'expected_docs' to size a new index "
+                    "(or 'index_in' to extend an existing one)"
+                )
+        elif self.index_in or self.index_out:
+            raise ValueError("'index_in'/'index_out' are only used with mode: lshbloom")
+        return self
+
+
+def read_index(path: str) -> BloomIndex:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        return BloomIndex.load(f)
+
+
+def read_index_params(path: str):
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        return BloomIndex.load_params(f)
+
+
+def write_index(index: BloomIndex, path: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as f:
+        index.save(f)
+
+
+class _QueryIndex(beam.DoFn):
+    """Batches of (id, band keys) -> ids whose band keys hit the loaded index."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._index: BloomIndex | None = None
+
+    def setup(self) -> None:
+        self._index = read_index(self._path)
+
+    def process(self, batch):
+        assert self._index is not None
+        keys = np.stack([np.frombuffer(k, np.uint64) for _, k in batch])
+        hits = self._index.query(keys)
+        for (rid, _), hit in zip(batch, hits):
+            if hit:
+                yield (rid, True)
+
+
+class _BuildIndex(beam.CombineFn):
+    """Batches of band keys -> one BloomIndex (Bloom filters OR-merge)."""
+
+    def __init__(self, make_empty):
+        self._make = make_empty
+
+    def create_accumulator(self):
+        return self._make()
+
+    def add_input(self, acc, batch):
+        acc.insert(np.stack([np.frombuffer(k, np.uint64) for _, k in batch]))
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            out.merge(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _EmptyIndex:
+    def __init__(self, params):
+        self.params = params
+
+    def __call__(self) -> BloomIndex:
+        return BloomIndex(self.params)
+
+
+def _save_index(new: BloomIndex, index_in: str | None, index_out: str | None, _hits=0) -> dict:
+    """Union with ``index_in`` and write ``index_out`` (temp file + rename). ``_hits`` is the
+    index-query count side input: it makes the write wait until every query has read
+    ``index_in``, so ``index_out`` may be the same path."""
+    total = new
+    if index_in is not None:
+        total = read_index(index_in)
+        total.merge(new)
+    if index_out is not None:
+        from apache_beam.io.filesystems import FileSystems
+
+        tmp = f"{index_out}.tmp-{uuid.uuid4().hex}"
+        write_index(total, tmp)
+        if FileSystems.exists(index_out):
+            FileSystems.delete([index_out])
+        FileSystems.rename([tmp], [index_out])
+    return {
+        "index_out": index_out,
+        "docs_in_index": total.inserted,
+        "docs_added": new.inserted,
+        "index_bytes": total.nbytes,
+        "fill_ratio": round(total.fill_ratio(), 6),
+        "estimated_band_fp_rate": total.estimated_fp_rate(),
+        "expected_docs": total.params.expected_items,
+    }
+
+
+class _Finalize(beam.DoFn):
+    """Per id: the record(s), its doc info, its cluster assignment and index hit -> outputs."""
+
+    def __init__(self, label: str, with_sizes: bool):
+        self._label = label
+        self._sizes = with_sizes  # lshbloom mode has no clusters: dup_cluster_size is None
+
+    def process(self, kv):
+        rid, g = kv
+        if g["info"]:  # otherwise dead-lettered while computing its signature
+            yield from self._emit(rid, g)
+
+    def _emit(self, rid, g):
+        recs = sorted(g["rec"], key=lambda r: (str(r.get("source")), r.get("text", ""), repr(r)))
+        for extra in recs[1:]:
+            yield pvalue.TaggedOutput(
+                DEAD,
+                dead_letter(self._label, "duplicate_id: another record has the same id", extra),
+            )
+        rec = dict(recs[0])
+        assign = list(g["assign"])
+        rep, size = assign[0] if assign else (rid, 1)
+        if not self._sizes:
+            size = None
+        if g["hit"]:
+            rec.update(near_dup_of=INDEX_REP, dup_cluster_size=size)
+            yield pvalue.TaggedOutput(REMOVED, (REASON, rec))
+        elif rep != rid:
+            rec.update(near_dup_of=rep, dup_cluster_size=size)
+            yield pvalue.TaggedOutput(REMOVED, (REASON, rec))
+        else:
+            rec.update(near_dup_of=None, dup_cluster_size=size)
+            yield rec
+
+
+@register_stage
+class MinHashDedupStage(Stage):
+    name = "minhash_dedup"
+    Params = MinHashDedupParams
+    description = "Near-duplicate removal: MinHash LSH + connected components, or LSHBloom."
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed)
+        if p.bands is not None:
+            self.b, self.r = p.bands, p.rows
+        else:
+            self.b, self.r = optimal_params(p.threshold, p.num_perm, p.fp_weight, p.fn_weight)
+        if p.mode == "lshbloom" and p.index_in is not None:
+            try:
+                self.index_params = read_index_params(p.index_in)
+            except (OSError, ValueError) as e:
+                raise ValueError(
+                    f"index_in: cannot read LSHBloom index {p.index_in!r}: {e}"
+                ) from None
+            check_compatible(self.index_params, self.mh_config, self.b, self.r)
+        elif p.mode == "lshbloom":
+            self.index_params = BloomIndex.create(
+                self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
+            ).params
+
+    def output_columns(self) -> dict[str, str]:
+        return {"near_dup_of": "string", "dup_cluster_size": "int64"}
+
+    def static_stats(self) -> dict[str, Any]:
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        s = lsh_summary(p.threshold, p.num_perm, self.b, self.r)
+        s.update(
+            mode=p.mode,
+            verify=p.verify,
+            keep=p.keep,
+            ngram=p.ngram,
+            char_ngrams=p.char_ngrams,
+            seed=p.seed,
+        )
+        _LOG.info(
+            "[%s] LSH bands b=%d rows r=%d: P(candidate | J=%s) = %.3f",
+            self.label,
+            self.b,
+            self.r,
+            p.threshold,
+            s["p_candidate_at_threshold"],
+        )
+        return {"lsh": s}
+
+    def expand(self, records: Any) -> StageResult:
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        bloom = p.mode == "lshbloom"
+        sig = (
+            records
+            | "Batch"
+            >> beam.BatchElements(min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+            | "Signatures"
+            >> beam.ParDo(
+                mb.SignatureBatches(
+                    self.label,
+                    self.mh_config,
+                    self.b,
+                    self.r,
+                    with_shingles=p.verify == "exact",
+                    with_sig=p.verify == "estimated",
+                    score_column=p.score_column,
+                    with_keys=bloom,
+                )
+            ).with_outputs(mb.DEAD, mb.ENTRIES, mb.KEYS, main=mb.INFO)
+        )
+        info = sig[mb.INFO]
+        keyed = (
+            records
+            | "ValidOnly" >> beam.Filter(lambda r: mb.record_problem(r) is None)
+            | "ById" >> beam.Map(lambda r: (r["id"], r))
+        )
+        stats: dict[str, Any] = {}
+        star = bloom
+        edges, edge_stats = mb.candidate_edges(
+            sig[mb.ENTRIES], p.verify, p.threshold, p.max_bucket_size, star_only=star
+        )
+        if bloom:
+            # a doc is a duplicate of the smallest-id doc it shares a (verified) bucket with
+            assign = (
+                edges
+                | "DupOf" >> beam.Map(lambda e: (e[1], e[0]))
+                | "FirstSeen" >> beam.CombinePerKey(min)
+                | "AsAssign" >> beam.Map(lambda kv: (kv[0], (kv[1], None)))
+            )
+            key_batches = sig[mb.KEYS] | "KeyBatches" >> beam.BatchElements(
+                min_batch_size=p.batch_size, max_batch_size=p.batch_size
+            )
+            if p.index_in is not None:
+                hits = key_batches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
+            else:
+                hits = records.pipeline | "NoHits" >> beam.Create([])
+            new_index = key_batches | "BuildIndex" >> beam.CombineGlobally(
+                _BuildIndex(_EmptyIndex(self.index_params))
+            )
+            n_hits = hits | "CountHits" >> beam.combiners.Count.Globally()
+            stats["index"] = new_index | "SaveIndex" >> beam.Map(
+                _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits)
+            )
+            n_batch = assign | "CountInBatch" >> beam.combiners.Count.Globally()
+            stats["lshbloom"] = n_hits | "BloomStats" >> beam.Map(
+                lambda h, b: {"removed_by_index": h, "removed_within_run": b},
+                pvalue.AsSingleton(n_batch),
+            )
+            stats["edges"] = edge_stats
+        else:
+            hits = records.pipeline | "NoHits" >> beam.Create([])
+            labels, cc_stats = mb.component_labels(
+                edges, p.cc_max_iterations, p.small_data_threshold
+            )
+            assign = mb.assign_representatives(labels, info, p.keep)
+            stats["clusters"] = mb.cluster_stats(assign)
+            stats["edges"] = edge_stats
+            stats["components"] = cc_stats
+        outs = (
+            {
+                "rec": keyed,
+                "info": info | "InfoKey" >> beam.Map(lambda d: (d[0], 1)),
+                "assign": assign,
+                "hit": hits,
+            }
+            | "JoinAll" >> beam.CoGroupByKey()
+            | "Finalize"
+            >> beam.ParDo(_Finalize(self.label, with_sizes=not bloom)).with_outputs(
+                REMOVED, DEAD, main=KEPT
+            )
+        )
+        dead = (sig[mb.DEAD], outs[DEAD]) | "AllDead" >> beam.Flatten()
+        n_removed = outs[REMOVED] | "CountRemoved" >> beam.combiners.Count.Globally()
+        stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        return StageResult(kept=outs[KEPT], removed=outs[REMOVED], dead=dead, stats=stats)
+
+    # ------------------------------------------------------------------ report
+    def report_section(self, stage_stats: dict[str, Any]) -> str | None:
+        """Cluster-size histogram and LSH facts. Accepts the build's per-stage entry
+        (``{"static": {...}, "stats": {...}}``) or a flat mapping of stat name -> value."""
+        import html
+
+        run = stage_stats.get("stats", stage_stats) or {}
+        static = stage_stats.get("static", stage_stats) or {}
+        clusters = _first(run.get("clusters"))
+        lsh = _first(static.get("lsh")) or {}
+        removed = _first(run.get("removed")) or {}
+        parts = []
+        if lsh:
+            parts.append(
+                f"<p>LSH b={lsh.get('bands')}, r={lsh.get('rows')}, "
+                f"P(candidate at J={lsh.get('threshold')}) = "
+                f"{lsh.get('p_candidate_at_threshold', float('nan')):.3f}; verify: "
+                f"{html.escape(str(lsh.get('verify')))}; documents removed: "
+                f"{removed.get('docs_removed', 'n/a')}</p>"
+            )
+        bloom = _first(run.get("lshbloom"))
+        if bloom:
+            parts.append(
+                f"<p>LSHBloom: removed by the loaded index {bloom.get('removed_by_index')}, "
+                f"within this run {bloom.get('removed_within_run')}</p>"
+            )
+        if clusters and clusters.get("cluster_size_histogram"):
+            hist = {int(k): v for k, v in clusters["cluster_size_histogram"].items()}
+            parts.append(
+                f"<p>clusters: {clusters['clusters']}, documents in clusters: "
+                f"{clusters['docs_in_clusters']}, largest: {clusters['largest_clusters']}</p>"
+            )
+            parts.append(_histogram_img(hist))
+        return "\n".join(parts) if parts else None
+
+
+def _first(x):
+    if isinstance(x, list):
+        return x[0] if x else None
+    return x
+
+
+def _histogram_img(hist: dict[int, int]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sizes = sorted(hist)
+    ax.bar([str(s) for s in sizes], [hist[s] for s in sizes], color="#4477aa")
+    ax.set_xlabel("cluster size (documents)")
+    ax.set_ylabel("clusters")
+    ax.set_yscale("log")
+    ax.set_title("Near-duplicate cluster sizes")
+    fig.tight_layout()
+    try:
+        from pipelines.report import figure_html
+    except ImportError:  # pragma: no cover - report module absent in a trimmed install
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        return f'<img alt="cluster size histogram" src="data:image/png;base64,{data}"/>'
+    return figure_html(fig, "cluster size histogram")

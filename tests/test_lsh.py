@@ -1,0 +1,86 @@
+"""LSH banding parameters and the LSHBloom index."""
+
+import io
+
+import numpy as np
+import pytest
+from datasketch.lsh import _optimal_param
+
+from filters.lsh import (
+    BloomIndex,
+    band_hashes,
+    bloom_size,
+    candidate_probability,
+    lsh_summary,
+    optimal_params,
+)
+from filters.minhash import MinHashConfig
+
+
+@pytest.mark.parametrize("t,p", [(0.8, 128), (0.5, 128), (0.9, 112), (0.7, 64), (0.85, 256)])
+def test_optimal_params_match_datasketch(t, p):
+    assert optimal_params(t, p) == _optimal_param(t, p, 0.5, 0.5)
+
+
+def test_weights_move_the_curve():
+    b1, r1 = optimal_params(0.8, 128)
+    b2, r2 = optimal_params(0.8, 128, fp_weight=0.2, fn_weight=0.8)
+    assert candidate_probability(0.8, b2, r2) > candidate_probability(0.8, b1, r1)
+    s = lsh_summary(0.8, 128, b1, r1)
+    assert s["bands"] * s["rows"] <= 128 and 0 < s["p_candidate_at_threshold"] < 1
+    with pytest.raises(ValueError, match="threshold"):
+        optimal_params(1.5, 128)
+
+
+def test_band_hashes():
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 2**32, size=(4, 128), dtype=np.uint32)
+    sigs[1] = sigs[0]
+    sigs[2, :13] = sigs[0, :13]  # same first band only
+    h = band_hashes(sigs, 9, 13)
+    assert h.shape == (4, 9) and h.dtype == np.uint64
+    assert np.array_equal(h[0], h[1])
+    assert h[2, 0] == h[0, 0] and not np.any(h[2, 1:] == h[0, 1:])
+    assert len(set(h[3].tolist())) == 9  # band index is part of the key
+    with pytest.raises(ValueError):
+        band_hashes(sigs, 10, 13)
+
+
+def _index(n=20_000, fp=1e-4):
+    return BloomIndex.create(MinHashConfig(), 9, 13, n, fp)
+
+
+def test_bloom_no_false_negatives_and_bounded_false_positives():
+    rng = np.random.default_rng(1)
+    idx = _index()
+    ins = rng.integers(0, 2**63, size=(20_000, 9), dtype=np.uint64)
+    idx.insert(ins)
+    assert idx.query(ins).all()
+    other = rng.integers(0, 2**63, size=(20_000, 9), dtype=np.uint64)
+    band_fp = idx.contains(other).mean()
+    assert band_fp < 5e-4  # target 1e-4 per band filter
+    assert idx.estimated_fp_rate() < 5e-4
+    m, k = bloom_size(20_000, 1e-4)
+    assert idx.nbytes == 9 * m // 8 and k == idx.params.probes
+
+
+def test_bloom_save_load_merge_and_compat():
+    rng = np.random.default_rng(2)
+    a, b = _index(), _index()
+    ka = rng.integers(0, 2**63, size=(500, 9), dtype=np.uint64)
+    kb = rng.integers(0, 2**63, size=(500, 9), dtype=np.uint64)
+    a.insert(ka)
+    b.insert(kb)
+    buf = io.BytesIO()
+    a.save(buf)
+    buf.seek(0)
+    loaded = BloomIndex.load(buf)
+    assert loaded.params == a.params and np.array_equal(loaded.bits, a.bits)
+    assert loaded.query(ka).all() and loaded.inserted == 500
+    loaded.merge(b)
+    assert loaded.query(kb).all() and loaded.inserted == 1000
+    loaded.check_compatible(MinHashConfig(), 9, 13)
+    with pytest.raises(ValueError, match="seed"):
+        loaded.check_compatible(MinHashConfig(seed=5), 9, 13)
+    with pytest.raises(ValueError, match="different parameters"):
+        loaded.merge(BloomIndex.create(MinHashConfig(), 9, 13, 10, 1e-3))

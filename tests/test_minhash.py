@@ -1,0 +1,161 @@
+"""MinHash signatures: determinism, normalization, estimate accuracy on real text."""
+
+import hashlib
+import random
+from pydoc_data.topics import topics
+
+import numpy as np
+import pytest
+
+from filters.minhash import (
+    EMPTY_VALUE,
+    MinHashConfig,
+    MinHasher,
+    estimate_jaccard,
+    exact_jaccard,
+    normalize_words,
+)
+
+
+def real_docs(words_per_doc=300, limit=200):
+    words = " ".join(topics[k] for k in sorted(topics)).split()
+    return [
+        " ".join(words[i : i + words_per_doc])
+        for i in range(0, len(words) - words_per_doc, words_per_doc)
+    ][:limit]
+
+
+def edit(text, n_edits, rng, vocab):
+    toks = text.split()
+    for _ in range(n_edits):
+        i = rng.randrange(len(toks))
+        op = rng.random()
+        if op < 0.4:
+            toks[i] = rng.choice(vocab)
+        elif op < 0.7 and len(toks) > 1:
+            del toks[i]
+        else:
+            toks.insert(i, rng.choice(vocab))
+    return " ".join(toks)
+
+
+def string_jaccard(a, b, n=5):
+    ta, tb = normalize_words(a), normalize_words(b)
+    sa = {" ".join(ta[i : i + n]) for i in range(len(ta) - n + 1)}
+    sb = {" ".join(tb[i : i + n]) for i in range(len(tb) - n + 1)}
+    return len(sa & sb) / len(sa | sb)
+
+
+def test_signatures_are_deterministic_and_pinned():
+    docs = real_docs(limit=20)
+    a = MinHasher(MinHashConfig(seed=7)).signatures(docs)
+    b = MinHasher(MinHashConfig(seed=7)).signatures(list(reversed(docs)))[::-1]
+    assert a.dtype == np.uint32 and a.shape == (20, 128)
+    assert np.array_equal(a, b)
+    c = MinHasher(MinHashConfig(seed=8)).signatures(docs)
+    assert not np.array_equal(a, c)
+    # pure integer arithmetic: this value must be the same on every machine / numpy version
+    sig = MinHasher(MinHashConfig(seed=1, num_perm=16)).signature(
+        "The quick brown fox jumps over the lazy dog"
+    )
+    assert hashlib.sha256(sig.tobytes()).hexdigest()[:16] == PINNED
+
+
+PINNED = "13f5ab971df4a842"  # sha256 prefix of the 16-perm signature above (seed 1)
+
+
+def test_batch_composition_does_not_matter():
+    docs = real_docs(limit=30)
+    mh = MinHasher()
+    whole = mh.signatures(docs)
+    one_by_one = np.stack([mh.signature(d) for d in docs])
+    assert np.array_equal(whole, one_by_one)
+
+
+def test_normalization_ignores_case_punctuation_and_spacing():
+    mh = MinHasher()
+    a = mh.signature("Hello, World!  This is   a test of the normalizer.")
+    b = mh.signature("hello world this is a test -- of THE normalizer")
+    assert np.array_equal(a, b)
+    assert normalize_words("ﬁne Ｆｕｌｌ") == ["fine", "full"]  # NFKC
+
+
+def test_hashed_exact_jaccard_equals_string_jaccard():
+    rng = random.Random(1)
+    docs = real_docs(limit=40)
+    vocab = " ".join(docs).split()
+    mh = MinHasher()
+    for d in docs:
+        e = edit(d, rng.randint(1, 40), rng, vocab)
+        sa, sb = mh.shingle_sets([d, e])
+        assert exact_jaccard(sa, sb) == pytest.approx(string_jaccard(d, e), abs=1e-12)
+
+
+def test_estimate_error_matches_datasketch_quality():
+    from datasketch import MinHash
+
+    rng = random.Random(0)
+    docs = real_docs(limit=200)
+    vocab = " ".join(docs).split()
+    mh = MinHasher()
+    ours, theirs = [], []
+    for d in docs:
+        e = edit(d, rng.randint(1, 60), rng, vocab)
+        sa, sb = mh.shingle_sets([d, e])
+        j = exact_jaccard(sa, sb)
+        ga, gb = mh.signatures([d, e])
+        ours.append(estimate_jaccard(ga, gb) - j)
+
+        def ds(x):
+            t = normalize_words(x)
+            m = MinHash(num_perm=128)
+            m.update_batch([" ".join(t[i : i + 5]).encode() for i in range(len(t) - 4)])
+            return m
+
+        theirs.append(ds(d).jaccard(ds(e)) - j)
+    rmse_o = float(np.sqrt(np.mean(np.square(ours))))
+    rmse_t = float(np.sqrt(np.mean(np.square(theirs))))
+    assert abs(float(np.mean(ours))) < 0.01  # unbiased
+    assert rmse_o < 0.06  # ~ sqrt(J(1-J)/128)
+    assert rmse_o < 1.3 * rmse_t
+
+
+def test_short_empty_and_char_ngrams():
+    mh = MinHasher(MinHashConfig(ngram=5))
+    sigs = mh.signatures(["two words", "", "!!! ...", "two words"])
+    assert np.array_equal(sigs[0], sigs[3])
+    assert np.all(sigs[1] == EMPTY_VALUE) and np.all(sigs[2] == EMPTY_VALUE)
+    assert estimate_jaccard(sigs[1], sigs[2]) == 0.0
+    ch = MinHasher(MinHashConfig(ngram=4, char_ngrams=True))
+    s1, s2 = ch.shingle_sets(["abcdef", "ABCDEG"])
+    assert s1.size == 3 and exact_jaccard(s1, s2) == pytest.approx(2 / 4)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="num_perm"):
+        MinHashConfig(num_perm=1)
+    with pytest.raises(ValueError, match="ngram"):
+        MinHashConfig(ngram=0)
+
+
+def test_vectorized_tokenizer_matches_regex_definition():
+    texts = [
+        "Grüße aus Köln, naïve café!",
+        "𠀀𠀁 and 😀 emoji_case snake_case x",
+        "",
+        "tail word",
+        "head",
+        "a\x00b",
+        "ＡＢＣ 123 ½",
+        "  — –  ",
+    ] + real_docs(limit=5)
+    mh = MinHasher(MinHashConfig(ngram=1))
+    hashes, counts = mh._token_hashes_concat(texts)
+    assert counts.tolist() == [len(normalize_words(t)) for t in texts]
+    # equal tokens hash equally wherever they occur; distinct tokens differ
+    offs = np.concatenate(([0], np.cumsum(counts)))
+    seen = {}
+    for i, t in enumerate(texts):
+        for tok, h in zip(normalize_words(t), hashes[offs[i] : offs[i + 1]].tolist()):
+            assert seen.setdefault(tok, h) == h
+    assert len(set(seen.values())) == len(seen)

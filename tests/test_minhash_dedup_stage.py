@@ -1,0 +1,264 @@
+"""The minhash_dedup stage end to end on real text (Python's pydoc topics)."""
+
+import random
+from pydoc_data.topics import topics
+
+import apache_beam as beam
+import pytest
+
+from filters.lsh import BloomIndex
+from pipelines.config import ConfigError, parse_stages
+from pipelines.stage import StageContext, load_stages
+from pipelines.testing import collect, collected, local_pipeline, run_stage
+
+BASE = {"stage": "minhash_dedup"}
+
+
+def base_docs(n=120, words=120):
+    w = " ".join(topics[k] for k in sorted(topics)).split()
+    docs, seen = [], set()
+    for i in range(0, len(w) - words, words):
+        t = " ".join(w[i : i + words])
+        if t not in seen:
+            seen.add(t)
+            docs.append(t)
+    return docs[:n]
+
+
+def rec(i, text, **kw):
+    return {"id": i, "text": text, "source": "t", **kw}
+
+
+def small_edit(text, rng, k=1):
+    toks = text.split()
+    for _ in range(k):
+        toks[rng.randrange(len(toks))] = "EDITED"
+    return " ".join(toks)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    rng = random.Random(0)
+    docs = base_docs()
+    recs = [rec(f"b{i:03d}", t) for i, t in enumerate(docs)]
+    for i in range(0, 30, 3):  # 10 clusters of 3: original + 2 near copies
+        recs.append(rec(f"c{i:03d}a", small_edit(docs[i], rng)))
+        recs.append(rec(f"c{i:03d}b", small_edit(docs[i], rng)))
+    return docs, recs
+
+
+def _ids(rows):
+    return sorted(r["id"] for r in rows)
+
+
+def run_workers(params, records, num_workers):
+    (sp,) = parse_stages([params])
+    stage = load_stages()[sp.stage](sp, StageContext(sp.stage, 0, "/tmp/dm", {}))
+    p = local_pipeline(num_workers=num_workers, mode="multi_threading")
+    res = stage.expand(p | beam.Create(records))
+    keys = {k: collect(getattr(res, k), k) for k in ("kept", "removed", "dead")}
+    skeys = {k: collect(v, f"s_{k}") for k, v in res.stats.items()}
+    p.run().wait_until_finish()
+    out = {k: sorted(map(repr, collected(v))) for k, v in keys.items()}
+    out["stats"] = {k: collected(v) for k, v in skeys.items()}
+    return out
+
+
+def test_removes_near_copies_keeps_one_per_cluster(corpus):
+    _, recs = corpus
+    out = run_stage(BASE, recs)
+    removed = {r["id"]: (reason, r["near_dup_of"]) for reason, r in out["removed"]}
+    for i in range(0, 30, 3):
+        assert removed[f"c{i:03d}a"] == ("near_duplicate", f"b{i:03d}")
+        assert removed[f"c{i:03d}b"] == ("near_duplicate", f"b{i:03d}")
+    assert len(removed) == 20
+    kept = {r["id"]: r for r in out["kept"]}
+    assert kept["b000"]["dup_cluster_size"] == 3 and kept["b000"]["near_dup_of"] is None
+    assert kept["b001"]["dup_cluster_size"] == 1
+    (cl,) = out["stats"]["clusters"]
+    assert cl["clusters"] == 10 and cl["cluster_size_histogram"] == {"3": 10}
+    assert out["stats"]["removed"] == [{"docs_removed": 20}]
+    lsh = out["stage"].static_stats()["lsh"]
+    assert (lsh["bands"], lsh["rows"]) == (14, 9)  # fp_weight 0.1, fn_weight 0.9
+    assert lsh["verify"] == "exact"
+    # the build's per-stage entry: {"static": static_stats(), "stats": {name: value}}
+    entry = {"static": {"lsh": lsh}, "stats": {k: v[0] for k, v in out["stats"].items()}}
+    html = out["stage"].report_section(entry)
+    assert "data:image/png;base64," in html and "b=14, r=9" in html
+
+
+def test_one_and_two_workers_identical(corpus):
+    _, recs = corpus
+    one = run_workers(BASE, recs, 1)
+    two = run_workers(BASE, recs, 2)
+    assert one == two
+    assert len(one["removed"]) == 20
+
+
+def test_lshbloom_one_and_two_workers_identical(tmp_path, corpus):
+    _, recs = corpus
+    outs, blobs = [], []
+    for workers in (1, 2):
+        path = str(tmp_path / f"idx{workers}.npz")
+        params = {
+            **BASE,
+            "mode": "lshbloom",
+            "expected_docs": 500,
+            "index_out": path,
+            "verify": "estimated",
+            "max_bucket_size": 2,
+        }  # exercise the hot-key path too
+        out = run_workers(params, recs, workers)
+        for st in out["stats"]["index"]:
+            st.pop("index_out")
+        outs.append(out)
+        with open(path, "rb") as fh:
+            blobs.append(BloomIndex.load(fh).bits.tobytes())
+    assert outs[0] == outs[1] and blobs[0] == blobs[1]
+    assert len(outs[0]["removed"]) == 20
+    assert outs[0]["stats"]["edges"][0]["hot_buckets"] > 0
+
+
+def test_union_find_and_star_rounds_agree_on_a_long_chain():
+    # word-set documents sliding over a list of distinct real words: doc k and k+1 share 95 of
+    # 105 words (J 0.90), k and k+2 J 0.82, k and k+3 J 0.74 -> one long path-like component
+    words = list(dict.fromkeys(" ".join(base_docs(n=40)).lower().split()))
+    words = [w for w in words if w.isalpha()][:300]
+    recs = [rec(f"p{k:02d}", " ".join(words[5 * k : 5 * k + 100])) for k in range(30)]
+    chain = {**BASE, "ngram": 1}
+    uf = run_stage(chain, recs)
+    st = run_stage({**chain, "small_data_threshold": 0}, recs)
+    (cs,) = st["stats"]["components"]
+    assert cs["cc_path"] == "star_rounds" and cs["cc_unconverged_nodes"] == 0
+    assert uf["stats"]["components"][0]["cc_path"] == "union_find"
+    assert _ids(uf["kept"]) == _ids(st["kept"]) == ["p00"]
+    assert {r["near_dup_of"] for _, r in st["removed"]} == {"p00"}
+    assert uf["stats"]["clusters"] == st["stats"]["clusters"]
+    assert st["stats"]["clusters"][0]["largest_clusters"] == [30]
+    # too few rounds: reported; labels may split a component but always point to a smaller
+    # member of the same component
+    short = run_stage({**chain, "small_data_threshold": 0, "cc_max_iterations": 1}, recs)
+    assert short["stats"]["components"][0]["cc_unconverged_nodes"] > 0
+    ids = {r["id"] for r in recs}
+    for _, r in short["removed"]:
+        assert r["near_dup_of"] in ids and r["near_dup_of"] < r["id"]
+
+
+def test_chaining_guard(corpus):
+    # A and B share a long boilerplate tail (Jaccard ~0.2): with very loose banding (64 bands of
+    # 2 rows) they become LSH candidates. Unverified, the transitive closure glues the A and B
+    # clusters together; verification rejects the false edge and keeps both clusters apart.
+    docs, _ = corpus
+    rng = random.Random(5)
+    tail = " ".join(docs[50].split()[:60])
+    a, b = docs[10] + " " + tail, docs[20] + " " + tail
+    recs = [
+        rec("a1", a),
+        rec("a2", small_edit(a, rng)),
+        rec("b1", b),
+        rec("b2", small_edit(b, rng)),
+    ]
+    loose = {**BASE, "bands": 64, "rows": 2}
+    none = run_stage({**loose, "verify": "none"}, recs)
+    est = run_stage({**loose, "verify": "estimated"}, recs)
+    exact = run_stage({**loose, "verify": "exact"}, recs)
+    assert _ids(none["kept"]) == ["a1"]
+    assert none["stats"]["clusters"][0]["largest_clusters"] == [4]
+    assert _ids(est["kept"]) == _ids(exact["kept"]) == ["a1", "b1"]
+    assert est["stats"]["clusters"][0]["largest_clusters"] == [2, 2]
+    e = exact["stats"]["edges"][0]
+    assert e["accepted_pairs"] < e["candidate_pairs"]
+
+
+def test_hot_bucket_path_matches_grouping(corpus):
+    docs, _ = corpus
+    boiler = [rec(f"h{i:03d}", docs[0] + f" footer {i}") for i in range(40)]
+    other = [rec(f"o{i:03d}", t) for i, t in enumerate(docs[1:20])]
+    recs = boiler + other
+    cold = run_stage({**BASE, "max_bucket_size": 1000}, recs)
+    hot = run_stage({**BASE, "max_bucket_size": 5}, recs)
+    assert hot["stats"]["edges"][0]["hot_buckets"] > 0
+    assert hot["stats"]["edges"][0]["hot_bucket_pairs"] > 0
+    assert cold["stats"]["edges"][0]["hot_buckets"] == 0
+    # star edges instead of all pairs: fewer candidates, same clusters
+    assert (
+        hot["stats"]["edges"][0]["candidate_pairs"] < cold["stats"]["edges"][0]["candidate_pairs"]
+    )
+    assert _ids(hot["kept"]) == _ids(cold["kept"])
+    assert len(hot["removed"]) == 39
+
+
+def test_keep_longest_and_highest_score(corpus):
+    docs, _ = corpus
+    recs = [
+        rec("a", docs[5], q=0.1),
+        rec("b", docs[5] + " extra words here", q=0.9),
+        rec("c", docs[5] + " x", q="bad"),
+    ]
+    longest = run_stage({**BASE, "keep": "longest"}, recs)
+    assert _ids(longest["kept"]) == ["b"]
+    best = run_stage({**BASE, "keep": "highest_score", "score_column": "q"}, recs)
+    assert _ids(best["kept"]) == ["b"]
+    low = run_stage(BASE, recs)
+    assert _ids(low["kept"]) == ["a"]
+
+
+def test_dead_letters_and_empty_docs(corpus):
+    docs, _ = corpus
+    recs = [
+        rec("a", docs[0]),
+        rec("b", None),
+        {"text": "no id", "source": "t"},
+        rec("e1", ""),
+        rec("e2", "..."),
+        rec("a", docs[1]),
+    ]
+    out = run_stage(BASE, recs)
+    reasons = sorted(d["reason"].split(":")[0] for d in out["dead"])
+    assert reasons == ["bad_record", "bad_record", "duplicate_id"]
+    assert _ids(out["kept"]) == ["a", "e1", "e2"]  # empty docs are never near-duplicates
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="score_column"):
+        parse_stages([{**BASE, "keep": "highest_score"}])
+    with pytest.raises(ConfigError, match="expected_docs"):
+        parse_stages([{**BASE, "mode": "lshbloom"}])
+    with pytest.raises(ConfigError, match="exceeds num_perm"):
+        parse_stages([{**BASE, "bands": 20, "rows": 20}])
+    with pytest.raises(ConfigError, match="threshold"):
+        parse_stages([{**BASE, "threshold": 1.2}])
+
+
+def test_lshbloom_save_load_and_incremental(tmp_path, corpus):
+    docs, recs = corpus
+    idx = str(tmp_path / "month1.npz")
+    month1 = [r for r in recs if r["id"].startswith("b0")][:60]  # b000..b059
+    p1 = {**BASE, "mode": "lshbloom", "expected_docs": 1000, "index_out": idx}
+    out1 = run_stage(p1, month1 + [r for r in recs if r["id"].startswith("c")])
+    assert len(out1["removed"]) == 20  # within-run copies
+    assert out1["stats"]["index"][0]["docs_in_index"] == 80
+    rng = random.Random(9)
+    month2 = [rec(f"m{i:03d}", small_edit(docs[i], rng)) for i in range(0, 60, 7)]  # copies
+    month2 += [rec(f"n{i:03d}", docs[i]) for i in range(60, 80)]  # new documents
+    idx2 = str(tmp_path / "month2.npz")
+    p2 = {**BASE, "mode": "lshbloom", "index_in": idx, "index_out": idx2}
+    out2 = run_stage(p2, month2)
+    removed = {r["id"]: r["near_dup_of"] for _, r in out2["removed"]}
+    assert set(removed) == {f"m{i:03d}" for i in range(0, 60, 7)}
+    assert set(removed.values()) == {"lshbloom_index"}
+    assert {r["dup_cluster_size"] for _, r in out2["removed"]} == {None}
+    assert out2["stats"]["lshbloom"] == [{"removed_by_index": 9, "removed_within_run": 0}]
+    assert out2["stats"]["index"][0]["docs_in_index"] == 80 + len(month2)
+    # the saved index now knows month 2 too; updating an index in place is allowed
+    out3 = run_stage(
+        {**p2, "index_in": idx2, "index_out": idx2}, [rec("z", docs[65]), rec("y", docs[90])]
+    )
+    assert [r["id"] for _, r in out3["removed"]] == ["z"]
+    assert out3["stats"]["index"][0]["docs_in_index"] == 80 + len(month2) + 2
+    out4 = run_stage({**p2, "index_in": idx2, "index_out": None}, [rec("y2", docs[90])])
+    assert [r["id"] for _, r in out4["removed"]] == ["y2"]
+    with pytest.raises(ValueError, match="num_perm"):
+        run_stage({**p2, "num_perm": 64}, month2)
+    with pytest.raises(ValueError, match="cannot read LSHBloom index"):
+        run_stage({**p2, "index_in": str(tmp_path / "missing.npz")}, month2)
