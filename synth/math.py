@@ -1,0 +1,400 @@
+"""Final-answer extraction, answer equivalence and majority voting for math solutions.
+
+Public API used by other modules: :func:`extract_answer` and :func:`answers_equivalent`.
+
+Equivalence is decided in two tiers:
+
+1. a fast, exact in-process path for plain numbers (integers, decimals, fractions, LaTeX
+   ``\\frac``, thousands separators, currency signs, percent signs, trailing unit words), using
+   :class:`fractions.Fraction` — no sympy, no timeouts needed;
+2. everything else goes to math-verify (``parse`` + ``verify``, sympy based) with math-verify's
+   own ``signal.alarm`` timeouts **disabled** (they raise outside the main thread, e.g. in Beam
+   workers) and run instead in a persistent helper process of ours; a check that exceeds
+   ``timeout_s`` gets the helper killed and restarted and counts as "not equivalent".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import select
+import subprocess
+import sys
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------- extraction
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_HASHES = re.compile(r"####\s*(.+)")
+_ANSWER_IS = re.compile(
+    r"(?:final answer|the answer)\s*(?:is|=|:)\s*:?\s*(.+)", re.IGNORECASE
+)
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """Content of the brace group opened just before ``start`` (``text[start-1] == '{'``)."""
+    depth = 1
+    i = start
+    while i < len(text):
+        c = text[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i]
+        i += 1
+    return None
+
+
+def _clean_tail(ans: str) -> str:
+    ans = ans.strip()
+    # Cut at the end of the first line / sentence: "The answer is 42. Next problem..."
+    ans = ans.split("\n", 1)[0].strip()
+    m = re.match(r"(.*?)(?:\.\s+[A-Z]|\.$|$)", ans)
+    if m and m.group(1):
+        ans = m.group(1)
+    ans = ans.strip().rstrip(".").strip()
+    if ans.startswith("$") and ans.endswith("$") and len(ans) > 1 and ans.count("$") == 2:
+        ans = ans[1:-1].strip()
+    ans = ans.strip("*").strip()  # markdown bold
+    return ans
+
+
+def extract_answer(text: str | None, *, fallback_last_number: bool = False) -> str | None:
+    """The final answer stated in a solution, or None.
+
+    Looks, in order of priority, for the last ``\\boxed{...}`` (nested braces allowed), the
+    last ``#### X`` line (GSM8K) and the last "The answer is X" / "final answer is X".
+    With ``fallback_last_number`` the last number in the text is used when none is found.
+    """
+    if not text:
+        return None
+    boxed = None
+    for m in _BOXED.finditer(text):
+        inner = _balanced(text, m.end())
+        if inner is not None and inner.strip():
+            boxed = inner.strip()
+    if boxed is not None:
+        return boxed
+    hashes = _HASHES.findall(text)
+    if hashes:
+        ans = _clean_tail(hashes[-1])
+        if ans:
+            return ans
+    found = _ANSWER_IS.findall(text)
+    if found:
+        ans = _clean_tail(found[-1])
+        if ans:
+            return ans
+    if fallback_last_number:
+        nums = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+        if nums:
+            return nums[-1].rstrip(",")
+    return None
+
+
+# --------------------------------------------------------------------------- fast numeric path
+
+_UNIT_WORDS = re.compile(r"^(-?[\d.,/]+)\s*[a-zA-Z][a-zA-Z\s.]*$")
+_THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_LATEX_FRAC = re.compile(r"^(-)?\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s*\}$")
+_LATEX_FRAC_SHORT = re.compile(r"^(-)?\\[dt]?frac(\d)(\d)$")
+
+
+def normalize_answer(ans: str) -> str:
+    """Light, meaning-preserving cleanup of an answer string (used for voting keys too)."""
+    s = ans.strip()
+    s = s.strip("$").strip()
+    s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|\s)", lambda m: "" if m.group(0) not in
+               ("\\,", "\\;", "\\ ") else " ", s)
+    s = re.sub(r"\\text\{\s*([^{}]*)\}", r" \1", s)  # \text{ dollars} -> dollars
+    s = re.sub(r"\\mbox\{\s*([^{}]*)\}", r" \1", s)
+    s = s.replace("{,}", ",")  # LaTeX thousands separator 1{,}000
+    s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("°", "")
+    s = s.replace("\\%", "%").replace("\\$", "$")
+    s = re.sub(r"\s+", " ", s).strip()
+    return s
+
+
+def parse_number(ans: str) -> Fraction | None:
+    """Exact value of a plain numeric answer, else None.
+
+    Accepts ``1,234.5``, ``$18``, ``18 dollars``, ``50%`` (-> 50, GSM8K convention), ``3/4``,
+    ``\\frac{3}{4}``, ``-0.25``, ``1e3``. Anything with symbols/expressions returns None.
+    """
+    s = normalize_answer(ans)
+    s = s.lstrip("$€£").strip()
+    if s.startswith("-$"):
+        s = "-" + s[2:]
+    s = s.rstrip("%").strip()
+    m = _UNIT_WORDS.match(s)
+    if m:
+        s = m.group(1)
+    s = s.rstrip(".").replace(" ", "")
+    m = _LATEX_FRAC.match(s) or _LATEX_FRAC_SHORT.match(s)
+    if m:
+        num, den = int(m.group(2)), int(m.group(3))
+        if den == 0:
+            return None
+        v = Fraction(num, den)
+        return -v if m.group(1) else v
+    if "," in s:
+        if not _THOUSANDS.match(s):
+            return None  # "1,2" is a tuple, not a number
+        s = s.replace(",", "")
+    if re.fullmatch(r"-?\d+/\d+", s):
+        num, den = s.split("/")
+        return None if int(den) == 0 else Fraction(int(num), int(den))
+    if re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", s):
+        try:
+            return Fraction(s)
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
+def _numbers_close(a: Fraction, b: Fraction) -> bool:
+    if a == b:
+        return True
+    # a rounded decimal such as 0.333333 vs 1/3: equal to 6 significant decimals
+    diff = abs(a - b)
+    return diff <= Fraction(1, 10**6) * max(Fraction(1), abs(a), abs(b))
+
+
+# --------------------------------------------------------------------------- math-verify worker
+
+
+_MV_SERVER = r"""
+import json, logging, sys
+logging.disable(logging.WARNING)
+from math_verify import parse, verify
+out = sys.stdout
+sys.stdout = sys.stderr  # keep library prints off the protocol channel
+out.write("ready\n"); out.flush()
+for line in sys.stdin:
+    a, b = json.loads(line)
+    try:
+        ga = parse(a, parsing_timeout=None)
+        gb = parse(b, parsing_timeout=None)
+        ok = bool(ga) and bool(gb) and bool(verify(ga, gb, timeout_seconds=None))
+        out.write(json.dumps(["ok", ok]) + "\n")
+    except Exception as e:
+        out.write(json.dumps(["error", type(e).__name__ + ": " + str(e)]) + "\n")
+    out.flush()
+"""
+
+
+def _as_latex(ans: str) -> str:
+    """math-verify extracts from LaTeX environments; wrap a bare answer so it is found."""
+    s = ans.strip()
+    if "\\boxed" in s or s.startswith("$"):
+        return s
+    return f"${s}$"
+
+
+class MathVerifyWorker:
+    """A persistent helper process running math-verify, with a per-check wall-clock timeout.
+
+    The helper is a plain ``python -c`` subprocess speaking JSON lines over stdin/stdout (no
+    multiprocessing main-module re-import, so it works from Beam workers, threads and
+    ``python -``). Thread-safe: one check at a time per worker. A check that exceeds
+    ``timeout_s`` kills the helper (restarted on the next check) and returns False.
+    """
+
+    def __init__(self, timeout_s: float = 5.0, startup_timeout_s: float = 60.0):
+        self.timeout_s = timeout_s
+        self.startup_timeout_s = startup_timeout_s
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self.timeouts = 0
+        self.errors = 0
+        self.checks = 0
+
+    def _readline(self, timeout: float) -> str | None:
+        assert self._proc is not None and self._proc.stdout is not None
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        return self._proc.stdout.readline()
+
+    def _start(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _MV_SERVER],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, bufsize=1,
+        )
+        line = self._readline(self.startup_timeout_s)
+        if line != "ready\n":
+            self._kill()
+            raise RuntimeError("math-verify helper process failed to start (is math-verify "
+                               "installed in this Python?)")
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(5)
+            for f in (self._proc.stdin, self._proc.stdout):
+                if f is not None:
+                    f.close()
+        self._proc = None
+
+    def check(self, a: str, b: str) -> bool:
+        """math-verify equivalence of two answers (LaTeX or plain), False on timeout/error."""
+        with self._lock:
+            self.checks += 1
+            if self._proc is None or self._proc.poll() is not None:
+                self._kill()
+                self._start()
+            assert self._proc is not None and self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(json.dumps([_as_latex(a), _as_latex(b)]) + "\n")
+                self._proc.stdin.flush()
+                line = self._readline(self.timeout_s)
+            except (BrokenPipeError, OSError):
+                line = ""
+            if line is None:
+                self.timeouts += 1
+                log.warning("math-verify check timed out after %.1fs: %r vs %r",
+                            self.timeout_s, a[:80], b[:80])
+                self._kill()
+                return False
+            if not line:
+                self.errors += 1
+                self._kill()
+                return False
+            status, value = json.loads(line)
+            if status != "ok":
+                self.errors += 1
+                return False
+            return bool(value)
+
+    def close(self) -> None:
+        with self._lock:
+            self._kill()
+
+    def __del__(self) -> None:  # pragma: no cover - best effort
+        try:
+            self._kill()
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown
+            pass
+
+
+_DEFAULT_WORKER: MathVerifyWorker | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_worker() -> MathVerifyWorker:
+    global _DEFAULT_WORKER
+    with _DEFAULT_LOCK:
+        if _DEFAULT_WORKER is None:
+            _DEFAULT_WORKER = MathVerifyWorker()
+        return _DEFAULT_WORKER
+
+
+def answers_equivalent(a: str, b: str, *, timeout_s: float | None = None,
+                       worker: MathVerifyWorker | None = None) -> bool:
+    """True when two final answers denote the same mathematical value.
+
+    Numbers are compared exactly (after removing thousands separators, currency, percent and
+    unit words); other forms (``\\sqrt{2}/2``, ``x+1``, intervals, sets) via math-verify in a
+    helper process bounded by ``timeout_s`` (default 5 s).
+    """
+    if a is None or b is None:
+        return False
+    a, b = str(a), str(b)
+    if not a.strip() or not b.strip():
+        return False
+    na, nb = normalize_answer(a), normalize_answer(b)
+    if na == nb:
+        return True
+    fa, fb = parse_number(a), parse_number(b)
+    if fa is not None and fb is not None:
+        return _numbers_close(fa, fb)
+    w = worker or default_worker()
+    if timeout_s is not None and timeout_s != w.timeout_s:
+        w.timeout_s = timeout_s
+    return w.check(na, nb)
+
+
+# --------------------------------------------------------------------------- voting
+
+
+@dataclass
+class VoteResult:
+    """Outcome of a majority vote over the extracted answers of n samples."""
+
+    answer: str | None  # representative answer of the winning cluster
+    agreement: float  # winning cluster size / number of samples
+    n_samples: int
+    n_extracted: int
+    cluster_of: list[int] = field(default_factory=list)  # cluster index per sample (-1: none)
+    clusters: list[tuple[str, int]] = field(default_factory=list)  # (representative, size)
+    accepted: bool = False
+
+
+def cluster_answers(answers: list[str | None], equiv: Any = None) -> tuple[list[int], list[str]]:
+    """Group answers into equivalence classes (first-seen representative per class)."""
+    equiv = equiv or answers_equivalent
+    reps: list[str] = []
+    cluster_of: list[int] = []
+    cache: dict[tuple[str, str], bool] = {}
+    for ans in answers:
+        if ans is None:
+            cluster_of.append(-1)
+            continue
+        hit = -1
+        for ci, rep in enumerate(reps):
+            key = (rep, ans)
+            if key not in cache:
+                cache[key] = equiv(rep, ans)
+            if cache[key]:
+                hit = ci
+                break
+        if hit < 0:
+            reps.append(ans)
+            hit = len(reps) - 1
+        cluster_of.append(hit)
+    return cluster_of, reps
+
+
+def majority_vote(answers: list[str | None], *, threshold: float = 0.5,
+                  min_votes: int = 2, equiv: Any = None) -> VoteResult:
+    """Majority vote (self-consistency) with an agreement threshold.
+
+    ``agreement`` is the winning class size over *all* samples (unextractable answers count as
+    disagreement). Accepted when agreement >= ``threshold`` and the class has ``min_votes``.
+    Ties are broken by the earliest-seen class, which is deterministic for ordered samples.
+    """
+    n = len(answers)
+    cluster_of, reps = cluster_answers(answers, equiv)
+    sizes = Counter(c for c in cluster_of if c >= 0)
+    clusters = [(rep, sizes[i]) for i, rep in enumerate(reps)]
+    n_ext = sum(1 for c in cluster_of if c >= 0)
+    if not sizes:
+        return VoteResult(None, 0.0, n, 0, cluster_of, clusters, False)
+    best = min(sizes, key=lambda c: (-sizes[c], c))
+    agreement = sizes[best] / n if n else 0.0
+    accepted = agreement >= threshold and sizes[best] >= min_votes
+    return VoteResult(reps[best], agreement, n, n_ext, cluster_of, clusters, accepted)
+
+
+def pass_rate(answers: list[str | None], reference: str, equiv: Any = None) -> float:
+    """Fraction of answers equivalent to ``reference``."""
+    if not answers:
+        return 0.0
+    equiv = equiv or answers_equivalent
+    return sum(1 for a in answers if a is not None and equiv(reference, a)) / len(answers)
+
+
+def gsm8k_reference(answer_field: str) -> str | None:
+    """The reference answer of a GSM8K ``answer`` field (text after ``####``)."""
+    m = _HASHES.findall(answer_field or "")
+    return m[-1].strip().replace(",", "") if m else None

@@ -1,0 +1,67 @@
+"""Prompt templates with stable ids (the id is stored in every record's provenance)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Template:
+    id: str
+    system: str
+    user: str  # str.format template
+
+    def messages(self, **kw: str) -> tuple[tuple[str, str], ...]:
+        msgs = []
+        if self.system:
+            msgs.append(("system", self.system))
+        msgs.append(("user", self.user.format(**kw)))
+        return tuple(msgs)
+
+
+TEMPLATES: dict[str, Template] = {t.id: t for t in [
+    Template(
+        "math_cot_v1",
+        "Solve the math problem. Explain the steps briefly, then end with 'The answer is N.' "
+        "where N is a number.",
+        "{problem}",
+    ),
+    Template(
+        "math_pot_v1",
+        "Write a short Python program that computes the answer to the math problem and prints "
+        "only the final answer. Put the program in a ```python code block.",
+        "{problem}",
+    ),
+    Template(
+        "math_problem_from_seed_v1",
+        "You write new grade-school math word problems. Reply with the new problem only.",
+        "Here is an example problem:\n{seed}\n\nWrite one new, different word problem of similar "
+        "difficulty with a single numeric answer.",
+    ),
+    Template(
+        "math_problem_from_concept_v1",
+        "You write new grade-school math word problems. Reply with the new problem only.",
+        "Write one word problem that practises these concepts: {concepts}. It must have a single "
+        "numeric answer.",
+    ),
+    Template(
+        "code_task_v1",
+        "You write Python programming exercises with tests. Reply with a ```python block that "
+        "defines the function, then a second ```python block with assert statements testing it.",
+        "Write a small exercise about: {topic}",
+    ),
+    Template(
+        "code_solve_v1",
+        "Solve the programming task in Python. Reply with one ```python code block.",
+        "{problem}",
+    ),
+]}
+
+
+def get_template(template_id: str) -> Template:
+    try:
+        return TEMPLATES[template_id]
+    except KeyError:
+        raise ValueError(
+            f"unknown prompt template {template_id!r}; known: {', '.join(sorted(TEMPLATES))}"
+        ) from None
