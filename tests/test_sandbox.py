@@ -127,17 +127,24 @@ def test_large_file_hits_file_size_limit():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="uid separation needs root (CI runs as root)")
 def test_cannot_write_or_delete_outside_its_directory():
-    # a directory outside /tmp (the sandbox gets a private /tmp, which would hide tmp_path)
-    victim_dir = Path(__file__).parent / f".sbx-victim-{os.getpid()}"
+    # a root-owned directory outside /tmp (the sandbox gets a private /tmp, which would hide a
+    # victim there -- including this checkout when it is cloned under /tmp)
+    private = ("/tmp", "/var/tmp", "/dev/shm")  # the sandbox mounts fresh tmpfs there
+    base = next(b for b in (Path(__file__).resolve().parent, Path.home())
+                if b.is_dir() and not str(b).startswith(private))
+    victim_dir = base / f".sbx-victim-{os.getpid()}"
     victim_dir.mkdir()
     try:
         victim = victim_dir / "precious.txt"
         victim.write_text("keep me")
         target = victim_dir / "pwned.txt"
         r = run_python(f"open({str(target)!r}, 'w').write('x')\n", "", LIM)
-        assert not r.passed and "PermissionError" in r.error and not target.exists()
+        # PermissionError where the sandbox sees the directory; FileNotFoundError where its
+        # private mounts hide it (a checkout under /tmp or /root): contained either way
+        denied = ("PermissionError", "FileNotFoundError")
+        assert not r.passed and r.error.startswith(denied) and not target.exists()
         r = run_python(f"import os\nos.remove({str(victim)!r})\n", "", LIM)
-        assert not r.passed and "PermissionError" in r.error and victim.read_text() == "keep me"
+        assert not r.passed and r.error.startswith(denied) and victim.read_text() == "keep me"
         r = run_python(f"import shutil\nshutil.rmtree({str(victim_dir)!r})\n", "", LIM)
         assert not r.passed and victim.exists()
     finally:
