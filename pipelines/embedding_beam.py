@@ -101,12 +101,6 @@ def stage_stats_of(stage_stats: dict[str, Any]) -> dict[str, Any]:
     return {k: unwrap(v) for k, v in (inner or {}).items()}
 
 
-def figure_html(fig: Any, alt: str) -> str:
-    from pipelines.report import figure_html as shared
-
-    return shared(fig, alt)
-
-
 def distance_histogram_figure(hist: list[int], lo: float, hi: float, title: str) -> Any:
     import matplotlib
 

@@ -15,10 +15,8 @@ with example snippets.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import html
-import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -209,19 +207,6 @@ def _single(value: Any) -> Any:
     return value
 
 
-def figure_html(fig: Any) -> str:
-    """A matplotlib figure as an inline ``<img>`` (base64 PNG)."""
-    try:  # the lead's shared helper, when present
-        from pipelines.report import figure_html as shared  # type: ignore[attr-defined]
-
-        return shared(fig)
-    except Exception:  # noqa: BLE001 - fall back to a local rendering
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
-        return f'<img alt="histogram" src="data:image/png;base64,{data}"/>'
-
-
 def histogram_figures(hists: dict[str, Any], per_row: int = 3) -> str:
     """One small histogram per score, thresholds drawn as red dashed lines."""
     if not hists:
@@ -251,7 +236,9 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3) -> str:
         ax.set_xlabel("log10(1+x)" if spec.log else "value", fontsize=7)
         ax.tick_params(labelsize=7)
     fig.tight_layout()
-    out = figure_html(fig)
+    from pipelines.report import figure_html
+
+    out = figure_html(fig, "score histograms")
     plt.close(fig)
     return out
 

@@ -33,7 +33,6 @@ from pipelines.embedding_beam import (
     coarse_histogram,
     distance_histogram_figure,
     embedding_array,
-    figure_html,
     id_hash,
     stage_stats_of,
 )
@@ -221,6 +220,8 @@ class ClusterStage(Stage):
 
 
 def cluster_report(stage_stats: dict, prefix: str = "") -> str | None:
+    from pipelines.report import figure_html
+
     st = stage_stats_of(stage_stats)
     parts = []
     km = st.get(f"{prefix}kmeans")

@@ -18,8 +18,6 @@ mode). Every document's band keys are then added and the index is written to ``i
 
 from __future__ import annotations
 
-import base64
-import io
 import logging
 import uuid
 from typing import Any, Literal
@@ -455,12 +453,6 @@ def _histogram_img(hist: dict[int, int]) -> str:
     ax.set_yscale("log")
     ax.set_title("Near-duplicate cluster sizes")
     fig.tight_layout()
-    try:
-        from pipelines.report import figure_html
-    except ImportError:  # pragma: no cover - report module absent in a trimmed install
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        data = base64.b64encode(buf.getvalue()).decode("ascii")
-        return f'<img alt="cluster size histogram" src="data:image/png;base64,{data}"/>'
+    from pipelines.report import figure_html
+
     return figure_html(fig, "cluster size histogram")

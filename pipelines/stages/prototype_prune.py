@@ -248,7 +248,7 @@ def _per_cluster_figure(per: list) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipelines.embedding_beam import figure_html
+    from pipelines.report import figure_html
 
     rows = sorted(per, key=lambda x: -x[2])
     fig, ax = plt.subplots(figsize=(6, 3))

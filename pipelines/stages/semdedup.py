@@ -46,7 +46,6 @@ from pipelines.embedding_beam import (
     SumCounts,
     embedding_array,
     eps_curve_figure,
-    figure_html,
     stage_stats_of,
 )
 from pipelines.records import dead_letter
@@ -219,7 +218,7 @@ class SemDedupStage(Stage):
 
 
 def semdedup_report(stage_stats: dict) -> str | None:
-    from pipelines.report import table_html
+    from pipelines.report import figure_html, table_html
 
     s = stage_stats_of(stage_stats).get("semdedup")
     if not isinstance(s, dict) or not s.get("curve"):
