@@ -550,15 +550,20 @@ class Dedup(beam.DoFn):
     def process(self, recs: list[dict]):
         from synth.dedup import dedup
 
-        kept, removed = dedup([(r["id"], r["problem"]) for r in recs], self._t, self._p)
+        # positional keys: user-given seed ids may repeat, and every record must end up
+        # exactly once in kept or removed
+        ordered = sorted(recs, key=lambda r: (r["id"], r["problem"]))
+        keys = [f"{i:09d}" for i in range(len(ordered))]
+        kept, removed = dedup(list(zip(keys, (r["problem"] for r in ordered))), self._t,
+                              self._p)
         keep = set(kept)
-        for r in sorted(recs, key=lambda r: r["id"]):
-            if r["id"] in keep:
+        for key, r in zip(keys, ordered):
+            if key in keep:
                 yield r
             else:
-                reason, of = removed[r["id"]]
-                yield pvalue.TaggedOutput(REMOVED, (reason, dict(r, text=r["problem"],
-                                                                 duplicate_of=of)))
+                reason, of = removed[key]
+                yield pvalue.TaggedOutput(REMOVED, (reason, dict(
+                    r, text=r["problem"], duplicate_of=ordered[int(of)]["id"])))
 
 
 class _WriteAll(beam.DoFn):

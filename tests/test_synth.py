@@ -445,3 +445,18 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
     assert removed["none"]["removal_reason"] == "no_code"
     assert removed["untested"]["removal_reason"] == "no_tests"  # nothing to verify against
     assert stats["kept"] == 2
+
+
+def test_dedup_dofn_handles_repeated_ids():
+    from pipelines.synth_pipeline import REMOVED, Dedup
+
+    recs = [{"id": "a", "problem": "What is two plus two, in whole apples today?"},
+            {"id": "a", "problem": "What is two plus two, in whole apples today?"},
+            {"id": "b", "problem": "A train leaves at noon and travels sixty miles an hour."}]
+    fn = Dedup(0.8, 128)
+    out = list(fn.process(recs))
+    kept = [o for o in out if isinstance(o, dict)]
+    removed = [o.value for o in out if not isinstance(o, dict) and o.tag == REMOVED]
+    assert len(kept) + len(removed) == 3
+    assert sorted(r["id"] for r in kept) == ["a", "b"]
+    assert removed[0][0] == "exact_duplicate" and removed[0][1]["duplicate_of"] == "a"
