@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from pydantic import BaseModel, ConfigDict, Field
 
 from filters.base import Decision, RecordScorer
@@ -167,7 +165,6 @@ class _ScoreBatches(beam.DoFn):
         self._make_scorer = make_scorer
         self._annotate_only = annotate_only
         self._scorer: RecordScorer | None = None
-        self._ms = Metrics.counter(stage_label, "process_ms")
 
     def setup(self) -> None:
         self._scorer = self._make_scorer()
@@ -196,9 +193,7 @@ class _ScoreBatches(beam.DoFn):
             return out
 
     def process(self, batch: Sequence[dict]):
-        t0 = time.perf_counter()
         results = self._decide(batch)
-        self._ms.inc(int((time.perf_counter() - t0) * 1000))
         for record, decision, error in results:
             if decision is None:
                 yield pvalue.TaggedOutput(

@@ -23,7 +23,6 @@ from typing import Literal
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from pydantic import Field
 
 from pipelines.embedding_beam import (
@@ -117,7 +116,6 @@ class _Fit(beam.DoFn):
 class _Assign(beam.DoFn):
     def __init__(self, label: str, column: str):
         self._label, self._col = label, column
-        self._ms = Metrics.counter(label, "process_ms")
         self._cache: tuple[bytes, np.ndarray] | None = None
 
     def _centroids(self, model) -> np.ndarray | None:
@@ -131,7 +129,6 @@ class _Assign(beam.DoFn):
     def process(self, batch, model):
         from filters.kmeans import assign
 
-        t0 = time.perf_counter()
         c = self._centroids(model)
         good, vecs = [], []
         for r in batch:
@@ -150,7 +147,6 @@ class _Assign(beam.DoFn):
                 out["cluster_id"] = int(cid)
                 out["cluster_distance"] = float(d)
                 yield out
-        self._ms.inc(int((time.perf_counter() - t0) * 1000))
 
 
 def _sizes(pairs):

@@ -14,7 +14,6 @@ torch and sentence-transformers are imported only on the workers.
 from __future__ import annotations
 
 import os
-import time
 from typing import Literal
 
 import apache_beam as beam
@@ -75,7 +74,6 @@ class _EmbedBatches(beam.DoFn):
         self._label = label
         self._p = p
         self._embedder = None
-        self._ms = Metrics.counter(label, "process_ms")
         self._count = Metrics.counter(label, "embedded")
 
     def setup(self) -> None:
@@ -87,7 +85,6 @@ class _EmbedBatches(beam.DoFn):
         self._embedder.setup()
 
     def process(self, batch):
-        t0 = time.perf_counter()
         todo, texts = [], []
         for r in batch:
             text = r.get("text") if isinstance(r, dict) else None
@@ -121,7 +118,6 @@ class _EmbedBatches(beam.DoFn):
             out[col] = v
             yield out
         self._count.inc(len(todo))
-        self._ms.inc(int((time.perf_counter() - t0) * 1000))
 
 
 @register_stage

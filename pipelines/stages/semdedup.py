@@ -29,7 +29,6 @@ from typing import Literal
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
-from apache_beam.metrics import Metrics
 from pydantic import Field, field_validator
 
 from filters.semdedup import (
@@ -110,12 +109,8 @@ class _Project(beam.DoFn):
 class _Dedup(beam.DoFn):
     def __init__(self, label: str, p: SemDedupFields):
         self._label, self._p = label, p
-        self._ms = Metrics.counter(label, "process_ms")
 
     def process(self, kv):
-        import time
-
-        t0 = time.perf_counter()
         (cid, _slab), records = kv
         recs = list(records)
         p = self._p
@@ -146,7 +141,6 @@ class _Dedup(beam.DoFn):
         curve["__records__"] = len(recs)
         curve["__blocks__"] = 1
         yield pvalue.TaggedOutput(CURVE, curve)
-        self._ms.inc(int((time.perf_counter() - t0) * 1000))
 
 
 def _curve_stats(summed: dict, eps: float, largest: int, split: int) -> dict:
