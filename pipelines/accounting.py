@@ -148,11 +148,11 @@ def summarize(counts: dict[str, int], labels: list[str]) -> dict[str, Any]:
     }
 
 
-def check_conservation(summary: dict[str, Any]) -> None:
-    if not summary["ok"]:
-        raise ConservationError(
-            "record accounting does not balance: input={input} but kept={kept} + "
-            "removed={removed} + dead_letter={dead_letter} = {total}; per stage: {stages}".format(
-                total=summary["kept"] + summary["removed"] + summary["dead_letter"], **summary
-            )
-        )
+def conservation_error(counts: dict[str, int], stages: dict[str, Any]) -> ConservationError:
+    """The error raised when ``input != kept + removed + dead_letter``, with the numbers."""
+    total = counts["kept"] + counts["removed"] + counts["dead_letter"]
+    per_stage = {k: {"in": v.get("in"), "out": v.get("out")} for k, v in stages.items()}
+    return ConservationError(
+        f"record accounting does not balance: input={counts['input']} but kept={counts['kept']}"
+        f" + removed={counts['removed']} + dead_letter={counts['dead_letter']} = {total}; "
+        f"per stage: {per_stage}")

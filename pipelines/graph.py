@@ -271,8 +271,8 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                               [*stage_stats, *([("input_profile", input_profile)]
                                                if input_profile is not None else [])], p)
 
-    columns = list(arrow_schema(plan.columns).names)
     schema = arrow_schema(plan.columns)
+    columns = list(schema.names)
     out_rows = records | "OutputRows" >> beam.Map(to_output_row, columns)
     part = plan.partition_by
     out_rows | "WriteParquet" >> WriteSortedShards(f"{staging}/data", n_shards, "parquet",
@@ -605,7 +605,7 @@ def run_build(
     stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
     if not stats["conservation_ok"]:
         _cleanup_staging(plan)
-        acc.check_conservation({**stats["counts"], "stages": stats["stages"], "ok": False})
+        raise acc.conservation_error(stats["counts"], stats["stages"])
     files = _promote(plan)
     stats["output_files"] = files
     with FileSystems.create(f"{plan.out}/stats.json") as fh:
