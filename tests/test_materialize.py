@@ -1,5 +1,3 @@
-import importlib
-import inspect
 from pathlib import Path
 
 import pyarrow as pa
@@ -8,18 +6,12 @@ import pytest
 
 from pipelines.materialize import MaterializeError, epoch_targets, materialize
 from pipelines.testing import local_pipeline
+from tests.buildutil import stdlib_doc_rows
 from scaling.recommend import count_tokens
 
 
 def _pool_files(tmp: Path) -> list[dict]:
-    rows = []
-    for mod in ("json", "pathlib", "collections", "functools", "argparse", "textwrap", "csv"):
-        m = importlib.import_module(mod)
-        for name, obj in sorted(vars(m).items()):
-            doc = inspect.getdoc(obj) if not name.startswith("_") else None
-            if doc and len(doc.split()) >= 5:
-                rows.append({"id": f"{mod}.{name}", "text": doc, "source": mod,
-                             "quality": (len(rows) * 37 % 100) / 100.0})
+    rows = stdlib_doc_rows(("json", "pathlib", "collections", "functools", "argparse", "textwrap", "csv"))
     (tmp / "data").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows[::2]), tmp / "data" / "a.parquet")
     bad = rows[1::2] + [{"id": None, "text": "orphan text here", "source": "x", "quality": 0.9}]

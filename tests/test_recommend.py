@@ -1,5 +1,3 @@
-import importlib
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ from scaling.recommend import (
     parse_config,
     recommend,
 )
+from tests.buildutil import stdlib_doc_rows
 
 REPO = Path(__file__).resolve().parents[1]
 POOLS = [{"name": "top", "unique_tokens": 2e10, "quality_tier": 0},
@@ -106,14 +105,7 @@ def test_infeasible_budget_is_explained():
 
 
 def _write_build(out: Path) -> list[dict]:
-    rows = []
-    for mod in ("json", "pathlib", "collections", "functools", "argparse", "textwrap"):
-        m = importlib.import_module(mod)
-        for name, obj in sorted(vars(m).items()):
-            doc = inspect.getdoc(obj) if not name.startswith("_") else None
-            if doc and len(doc.split()) >= 5:
-                rows.append({"id": f"{mod}.{name}", "text": doc, "source": mod,
-                             "quality": (len(rows) * 37 % 100) / 100.0})
+    rows = stdlib_doc_rows(("json", "pathlib", "collections", "functools", "argparse", "textwrap"))
     (out / "data").mkdir(parents=True)
     for s in range(2):
         pq.write_table(pa.Table.from_pylist(rows[s::2]),
