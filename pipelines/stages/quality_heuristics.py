@@ -38,6 +38,12 @@ def _thr(*values: float | None) -> tuple[float, ...]:
     return tuple(float(v) for v in values if v is not None)
 
 
+def _config_from(cls, params, **overrides):
+    """Build a scorer's config dataclass from the stage params with the same field names."""
+    values = {k: getattr(params, k) for k in cls.__dataclass_fields__ if k not in overrides}
+    return cls(**values, **overrides)
+
+
 class _HeuristicStage(ScoreReportMixin, RecordStage):
     def expand(self, records):
         return self.with_score_stats(super().expand(records))
@@ -84,8 +90,7 @@ class GopherQualityStage(_HeuristicStage):
 
     def make_scorer(self) -> GopherQuality:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
-        fields = GopherQualityConfig.__dataclass_fields__
-        return GopherQuality(GopherQualityConfig(**{k: getattr(p, k) for k in fields}))
+        return GopherQuality(_config_from(GopherQualityConfig, p))
 
     def hist_specs(self) -> list[HistSpec]:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
@@ -139,11 +144,8 @@ class GopherRepetitionStage(_HeuristicStage):
 
     def make_scorer(self) -> GopherRepetition:
         p: GopherRepetitionParams = self.params  # type: ignore[assignment]
-        return GopherRepetition(GopherRepetitionConfig(
-            max_dup_line_frac=p.max_dup_line_frac,
-            max_dup_para_frac=p.max_dup_para_frac,
-            max_dup_line_char_frac=p.max_dup_line_char_frac,
-            max_dup_para_char_frac=p.max_dup_para_char_frac,
+        return GopherRepetition(_config_from(
+            GopherRepetitionConfig, p,
             max_top_ngram_char_frac=tuple(sorted(p.max_top_ngram_char_frac.items())),
             max_dup_ngram_char_frac=tuple(sorted(p.max_dup_ngram_char_frac.items())),
         ))
@@ -180,10 +182,8 @@ class C4FilterStage(_HeuristicStage):
 
     def make_scorer(self) -> C4Filter:
         p: C4FilterParams = self.params  # type: ignore[assignment]
-        fields = [f for f in C4Config.__dataclass_fields__ if f != "rewrite_lines"]
-        cfg = C4Config(**{k: getattr(p, k) for k in fields},
-                       rewrite_lines=p.rewrite_lines and not p.annotate_only)
-        return C4Filter(cfg)
+        return C4Filter(_config_from(C4Config, p,
+                                     rewrite_lines=p.rewrite_lines and not p.annotate_only))
 
     def hist_specs(self) -> list[HistSpec]:
         p: C4FilterParams = self.params  # type: ignore[assignment]
@@ -214,8 +214,7 @@ class FineWebFilterStage(_HeuristicStage):
 
     def make_scorer(self) -> FineWebFilter:
         p: FineWebFilterParams = self.params  # type: ignore[assignment]
-        fields = FineWebConfig.__dataclass_fields__
-        return FineWebFilter(FineWebConfig(**{k: getattr(p, k) for k in fields}))
+        return FineWebFilter(_config_from(FineWebConfig, p))
 
     def hist_specs(self) -> list[HistSpec]:
         p: FineWebFilterParams = self.params  # type: ignore[assignment]
