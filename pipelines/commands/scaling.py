@@ -162,44 +162,63 @@ def register(app: typer.Typer) -> None:
                                       help="Bootstrap resamples for the intervals."),
         starts: int = typer.Option(64, "--starts", min=1,
                                    help="L-BFGS starts from the best grid points (4500 = all)."),
+        all_runs: bool = typer.Option(
+            False, "--all-runs", help="Fit every run. Default: Besiroglu et al.'s protocol, "
+            "which leaves out the 5 highest-loss runs."),
         compute: float = typer.Option(1e24, "--compute", help="C for N*(C), D*(C)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
-        """Fit L = E + A/N^alpha + B/D^beta (Besiroglu et al. procedure) with bootstrap CIs."""
+        """Fit L = E + A/N^alpha + B/D^beta (Besiroglu et al. protocol) with bootstrap CIs."""
         from scaling.chinchilla import (
             BESIROGLU,
             HOFFMANN,
-            fit_chinchilla,
+            fit_chinchilla_runs,
             huber_objective,
             load_chinchilla_csv,
         )
 
+        protocol = "all" if all_runs else "besiroglu"
         try:
             N, D, L = load_chinchilla_csv(str(csv))
-            fit = fit_chinchilla(N, D, L, n_starts=starts, n_bootstrap=bootstrap, seed=seed)
+            fit = fit_chinchilla_runs(N, D, L, protocol=protocol, n_starts=starts,
+                                      n_bootstrap=bootstrap, seed=seed)
         except (OSError, ValueError) as err:
             _fail(str(err))
             return
+        keep = [i for i in range(len(N)) if i not in set(fit.excluded)]
+        Nk, Dk, Lk = N[keep], D[keep], L[keep]
         n_opt, d_opt = fit.compute_optimal(compute)
-        out = {"n_runs": fit.n_points, "params": fit.params(), "ci": fit.ci,
+        out = {"n_runs": len(N), "n_fitted": fit.n_points, "protocol": protocol,
+               "excluded_runs": [{"row": i + 2, "N": float(N[i]), "D": float(D[i]),
+                                  "loss": float(L[i])} for i in fit.excluded],
+               "params": fit.params(), "ci": fit.ci,
                "ci_level": fit.ci_level, "huber_objective": fit.objective,
-               "huber_objective_besiroglu": huber_objective(BESIROGLU, N, D, L),
-               "huber_objective_hoffmann": huber_objective(HOFFMANN, N, D, L),
-               "compute": compute, "N_opt": float(n_opt), "D_opt": float(d_opt)}
+               # Objectives of the published parameters on the *same* runs as ours.
+               "huber_objective_besiroglu": huber_objective(BESIROGLU, Nk, Dk, Lk),
+               "huber_objective_hoffmann": huber_objective(HOFFMANN, Nk, Dk, Lk),
+               "compute": compute, "N_opt": float(n_opt), "D_opt": float(d_opt),
+               "tokens_per_param": float(d_opt / n_opt)}
         if bootstrap:
             out["compute_optimal_ci"] = fit.compute_optimal_ci(compute)
         if as_json:
             typer.echo(json.dumps(_yaml_safe(out), indent=2))
             return
-        typer.echo(f"{fit.n_points} runs; Huber objective {fit.objective:.6g} (Besiroglu et al. "
-                   f"params: {out['huber_objective_besiroglu']:.6g}; Hoffmann et al.: "
+        if fit.excluded:
+            typer.echo(f"protocol besiroglu: fitting {fit.n_points} of {len(N)} runs; left out "
+                       f"the {len(fit.excluded)} highest-loss runs (CSV rows "
+                       f"{', '.join(str(i + 2) for i in fit.excluded)}); --all-runs fits all")
+        else:
+            typer.echo(f"fitting all {fit.n_points} runs")
+        typer.echo(f"Huber objective {fit.objective:.6g} on these runs (published Besiroglu et "
+                   f"al. params: {out['huber_objective_besiroglu']:.6g}; Hoffmann et al.: "
                    f"{out['huber_objective_hoffmann']:.6g})")
         for k, v in fit.params().items():
             ci = fit.ci.get(k)
             ci_s = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
             typer.echo(f"  {k:<6} {v:.5g}{ci_s}")
-        line = f"compute-optimal at C={compute:.3g}: N*={float(n_opt):.4g}, D*={float(d_opt):.4g}"
+        line = (f"compute-optimal at C={compute:.3g}: N*={float(n_opt):.4g}, D*={float(d_opt):.4g}"
+                f" ({float(d_opt / n_opt):.1f} tokens/param)")
         if bootstrap:
             c = out["compute_optimal_ci"]
             line += (f"  (N* [{c['N'][0]:.3g}, {c['N'][1]:.3g}], D* [{c['D'][0]:.3g}, "
