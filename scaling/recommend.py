@@ -428,7 +428,7 @@ def load_pools_file(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != "datamill.pools":
         raise RecommendConfigError(f"pools_file: {path} is not a pools file (expected "
                                    "'kind: datamill.pools', written by `datamill fit-pools`)")
-    pools = data.get("pools")
+    pools = data.setdefault("pools", [])
     if not isinstance(pools, list) or not all(isinstance(p, dict) and "name" in p and
                                               "utility" in p for p in pools):
         raise RecommendConfigError(f"pools_file: {path}: 'pools' must be a list of "
@@ -596,6 +596,9 @@ def _resolve(cfg: RecommendConfig) -> tuple[BaseLaw, list[ResolvedPool], dict[st
     if cfg.pools_file:
         pf = load_pools_file(cfg.pools_file)
         fitted = {str(p["name"]): p for p in pf["pools"]}
+        law_src["pools_file"] = {"path": cfg.pools_file, "fitted_from": pf.get("fitted_from"),
+                                 "law": pf.get("law"),
+                                 "mixture_ranking": pf.get("mixture_ranking")}
         unknown = sorted(set(fitted) - {p.name for p in specs})
         if unknown and len(unknown) == len(fitted):
             raise RecommendConfigError(
@@ -889,6 +892,18 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
                        "epochs": float(e), "unique_tokens": p.unique_counted,
                        "target_tokens": float(e * p.unique_counted)}
                       for p, e in zip(best.pools, epochs)]}
+    ranking = (law_src.get("pools_file") or {}).get("mixture_ranking")
+    if ranking and ranking.get("ranking"):
+        top = min(ranking["ranking"], key=lambda r: r["rank"])
+        chosen = _set_label(best)
+        sets = {f["pools"] and "+".join(f["pools"]) for f in frontier}
+        data["small_scale_ranking"] = {**ranking, "plan_pool_set": chosen}
+        if top["mixture"] in sets and top["mixture"] != chosen:
+            warnings.append(
+                f"small-scale runs ({ranking.get('source')}) rank {top['mixture']} first "
+                f"(P(first) {top.get('p_first') or float('nan'):.2f}) but the plan picks "
+                f"{chosen} at {C:.3g} FLOPs: expected when filtering should loosen with "
+                "compute (Goyal et al. 2024), otherwise check the fitted utilities")
     explanation = _explain(data, best, pools, sweep, law_src, stability)
     data["recommendation"]["explanation"] = explanation
     return Recommendation(data=data, sweep=sweep, explanation=explanation)
