@@ -174,7 +174,9 @@ class Search(_Strict):
     n_max: float = Field(default=1e13, gt=0)
     n_points: int = Field(default=61, ge=5, le=2000)
     upsample_factors: list[float] = Field(default=[1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
-    max_epochs: float = Field(default=64.0, gt=0)
+    max_epochs: float = Field(
+        default=1000.0, gt=0, description="Search bound on any pool's epochs (not a "
+        "recommendation: plans past 4 and 16 epochs carry warnings).")
     saturation_gain: float = Field(
         default=0.001, gt=0, description="Data-limited compute: the compute beyond which "
         "doubling compute lowers the predicted loss by less than this (nats). Budgets above "
@@ -704,7 +706,9 @@ def saturation_compute(law: BaseLaw, strat: Strategy, search: Search,
         if not math.isfinite(nxt[2]):
             return Saturation(c, prev, search.saturation_gain, "max_epochs")
         if prev - nxt[2] < search.saturation_gain:
-            limit = "n_max" if nxt[0] >= search.n_max * 0.999 else "data"
+            capped = _epochs(strat, nxt[1]).max() >= search.max_epochs * 0.999
+            limit = ("n_max" if nxt[0] >= search.n_max * 0.999 else
+                     "max_epochs" if capped else "data")
             return Saturation(c, prev, search.saturation_gain, limit)
         c, prev = 2 * c, nxt[2]
     return Saturation(c, prev, search.saturation_gain, "data")
