@@ -667,7 +667,8 @@ def _draws(cfg: RecommendConfig, pools: list[ResolvedPool], law: BaseLaw,
 
 
 def _rank(law: BaseLaw, strats: list[Strategy], C: float, search: Search,
-          fixed_n: float | None, fixed_d: float | None) -> list[tuple[float, Strategy, float, float]]:
+          fixed_n: float | None, fixed_d: float | None
+          ) -> list[tuple[float, Strategy, float, float]]:
     results = []
     for s in strats:
         n, d, loss = _best_n(law, s, C, search, fixed_n, fixed_d)

@@ -254,3 +254,8 @@ def test_cli_recommend_writes_yaml_and_plot(tmp_path):
     cfg.write_text("budget: {flops: 1e21}\npools: []\n")
     res = CliRunner().invoke(app, ["recommend", str(cfg)])
     assert res.exit_code == 2
+    res = CliRunner().invoke(app, ["recommend"])
+    assert res.exit_code == 2 and "--from-build" in res.output
+    res = CliRunner().invoke(app, ["recommend", "--from-build", str(tmp_path / "nope"),
+                                   "--flops", "1e20"])
+    assert res.exit_code == 2 and "no Parquet shards" in res.output

@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
                                             help="Plot PNG (default: next to --out)."),
         from_build: Optional[Path] = typer.Option(
             None, "--from-build", help="A `datamill build` output directory: one pool per "
-            "source with the token counts of its token_count stage (replaces pools_from_build.dir)."),
+            "source with the token counts of its token_count stage (replaces "
+            "pools_from_build.dir)."),
         flops: Optional[float] = typer.Option(None, "--flops", help="Compute budget (overrides "
                                               "the config's budget)."),
         pools_file: Optional[Path] = typer.Option(
@@ -105,8 +106,9 @@ def register(app: typer.Typer) -> None:
                        f"{p['utility']:.4f} ({p['utility_kind']})")
         dl = r["data_limit"]
         if dl.get("saturation_compute"):
-            typer.echo(f"data limit: more compute stops paying (< {dl['saturation_gain_per_doubling']:g}"
-                       f" nats per doubling) beyond ~{dl['saturation_compute']:.3g} FLOPs")
+            typer.echo(f"data limit: more compute stops paying (< "
+                       f"{dl['saturation_gain_per_doubling']:g} nats per doubling) beyond "
+                       f"~{dl['saturation_compute']:.3g} FLOPs")
         typer.echo("")
         typer.echo(rec.explanation)
         for w in r.get("warnings", []):
