@@ -27,7 +27,7 @@ import pyarrow as pa
 import xxhash
 from apache_beam.io.filesystems import FileSystems
 
-from scaling.recommend import count_tokens
+from filters.tokens import DEFAULT_TOKENIZER, load_token_counter
 
 N_BUCKETS_BITS = 12
 N_BUCKETS = 1 << N_BUCKETS_BITS
@@ -103,10 +103,24 @@ def _selected(record: dict[str, Any], sel: dict[str, Any] | None) -> bool:
 
 
 class _Prepare(beam.DoFn):
-    """Select a pool's records and compute tokens; bad rows go to the ``dead`` output."""
+    """Select a pool's records and take their token counts (the build's ``tokens`` column when
+    the plan names it, else counted with the plan's tokenizer); bad rows go to ``dead``."""
 
-    def __init__(self, pool: str, sel: dict[str, Any] | None, tpw: float):
-        self._pool, self._sel, self._tpw = pool, sel, tpw
+    def __init__(self, pool: str, sel: dict[str, Any] | None, tokenizer: str,
+                 token_column: str | None):
+        self._pool, self._sel, self._tok, self._col = pool, sel, tokenizer, token_column
+        self._counter = None
+
+    def setup(self) -> None:
+        self._counter = load_token_counter(self._tok)
+
+    def _tokens(self, row: dict[str, Any], text: str) -> float:
+        v = row.get(self._col) if self._col else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+            return float(v)
+        if self._counter is None:
+            self.setup()
+        return float(self._counter.count(text))
 
     def process(self, row: dict[str, Any]):
         doc_id, text = row.get("id"), row.get("text")
@@ -120,7 +134,7 @@ class _Prepare(beam.DoFn):
         if not _selected(row, self._sel):
             return
         yield {"id": doc_id, "text": text, "source": str(row.get("source") or ""),
-               "pool": self._pool, "tokens": count_tokens(text, self._tpw)}
+               "pool": self._pool, "tokens": self._tokens(row, text)}
 
 
 def _with_epoch(r: dict[str, Any], epoch: int, seed: int) -> dict[str, Any]:
@@ -215,7 +229,9 @@ def _manifest(items, plan: dict[str, Any], shards: list[dict[str, Any]],
                       "achieved_tokens": tot_t, "documents": int(tot_n),
                       "relative_error": (tot_t - target_total) / target_total
                       if target_total else 0.0, "epochs_detail": epochs})
-    return {"seed": plan.get("seed", 0), "tokens_per_word": plan.get("tokens_per_word"),
+    return {"seed": plan.get("seed", 0),
+            "tokenizer": plan.get("tokenizer") or DEFAULT_TOKENIZER,
+            "token_column": plan.get("token_column"),
             "pools": pools, "files": sorted(shards, key=lambda s: s["path"]),
             "dead_letter": {"count": len(dead),
                             "reasons": _count(d["reason"] for d in dead),
@@ -235,7 +251,9 @@ def build_materialize(p: beam.Pipeline, plan: dict[str, Any], out: str) -> None:
     from pipelines.sinks import WriteSortedShards
 
     seed = int(plan.get("seed", 0))
-    tpw = float(plan.get("tokens_per_word", 1.3))
+    tokenizer = plan.get("tokenizer") or DEFAULT_TOKENIZER
+    token_column = plan.get("token_column")
+    load_token_counter(tokenizer)  # fail before building the graph
     n_shards = int(plan.get("shards", 8))
     out = out.rstrip("/")
     rows, deads = [], []
@@ -250,11 +268,13 @@ def build_materialize(p: beam.Pipeline, plan: dict[str, Any], out: str) -> None:
             raise MaterializeError(f"materialize.pools[{i}].files: nothing matches "
                                    f"{pool['files']}")
         sel = pool.get("select") or {}
-        columns = ["id", "text", "source"] + ([sel["column"]] if "column" in sel else [])
+        columns = (["id", "text", "source"] + ([sel["column"]] if "column" in sel else [])
+                   + ([token_column] if token_column else []))
         read = (p | f"{label}Files" >> beam.Create(sorted(set(files)))
                 | f"{label}Read" >> beam.io.ReadAllFromParquet(columns=columns))
         prep = read | f"{label}Prepare" >> beam.ParDo(
-            _Prepare(name, pool.get("select"), tpw)).with_outputs("dead", main="ok")
+            _Prepare(name, pool.get("select"), tokenizer, token_column)
+        ).with_outputs("dead", main="ok")
         deads.append(prep.dead)
         for e, target in epoch_targets(pool["epochs"], pool["unique_tokens"]):
             recs = prep.ok | f"{label}E{e}Key" >> beam.Map(_with_epoch, e, seed)

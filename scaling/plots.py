@@ -20,7 +20,7 @@ def frontier_figure(data: dict[str, Any], sweep: list[dict[str, Any]]):
     """Loss vs compute for each pool set (each at its best size and weighting), the budget,
     and the compute ranges where each pool set is best."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
     sets: list[str] = []
     for row in sweep:
         for k in row["sets"]:
@@ -41,16 +41,31 @@ def frontier_figure(data: dict[str, Any], sweep: list[dict[str, Any]]):
         if a["best_set"] != b["best_set"] and b["best_set"] is not None:
             ax.axvline(b["flops"], color="0.4", ls=":", lw=1)
     rec = data["recommendation"]
-    ax.axvline(rec["compute_flops"], color="k", ls="--", lw=1, label="budget")
+    ax.axvline(rec["compute_flops"], color="k", ls="--", lw=1, label="plan")
     ax.plot([rec["compute_flops"]], [rec["predicted_loss"]["point"]], marker="*", ms=12,
             color="k", zorder=5)
+    dl = rec.get("data_limit") or {}
+    if dl.get("saturation_compute"):
+        ax.axvline(dl["saturation_compute"], color="tab:red", ls="-.", lw=1.2,
+                   label="data-limited beyond (more compute buys ~nothing)")
+    if rec.get("compute_budget") and rec["compute_budget"] != rec["compute_flops"]:
+        ax.axvline(rec["compute_budget"], color="0.5", ls="--", lw=1, label="budget given")
+    warns = rec.get("warnings") or []
+    if warns:
+        import textwrap
+
+        text = "\n".join(textwrap.shorten(f"! {w}", 110) for w in warns[:4])
+        if len(warns) > 4:
+            text += f"\n(+{len(warns) - 4} more warnings in the YAML)"
+        fig.text(0.01, 0.01, text, fontsize=6.5, color="tab:red", va="bottom", ha="left")
     ax.set_xscale("log")
     ax.set_xlabel("training compute (FLOPs, C = 6ND)")
     ax.set_ylabel("predicted loss")
     ax.set_title("Best pool set by compute (shaded: where each set wins)")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(True, which="both", alpha=0.2)
-    fig.tight_layout()
+    n_warn = min(len(warns), 4) + (len(warns) > 4)
+    fig.tight_layout(rect=(0, 0.03 * n_warn, 1, 1))
     return fig
 
 

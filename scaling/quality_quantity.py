@@ -130,22 +130,38 @@ class PoolFit:
         return pool_error(n, unique, a=self.a, b=self.b, tau=self.tau, d=self.d)
 
 
-def _s_matrix(n: np.ndarray, U: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """For a single pool, log r = b (log a + S(tau)); returns S for each (tau, run)."""
-    out = np.empty((len(taus), len(n)))
-    for j, (nj, uj) in enumerate(zip(n, U)):
+def _s_parts(n: np.ndarray, U: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per run: log of the first segment end, and (padded) epoch indices and log-increments of
+    the later epochs; they do not depend on tau, so fits compute them once."""
+    L0, ks, dls = [], [], []
+    for nj, uj in zip(n, U):
         K = int(math.floor(nj / uj))
         ends = np.minimum(uj * np.arange(1, K + 2), nj)
         ends = ends[np.concatenate([[True], np.diff(ends) > 0])]
-        dl = np.diff(np.log(ends))  # log-increments of epochs 1..m
-        k = np.arange(1, len(ends))
-        out[:, j] = math.log(ends[0]) + (np.power(0.5, k[None, :] / taus[:, None]) * dl).sum(1)
-    return out
+        L0.append(math.log(ends[0]))
+        dls.append(np.diff(np.log(ends)))  # log-increments of epochs 1..m
+        ks.append(np.arange(1, len(ends), dtype=float))
+    m = max((len(x) for x in dls), default=0)
+    K = np.zeros((len(n), m))
+    DL = np.zeros((len(n), m))
+    for j, (k, dl) in enumerate(zip(ks, dls)):
+        K[j, :len(k)] = k
+        DL[j, :len(dl)] = dl
+    return np.array(L0), K, DL
+
+
+def _s_matrix(n: np.ndarray, U: np.ndarray, taus: np.ndarray, parts=None) -> np.ndarray:
+    """For a single pool, log r = b (log a + S(tau)); returns S for each (tau, run)."""
+    L0, K, DL = parts if parts is not None else _s_parts(n, U)
+    taus = np.asarray(taus, dtype=float)
+    w = np.power(0.5, K[None, :, :] / taus[:, None, None])  # (tau, run, epoch)
+    return L0[None, :] + (w * DL[None, :, :]).sum(axis=2)
 
 
 @blas_single_threaded
 def fit_pool(n: Any, unique: Any, error: Any, *, d: float | None = None, a: float | None = None,
-             tau_default: float = 10.0, grid_size: int = 40) -> PoolFit:
+             tau_default: float = 10.0, grid_size: int = 40,
+             start: PoolFit | None = None) -> PoolFit:
     """Fit ``b, tau`` (and ``a``, ``d`` unless given) for one pool from its small runs.
 
     ``n``: samples (tokens) seen per run; ``unique``: the pool size each run drew from (runs
@@ -155,7 +171,8 @@ def fit_pool(n: Any, unique: Any, error: Any, *, d: float | None = None, a: floa
     fixed to ``tau_default`` and ``tau_identified`` is False. Pools that will be mixed share
     one scale ``a``: fit the first pool freely and pass its ``a`` to the others, or (for LM
     loss with the recommender) pass ``a = lm_scale(B, beta)`` and let ``d`` absorb
-    ``E + A / N^alpha`` of the fixed model size the runs used.
+    ``E + A / N^alpha`` of the fixed model size the runs used. ``start``: skip the grid and
+    refine from this fit (bootstrap resamples start from the full-data fit).
     """
     n, U, y = (np.asarray(x, dtype=float).ravel() for x in (n, unique, error))
     if not (len(n) == len(U) == len(y)):
@@ -176,8 +193,14 @@ def fit_pool(n: Any, unique: Any, error: Any, *, d: float | None = None, a: floa
               else np.linspace(-ln_max - 7, -ln_min + 14, grid_size))
     ds = (np.array([d]) if d is not None
           else np.linspace(0.0, float(y.min()) * 0.999, max(grid_size // 2, 2)))
-    S = _s_matrix(n, U, taus)  # (tau, run)
+    parts = _s_parts(n, U)
+    S = _s_matrix(n, U, taus, parts) if start is None else np.empty((0, len(n)))  # (tau, run)
     best = (np.inf, None)
+    if start is not None:
+        t_start = start.tau if repeats else tau_default
+        best = (np.inf, (math.log(start.a) if a is None else math.log(a), start.b, t_start,
+                         start.d if d is None else d))
+        taus = np.array([])
     for ti, _t in enumerate(taus):
         z = log_as[:, None] + S[ti][None, :]  # (a, run)
         logr = bs[:, None, None] * z[None, :, :]  # (b, a, run)
@@ -202,13 +225,14 @@ def fit_pool(n: Any, unique: Any, error: Any, *, d: float | None = None, a: floa
         la_, b_, t_, d_ = unpack(x)
         if b_ >= 0 or t_ > 1e4:
             return 1e30
-        Sx = _s_matrix(n, U, np.array([t_]))[0]
+        Sx = _s_matrix(n, U, np.array([t_]), parts)[0]
         r = np.exp(np.clip(b_ * (la_ + Sx), -700, 50))
         return float(((r + d_ - y) ** 2).sum())
 
     x0 = [b0, math.log(t0)] + ([la] if fit_a else []) + ([d0] if fit_d else [])
     res = minimize(sse_of, x0, method="Nelder-Mead",
-                   options={"xatol": 1e-10, "fatol": 1e-16, "maxiter": 20000})
+                   options={"xatol": 1e-10, "fatol": 1e-16,
+                            "maxiter": 20000 if start is None else 2000})
     x = res.x if res.fun <= best[0] else np.array(x0)
     la_, b_, t_, d_ = unpack(x)
     return PoolFit(a=a if a is not None else math.exp(la_), b=float(b_), tau=float(t_), d=float(d_),

@@ -27,12 +27,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from scipy.optimize import minimize_scalar
 
+from filters.tokens import DEFAULT_TOKENIZER, TokenizerError, load_token_counter
 from scaling.chinchilla import load_chinchilla_csv
 from scaling.data_constrained import MUENNIGHOFF, effective_params
 from scaling.quality_quantity import Pool, calibrate_tau, lm_scale, mixture_reducible
+
+# Muennighoff et al. 2023: up to ~4 epochs repeated tokens are worth almost as much as fresh
+# ones; around R*_D ~ 15.4 repetitions (~16 epochs) further passes add little value.
+DIMINISHING_EPOCHS = 4.0
+NEAR_WORTHLESS_EPOCHS = 16.0
 
 
 class RecommendConfigError(ValueError):
@@ -92,11 +107,16 @@ class Law(_Strict):
         default=None, gt=0, description="Default repetition half-life (epochs) for pools that "
         "give none; default: calibrated so one repeated pool matches Muennighoff's R*_D.")
     quality_step: float = Field(
-        default=0.02, ge=0, description="Default utility gain per quality tier: a pool k tiers "
-        "above the worst tier gets b = -beta - k * quality_step (a placeholder; refit).")
+        default=0.0, ge=0, description="PLACEHOLDER utility gain per quality tier for pools "
+        "without a fitted or published utility: a pool k tiers above the worst gets "
+        "b = -beta - k * quality_step. 0 (default): such pools get the base law's b = -beta, "
+        "i.e. no quality difference is assumed. Plans flag every pool that uses it.")
     chinchilla_csv: str | None = Field(
         default=None, description="Runs CSV to fit E, A, B, alpha, beta (with bootstrap) instead "
         "of the defaults.")
+    chinchilla_protocol: Literal["besiroglu", "all"] = Field(
+        default="besiroglu", description="Which runs of chinchilla_csv are fitted: "
+        "'besiroglu' leaves out the 5 highest-loss runs as Besiroglu et al. 2024 do; 'all'.")
 
 
 class PoolSpec(_Strict):
@@ -104,6 +124,9 @@ class PoolSpec(_Strict):
     unique_tokens: float = Field(gt=0)
     quality_tier: int = Field(ge=0, description="0 = best.")
     utility: float | None = Field(default=None, lt=0, description="b (< 0); default by tier.")
+    utility_source: str | None = Field(
+        default=None, description="Where utility/half_life come from (a paper and table, a "
+        "fit); shown in the plan.")
     half_life: float | None = Field(default=None, gt=0)
     utility_sd: float | None = Field(default=None, ge=0)
     files: list[str] = Field(default_factory=list)
@@ -139,7 +162,8 @@ class BucketBy(_Strict):
 
 class PoolsFromBuild(_Strict):
     dir: str = Field(description="A `datamill build` output directory (reads data/*.parquet).")
-    bucket_by: BucketBy
+    bucket_by: BucketBy = Field(default_factory=lambda: BucketBy(source=True),
+                                description="Default: one pool per source.")
     unique_token_multiplier: float = Field(
         default=1.0, gt=0, description="If the build is a sample of the full corpus, scale its "
         "token counts up by this factor (materialize still uses the files as they are).")
@@ -150,7 +174,13 @@ class Search(_Strict):
     n_max: float = Field(default=1e13, gt=0)
     n_points: int = Field(default=61, ge=5, le=2000)
     upsample_factors: list[float] = Field(default=[1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
-    max_epochs: float = Field(default=64.0, gt=0)
+    max_epochs: float = Field(
+        default=1000.0, gt=0, description="Search bound on any pool's epochs (not a "
+        "recommendation: plans past 4 and 16 epochs carry warnings).")
+    saturation_gain: float = Field(
+        default=0.001, gt=0, description="Data-limited compute: the compute beyond which "
+        "doubling compute lowers the predicted loss by less than this (nats). Budgets above "
+        "it are planned at it, with a warning.")
     sweep_decades: float = Field(default=2.0, gt=0, le=6)
     sweep_points: int = Field(default=17, ge=3, le=200)
 
@@ -175,13 +205,35 @@ class RecommendConfig(_Strict):
     name: str = "mixture"
     budget: Budget
     law: Law = Field(default_factory=Law)
-    tokens_per_word: float = Field(default=1.3, gt=0, description="Token estimate per word.")
+    tokenizer: str = Field(
+        default=DEFAULT_TOKENIZER, description="Counts tokens of pools_from_build when the "
+        "build has no 'tokens' column (filters.tokens spec; use the build's token_count one).")
     pools: list[PoolSpec] = Field(default_factory=list)
     pools_from_build: PoolsFromBuild | None = None
+    pools_file: str | None = Field(
+        default=None, description="Pools YAML written by `datamill fit-pools`: fitted utility "
+        "and half-life per pool name.")
     search: Search = Field(default_factory=Search)
     uncertainty: Uncertainty = Field(default_factory=Uncertainty)
     seed: int = 0
     shards: int = Field(default=8, ge=1, description="Materialize: output shards.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tokens_per_word" in data:
+            raise ValueError("tokens_per_word was removed: tokens are counted with a real "
+                             "tokenizer now; remove it (set 'tokenizer' to choose one)")
+        return data
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _tokenizer_loads(cls, v: str) -> str:
+        try:
+            load_token_counter(v)
+        except TokenizerError as err:
+            raise ValueError(str(err)) from None
+        return v
 
     @model_validator(mode="after")
     def _pools(self) -> RecommendConfig:
@@ -232,19 +284,56 @@ def load_config(path: str) -> RecommendConfig:
         cfg.pools_from_build.dir = os.path.join(base, cfg.pools_from_build.dir)
     if cfg.law.chinchilla_csv and not os.path.isabs(cfg.law.chinchilla_csv):
         cfg.law.chinchilla_csv = os.path.join(base, cfg.law.chinchilla_csv)
+    if cfg.pools_file and not os.path.isabs(cfg.pools_file):
+        cfg.pools_file = os.path.join(base, cfg.pools_file)
     return cfg
 
 
 # --------------------------------------------------------------------------- pools from a build
 
 
-def count_tokens(text: str, tokens_per_word: float) -> float:
-    """Token estimate: whitespace-separated words times ``tokens_per_word``."""
-    return len(text.split()) * tokens_per_word
+def _build_stats(build_dir: str) -> dict[str, Any] | None:
+    import json
+
+    path = os.path.join(build_dir, "stats.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
-def pools_from_build(spec: PoolsFromBuild, tokens_per_word: float) -> list[PoolSpec]:
-    """Read a build's Parquet shards and split them into pools by score bucket or by source."""
+def token_totals_from_stats(stats: dict[str, Any]) -> dict[str, Any] | None:
+    """Per-source token totals of a build's output from its ``token_count`` stage stats.
+
+    Only valid when no stage after ``token_count`` removed or dead-lettered a record (then
+    the totals are exactly those of the written data); returns None otherwise or when the
+    build has no ``token_count`` stage."""
+    stages = list((stats.get("stages") or {}).items())
+    idx = [i for i, (_l, st) in enumerate(stages) if st.get("stage") == "token_count"]
+    if not idx:
+        return None
+    i = idx[-1]
+    for _label, st in stages[i + 1:]:
+        if sum((st.get("removed") or {}).values()) or sum((st.get("dead_letter") or {}).values()):
+            return None
+    label, st = stages[i]
+    s = st.get("stats") or {}
+    by_src = s.get("tokens_by_source")
+    if not isinstance(by_src, dict):
+        return None
+    return {"stage": label, "tokenizer": (st.get("static") or {}).get("tokenizer"),
+            "by_source": {str(k): int(v) for k, v in by_src.items()},
+            "by_language": s.get("tokens_by_language"), "total": s.get("tokens_total")}
+
+
+def pools_from_build(spec: PoolsFromBuild, tokenizer: str = DEFAULT_TOKENIZER
+                     ) -> tuple[list[PoolSpec], dict[str, Any]]:
+    """Split a build's output into pools by score bucket or by source, with real token counts.
+
+    Token counts, best first: the build's ``token_count`` stage totals in ``stats.json`` (per
+    source, when no later stage removed records); else the ``tokens`` column of the shards;
+    else the texts counted with ``tokenizer``. Returns the pools and a note of which was used.
+    """
     import pyarrow.parquet as pq
 
     files = sorted(glob.glob(os.path.join(spec.dir, "data", "*.parquet")))
@@ -253,8 +342,10 @@ def pools_from_build(spec: PoolsFromBuild, tokens_per_word: float) -> list[PoolS
             f"pools_from_build.dir: no Parquet shards under {os.path.join(spec.dir, 'data')!r}; "
             "point it at a `datamill build` output directory")
     b = spec.bucket_by
-    cols = ["text", "source"] + ([b.column] if b.column else [])
-    texts, sources, scores = [], [], []
+    names = pq.read_schema(files[0]).names
+    has_tokens = "tokens" in names
+    cols = ["source"] + (["tokens"] if has_tokens else ["text"]) + ([b.column] if b.column else [])
+    sources, tok_list, scores = [], [], []
     for f in files:
         schema = pq.read_schema(f)
         missing = [c for c in cols if c not in schema.names]
@@ -263,20 +354,39 @@ def pools_from_build(spec: PoolsFromBuild, tokens_per_word: float) -> list[PoolS
                 f"pools_from_build.bucket_by.column: {f} has no column(s) {missing} "
                 f"(available: {sorted(schema.names)})")
         t = pq.read_table(f, columns=cols)
-        texts.extend(t.column("text").to_pylist())
         sources.extend(t.column("source").to_pylist())
+        if has_tokens:
+            tok_list.extend(int(x or 0) for x in t.column("tokens").to_pylist())
+        else:
+            tok_list.extend(load_token_counter(tokenizer).count_batch(
+                [x or "" for x in t.column("text").to_pylist()]))
         if b.column:
             scores.extend(t.column(b.column).to_pylist())
-    tokens = np.array([count_tokens(x or "", tokens_per_word) for x in texts])
+    tokens = np.array(tok_list, dtype=float)
+    stats = _build_stats(spec.dir)
+    totals = token_totals_from_stats(stats) if stats else None
+    if has_tokens:
+        used_tok = (totals or {}).get("tokenizer") or "the build's token_count stage"
+        note = {"counted_by": f"'tokens' column of the build (tokenizer {used_tok})",
+                "tokenizer": used_tok}
+    else:
+        note = {"counted_by": f"tokenizer {tokenizer} on the build's texts", "tokenizer": tokenizer}
     pattern = [os.path.join(spec.dir, "data", "*.parquet")]
     pools: list[PoolSpec] = []
     if b.source:
         src = np.array(sources, dtype=object)
+        if totals is not None and set(totals["by_source"]) == set(sources):
+            note = {"counted_by": f"stats.json: token_count stage {totals['stage']!r} "
+                    f"(tokenizer {totals['tokenizer']})", "tokenizer": totals["tokenizer"]}
+            per_src = {k: float(v) for k, v in totals["by_source"].items()}
+        else:
+            per_src = {name: float(tokens[src == name].sum()) for name in set(sources)}
         for name in sorted(set(sources)):
             tier = b.source_tiers.get(name, 0)
+            if per_src[name] <= 0:
+                continue
             pools.append(PoolSpec(name=str(name), quality_tier=tier,
-                                  unique_tokens=float(tokens[src == name].sum())
-                                  * spec.unique_token_multiplier,
+                                  unique_tokens=per_src[name] * spec.unique_token_multiplier,
                                   files=pattern, select={"source": name}))
     else:
         s = np.array([np.nan if v is None else float(v) for v in scores])
@@ -302,7 +412,30 @@ def pools_from_build(spec: PoolsFromBuild, tokens_per_word: float) -> list[PoolS
                                   files=pattern, select=sel))
     if not pools:
         raise RecommendConfigError("pools_from_build: every bucket is empty")
-    return pools
+    note["token_column"] = "tokens" if has_tokens else None
+    note["build"] = spec.dir
+    return pools, note
+
+
+def load_pools_file(path: str) -> dict[str, Any]:
+    """Read a pools YAML written by ``datamill fit-pools`` (``kind: datamill.pools``)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise RecommendConfigError(f"pools_file: {path!r} does not exist")
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecommendConfigError(f"pools_file: {path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict) or data.get("kind") != "datamill.pools":
+        raise RecommendConfigError(f"pools_file: {path} is not a pools file (expected "
+                                   "'kind: datamill.pools', written by `datamill fit-pools`)")
+    pools = data.setdefault("pools", [])
+    if not isinstance(pools, list) or not all(isinstance(p, dict) and "name" in p and
+                                              "utility" in p for p in pools):
+        raise RecommendConfigError(f"pools_file: {path}: 'pools' must be a list of "
+                                   "{name, utility, half_life, ...}")
+    return data
 
 
 # --------------------------------------------------------------------------- model
@@ -329,6 +462,9 @@ class ResolvedPool:
     files: list[str] = field(default_factory=list)
     select: dict[str, Any] | None = None
     unique_counted: float = 0.0  # tokens in the files (before unique_token_multiplier)
+    utility_source: str = ""
+    utility_kind: str = ""  # fitted | given | base_law | placeholder
+    half_life_source: str = ""
 
 
 @dataclass
@@ -424,48 +560,92 @@ def _resolve(cfg: RecommendConfig) -> tuple[BaseLaw, list[ResolvedPool], dict[st
     boot = None
     L = cfg.law
     if L.chinchilla_csv:
-        from scaling.chinchilla import fit_chinchilla
+        from scaling.chinchilla import fit_chinchilla_runs
 
         try:
             N, D, loss = load_chinchilla_csv(L.chinchilla_csv)
+            fit = fit_chinchilla_runs(N, D, loss, protocol=L.chinchilla_protocol,
+                                      n_bootstrap=cfg.uncertainty.chinchilla_bootstrap,
+                                      seed=cfg.seed)
         except (OSError, ValueError) as err:
             raise RecommendConfigError(f"law.chinchilla_csv: {err}") from None
-        fit = fit_chinchilla(N, D, loss, n_bootstrap=cfg.uncertainty.chinchilla_bootstrap,
-                             seed=cfg.seed)
         base = BaseLaw(fit.E, fit.A, fit.B, fit.alpha, fit.beta, L.r_star_n)
         boot = fit.bootstrap
-        law_src = {"source": f"fitted on {L.chinchilla_csv} ({fit.n_points} runs)",
-                   "fitted": True}
+        law_src = {"source": f"fitted on {L.chinchilla_csv} ({fit.n_points} of {len(N)} runs, "
+                   f"protocol {L.chinchilla_protocol})", "fitted": True}
     else:
         base = BaseLaw(L.E, L.A, L.B, L.alpha, L.beta, L.r_star_n)
-        law_src = {"source": "defaults: Muennighoff et al. 2023 published fit"
-                   if L.model_fields_set.isdisjoint({"E", "A", "B", "alpha", "beta"})
-                   else "given in the config", "fitted": False}
-    tau0 = L.half_life or calibrate_tau(B=base.B, beta=base.beta, r_star_d=L.r_star_d)
+        published = L.model_fields_set.isdisjoint({"E", "A", "B", "alpha", "beta"})
+        law_src = {"source": "published: Muennighoff et al. 2023 data-constrained fit "
+                   "(A, B, E, alpha, beta, R*_N, R*_D)" if published else "given in the config",
+                   "fitted": False, "published": published}
+    if L.half_life:
+        tau0, tau_src = L.half_life, "law.half_life (config)"
+    else:
+        tau0 = calibrate_tau(B=base.B, beta=base.beta, r_star_d=L.r_star_d)
+        tau_src = (f"calibrated to Muennighoff et al.'s R*_D = {L.r_star_d:g} "
+                   "(one repeated pool matches their effective-data law)")
     specs = list(cfg.pools)
+    token_note = None
     if cfg.pools_from_build is not None:
-        built = pools_from_build(cfg.pools_from_build, cfg.tokens_per_word)
+        built, token_note = pools_from_build(cfg.pools_from_build, cfg.tokenizer)
         clash = {p.name for p in built} & {p.name for p in specs}
         if clash:
             raise RecommendConfigError(f"pools: names {sorted(clash)} clash with pools derived "
                                        "from pools_from_build; rename them")
         specs += built
+    fitted: dict[str, dict[str, Any]] = {}
+    if cfg.pools_file:
+        pf = load_pools_file(cfg.pools_file)
+        fitted = {str(p["name"]): p for p in pf["pools"]}
+        law_src["pools_file"] = {"path": cfg.pools_file, "fitted_from": pf.get("fitted_from"),
+                                 "law": pf.get("law"),
+                                 "mixture_ranking": pf.get("mixture_ranking")}
+        unknown = sorted(set(fitted) - {p.name for p in specs})
+        if unknown and len(unknown) == len(fitted):
+            raise RecommendConfigError(
+                f"pools_file: none of its pools {unknown} is among the plan's pools "
+                f"{sorted(p.name for p in specs)}; fit-pools pool names must match")
     tiers = sorted({p.quality_tier for p in specs})
     worst = len(tiers) - 1
     pools = []
     mult = cfg.pools_from_build.unique_token_multiplier if cfg.pools_from_build else 1.0
     for p in specs:
         steps = worst - tiers.index(p.quality_tier)
-        b = p.utility if p.utility is not None else -base.beta - steps * L.quality_step
+        f = fitted.get(p.name)
+        tau, tau_s = p.half_life or tau0, "config" if p.half_life else tau_src
+        b_sd = p.utility_sd if p.utility_sd is not None else cfg.uncertainty.utility_sd
+        if p.utility is not None:
+            b, kind = p.utility, "given"
+            src = p.utility_source or "given in the config (no source named)"
+        elif f is not None:
+            b, kind = float(f["utility"]), "fitted"
+            src = f"fitted by datamill fit-pools ({cfg.pools_file})"
+            if f.get("half_life") is not None and not p.half_life:
+                tau = float(f["half_life"])
+                tau_s = ("fitted by datamill fit-pools" if f.get("half_life_identified", True)
+                         else "fit-pools default (no repeated runs)")
+            ci = f.get("utility_ci")
+            if ci and p.utility_sd is None:
+                b_sd = max((float(ci[1]) - float(ci[0])) / (2 * 1.645), 1e-6)
+        elif L.quality_step > 0 and steps > 0:
+            b, kind = -base.beta - steps * L.quality_step, "placeholder"
+            src = (f"PLACEHOLDER: -beta - {steps} x law.quality_step ({L.quality_step:g}); "
+                   "not a measurement, fit it with datamill fit-pools")
+        else:
+            b, kind = -base.beta, "base_law"
+            src = ("base law: b = -beta (the data term of the law, no quality difference "
+                   "assumed); fit per-pool utilities with datamill fit-pools")
         pools.append(ResolvedPool(
-            name=p.name, tier=p.quality_tier, unique=p.unique_tokens, b=b,
-            tau=p.half_life or tau0,
-            b_sd=p.utility_sd if p.utility_sd is not None else cfg.uncertainty.utility_sd,
+            name=p.name, tier=p.quality_tier, unique=p.unique_tokens, b=b, tau=tau, b_sd=b_sd,
             files=list(p.files), select=p.select,
-            unique_counted=p.unique_tokens / mult if p.files else 0.0))
+            unique_counted=p.unique_tokens / mult if p.files else 0.0,
+            utility_source=src, utility_kind=kind, half_life_source=tau_s))
     law_src.update({"E": base.E, "A": base.A, "B": base.B, "alpha": base.alpha,
                     "beta": base.beta, "r_star_n": base.r_star_n, "default_half_life": tau0,
-                    "quality_step": L.quality_step})
+                    "default_half_life_source": tau_src, "quality_step": L.quality_step})
+    if token_note:
+        law_src["tokens"] = token_note
     return base, pools, law_src, boot
 
 
@@ -486,18 +666,85 @@ def _draws(cfg: RecommendConfig, pools: list[ResolvedPool], law: BaseLaw,
     return out
 
 
-def recommend(cfg: RecommendConfig) -> Recommendation:
-    law, pools, law_src, boot = _resolve(cfg)
-    C = cfg.budget.compute()
-    fixed_n = cfg.budget.model_size
-    fixed_d = cfg.budget.tokens
-    search = cfg.search
-    strats = _strategies(pools, search.upsample_factors)
+def _rank(law: BaseLaw, strats: list[Strategy], C: float, search: Search,
+          fixed_n: float | None, fixed_d: float | None
+          ) -> list[tuple[float, Strategy, float, float]]:
     results = []
     for s in strats:
         n, d, loss = _best_n(law, s, C, search, fixed_n, fixed_d)
         results.append((loss, s, n, d))
     results.sort(key=lambda r: (r[0], len(r[1].tiers), r[1].upsample))
+    return results
+
+
+def chinchilla_compute_for_data(law: BaseLaw, U: float) -> float:
+    """The compute whose Chinchilla-optimal token count is ``U`` (one epoch of the data)."""
+    s = law.alpha + law.beta
+    G = (law.alpha * law.A / (law.beta * law.B)) ** (1.0 / s)
+    return 6.0 * (G * U) ** (s / law.alpha)
+
+
+@dataclass
+class Saturation:
+    compute: float  # beyond it, doubling compute gains < gain (or the search hits its limits)
+    loss: float  # predicted loss there
+    gain: float
+    limited_by: str  # "data" | "max_epochs" | "n_max"
+
+
+def saturation_compute(law: BaseLaw, strat: Strategy, search: Search,
+                       max_doublings: int = 80) -> Saturation:
+    """Smallest compute (on a doubling grid from a quarter of the one-epoch Chinchilla
+    compute) beyond which doubling compute lowers the predicted loss by less than
+    ``search.saturation_gain``: more compute buys (almost) nothing for this data."""
+    U = float(sum(p.unique for p in strat.pools))
+    c = chinchilla_compute_for_data(law, U) / 4.0
+    prev = _best_n(law, strat, c, search, None, None)[2]
+    if not math.isfinite(prev):
+        return Saturation(c, prev, search.saturation_gain, "max_epochs")
+    for _ in range(max_doublings):
+        nxt = _best_n(law, strat, 2 * c, search, None, None)
+        if not math.isfinite(nxt[2]):
+            return Saturation(c, prev, search.saturation_gain, "max_epochs")
+        if prev - nxt[2] < search.saturation_gain:
+            capped = _epochs(strat, nxt[1]).max() >= search.max_epochs * 0.999
+            limit = ("n_max" if nxt[0] >= search.n_max * 0.999 else
+                     "max_epochs" if capped else "data")
+            return Saturation(c, prev, search.saturation_gain, limit)
+        c, prev = 2 * c, nxt[2]
+    return Saturation(c, prev, search.saturation_gain, "data")
+
+
+def recommend(cfg: RecommendConfig) -> Recommendation:
+    law, pools, law_src, boot = _resolve(cfg)
+    budget = cfg.budget.compute()
+    fixed_n = cfg.budget.model_size
+    fixed_d = cfg.budget.tokens
+    search = cfg.search
+    strats = _strategies(pools, search.upsample_factors)
+    warnings: list[str] = []
+    results = _rank(law, strats, budget, search, fixed_n, fixed_d)
+    C = budget
+    sat = None
+    if fixed_n is None:
+        # Data-constrained allocation (Muennighoff et al. 2023): N and epochs are chosen
+        # jointly by the optimizer; past the compute this data can use, plan there instead.
+        full = max(strats, key=lambda s: (len(s.tiers), -s.upsample))
+        cand = results[0][1] if math.isfinite(results[0][0]) else full
+        sat = saturation_compute(law, cand, search)
+        if budget > sat.compute * 1.000001 and math.isfinite(sat.loss):
+            C = sat.compute
+            results = _rank(law, strats, C, search, None, None)
+            at_budget = _best_n(law, cand, budget, search, None, None)[2]
+            gain = (sat.loss - at_budget) if math.isfinite(at_budget) else None
+            warnings.append(
+                f"data-limited: beyond ~{sat.compute:.3g} FLOPs more compute buys almost "
+                f"nothing for these {_human(sum(p.unique for p in cand.pools))} unique tokens "
+                f"(doubling it gains < {search.saturation_gain:g} nats); the plan uses "
+                f"{sat.compute:.3g} of the {budget:.3g} FLOPs budget"
+                + (f" (the full budget would gain {gain:.4f} nats)" if gain is not None else
+                   f" (the full budget exceeds search.max_epochs={search.max_epochs:g})")
+                + ". Get more unique data to use the rest.")
     best_loss, best, N, D = results[0]
     if not math.isfinite(best_loss):
         raise RecommendConfigError(
@@ -537,7 +784,8 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
     # Compute sweep: best strategy per pool set at budgets around C (for the plot/frontier).
     sweep = []
     if fixed_n is None or fixed_d is None:
-        for c in C * np.logspace(-search.sweep_decades, search.sweep_decades, search.sweep_points):
+        for c in budget * np.logspace(-search.sweep_decades, search.sweep_decades,
+                                      search.sweep_points):
             row = {"flops": float(c), "sets": {}}
             for tiers, ss in by_set.items():
                 cand = [(_best_n(law, s, c, search, fixed_n, None), s) for s in ss]
@@ -549,7 +797,6 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
             row["best_set"] = min(finite, key=lambda k: finite[k]["loss"]) if finite else None
             sweep.append(row)
 
-    warnings = []
     d_min = 1.0 / lm_scale(law.B, law.beta)
     if D < d_min:
         warnings.append(
@@ -562,12 +809,53 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
             f"the best upsampling factor is the largest searched ({best.upsample:g}); the "
             "optimum may lie beyond it: add larger values to search.upsample_factors")
     epochs = _epochs(best, D)
+    for p, e in zip(best.pools, epochs):
+        if e > NEAR_WORTHLESS_EPOCHS:
+            warnings.append(
+                f"pool {p.name}: {e:.1f} epochs, past ~{NEAR_WORTHLESS_EPOCHS:g}: further "
+                f"repetitions are close to worthless (Muennighoff et al. 2023, R*_D ~ 15.4); "
+                "the plan is data-starved: find more unique data")
+        elif e > DIMINISHING_EPOCHS:
+            warnings.append(
+                f"pool {p.name}: {e:.1f} epochs, past ~{DIMINISHING_EPOCHS:g}: diminishing "
+                "returns, each repeated token is worth noticeably less than a fresh one "
+                "(Muennighoff et al. 2023)")
+    if epochs.max() >= search.max_epochs * 0.999:
+        warnings.append(f"a pool is at search.max_epochs={search.max_epochs:g}: the optimum may "
+                        "lie beyond the cap")
+    kinds = sorted({p.utility_kind for p in best.pools})
+    if "placeholder" in kinds:
+        warnings.append("the plan rests on PLACEHOLDER utilities (law.quality_step) for "
+                        + ", ".join(p.name for p in best.pools if p.utility_kind == "placeholder")
+                        + ": not measurements; fit them with `datamill fit-pools`")
+    if len(pools) > 1 and all(p.utility_kind == "base_law" for p in pools):
+        warnings.append("no pool has a fitted or published utility: every pool is assumed to "
+                        "be worth the same per token (b = -beta), so the plan cannot prefer "
+                        "better pools; fit them with `datamill fit-pools`")
     excluded = [p.name for p in pools if p not in best.pools]
     plan_pools = []
     for p, w, e in zip(best.pools, best.weights, epochs):
         plan_pools.append({"name": p.name, "quality_tier": p.tier, "unique_tokens": p.unique,
                            "epochs": float(e), "sampling_weight": float(w),
-                           "tokens": float(e * p.unique), "utility": p.b, "half_life": p.tau})
+                           "tokens": float(e * p.unique), "utility": p.b,
+                           "utility_kind": p.utility_kind, "utility_source": p.utility_source,
+                           "half_life": p.tau, "half_life_source": p.half_life_source})
+    U_inc = float(sum(p.unique for p in best.pools))
+    from scaling.chinchilla import compute_optimal
+
+    n_c, d_c = compute_optimal(C, A=law.A, B=law.B, alpha=law.alpha, beta=law.beta)
+    data_limit: dict[str, Any] = {
+        "unique_tokens_included": U_inc,
+        "max_epochs": float(epochs.max()),
+        "unconstrained_optimum": {"model_params": float(n_c), "train_tokens": float(d_c),
+                                  "epochs_it_would_need": float(d_c) / U_inc},
+    }
+    if sat is not None:
+        data_limit.update({"saturation_compute": sat.compute,
+                           "loss_at_saturation": sat.loss,
+                           "saturation_gain_per_doubling": sat.gain,
+                           "saturation_limited_by": sat.limited_by,
+                           "budget_beyond_saturation": budget > sat.compute * 1.000001})
     frontier = []
     for loss, s, n, d in results:
         if not math.isfinite(loss):
@@ -580,6 +868,7 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
         "name": cfg.name,
         "recommendation": {
             "compute_flops": C,
+            "compute_budget": budget,
             "model_params": N,
             "train_tokens": D,
             "tokens_per_param": D / N,
@@ -590,6 +879,8 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
             "pools": plan_pools,
             "predicted_loss": pred,
             "decision_stability": stability,
+            "utilities": kinds,
+            "data_limit": data_limit,
             "warnings": warnings,
         },
         "frontier": frontier,
@@ -599,11 +890,25 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
     }
     if all(p.files for p in best.pools):
         data["materialize"] = {
-            "seed": cfg.seed, "shards": cfg.shards, "tokens_per_word": cfg.tokens_per_word,
+            "seed": cfg.seed, "shards": cfg.shards,
+            "tokenizer": (law_src.get("tokens") or {}).get("tokenizer") or cfg.tokenizer,
+            "token_column": (law_src.get("tokens") or {}).get("token_column"),
             "pools": [{"name": p.name, "files": p.files, "select": p.select,
                        "epochs": float(e), "unique_tokens": p.unique_counted,
                        "target_tokens": float(e * p.unique_counted)}
                       for p, e in zip(best.pools, epochs)]}
+    ranking = (law_src.get("pools_file") or {}).get("mixture_ranking")
+    if ranking and ranking.get("ranking"):
+        top = min(ranking["ranking"], key=lambda r: r["rank"])
+        chosen = _set_label(best)
+        sets = {f["pools"] and "+".join(f["pools"]) for f in frontier}
+        data["small_scale_ranking"] = {**ranking, "plan_pool_set": chosen}
+        if top["mixture"] in sets and top["mixture"] != chosen:
+            warnings.append(
+                f"small-scale runs ({ranking.get('source')}) rank {top['mixture']} first "
+                f"(P(first) {top.get('p_first') or float('nan'):.2f}) but the plan picks "
+                f"{chosen} at {C:.3g} FLOPs: expected when filtering should loosen with "
+                "compute (Goyal et al. 2024), otherwise check the fitted utilities")
     explanation = _explain(data, best, pools, sweep, law_src, stability)
     data["recommendation"]["explanation"] = explanation
     return Recommendation(data=data, sweep=sweep, explanation=explanation)
@@ -669,8 +974,24 @@ def _explain(data, best: Strategy, pools, sweep, law_src, stability) -> str:
                      f"stays best in {stability:.0%} of draws.")
     else:
         parts.append(f"Predicted loss {pl['point']:.3f}.")
-    if not law_src.get("fitted"):
-        parts.append("The law constants are published defaults and placeholder quality "
-                     "utilities, not fits to your data: trust the ranking of options more than "
-                     "the absolute numbers, and refit on small runs before a large training run.")
+    dl = r.get("data_limit") or {}
+    if dl.get("budget_beyond_saturation"):
+        parts.append(f"This data saturates at ~{dl['saturation_compute']:.3g} FLOPs (of the "
+                     f"{r['compute_budget']:.3g} budget): beyond it more compute buys almost "
+                     "nothing, so the plan stops there.")
+    elif dl.get("saturation_compute"):
+        parts.append(f"More compute keeps paying for this data up to ~"
+                     f"{dl['saturation_compute']:.3g} FLOPs.")
+    law_txt = ("fitted to your runs" if law_src.get("fitted") else
+               "the published Muennighoff et al. 2023 fit" if law_src.get("published") else
+               "given in the config")
+    kinds = r.get("utilities") or []
+    util_txt = {"fitted": "fitted with fit-pools", "given": "given in the config",
+                "base_law": "the base law's b = -beta (no quality difference assumed)",
+                "placeholder": "PLACEHOLDERS (law.quality_step), not measurements"}
+    parts.append(f"Base law: {law_txt}; pool utilities: "
+                 + "; ".join(util_txt.get(k, k) for k in kinds) + ".")
+    if not law_src.get("fitted") or set(kinds) - {"fitted"}:
+        parts.append("Trust the ranking of options more than the absolute numbers, and fit "
+                     "the base law and the pool utilities on small runs before a large run.")
     return " ".join(parts)

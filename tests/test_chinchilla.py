@@ -11,8 +11,10 @@ from scaling.chinchilla import (
     chinchilla_loss,
     compute_optimal,
     compute_optimal_n_for_data,
+    fit_chinchilla_runs,
     huber_objective,
     load_chinchilla_csv,
+    protocol_mask,
 )
 
 
@@ -54,20 +56,48 @@ def test_fit_recovers_parameters_from_noisy_law_data():
                        rtol=0.005)
 
 
-def test_fit_on_shared_chinchilla_data_beats_published_besiroglu(shared_dir):
+def test_besiroglu_protocol_reproduces_their_estimates(shared_dir):
     N, D, L = load_chinchilla_csv(str(shared_dir / "data/chinchilla/svg_extracted_data.csv"))
     assert len(N) == 245
-    fit = fit_chinchilla(N, D, L, n_bootstrap=8, seed=3)
-    ours = huber_objective(fit.params(), N, D, L)
-    assert ours == pytest.approx(fit.objective, rel=1e-9)
-    assert ours <= huber_objective(BESIROGLU, N, D, L)
-    assert ours < huber_objective(HOFFMANN, N, D, L)
-    # Sensible region (Besiroglu et al. report E ~ 1.8, alpha ~ 0.35).
-    assert 1.6 < fit.E < 2.1 and 0.25 < fit.alpha < 0.45
+    fit = fit_chinchilla_runs(N, D, L, n_bootstrap=8, seed=3)
+    # The protocol leaves out exactly the five highest-loss runs.
+    assert fit.n_points == 240 and len(fit.excluded) == 5
+    assert sorted(L[fit.excluded]) == sorted(np.sort(L)[-5:])
+    # Besiroglu et al. 2024: E 1.817, A 478 (482 in their table), B 2143 (2085), alpha 0.347
+    # (0.348), beta 0.367 (0.366).
+    assert fit.E == pytest.approx(1.817, abs=0.002)
+    assert fit.A == pytest.approx(478, rel=0.01) and fit.A == pytest.approx(BESIROGLU["A"], rel=0.02)
+    assert fit.B == pytest.approx(2143, rel=0.01) and fit.B == pytest.approx(BESIROGLU["B"], rel=0.04)
+    assert fit.alpha == pytest.approx(0.347, abs=0.002)
+    assert fit.beta == pytest.approx(0.367, abs=0.002)
+    n, d = fit.compute_optimal(1e24)
+    assert 15 < float(d / n) < 25  # ~20 tokens per parameter, as in the paper
+    # Same runs, same objective: our optimum is at least as good as the published parameters.
+    keep = protocol_mask(L)
+    assert fit.objective <= huber_objective(BESIROGLU, N[keep], D[keep], L[keep]) + 1e-9
     for k, (lo, hi) in fit.ci.items():
         assert lo <= hi
     ci = fit.compute_optimal_ci(1e24)
     assert ci["N"][0] < ci["N"][1]
+
+
+def test_all_runs_protocol_differs(shared_dir):
+    N, D, L = load_chinchilla_csv(str(shared_dir / "data/chinchilla/svg_extracted_data.csv"))
+    fit = fit_chinchilla_runs(N, D, L, protocol="all")
+    assert fit.n_points == 245 and fit.excluded == []
+    assert fit.beta > 0.4  # the five high-loss runs pull the data exponent up
+    n, d = fit.compute_optimal(1e24)
+    assert float(d / n) < 10
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        fit_chinchilla_runs(N, D, L, protocol="mine")
+
+
+def test_protocol_needs_enough_runs():
+    with pytest.raises(ValueError, match="needs at least 10"):
+        protocol_mask([3.0, 2.9, 2.8, 2.7, 2.6, 2.5, 2.4])
+    # Ties at the fifth-highest loss are all left out (strictly-below rule).
+    m = protocol_mask([5.0, 5.0, 4.0, 4.0, 4.0, 4.0, 3.0, 2.9, 2.8, 2.7, 2.6, 2.5])
+    assert m.tolist() == [False] * 6 + [True] * 6
 
 
 def test_bootstrap_interval_shrinks_with_less_noise():
@@ -118,7 +148,13 @@ def test_cli_fit_chinchilla(shared_dir):
                                    "--starts", "16"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert out["n_runs"] == 245
-    assert out["huber_objective"] <= out["huber_objective_besiroglu"]
+    assert out["n_runs"] == 245 and out["n_fitted"] == 240 and out["protocol"] == "besiroglu"
+    assert len(out["excluded_runs"]) == 5
+    assert out["params"]["E"] == pytest.approx(1.817, abs=0.003)
+    assert out["huber_objective"] <= out["huber_objective_besiroglu"] + 1e-9
+    res = CliRunner().invoke(app, ["fit-chinchilla", csv, "--bootstrap", "0", "--starts", "16",
+                                   "--all-runs"])
+    assert res.exit_code == 0, res.output
+    assert "fitting all 245 runs" in res.output
     res = CliRunner().invoke(app, ["fit-chinchilla", "/nonexistent.csv"])
     assert res.exit_code == 2

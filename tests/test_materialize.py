@@ -7,7 +7,11 @@ import pytest
 from pipelines.materialize import MaterializeError, epoch_targets, materialize
 from pipelines.testing import local_pipeline
 from tests.buildutil import stdlib_doc_rows
-from scaling.recommend import count_tokens
+from filters.tokens import load_token_counter
+
+
+def count_tokens(text: str) -> int:
+    return load_token_counter().count(text)
 
 
 def _pool_files(tmp: Path) -> list[dict]:
@@ -23,8 +27,8 @@ def _rec(tmp: Path, rows: list[dict]) -> dict:
     glob = str(tmp / "data" / "*.parquet")
     hi = [r for r in rows if r["quality"] >= 0.5]
     lo = [r for r in rows if r["quality"] < 0.5]
-    tok = lambda rs: sum(count_tokens(r["text"], 1.3) for r in rs)  # noqa: E731
-    return {"materialize": {"seed": 7, "shards": 3, "tokens_per_word": 1.3, "pools": [
+    tok = lambda rs: sum(count_tokens(r["text"]) for r in rs)  # noqa: E731
+    return {"materialize": {"seed": 7, "shards": 3, "tokenizer": "tiktoken:cl100k_base", "pools": [
         {"name": "hi", "files": [glob], "select": {"column": "quality", "min": 0.5, "max": None},
          "epochs": 2.4, "unique_tokens": tok(hi)},
         {"name": "lo", "files": [glob], "select": {"column": "quality", "min": None, "max": 0.5},
@@ -42,7 +46,7 @@ def test_materialize_hits_targets_and_is_deterministic(tmp_path):
     rows = _pool_files(tmp_path / "in")
     rec = _rec(tmp_path / "in", rows)
     m = materialize(rec, str(tmp_path / "out1"), pipeline=local_pipeline())
-    max_doc = max(count_tokens(r["text"], 1.3) for r in rows)
+    max_doc = max(count_tokens(r["text"]) for r in rows)
     for pool in m["pools"]:
         for e in pool["epochs_detail"]:
             if e["full"]:
@@ -52,6 +56,7 @@ def test_materialize_hits_targets_and_is_deterministic(tmp_path):
         assert abs(pool["achieved_tokens"] - pool["target_tokens"]) < max_doc
     assert [len(p["epochs_detail"]) for p in m["pools"]] == [3, 1]
     assert m["dead_letter"]["count"] == 1 and m["dead_letter"]["reasons"] == {"missing_id": 1}
+    assert m["tokenizer"] == "tiktoken:cl100k_base"
     # Shards: epoch column, every row of 'hi' twice in full epochs, rows sorted by sample key.
     tables = [pq.read_table(f["path"]) for f in m["files"]]
     t = pa.concat_tables(tables).to_pylist()
@@ -109,3 +114,20 @@ def test_materialize_errors(tmp_path):
     rec["materialize"]["pools"][0]["epochs"] = -1
     with pytest.raises(MaterializeError, match="epochs"):
         materialize(rec, str(tmp_path / "o"))
+
+
+def test_materialize_uses_the_builds_token_column(tmp_path):
+    # With token_column, the counts come from the build (here deliberately 10 per document,
+    # which no tokenizer gives), not from re-tokenizing.
+    rows = stdlib_doc_rows(("json", "textwrap"))
+    for r in rows:
+        r["tokens"] = 10
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "data" / "a.parquet")
+    rec = {"materialize": {"seed": 1, "shards": 1, "token_column": "tokens", "pools": [
+        {"name": "all", "files": [str(tmp_path / "data" / "*.parquet")], "select": None,
+         "epochs": 0.5, "unique_tokens": 10.0 * len(rows)}]}}
+    m = materialize(rec, str(tmp_path / "out"), pipeline=local_pipeline())
+    (pool,) = m["pools"]
+    assert pool["achieved_tokens"] == pytest.approx(5.0 * len(rows), abs=10)
+    assert pool["documents"] == pytest.approx(len(rows) / 2, abs=1)

@@ -6,19 +6,26 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from filters.tokens import load_token_counter
 from scaling.recommend import (
     RecommendConfigError,
-    count_tokens,
     load_config,
     parse_config,
     recommend,
 )
 from tests.buildutil import stdlib_doc_rows
 
+
+def count_tokens(text: str) -> int:
+    return load_token_counter().count(text)
+
 REPO = Path(__file__).resolve().parents[1]
 POOLS = [{"name": "top", "unique_tokens": 2e10, "quality_tier": 0},
          {"name": "mid", "unique_tokens": 6e10, "quality_tier": 1},
          {"name": "low", "unique_tokens": 2e11, "quality_tier": 2}]
+# Utilities given by hand (better pools more useful), for tests of the trade-off.
+GIVEN = [{**p, "utility": b, "utility_source": "test values"}
+         for p, b in zip(POOLS, (-0.3927, -0.3727, -0.3527))]
 
 
 def _cfg(**over):
@@ -41,14 +48,21 @@ def test_example_config_recommends():
     assert pl["low"] - 0.05 < pl["point"] < pl["high"] + 0.05
     assert 0 <= r["decision_stability"] <= 1
     assert rec.data["frontier"][0]["delta_vs_best"] == 0.0
-    assert "FLOPs" in rec.explanation and "placeholder" in rec.explanation
+    assert "FLOPs" in rec.explanation
     assert "materialize" not in rec.data  # hand-given pools have no files
+    # Every pool says where its utility comes from; nothing is silently a placeholder.
+    for p in r["pools"]:
+        assert p["utility_kind"] in ("given", "fitted", "base_law", "placeholder")
+        assert p["utility_source"]
+    if "placeholder" in r["utilities"]:
+        assert any("PLACEHOLDER" in w for w in r["warnings"])
+        assert "PLACEHOLDERS" in rec.explanation
 
 
 def test_more_compute_includes_more_pools_and_epochs():
     included, epochs = [], []
     for c in (1e19, 1e21, 3e22, 1e24):
-        r = recommend(_cfg(budget={"flops": c})).data["recommendation"]
+        r = recommend(_cfg(budget={"flops": c}, pools=GIVEN)).data["recommendation"]
         included.append(len(r["filter"]["include_tiers"]))
         epochs.append(sum(p["tokens"] for p in r["pools"]) /
                       sum(p["unique_tokens"] for p in r["pools"]))
@@ -59,11 +73,61 @@ def test_more_compute_includes_more_pools_and_epochs():
 
 
 def test_without_quality_differences_all_data_is_used():
-    # Equal utilities: once the top pool alone would be repeated, fresh data always wins.
-    cfg = _cfg(budget={"flops": 1e23}, law={"quality_step": 0.0})
-    r = recommend(cfg).data["recommendation"]
+    # Default: no fitted utilities -> the base law's b for every pool (said so, and warned);
+    # once the top pool alone would be repeated, fresh data always wins.
+    rec = recommend(_cfg(budget={"flops": 1e23})).data
+    r = rec["recommendation"]
     assert r["filter"]["include_tiers"] == [0, 1, 2]
     assert r["upsample_per_tier"] == 1.0
+    assert r["utilities"] == ["base_law"]
+    assert {p["utility"] for p in r["pools"]} == {-rec["law"]["beta"]}
+    assert any("no pool has a fitted or published utility" in w for w in r["warnings"])
+
+
+def test_placeholder_utilities_are_flagged():
+    rec = recommend(_cfg(budget={"flops": 1e21}, law={"quality_step": 0.02})).data
+    r = rec["recommendation"]
+    kinds = {p["name"]: p["utility_kind"] for p in r["pools"]}
+    assert kinds.get("low", "base_law") == "base_law"  # the worst tier is the base law
+    assert "placeholder" in kinds.values()
+    assert any("PLACEHOLDER" in w for w in r["warnings"])
+
+
+def test_tiny_pool_plan_stops_where_data_runs_out():
+    # Issue 16: 2.8B unique tokens at 1e24 used to plan ~930B params on 179B tokens (64 epochs)
+    # with the same loss as at 1e22. Now the plan stops at the data-limited compute.
+    tiny = [{"name": "web", "unique_tokens": 2.8e9, "quality_tier": 0}]
+    r22 = recommend(_cfg(budget={"flops": 1e22}, pools=tiny)).data["recommendation"]
+    r24 = recommend(_cfg(budget={"flops": 1e24}, pools=tiny)).data["recommendation"]
+    dl = r24["data_limit"]
+    assert dl["budget_beyond_saturation"] and dl["saturation_compute"] < 1e23
+    assert r24["compute_flops"] == pytest.approx(dl["saturation_compute"])
+    assert r24["compute_budget"] == 1e24
+    assert r24["model_params"] < 2e10  # not 930B
+    assert 6 * r24["model_params"] * r24["train_tokens"] == pytest.approx(r24["compute_flops"])
+    # Same plan whatever the budget beyond saturation.
+    assert r22["model_params"] == pytest.approx(r24["model_params"], rel=1e-6)
+    assert any(w.startswith("data-limited") for w in r24["warnings"])
+    assert any("past ~16" in w for w in r24["warnings"])
+    # Below saturation the whole budget is used.
+    r21 = recommend(_cfg(budget={"flops": 1e20}, pools=tiny)).data["recommendation"]
+    assert r21["compute_flops"] == 1e20 and not r21["data_limit"]["budget_beyond_saturation"]
+
+
+def test_epoch_warnings_follow_muennighoff_thresholds():
+    one = lambda U: [{"name": "web", "unique_tokens": U, "quality_tier": 0}]  # noqa: E731
+    for U, want in ((1e12, None), (1.5e11, "past ~4"), (2e10, "past ~16")):
+        r = recommend(_cfg(budget={"flops": 1e23}, pools=one(U))).data["recommendation"]
+        ep = r["pools"][0]["epochs"]
+        got = [w for w in r["warnings"] if "epochs, past" in w]
+        if want is None:
+            assert ep <= 4 and not got
+        else:
+            assert got and want in got[0], (U, ep, got)
+        if want == "past ~4":
+            assert 4 < ep <= 16
+        if want == "past ~16":
+            assert ep > 16
 
 
 def test_fixed_model_size_and_gpu_budget():
@@ -82,6 +146,11 @@ def test_fixed_model_size_and_gpu_budget():
     ({"budget": {"flops": 1e20}, "pools": [{"name": "x", "unique_tokens": 1e9,
                                             "quality_tier": 0, "utility": 0.3}]}, "utility"),
     ({"budget": {"flops": 1e20}}, "pools"),
+    ({"budget": {"flops": 1e20}, "pools": POOLS, "tokens_per_word": 1.3}, "real tokenizer"),
+    ({"budget": {"flops": 1e20}, "pools": POOLS, "tokenizer": "/nope/tokenizer.json"},
+     "tokenizer"),
+    ({"budget": {"flops": 1e20}, "pools": POOLS, "law": {"chinchilla_protocol": "x"}},
+     "chinchilla_protocol"),
 ])
 def test_config_errors_name_the_field(bad, match):
     with pytest.raises(RecommendConfigError, match=match):
@@ -92,16 +161,21 @@ def test_base_law_refit_from_csv_feeds_uncertainty(shared_dir):
     csv = str(shared_dir / "data/chinchilla/svg_extracted_data.csv")
     cfg = _cfg(law={"chinchilla_csv": csv}, uncertainty={"draws": 6, "chinchilla_bootstrap": 6})
     rec = recommend(cfg).data
-    assert rec["law"]["fitted"] and "245 runs" in rec["law"]["source"]
-    assert rec["law"]["E"] == pytest.approx(1.89, abs=0.05)
+    assert rec["law"]["fitted"] and "240 of 245 runs" in rec["law"]["source"]
+    assert rec["law"]["E"] == pytest.approx(1.817, abs=0.01)  # Besiroglu et al. protocol
     pl = rec["recommendation"]["predicted_loss"]
     assert pl["high"] > pl["low"]
-    assert "placeholder" not in rec["recommendation"]["explanation"]
+    assert "fitted to your runs" in rec["recommendation"]["explanation"]
 
 
 def test_infeasible_budget_is_explained():
+    # Free model size: a budget the data cannot use is planned at the data-limited compute.
+    r = recommend(_cfg(budget={"flops": 1e26}, search={"max_epochs": 1.0, "n_max": 1e10})
+                  ).data["recommendation"]
+    assert r["compute_flops"] < 1e26 and any("data-limited" in w for w in r["warnings"])
+    # Fixed model size: nothing to trade, so an infeasible budget is an error naming the fix.
     with pytest.raises(RecommendConfigError, match="max_epochs"):
-        recommend(_cfg(budget={"flops": 1e26}, search={"max_epochs": 1.0, "n_max": 1e10}))
+        recommend(_cfg(budget={"flops": 1e26, "model_size": 1e9}, search={"max_epochs": 1.0}))
 
 
 def _write_build(out: Path) -> list[dict]:
@@ -123,11 +197,11 @@ def test_pools_from_build_quantile_buckets_and_sources(tmp_path):
     rec = recommend(cfg).data
     q = np.array([r["quality"] for r in rows])
     edge = float(np.quantile(q, 0.5))
-    high = sum(count_tokens(r["text"], 1.3) for r in rows if r["quality"] >= edge)
+    high = sum(count_tokens(r["text"]) for r in rows if r["quality"] >= edge) * 1e5
     pools = {p["name"]: p for p in rec["materialize"]["pools"]}
     assert set(pools) <= {"quality_q0", "quality_q1"}
     if "quality_q1" in pools:
-        assert pools["quality_q1"]["unique_tokens"] == pytest.approx(high)
+        assert pools["quality_q1"]["unique_tokens"] * 1e5 == pytest.approx(high)
         assert pools["quality_q1"]["select"] == {"column": "quality", "min": edge, "max": None}
     top = [p for p in rec["recommendation"]["pools"] if p["name"] == "quality_q1"]
     assert top and top[0]["quality_tier"] == 0  # higher score = better tier
@@ -176,6 +250,12 @@ def test_cli_recommend_writes_yaml_and_plot(tmp_path):
     assert data["recommendation"]["model_params"] > 0
     assert (tmp_path / "rec.png").stat().st_size > 1000
     assert "tokens per parameter" in res.output
+    assert "data limit" in res.output
     cfg.write_text("budget: {flops: 1e21}\npools: []\n")
     res = CliRunner().invoke(app, ["recommend", str(cfg)])
     assert res.exit_code == 2
+    res = CliRunner().invoke(app, ["recommend"])
+    assert res.exit_code == 2 and "--from-build" in res.output
+    res = CliRunner().invoke(app, ["recommend", "--from-build", str(tmp_path / "nope"),
+                                   "--flops", "1e20"])
+    assert res.exit_code == 2 and "no Parquet shards" in res.output

@@ -39,24 +39,56 @@ def _yaml_safe(obj):
 def register(app: typer.Typer) -> None:
     @app.command("recommend")
     def recommend_cmd(
-        config: Path = typer.Argument(..., help="Mixture config (YAML), e.g. "
-                                      "configs/mixture_example.yaml."),
+        config: Optional[Path] = typer.Argument(
+            None, help="Mixture config (YAML), e.g. configs/mixture_example.yaml. Optional with "
+            "--from-build and --flops."),
         out: Optional[Path] = typer.Option(None, "--out", "-o",
                                            help="Recommendation YAML (default: <name>.rec.yaml)."),
         plot: Optional[Path] = typer.Option(None, "--plot",
                                             help="Plot PNG (default: next to --out)."),
+        from_build: Optional[Path] = typer.Option(
+            None, "--from-build", help="A `datamill build` output directory: one pool per "
+            "source with the token counts of its token_count stage (replaces "
+            "pools_from_build.dir)."),
+        flops: Optional[float] = typer.Option(None, "--flops", help="Compute budget (overrides "
+                                              "the config's budget)."),
+        pools_file: Optional[Path] = typer.Option(
+            None, "--pools", help="Pools YAML from `datamill fit-pools` (fitted utilities)."),
     ) -> None:
         """Recommend model size, tokens, quality filter, epochs and weights for a budget."""
         import yaml
 
         from scaling.plots import save_frontier_plot
-        from scaling.recommend import RecommendConfigError, load_config, recommend
+        from scaling.recommend import (
+            PoolsFromBuild,
+            RecommendConfigError,
+            load_config,
+            parse_config,
+            recommend,
+        )
 
         try:
-            cfg = load_config(str(config))
+            if config is not None:
+                cfg = load_config(str(config))
+            elif from_build is not None and flops is not None:
+                name = f"{from_build.resolve().name}-plan"
+                cfg = parse_config({"name": name, "budget": {"flops": flops},
+                                    "pools_from_build": {"dir": str(from_build)}})
+            else:
+                _fail("give a config, or --from-build OUT_DIR with --flops")
+                return
+            if flops is not None:
+                cfg.budget = cfg.budget.model_validate({"flops": flops})
+            if from_build is not None:
+                if cfg.pools_from_build is None:
+                    cfg.pools_from_build = PoolsFromBuild(dir=str(from_build))
+                else:
+                    cfg.pools_from_build.dir = str(from_build)
+            if pools_file is not None:
+                cfg.pools_file = str(pools_file)
             rec = recommend(cfg)
         except RecommendConfigError as err:
-            _fail(f"invalid config {config}:\n{err}")
+            _fail(f"invalid config {config or from_build}:\n{err}")
             return
         out_path = out or Path(f"{cfg.name}.rec.yaml")
         plot_path = plot or out_path.with_suffix(".png")
@@ -65,16 +97,67 @@ def register(app: typer.Typer) -> None:
                             encoding="utf-8")
         save_frontier_plot(rec.data, rec.sweep, str(plot_path))
         r = rec.data["recommendation"]
-        typer.echo(f"model_params: {r['model_params']:.4g}  train_tokens: {r['train_tokens']:.4g}"
-                   f"  include_tiers: {r['filter']['include_tiers']}")
+        typer.echo(f"compute: {r['compute_flops']:.4g} FLOPs (budget {r['compute_budget']:.4g})"
+                   f"  model_params: {r['model_params']:.4g}  train_tokens: "
+                   f"{r['train_tokens']:.4g}  include_tiers: {r['filter']['include_tiers']}")
         for p in r["pools"]:
             typer.echo(f"  {p['name']:<20} epochs {p['epochs']:7.3f}  weight "
-                       f"{p['sampling_weight']:.3f}  tokens {p['tokens']:.4g}")
+                       f"{p['sampling_weight']:.3f}  tokens {p['tokens']:.4g}  utility "
+                       f"{p['utility']:.4f} ({p['utility_kind']})")
+        dl = r["data_limit"]
+        if dl.get("saturation_compute"):
+            typer.echo(f"data limit: more compute stops paying (< "
+                       f"{dl['saturation_gain_per_doubling']:g} nats per doubling) beyond "
+                       f"~{dl['saturation_compute']:.3g} FLOPs")
         typer.echo("")
         typer.echo(rec.explanation)
         for w in r.get("warnings", []):
             console.print(f"[yellow]warning:[/] {w}", highlight=False)
         typer.echo(f"\nwrote {out_path} and {plot_path}")
+
+    @app.command("fit-pools")
+    def fit_pools_cmd(
+        runs: Path = typer.Argument(..., help="Proxy runs CSV: pool, model_size, tokens, "
+                                    "unique_tokens and the metric column."),
+        out: Path = typer.Option(Path("pools.yaml"), "--out", "-o", help="Pools YAML to write."),
+        metric: str = typer.Option("loss", "--metric", help="Loss column (lower is better)."),
+        bootstrap: int = typer.Option(100, "--bootstrap", "-b", min=0),
+        level: float = typer.Option(0.9, "--level", help="Interval level."),
+        chinchilla_csv: Optional[Path] = typer.Option(
+            None, "--chinchilla-csv", help="Fit the base law (B, beta) here instead of using "
+            "Muennighoff et al.'s published values."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Fit per-pool utility b and repetition half-life tau (Goyal et al. 2024) from proxy
+        runs; `recommend --pools` or `pools_file:` reads the result."""
+        from scaling.data_constrained import MUENNIGHOFF
+        from scaling.pools_fit import fit_pools, load_pool_runs_csv, write_pools_yaml
+
+        try:
+            rows = load_pool_runs_csv(str(runs), metric=metric)
+            B, beta, law_src = MUENNIGHOFF["B"], MUENNIGHOFF["beta"], "Muennighoff et al. 2023"
+            if chinchilla_csv is not None:
+                from scaling.chinchilla import fit_chinchilla_runs, load_chinchilla_csv
+
+                f = fit_chinchilla_runs(*load_chinchilla_csv(str(chinchilla_csv)))
+                B, beta, law_src = f.B, f.beta, f"fitted on {chinchilla_csv}"
+            res = fit_pools(rows, B=B, beta=beta, n_bootstrap=bootstrap, level=level, seed=seed)
+            res["law"]["source"] = law_src
+            res["metric"] = metric
+            write_pools_yaml(res, str(out), source=str(runs))
+        except (OSError, ValueError) as err:
+            _fail(str(err))
+            return
+        for p in res["pools"]:
+            ci = p.get("utility_ci")
+            tci = p.get("half_life_ci")
+            typer.echo(f"{p['name']:<20} b {p['utility']:.4f}"
+                       + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "")
+                       + f"  tau {p['half_life']:.3g}"
+                       + (f" [{tci[0]:.3g}, {tci[1]:.3g}]" if tci else "")
+                       + ("" if p["half_life_identified"] else " (not identified: no run "
+                          "repeats data)") + f"  runs {p['runs']}")
+        typer.echo(f"wrote {out}")
 
     @app.command("materialize", context_settings={"allow_extra_args": True,
                                                   "ignore_unknown_options": True})
@@ -128,6 +211,9 @@ def register(app: typer.Typer) -> None:
         bootstrap: int = typer.Option(500, "--bootstrap", "-b", min=1),
         seed: int = typer.Option(0, "--seed"),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        pools_out: Optional[Path] = typer.Option(
+            None, "--pools-out", help="Also store the ranking in this pools YAML (the file "
+            "`recommend --pools` reads; mixtures named 'poolA+poolB' match its pool sets)."),
     ) -> None:
         """Rank candidate mixtures from small runs and report how stable the ranking is."""
         from scaling.small_scale import load_runs_csv, rank_mixtures
@@ -140,6 +226,16 @@ def register(app: typer.Typer) -> None:
         except (OSError, ValueError) as err:
             _fail(str(err))
             return
+        if pools_out is not None:
+            from scaling.pools_fit import add_mixture_ranking
+
+            try:
+                add_mixture_ranking(str(pools_out), {**res, "method": method,
+                                                     "compute": target_compute},
+                                    source=str(csv))
+            except (OSError, ValueError) as err:
+                _fail(str(err))
+                return
         if as_json:
             typer.echo(json.dumps(_yaml_safe(res), indent=2))
             return
@@ -162,44 +258,63 @@ def register(app: typer.Typer) -> None:
                                       help="Bootstrap resamples for the intervals."),
         starts: int = typer.Option(64, "--starts", min=1,
                                    help="L-BFGS starts from the best grid points (4500 = all)."),
+        all_runs: bool = typer.Option(
+            False, "--all-runs", help="Fit every run. Default: Besiroglu et al.'s protocol, "
+            "which leaves out the 5 highest-loss runs."),
         compute: float = typer.Option(1e24, "--compute", help="C for N*(C), D*(C)."),
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
-        """Fit L = E + A/N^alpha + B/D^beta (Besiroglu et al. procedure) with bootstrap CIs."""
+        """Fit L = E + A/N^alpha + B/D^beta (Besiroglu et al. protocol) with bootstrap CIs."""
         from scaling.chinchilla import (
             BESIROGLU,
             HOFFMANN,
-            fit_chinchilla,
+            fit_chinchilla_runs,
             huber_objective,
             load_chinchilla_csv,
         )
 
+        protocol = "all" if all_runs else "besiroglu"
         try:
             N, D, L = load_chinchilla_csv(str(csv))
-            fit = fit_chinchilla(N, D, L, n_starts=starts, n_bootstrap=bootstrap, seed=seed)
+            fit = fit_chinchilla_runs(N, D, L, protocol=protocol, n_starts=starts,
+                                      n_bootstrap=bootstrap, seed=seed)
         except (OSError, ValueError) as err:
             _fail(str(err))
             return
+        keep = [i for i in range(len(N)) if i not in set(fit.excluded)]
+        Nk, Dk, Lk = N[keep], D[keep], L[keep]
         n_opt, d_opt = fit.compute_optimal(compute)
-        out = {"n_runs": fit.n_points, "params": fit.params(), "ci": fit.ci,
+        out = {"n_runs": len(N), "n_fitted": fit.n_points, "protocol": protocol,
+               "excluded_runs": [{"row": i + 2, "N": float(N[i]), "D": float(D[i]),
+                                  "loss": float(L[i])} for i in fit.excluded],
+               "params": fit.params(), "ci": fit.ci,
                "ci_level": fit.ci_level, "huber_objective": fit.objective,
-               "huber_objective_besiroglu": huber_objective(BESIROGLU, N, D, L),
-               "huber_objective_hoffmann": huber_objective(HOFFMANN, N, D, L),
-               "compute": compute, "N_opt": float(n_opt), "D_opt": float(d_opt)}
+               # Objectives of the published parameters on the *same* runs as ours.
+               "huber_objective_besiroglu": huber_objective(BESIROGLU, Nk, Dk, Lk),
+               "huber_objective_hoffmann": huber_objective(HOFFMANN, Nk, Dk, Lk),
+               "compute": compute, "N_opt": float(n_opt), "D_opt": float(d_opt),
+               "tokens_per_param": float(d_opt / n_opt)}
         if bootstrap:
             out["compute_optimal_ci"] = fit.compute_optimal_ci(compute)
         if as_json:
             typer.echo(json.dumps(_yaml_safe(out), indent=2))
             return
-        typer.echo(f"{fit.n_points} runs; Huber objective {fit.objective:.6g} (Besiroglu et al. "
-                   f"params: {out['huber_objective_besiroglu']:.6g}; Hoffmann et al.: "
+        if fit.excluded:
+            typer.echo(f"protocol besiroglu: fitting {fit.n_points} of {len(N)} runs; left out "
+                       f"the {len(fit.excluded)} highest-loss runs (CSV rows "
+                       f"{', '.join(str(i + 2) for i in fit.excluded)}); --all-runs fits all")
+        else:
+            typer.echo(f"fitting all {fit.n_points} runs")
+        typer.echo(f"Huber objective {fit.objective:.6g} on these runs (published Besiroglu et "
+                   f"al. params: {out['huber_objective_besiroglu']:.6g}; Hoffmann et al.: "
                    f"{out['huber_objective_hoffmann']:.6g})")
         for k, v in fit.params().items():
             ci = fit.ci.get(k)
             ci_s = f"  [{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
             typer.echo(f"  {k:<6} {v:.5g}{ci_s}")
-        line = f"compute-optimal at C={compute:.3g}: N*={float(n_opt):.4g}, D*={float(d_opt):.4g}"
+        line = (f"compute-optimal at C={compute:.3g}: N*={float(n_opt):.4g}, D*={float(d_opt):.4g}"
+                f" ({float(d_opt / n_opt):.1f} tokens/param)")
         if bootstrap:
             c = out["compute_optimal_ci"]
             line += (f"  (N* [{c['N'][0]:.3g}, {c['N'][1]:.3g}], D* [{c['D'][0]:.3g}, "
