@@ -313,3 +313,38 @@ class ScoreReportMixin:
         label = self.label  # type: ignore[attr-defined]
         return render_section(f"{label}: score distributions and removals", stage_stats,
                               self.rules_text())
+
+
+# --------------------------------------------------------------------------- user score stages
+
+
+class ScoreStage(ScoreReportMixin):
+    """Base for a per-record score/filter stage (e.g. a plugin) that gets the standard report
+    section -- a histogram per numeric score column with its thresholds marked, and the removal
+    counts per rule with examples -- without any report code of its own.
+
+    Subclass it together with :class:`pipelines.stage.RecordStage` (``class MyStage(ScoreStage,
+    RecordStage)``) and implement ``make_scorer`` as for any record stage. Histogram ranges come
+    from ``score_ranges`` (column -> (lo, hi); default (0, 1)); thresholds are read from the
+    stage's params by name: ``min_<column>``, ``max_<column>`` and ``<column>_threshold``.
+    """
+
+    score_ranges: dict[str, tuple[float, float]] = {}
+    histogram_bins: int = 40
+
+    def hist_specs(self) -> list[HistSpec]:
+        params = self.params.model_dump()  # type: ignore[attr-defined]
+        specs = []
+        for column, typ in self.output_columns().items():  # type: ignore[attr-defined]
+            if typ not in ("float", "float32", "float64", "int", "int32", "int64"):
+                continue
+            lo, hi = self.score_ranges.get(column, (0.0, 1.0))
+            marks = tuple(float(params[k]) for k in
+                          (f"min_{column}", f"max_{column}", f"{column}_threshold")
+                          if isinstance(params.get(k), (int, float))
+                          and not isinstance(params.get(k), bool))
+            specs.append(HistSpec(column, lo, hi, self.histogram_bins, marks))
+        return specs
+
+    def expand(self, records: Any) -> StageResult:
+        return self.with_score_stats(super().expand(records))  # type: ignore[misc]

@@ -92,7 +92,8 @@ _LOADED = False
 
 
 def load_stages() -> dict[str, type[Stage]]:
-    """Import every module in ``pipelines.stages`` so that they register themselves."""
+    """Import every module in ``pipelines.stages`` and every ``datamill.stages`` entry point
+    (see :mod:`pipelines.plugins`) so that their stages register themselves."""
     global _LOADED
     if not _LOADED:
         import pipelines.stages as pkg
@@ -103,6 +104,10 @@ def load_stages() -> dict[str, type[Stage]]:
                     importlib.import_module(f"{pkg.__name__}.{info.name}")
                 except ImportError as err:
                     UNAVAILABLE[info.name] = f"{type(err).__name__}: {err}"
+        from pipelines.plugins import PLUGIN_ERRORS, load_entry_points
+
+        load_entry_points()  # installed packages' ``datamill.stages`` entry points
+        UNAVAILABLE.update(PLUGIN_ERRORS)
         _LOADED = True
     return STAGES
 
