@@ -105,6 +105,10 @@ class OutputConfig(_Strict):
     jsonl: bool = Field(default=False, description="Also write kept records as JSONL shards.")
     write_removed: bool = Field(default=True, description="Write removed records with reasons.")
     report: bool = Field(default=True, description="Write report.html.")
+    card: bool = Field(default=True, description="Write README.md, a Hugging Face dataset card "
+                       "(YAML header + sources, stages, counts, languages, tokens).")
+    license: str | None = Field(default=None, description="Licence for the dataset card header "
+                                "(an SPDX id such as 'odc-by' or 'cc-by-4.0'); unset: 'other'.")
     partition_by: str | None = Field(
         default=None,
         description="Split kept records into data/<column>=<value>/ folders, e.g. 'language' "

@@ -32,9 +32,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import accounting as acc
+from pipelines.breakdown import BreakdownFn, summarize_breakdown
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
-from pipelines.records import BASE_COLUMNS, arrow_schema
+from pipelines.records import BASE_COLUMNS, arrow_schema, reason_category
 from pipelines.runner import make_options, runner_name
 from pipelines.sinks import WriteSortedShards, to_output_row
 from pipelines.sources import InputFile, ReadSource, describe_inputs
@@ -261,6 +262,11 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         events.append(res.dead | f"{label}/DeadEvent" >> beam.Map(
             lambda d, lab=label: acc.dead_key(lab, d["reason"])))
         removed_all.append(res.removed | f"{label}/RemovedRow" >> beam.Map(_removed_row(label)))
+        res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
+            res.removed
+            | f"{label}/BreakdownKey" >> beam.Map(
+                lambda it, lab=label: (lab, reason_category(it[0]), it[1]))
+            | f"{label}/Breakdown" >> beam.CombineGlobally(BreakdownFn(removed=True)))
         dead_all.append(res.dead)
         for name, pc in res.stats.items():
             acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
@@ -280,6 +286,8 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     if cfg.output.jsonl:
         out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
                                                      partition_by=part)
+    acc.write_json(records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
+                   f"{staging}/_stats/kept_breakdown.json", "KeptBreakdownJson", single=True)
     acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(
         acc.RecordProfile(cfg.length_histogram_bins)),
         f"{staging}/_stats/kept_profile.json", "KeptProfileJson", single=True)
@@ -444,6 +452,7 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
                        if k.startswith(f"stage.{label}.")}
         st["runtime_ms"] = metrics.get(label)
         st["resumed"] = plan.resume is not None and i <= plan.resume.index
+        st["index"] = i
         stages_out[label] = st
     return {
         "name": plan.cfg.name,
@@ -456,12 +465,26 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         "conservation_ok": summary["ok"],
         "read": summary["stages"]["read"],
         "stages": stages_out,
+        "stage_order": list(plan.labels),  # stats.json sorts keys; this keeps pipeline order
         "columns": plan.columns,
+        "breakdown": summarize_breakdown(
+            merged.get("kept_breakdown"),
+            _merge_breakdowns([st["stats"].get("removed_breakdown") for st in stages_out.values()])),
         "input_lengths": merged.get("input_profile"),
         "kept_lengths": merged.get("kept_profile"),
         "raw_counts": counts,
         "runtime_ms": metrics,
     }
+
+
+def _merge_breakdowns(parts: list[Any]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for part in parts:
+        for k, v in (_unwrap(part) or {}).items():
+            o = out.setdefault(k, [0, 0, 0])
+            for i in range(3):
+                o[i] += v[i]
+    return out
 
 
 def _unwrap(v: Any) -> Any:
@@ -578,6 +601,7 @@ def run_build(
     extra_args: list[str] | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    command: str | None = None,
 ) -> BuildResult:
     """Plan, run and finalize a build. Raises ConservationError if records went missing."""
     plan = plan_build(cfg, extra_args, use_checkpoints=not force)
@@ -614,6 +638,12 @@ def run_build(
         from pipelines.report import write_report
 
         write_report(plan, stats)
+    if cfg.output.card:
+        from pipelines.card import render_card
+
+        with FileSystems.create(f"{plan.out}/README.md") as fh:
+            glob = "data/**/*.parquet" if plan.partition_by else "data/*.parquet"
+            fh.write(render_card(cfg, stats, glob, command=command).encode("utf-8"))
     manifest = {
         "version": MANIFEST_VERSION,
         "status": "complete",

@@ -54,9 +54,23 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def ordered_stages(stats: dict) -> list[tuple[str, dict]]:
+    """``(label, stage stats)`` in pipeline order.
+
+    stats.json is written with sorted keys, so the ``stages`` mapping read back from it is
+    alphabetical; the pipeline order is kept in ``stage_order`` (and each stage's ``index``).
+    """
+    stages = stats.get("stages") or {}
+    order = stats.get("stage_order")
+    if not order:
+        order = sorted(stages, key=lambda k: (stages[k].get("index", 1 << 30), ))
+    return [(k, stages[k]) for k in order if k in stages]
+
+
 def _funnel(stats: dict) -> str:
-    labels = ["input"] + list(stats["stages"]) + ["kept"]
-    values = [stats["counts"]["input"]] + [s.get("out", 0) for s in stats["stages"].values()]
+    ordered = ordered_stages(stats)
+    labels = ["input"] + [k for k, _ in ordered] + ["kept"]
+    values = [stats["counts"]["input"]] + [s.get("out", 0) for _, s in ordered]
     values.append(stats["counts"]["kept"])
     read_dead = sum(stats["read"]["dead_letter"].values())
     labels.insert(1, "parsed")
@@ -92,7 +106,7 @@ def _lengths(stats: dict) -> str:
 
 def _runtime(stats: dict) -> str:
     runtime = stats.get("runtime_ms") or {}
-    order = ["read", *stats["stages"], "write", "accounting"]
+    order = ["read", *(k for k, _ in ordered_stages(stats)), "write", "accounting"]
     items = [(k, runtime[k]) for k in order if k in runtime]
     note = (f"<p>Wall time {stats['wall_seconds']:.1f} s for {stats['counts']['input']:,} input "
             f"records ({_fmt(stats.get('docs_per_second'))} docs/s) on {stats['runner']}.</p>")
@@ -108,7 +122,7 @@ def _runtime(stats: dict) -> str:
 
 def _reasons(stats: dict) -> str:
     rows = []
-    for label, st in [("read", stats["read"]), *stats["stages"].items()]:
+    for label, st in [("read", stats["read"]), *ordered_stages(stats)]:
         for reason, n in sorted(st.get("removed", {}).items()):
             rows.append([label, "removed", reason, n])
         for reason, n in sorted(st.get("dead_letter", {}).items()):
@@ -148,7 +162,7 @@ def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
     stage_rows = [[label, st["stage"], st.get("in"), st.get("out"),
                    sum(st.get("removed", {}).values()), sum(st.get("dead_letter", {}).values()),
                    "yes" if st.get("resumed") else ""]
-                  for label, st in stats["stages"].items()]
+                  for label, st in ordered_stages(stats)]
     parts = [
         f"<h1>datamill build: {html.escape(stats['name'])}</h1>",
         f"<p class=muted>run {html.escape(stats['run_id'])} &middot; output "
