@@ -64,3 +64,18 @@ def test_card_can_be_switched_off(tmp_path):
                  tmp_path / "out", card=False)
     build(cfg)
     assert not (tmp_path / "out" / "README.md").exists()
+
+
+def test_report_has_contents_breakdown_tables_and_kept_vs_removed_overlays(tmp_path):
+    rows = stdlib_doc_rows(("json", "csv", "argparse"))
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    cfg = config([{"name": "docs", "type": "jsonl", "path": str(tmp_path / "a.jsonl"),
+                   "id_field": "id"}],
+                 [{"stage": "language_id", "min_score": 0.9}], tmp_path / "out")
+    res = build(cfg)
+    st = res.stats["stages"]["language_id"]["stats"]
+    assert "removed_histograms" in st  # the removed part is drawn over the full histogram
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert '<nav class=toc>' in page and 'href="#per-source-and-language"' in page
+    assert '<h2 id="per-source-and-language">' in page and "<h3>Per language</h3>" in page
+    assert 'href="#stage-language-id' in page
