@@ -76,11 +76,13 @@ def build(
     workers: Optional[int] = typer.Option(
         None, "--workers", "-w", help="DirectRunner workers (multi-processing when > 1)."),
     force: bool = typer.Option(False, "--force", help="Ignore checkpoints and rebuild."),
+    progress_every: float = typer.Option(
+        10.0, "--progress-every", help="Seconds between progress lines when stderr is not a "
+        "terminal (a terminal gets a live table); 0 turns progress off."),
 ) -> None:
     """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
     from pipelines.accounting import ConservationError
     from pipelines.config import ConfigError, load_build_config
-    from pipelines.graph import run_build
 
     _quiet_beam()
     overrides: dict = {}
@@ -97,13 +99,7 @@ def build(
         return
     t0 = time.perf_counter()
     try:
-        with console.status(f"[bold]building[/] {cfg.name} -> {cfg.output.dir}") as status:
-            def log(msg: str) -> None:
-                console.log(msg)
-                status.update(f"[bold]{msg}")
-
-            result = run_build(cfg, extra_args=[*_beam_log_args(), *ctx.args], force=force,
-                               log=log, command=_command_line())
+        result = _run_with_progress(cfg, [*_beam_log_args(), *ctx.args], force, progress_every)
     except ConfigError as err:
         _fail(str(err))
         return
@@ -112,6 +108,34 @@ def build(
         return
     _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
                    report=cfg.output.report)
+
+
+def _run_with_progress(cfg, extra_args: list[str], force: bool, every: float):
+    """Run the build showing live progress: a rich live table on a terminal, one plain line
+    every ``every`` seconds otherwise (logs, pipes, CI)."""
+    from pipelines.graph import run_build
+    from pipelines.progress import plain_line, rich_table
+
+    if every <= 0:
+        return run_build(cfg, extra_args=extra_args, force=force, log=console.log,
+                         command=_command_line())
+    if console.is_terminal:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+            def log(msg: str) -> None:
+                live.console.log(msg)
+
+            return run_build(cfg, extra_args=extra_args, force=force, log=log,
+                             command=_command_line(),
+                             on_progress=lambda s: live.update(rich_table(s)),
+                             progress_interval=0.5)
+
+    def line(s: dict) -> None:
+        console.print(plain_line(s), highlight=False, soft_wrap=True)
+
+    return run_build(cfg, extra_args=extra_args, force=force, log=console.log,
+                     command=_command_line(), on_progress=line, progress_interval=every)
 
 
 def _command_line() -> str:

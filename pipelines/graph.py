@@ -32,6 +32,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import accounting as acc
+from pipelines import progress
 from pipelines.breakdown import BreakdownFn, summarize_breakdown
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
@@ -258,9 +259,9 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                           {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
         records = res.kept
         events.append(res.removed | f"{label}/RemovedEvent" >> beam.Map(
-            lambda it, lab=label: acc.removed_key(lab, it[0])))
+            _progress_key(f"stage/{label}/removed", acc.removed_key, label, lambda it: it[0])))
         events.append(res.dead | f"{label}/DeadEvent" >> beam.Map(
-            lambda d, lab=label: acc.dead_key(lab, d["reason"])))
+            _progress_key(f"stage/{label}/dead", acc.dead_key, label, lambda d: d["reason"])))
         removed_all.append(res.removed | f"{label}/RemovedRow" >> beam.Map(_removed_row(label)))
         res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
             res.removed
@@ -295,6 +296,17 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                         "Final", p)
     counts = _flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
     acc.write_json(counts, f"{staging}/_stats/counts.json", "CountsJson", single=True)
+
+
+class _progress_key:  # noqa: N801 - used like a function in beam.Map
+    """Event key of a removed/dead item, counting it in the live progress as it passes."""
+
+    def __init__(self, progress_key: str, make_key: Callable, label: str, reason: Callable):
+        self._p, self._make, self._label, self._reason = progress_key, make_key, label, reason
+
+    def __call__(self, item: Any) -> str:
+        progress.add(self._p)
+        return self._make(self._label, self._reason(item))
 
 
 def _flatten(pcolls: list[Any], p: beam.Pipeline, label: str):
@@ -602,6 +614,8 @@ def run_build(
     force: bool = False,
     log: Callable[[str], None] = lambda s: None,
     command: str | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    progress_interval: float = 10.0,
 ) -> BuildResult:
     """Plan, run and finalize a build. Raises ConservationError if records went missing."""
     plan = plan_build(cfg, extra_args, use_checkpoints=not force)
@@ -623,8 +637,18 @@ def run_build(
     p = beam.Pipeline(runner=runner, options=options)
     construct(plan, p)
     log(f"running {len(plan.stages)} stages on {runner_name(cfg.runner, extra_args)}")
-    result = p.run()
-    result.wait_until_finish()
+    total_bytes = sum(f.size for sp in plan.sources for f in (sp.files or []))
+    if on_progress is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="datamill-progress-") as folder, \
+                progress.Watcher(folder, list(plan.labels), total_bytes, on_progress,
+                                 progress_interval):
+            result = p.run()
+            result.wait_until_finish()
+    else:
+        result = p.run()
+        result.wait_until_finish()
     wall = time.perf_counter() - t0
     stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
     if not stats["conservation_ok"]:

@@ -32,6 +32,7 @@ from apache_beam import pvalue
 from pydantic import BaseModel, ConfigDict, Field
 
 from filters.base import Decision, RecordScorer
+from pipelines import progress
 from pipelines.records import dead_letter
 
 KEPT, REMOVED, DEAD, FLAGGED = "kept", "removed", "dead", "flagged"
@@ -197,8 +198,12 @@ class _ScoreBatches(beam.DoFn):
                     out.append((r, None, f"exception: {type(e).__name__}: {e}"))
             return out
 
+    def finish_bundle(self) -> None:
+        progress.flush()
+
     def process(self, batch: Sequence[dict]):
         results = self._decide(batch)
+        progress.add(f"stage/{self._label}/in", len(results))
         for record, decision, error in results:
             if decision is None:
                 yield pvalue.TaggedOutput(
