@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
+from pathlib import Path
+
 import yaml
 
 from pipelines.card import size_category
@@ -79,3 +83,33 @@ def test_report_has_contents_breakdown_tables_and_kept_vs_removed_overlays(tmp_p
     assert '<nav class=toc>' in page and 'href="#per-source-and-language"' in page
     assert '<h2 id="per-source-and-language">' in page and "<h3>Per language</h3>" in page
     assert 'href="#stage-language-id' in page
+    _check_in_a_real_browser(tmp_path / "out" / "report.html", tmp_path)
+
+
+def _check_in_a_real_browser(page: Path, tmp_path: Path) -> None:
+    """Headless Chromium (Debian's `chromium`, when installed) parses the report, every figure
+    decodes, and a screenshot renders. Skipped quietly where no browser is installed."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        f'<iframe id=f src="{page.as_uri()}"></iframe><script>'
+        "onload=()=>{const d=document.getElementById('f').contentDocument;"
+        "const imgs=[...d.images];document.title=JSON.stringify({imgs:imgs.length,"
+        "broken:imgs.filter(i=>!i.complete||i.naturalWidth===0).length,"
+        "toc:d.querySelectorAll('nav.toc a').length,h2:d.querySelectorAll('h2[id]').length})}"
+        "</script>")
+    dom = subprocess.run([*args, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    facts = json.loads(html.unescape(dom.split("<title>")[1].split("</title>")[0]))
+    assert facts["imgs"] >= 3 and facts["broken"] == 0
+    assert facts["toc"] == facts["h2"] >= 5
+    shot = tmp_path / "report.png"
+    subprocess.run([*args, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000
