@@ -36,13 +36,39 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+VERBOSE = False  # set by the global --verbose flag (parsed in main before Beam is imported)
+
+
 def _quiet_beam() -> None:
+    if VERBOSE:
+        return
     for name in ("apache_beam", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _beam_log_args() -> list[str]:
+    """Pipeline args that keep SDK worker processes (``-w 2``) as quiet as this process."""
+    return [] if VERBOSE else ["--default_sdk_harness_log_level=ERROR"]
+
+
+@app.callback()
+def _global(verbose: bool = typer.Option(
+        False, "--verbose", help="Show Beam's and the workers' log lines (quiet by default).")
+        ) -> None:
+    """datamill: config-driven curation, pruning, synthesis and scaling for LLM training data."""
+
+
+_BUILD_EPILOG = (
+    "Beam pipeline arguments go after `--` and are passed to the runner unchanged, e.g. "
+    "`datamill build c.yaml -- --runner PortableRunner --job_endpoint=embed "
+    "--environment_type=EXTERNAL --environment_config=localhost:50000` or "
+    "`-- --runner DataflowRunner --project P --region R --temp_location gs://b/tmp "
+    "--setup_file ./setup.py`. See README 'Runners'.")
+
+
 @app.command("build", context_settings={"allow_extra_args": True,
-                                        "ignore_unknown_options": True})
+                                        "ignore_unknown_options": True},
+             epilog=_BUILD_EPILOG)
 def build(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="Build config (YAML)."),
@@ -50,11 +76,13 @@ def build(
     workers: Optional[int] = typer.Option(
         None, "--workers", "-w", help="DirectRunner workers (multi-processing when > 1)."),
     force: bool = typer.Option(False, "--force", help="Ignore checkpoints and rebuild."),
+    progress_every: float = typer.Option(
+        10.0, "--progress-every", help="Seconds between progress lines when stderr is not a "
+        "terminal (a terminal gets a live table); 0 turns progress off."),
 ) -> None:
     """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
     from pipelines.accounting import ConservationError
     from pipelines.config import ConfigError, load_build_config
-    from pipelines.graph import run_build
 
     _quiet_beam()
     overrides: dict = {}
@@ -71,29 +99,63 @@ def build(
         return
     t0 = time.perf_counter()
     try:
-        with console.status(f"[bold]building[/] {cfg.name} -> {cfg.output.dir}") as status:
-            def log(msg: str) -> None:
-                console.log(msg)
-                status.update(f"[bold]{msg}")
-
-            result = run_build(cfg, extra_args=list(ctx.args), force=force, log=log)
+        result = _run_with_progress(cfg, [*_beam_log_args(), *ctx.args], force, progress_every)
     except ConfigError as err:
         _fail(str(err))
         return
     except ConservationError as err:
         _fail(str(err), code=3)
         return
-    _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped)
+    _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
+                   report=cfg.output.report)
 
 
-def _print_summary(stats: dict, out: str, seconds: float, skipped: bool) -> None:
+def _run_with_progress(cfg, extra_args: list[str], force: bool, every: float):
+    """Run the build showing live progress: a rich live table on a terminal, one plain line
+    every ``every`` seconds otherwise (logs, pipes, CI)."""
+    from pipelines.graph import run_build
+    from pipelines.progress import plain_line, rich_table
+
+    if every <= 0:
+        return run_build(cfg, extra_args=extra_args, force=force, log=console.log,
+                         command=_command_line())
+    if console.is_terminal:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+            def log(msg: str) -> None:
+                live.console.log(msg)
+
+            return run_build(cfg, extra_args=extra_args, force=force, log=log,
+                             command=_command_line(),
+                             on_progress=lambda s: live.update(rich_table(s)),
+                             progress_interval=0.5)
+
+    def line(s: dict) -> None:
+        console.print(plain_line(s), highlight=False, soft_wrap=True)
+
+    return run_build(cfg, extra_args=extra_args, force=force, log=console.log,
+                     command=_command_line(), on_progress=line, progress_interval=every)
+
+
+def _command_line() -> str:
+    """The command as the user typed it (for the dataset card)."""
+    import shlex
+
+    return "datamill " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _print_summary(stats: dict, out: str, seconds: float, skipped: bool,
+                   report: bool = True) -> None:
+    from pipelines.report import ordered_stages
+
     c = stats["counts"]
     table = Table(title=f"datamill build {stats['name']}" + (" (up to date)" if skipped else ""))
     for col in ("stage", "in", "removed", "dead-letter", "out"):
         table.add_column(col, justify="right" if col != "stage" else "left")
     read_dead = sum(stats["read"]["dead_letter"].values())
     table.add_row("read", f"{c['input']:,}", "0", f"{read_dead:,}", f"{c['input'] - read_dead:,}")
-    for label, st in stats["stages"].items():
+    for label, st in ordered_stages(stats):
         table.add_row(label, f"{st.get('in', 0):,}", f"{sum(st['removed'].values()):,}",
                       f"{sum(st['dead_letter'].values()):,}", f"{st.get('out', 0):,}")
     console.print(table)
@@ -103,21 +165,92 @@ def _print_summary(stats: dict, out: str, seconds: float, skipped: bool) -> None
     if not skipped:
         console.print(f"{stats['wall_seconds']:.1f} s pipeline time, "
                       f"{stats.get('docs_per_second') or 0:,.0f} docs/s; total {seconds:.1f} s")
-    console.print(f"output: {out}/data  stats: {out}/stats.json  report: {out}/report.html")
+    where = f"output: {out}/data  stats: {out}/stats.json"
+    console.print(where + (f"  report: {out}/report.html" if report else ""))
+
+
+def _config_kind(data: object) -> str | None:
+    """Which command a config belongs to, from its top-level keys."""
+    if not isinstance(data, dict):
+        return None
+    keys = set(data)
+    for kind, marks in CONFIG_KINDS:
+        if keys & marks:
+            return kind
+    return None
+
+
+# kind -> top-level keys that only that kind of config has (checked in this order)
+CONFIG_KINDS: list[tuple[str, set[str]]] = [
+    ("build", {"sources", "stages"}),
+    ("synth", {"task", "backend", "seeds"}),
+    ("mixture", {"budget", "pools"}),
+    ("classifier", {"positive_paths", "negative_paths"}),
+    ("lm", {"corpus_paths"}),
+]
+
+
+def _validate_kind(kind: str, config: Path, data: object) -> str:
+    """Validate ``config`` as ``kind``; returns a one-line summary or raises ConfigError."""
+    from pipelines.config import ConfigError, load_build_config, validate_model
+
+    if kind == "build":
+        cfg = load_build_config(config)
+        stages = ", ".join(s.label or s.stage for s in cfg.stages) or "(none)"
+        return f"build config: {len(cfg.sources)} source(s), stages: {stages}"
+    if kind == "synth":
+        from pipelines.synth_pipeline import load_synth_config
+
+        cfg = load_synth_config(config)
+        return f"synth config: task {cfg.task}, backend {cfg.backend.type}"
+    if kind == "mixture":
+        from scaling.recommend import RecommendConfigError, parse_config
+
+        try:
+            cfg = parse_config(data)
+        except RecommendConfigError as err:
+            raise ConfigError(f"{config}:\n{err}") from None
+        return f"mixture config: {len(cfg.pools)} pool(s)"
+    if kind == "classifier":
+        from pipelines.commands.train_classifier import TrainClassifierConfig
+
+        validate_model(TrainClassifierConfig, data, prefix="")
+        return "classifier training config"
+    from pipelines.commands.train_lm import TrainLMConfig
+
+    validate_model(TrainLMConfig, data)
+    return "language-model training config"
 
 
 @app.command("validate")
-def validate(config: Path = typer.Argument(..., help="Build config (YAML).")) -> None:
-    """Check a build config without running anything."""
-    from pipelines.config import ConfigError, load_build_config
+def validate(
+    config: Path = typer.Argument(..., help="Any datamill config (YAML)."),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", help="build | synth | mixture | classifier | lm (default: detected "
+        "from the config's top-level keys)."),
+) -> None:
+    """Check a config (build, synth, mixture, classifier or lm) without running anything."""
+    from pipelines.config import ConfigError, load_yaml
 
     try:
-        cfg = load_build_config(config)
+        data = load_yaml(config)
+        kinds = [k for k, _ in CONFIG_KINDS]
+        if kind is not None and kind not in kinds:
+            raise ConfigError(f"--kind {kind!r}: must be one of {', '.join(kinds)}")
+        kind = kind or _config_kind(data)
+        if kind is None:
+            raise ConfigError(
+                f"{config}: cannot tell which kind of config this is from its top-level keys "
+                f"{sorted(data) if isinstance(data, dict) else type(data).__name__}; pass "
+                f"--kind ({', '.join(kinds)})")
+        summary = _validate_kind(kind, config, data)
     except ConfigError as err:
         _fail(f"invalid config {err}")
         return
-    console.print(f"[green]ok[/]: {len(cfg.sources)} source(s), stages: "
-                  f"{', '.join(s.label or s.stage for s in cfg.stages) or '(none)'}")
+    except ValueError as err:  # other commands' config errors (e.g. scaling, synth)
+        _fail(f"invalid {kind} config {config}:\n{err}")
+        return
+    console.print(f"[green]ok[/]: {summary}")
 
 
 @app.command("stages")
@@ -132,13 +265,17 @@ def stages(
 
         sys.stdout.write(stages_markdown())
         return
-    table = Table(title="stages")
+    from pipelines.stage_docs import COMMON_FIELDS, field_default, field_type
+
+    table = Table(title="stages (every stage also takes label and checkpoint; per-record stages "
+                        "annotate_only and batch_size; datamill stages --markdown documents all)")
     table.add_column("name")
     table.add_column("description")
-    table.add_column("parameters")
+    table.add_column("parameters (type = default)")
     for name, cls in sorted(load_stages().items()):
-        fields = [f for f in cls.Params.model_fields if f not in ("stage",)]
-        table.add_row(name, cls.description, ", ".join(fields))
+        fields = [f"{k}: {field_type(f)} = {field_default(f)}"
+                  for k, f in cls.Params.model_fields.items() if k not in COMMON_FIELDS]
+        table.add_row(name, cls.description, "\n".join(fields))
     console.print(table)
 
 
@@ -197,6 +334,11 @@ def _register_plugins() -> None:
 
 
 def main() -> None:
+    global VERBOSE
+    VERBOSE = "--verbose" in sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else (
+        "--verbose" in sys.argv[1:])
+    if not VERBOSE:  # Beam logs warnings while it is imported (e.g. "apitools not found")
+        logging.getLogger().setLevel(logging.ERROR)
     _register_plugins()
     app(prog_name="datamill")
 

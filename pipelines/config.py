@@ -105,6 +105,10 @@ class OutputConfig(_Strict):
     jsonl: bool = Field(default=False, description="Also write kept records as JSONL shards.")
     write_removed: bool = Field(default=True, description="Write removed records with reasons.")
     report: bool = Field(default=True, description="Write report.html.")
+    card: bool = Field(default=True, description="Write README.md, a Hugging Face dataset card "
+                       "(YAML header + sources, stages, counts, languages, tokens).")
+    license: str | None = Field(default=None, description="Licence for the dataset card header "
+                                "(an SPDX id such as 'odc-by' or 'cc-by-4.0'); unset: 'other'.")
     partition_by: str | None = Field(
         default=None,
         description="Split kept records into data/<column>=<value>/ folders, e.g. 'language' "
@@ -127,6 +131,11 @@ class RunnerConfig(_Strict):
 
 class BuildConfig(_Strict):
     name: str = "build"
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python modules defining extra stages (imported before the stages are "
+        "validated), e.g. ['my_package.my_stages']. See pipelines/plugins.py.",
+    )
     sources: list[SourceConfig] = Field(min_length=1)
     # SerializeAsAny: dump each stage with its own Params fields, not only the base ones
     stages: list[SerializeAsAny[StageParams]] = Field(default_factory=list)
@@ -193,6 +202,14 @@ def build_config_from_dict(data: Any) -> BuildConfig:
     data = dict(data)
     raw_stages = data.pop("stages", [])
     problems = []
+    plugins = data.get("plugins") or []
+    if isinstance(plugins, list):  # (a non-list is reported by the model below)
+        from pipelines.plugins import PluginError, import_plugins
+
+        try:
+            import_plugins(plugins)
+        except PluginError as err:
+            raise ConfigError(str(err)) from None
     try:
         stages = parse_stages(raw_stages)
     except ConfigError as err:

@@ -32,9 +32,11 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import accounting as acc
+from pipelines import progress
+from pipelines.breakdown import BreakdownFn, summarize_breakdown
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
-from pipelines.records import BASE_COLUMNS, arrow_schema
+from pipelines.records import BASE_COLUMNS, arrow_schema, reason_category
 from pipelines.runner import make_options, runner_name
 from pipelines.sinks import WriteSortedShards, to_output_row
 from pipelines.sources import InputFile, ReadSource, describe_inputs
@@ -257,10 +259,15 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                           {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
         records = res.kept
         events.append(res.removed | f"{label}/RemovedEvent" >> beam.Map(
-            lambda it, lab=label: acc.removed_key(lab, it[0])))
+            _progress_key(f"stage/{label}/removed", acc.removed_key, label, lambda it: it[0])))
         events.append(res.dead | f"{label}/DeadEvent" >> beam.Map(
-            lambda d, lab=label: acc.dead_key(lab, d["reason"])))
+            _progress_key(f"stage/{label}/dead", acc.dead_key, label, lambda d: d["reason"])))
         removed_all.append(res.removed | f"{label}/RemovedRow" >> beam.Map(_removed_row(label)))
+        res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
+            res.removed
+            | f"{label}/BreakdownKey" >> beam.Map(
+                lambda it, lab=label: (lab, reason_category(it[0]), it[1]))
+            | f"{label}/Breakdown" >> beam.CombineGlobally(BreakdownFn(removed=True)))
         dead_all.append(res.dead)
         for name, pc in res.stats.items():
             acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
@@ -280,6 +287,8 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     if cfg.output.jsonl:
         out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
                                                      partition_by=part)
+    acc.write_json(records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
+                   f"{staging}/_stats/kept_breakdown.json", "KeptBreakdownJson", single=True)
     acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(
         acc.RecordProfile(cfg.length_histogram_bins)),
         f"{staging}/_stats/kept_profile.json", "KeptProfileJson", single=True)
@@ -287,6 +296,17 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                         "Final", p)
     counts = _flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
     acc.write_json(counts, f"{staging}/_stats/counts.json", "CountsJson", single=True)
+
+
+class _progress_key:  # noqa: N801 - used like a function in beam.Map
+    """Event key of a removed/dead item, counting it in the live progress as it passes."""
+
+    def __init__(self, progress_key: str, make_key: Callable, label: str, reason: Callable):
+        self._p, self._make, self._label, self._reason = progress_key, make_key, label, reason
+
+    def __call__(self, item: Any) -> str:
+        progress.add(self._p)
+        return self._make(self._label, self._reason(item))
 
 
 def _flatten(pcolls: list[Any], p: beam.Pipeline, label: str):
@@ -444,6 +464,7 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
                        if k.startswith(f"stage.{label}.")}
         st["runtime_ms"] = metrics.get(label)
         st["resumed"] = plan.resume is not None and i <= plan.resume.index
+        st["index"] = i
         stages_out[label] = st
     return {
         "name": plan.cfg.name,
@@ -456,12 +477,26 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         "conservation_ok": summary["ok"],
         "read": summary["stages"]["read"],
         "stages": stages_out,
+        "stage_order": list(plan.labels),  # stats.json sorts keys; this keeps pipeline order
         "columns": plan.columns,
+        "breakdown": summarize_breakdown(
+            merged.get("kept_breakdown"),
+            _merge_breakdowns([st["stats"].get("removed_breakdown") for st in stages_out.values()])),
         "input_lengths": merged.get("input_profile"),
         "kept_lengths": merged.get("kept_profile"),
         "raw_counts": counts,
         "runtime_ms": metrics,
     }
+
+
+def _merge_breakdowns(parts: list[Any]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for part in parts:
+        for k, v in (_unwrap(part) or {}).items():
+            o = out.setdefault(k, [0, 0, 0])
+            for i in range(3):
+                o[i] += v[i]
+    return out
 
 
 def _unwrap(v: Any) -> Any:
@@ -578,6 +613,9 @@ def run_build(
     extra_args: list[str] | None = None,
     force: bool = False,
     log: Callable[[str], None] = lambda s: None,
+    command: str | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    progress_interval: float = 10.0,
 ) -> BuildResult:
     """Plan, run and finalize a build. Raises ConservationError if records went missing."""
     plan = plan_build(cfg, extra_args, use_checkpoints=not force)
@@ -599,8 +637,18 @@ def run_build(
     p = beam.Pipeline(runner=runner, options=options)
     construct(plan, p)
     log(f"running {len(plan.stages)} stages on {runner_name(cfg.runner, extra_args)}")
-    result = p.run()
-    result.wait_until_finish()
+    total_bytes = sum(f.size for sp in plan.sources for f in (sp.files or []))
+    if on_progress is not None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="datamill-progress-") as folder, \
+                progress.Watcher(folder, list(plan.labels), total_bytes, on_progress,
+                                 progress_interval):
+            result = p.run()
+            result.wait_until_finish()
+    else:
+        result = p.run()
+        result.wait_until_finish()
     wall = time.perf_counter() - t0
     stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
     if not stats["conservation_ok"]:
@@ -614,6 +662,12 @@ def run_build(
         from pipelines.report import write_report
 
         write_report(plan, stats)
+    if cfg.output.card:
+        from pipelines.card import render_card
+
+        with FileSystems.create(f"{plan.out}/README.md") as fh:
+            glob = "data/**/*.parquet" if plan.partition_by else "data/*.parquet"
+            fh.write(render_card(cfg, stats, glob, command=command).encode("utf-8"))
     manifest = {
         "version": MANIFEST_VERSION,
         "status": "complete",

@@ -26,6 +26,9 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ddd;paddi
 text-align:right} th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 .ok{color:#16794a;font-weight:600} .bad{color:#b00020;font-weight:600} .muted{color:#777}
 img{max-width:100%} code{background:#f4f4f4;padding:0 .2rem}
+.snip{white-space:pre-wrap;text-align:left;margin:.2rem 0;font-size:.9em}
+nav.toc{background:#fafafa;border:1px solid #eee;padding:.4rem 1rem;margin:1rem 0}
+nav.toc a{margin-right:1rem}
 """
 
 
@@ -54,9 +57,23 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def ordered_stages(stats: dict) -> list[tuple[str, dict]]:
+    """``(label, stage stats)`` in pipeline order.
+
+    stats.json is written with sorted keys, so the ``stages`` mapping read back from it is
+    alphabetical; the pipeline order is kept in ``stage_order`` (and each stage's ``index``).
+    """
+    stages = stats.get("stages") or {}
+    order = stats.get("stage_order")
+    if not order:
+        order = sorted(stages, key=lambda k: (stages[k].get("index", 1 << 30), ))
+    return [(k, stages[k]) for k in order if k in stages]
+
+
 def _funnel(stats: dict) -> str:
-    labels = ["input"] + list(stats["stages"]) + ["kept"]
-    values = [stats["counts"]["input"]] + [s.get("out", 0) for s in stats["stages"].values()]
+    ordered = ordered_stages(stats)
+    labels = ["input"] + [k for k, _ in ordered] + ["kept"]
+    values = [stats["counts"]["input"]] + [s.get("out", 0) for _, s in ordered]
     values.append(stats["counts"]["kept"])
     read_dead = sum(stats["read"]["dead_letter"].values())
     labels.insert(1, "parsed")
@@ -92,7 +109,7 @@ def _lengths(stats: dict) -> str:
 
 def _runtime(stats: dict) -> str:
     runtime = stats.get("runtime_ms") or {}
-    order = ["read", *stats["stages"], "write", "accounting"]
+    order = ["read", *(k for k, _ in ordered_stages(stats)), "write", "accounting"]
     items = [(k, runtime[k]) for k in order if k in runtime]
     note = (f"<p>Wall time {stats['wall_seconds']:.1f} s for {stats['counts']['input']:,} input "
             f"records ({_fmt(stats.get('docs_per_second'))} docs/s) on {stats['runner']}.</p>")
@@ -108,7 +125,7 @@ def _runtime(stats: dict) -> str:
 
 def _reasons(stats: dict) -> str:
     rows = []
-    for label, st in [("read", stats["read"]), *stats["stages"].items()]:
+    for label, st in [("read", stats["read"]), *ordered_stages(stats)]:
         for reason, n in sorted(st.get("removed", {}).items()):
             rows.append([label, "removed", reason, n])
         for reason, n in sorted(st.get("dead_letter", {}).items()):
@@ -139,6 +156,40 @@ def _dead_examples(out: str, limit: int = 8) -> str:
     return "<h3>Dead-letter examples</h3>" + table_html(["stage", "reason", "where", "raw"], rows)
 
 
+def _breakdown(stats: dict) -> str:
+    """Kept and removed per source and per language (after filtering), with token totals."""
+    bd = stats.get("breakdown") or {}
+    parts = []
+    for kind, title in (("by_source", "source"), ("by_language", "language")):
+        rows = bd.get(kind) or {}
+        if kind == "by_language" and set(rows) <= {"-"}:
+            continue  # no language column in this build
+        has_tokens = any(v.get("kept_tokens") for v in rows.values())
+        header = [title, "kept", "removed", "kept %", "kept characters"]
+        header += ["kept tokens"] if has_tokens else []
+        header += ["removed by stage"]
+        body = []
+        for name, v in sorted(rows.items(), key=lambda kv: (-kv[1]["kept"], kv[0])):
+            total = v["kept"] + v["removed"]
+            row = [name, v["kept"], v["removed"],
+                   f"{100 * v['kept'] / total:.1f}%" if total else "", v["kept_chars"]]
+            row += [v["kept_tokens"]] if has_tokens else []
+            row.append(", ".join(f"{k}: {n:,}" for k, n in
+                                 sorted(v["removed_by_stage"].items(), key=lambda kv: -kv[1])))
+            body.append(row)
+        if body:
+            parts.append(f"<h3>Per {title}</h3>" + table_html(header, body))
+    if not parts:
+        return ""
+    note = ("<p class=muted>Records removed before a language was known (before language_id) "
+            "count under language '-'.</p>")
+    return "".join(parts) + note
+
+
+def _anchor(title: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+
+
 def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
     c = stats["counts"]
     ok = stats["conservation_ok"]
@@ -148,31 +199,37 @@ def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
     stage_rows = [[label, st["stage"], st.get("in"), st.get("out"),
                    sum(st.get("removed", {}).values()), sum(st.get("dead_letter", {}).values()),
                    "yes" if st.get("resumed") else ""]
-                  for label, st in stats["stages"].items()]
-    parts = [
-        f"<h1>datamill build: {html.escape(stats['name'])}</h1>",
-        f"<p class=muted>run {html.escape(stats['run_id'])} &middot; output "
-        f"<code>{html.escape(out)}</code></p>",
-        f"<p>{check}</p>",
-        "<h2>Funnel</h2>",
-        table_html(["stage", "type", "in", "out", "removed", "dead-letter", "resumed"], stage_rows),
-        _funnel(stats),
-        "<h2>Removed and dead-lettered, per stage and reason</h2>",
-        _reasons(stats),
-        _dead_examples(out),
-        "<h2>Lengths</h2>",
-        _lengths(stats),
-        "<h2>Runtime</h2>",
-        _runtime(stats),
+                  for label, st in ordered_stages(stats)]
+    sections: list[tuple[str, str]] = [
+        ("Funnel", table_html(["stage", "type", "in", "out", "removed", "dead-letter",
+                               "resumed"], stage_rows) + _funnel(stats)),
+        ("Removed and dead-lettered, per stage and reason", _reasons(stats) + _dead_examples(out)),
     ]
-    for stage in stages or []:
-        st = stats["stages"].get(stage.label, {})
+    breakdown = _breakdown(stats)
+    if breakdown:
+        sections.append(("Per source and language", breakdown))
+    sections += [("Lengths", _lengths(stats)), ("Runtime", _runtime(stats))]
+    by_label = {stage.label: stage for stage in stages or []}
+    for label, st in ordered_stages(stats):
+        stage = by_label.get(label)
+        if stage is None:
+            continue
         try:
             section = stage.report_section(st)
         except Exception as err:  # noqa: BLE001 - a broken plot must not lose the report
             section = f"<p class=bad>report section failed: {html.escape(repr(err))}</p>"
         if section:
-            parts.append(f"<h2>Stage {html.escape(stage.label)} ({stage.name})</h2>{section}")
+            sections.append((f"Stage {stage.label} ({stage.name})", section))
+    toc = " ".join(f'<a href="#{_anchor(t)}">{html.escape(t)}</a>' for t, _ in sections)
+    parts = [
+        f"<h1>datamill build: {html.escape(stats['name'])}</h1>",
+        f"<p class=muted>run {html.escape(stats['run_id'])} &middot; output "
+        f"<code>{html.escape(out)}</code></p>",
+        f"<p>{check}</p>",
+        f'<nav class=toc><b>Contents</b>: {toc}</nav>',
+    ]
+    for title, body in sections:
+        parts.append(f'<h2 id="{_anchor(title)}">{html.escape(title)}</h2>{body}')
     body = "\n".join(parts)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>datamill report</title>"
             f"<style>{_CSS}</style></head><body>{body}</body></html>")

@@ -140,13 +140,27 @@ class HistogramFn(beam.CombineFn):
         return out
 
 
-def snippet(text: Any, limit: int = SNIPPET_CHARS) -> str:
-    s = " ".join(str(text).split()) if text is not None else ""
+def snippet(text: Any, limit: int = SNIPPET_CHARS, max_lines: int = 6) -> str:
+    """A short excerpt that keeps the document's line breaks (runs of spaces are folded and
+    blank lines dropped), so that line-based rules can be judged from the report."""
+    if text is None:
+        return ""
+    lines = [" ".join(ln.split()) for ln in str(text).splitlines()]
+    s = "\n".join([ln for ln in lines if ln][:max_lines])
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
+def sample_key(record_id: str, seed: int = 0) -> int:
+    """Rank used to pick examples: a seeded hash of the id, so examples are a deterministic
+    random sample (the same on every run and worker count), not the smallest ids."""
+    import xxhash
+
+    return xxhash.xxh64_intdigest(record_id.encode("utf-8", "surrogatepass"), seed=seed)
+
+
 class ReasonSampleFn(beam.CombineFn):
-    """Per key: ``{"count": n, "examples": [[id, snippet], ...]}`` with the k smallest ids."""
+    """Per key: ``{"count": n, "examples": [[id, snippet], ...]}``: k examples chosen at random
+    with a fixed seed (smallest :func:`sample_key`)."""
 
     def __init__(self, k: int = 3):
         self._k = k
@@ -168,12 +182,13 @@ class ReasonSampleFn(beam.CombineFn):
 
     def extract_output(self, acc):
         n, best = acc
-        return {"count": n, "examples": [list(x) for x in best]}
+        return {"count": n, "examples": [[rid, snip] for _rank, rid, snip in best]}
 
 
 def _id_snippet(pair):
     reason, rec = pair
-    return reason, (str(rec.get("id")), snippet(rec.get("text")))
+    rid = str(rec.get("id"))
+    return reason, (sample_key(rid), rid, snippet(rec.get("text")))
 
 
 def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
@@ -188,6 +203,11 @@ def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
         out["score_histograms"] = scored | f"{label}Hist" >> beam.CombineGlobally(
             HistogramFn(specs)
         )
+        # the removed records alone, drawn over the full histogram (kept vs removed)
+        out["removed_histograms"] = (
+            removed
+            | f"{label}HistRemovedOnly" >> beam.Map(lambda x: x[1])
+            | f"{label}HistR" >> beam.CombineGlobally(HistogramFn(specs)))
     out["removed_by_rule"] = (
         removed
         | f"{label}ReasonSnippet" >> beam.Map(_id_snippet)
@@ -207,8 +227,10 @@ def _single(value: Any) -> Any:
     return value
 
 
-def histogram_figures(hists: dict[str, Any], per_row: int = 3) -> str:
-    """One small histogram per score, thresholds drawn as red dashed lines."""
+def histogram_figures(hists: dict[str, Any], per_row: int = 3,
+                      removed: dict[str, Any] | None = None) -> str:
+    """One small histogram per score, thresholds drawn as red dashed lines; with ``removed``
+    (histograms of the removed records only) the removed part is overlaid in orange."""
     if not hists:
         return ""
     import matplotlib
@@ -227,7 +249,12 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3) -> str:
         lo, hi = spec.edges()
         width = (hi - lo) / h["bins"] if h["bins"] else 1.0
         xs = [lo + (i + 0.5) * width for i in range(h["bins"])]
-        ax.bar(xs, h["counts"], width=width * 0.95, color="#4c78a8")
+        r = (removed or {}).get(col)
+        ax.bar(xs, h["counts"], width=width * 0.95, color="#4c78a8",
+               label="kept" if r else None)
+        if r and len(r.get("counts", [])) == len(xs):
+            ax.bar(xs, r["counts"], width=width * 0.95, color="#f58518", label="removed")
+            ax.legend(fontsize=6)
         for t in h.get("thresholds", []):
             ax.axvline(spec.transform(t), color="red", linestyle="--", linewidth=1.2)
         extra = f" (+{h['underflow']} below, +{h['overflow']} above range)" if (
@@ -248,15 +275,16 @@ def removed_table(by_rule: dict[str, Any]) -> str:
         return "<p>No records removed.</p>"
     rows = []
     for reason, v in sorted(by_rule.items(), key=lambda kv: (-kv[1]["count"], kv[0])):
-        ex = "<br/>".join(
-            f"<code>{html.escape(i)}</code>: {html.escape(s)}" for i, s in v["examples"]
+        ex = "".join(
+            f"<div class=snip><code>{html.escape(i)}</code>: {html.escape(s)}</div>"
+            for i, s in v["examples"]
         )
         rows.append(
             f"<tr><td><code>{html.escape(reason)}</code></td><td>{v['count']}</td>"
             f"<td>{ex}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>rule</th><th>removed</th><th>examples (smallest ids)</th>"
+        "<table><thead><tr><th>rule</th><th>removed</th><th>examples (random, fixed seed)</th>"
         "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
@@ -275,6 +303,7 @@ def flatten_stage_stats(stage_stats: dict[str, Any] | None) -> dict[str, Any]:
 def render_section(title: str, stage_stats: dict[str, Any], rules_text: str = "") -> str | None:
     stage_stats = flatten_stage_stats(stage_stats)
     hists = _single(stage_stats.get("score_histograms")) or {}
+    removed_hists = _single(stage_stats.get("removed_histograms")) or {}
     by_rule = _single(stage_stats.get("removed_by_rule")) or {}
     would = _single(stage_stats.get("would_remove"))
     if not hists and not by_rule and not would:
@@ -286,7 +315,8 @@ def render_section(title: str, stage_stats: dict[str, Any], rules_text: str = ""
         items = ", ".join(f"{html.escape(str(k))}: {v}" for k, v in sorted(would.items()))
         parts.append(f"<p>Annotate-only: would remove {items}</p>")
     if isinstance(hists, dict) and hists:
-        parts.append(histogram_figures(hists))
+        parts.append(histogram_figures(
+            hists, removed=removed_hists if isinstance(removed_hists, dict) else None))
     parts.append(removed_table(by_rule if isinstance(by_rule, dict) else {}))
     return "\n".join(parts)
 
@@ -313,3 +343,38 @@ class ScoreReportMixin:
         label = self.label  # type: ignore[attr-defined]
         return render_section(f"{label}: score distributions and removals", stage_stats,
                               self.rules_text())
+
+
+# --------------------------------------------------------------------------- user score stages
+
+
+class ScoreStage(ScoreReportMixin):
+    """Base for a per-record score/filter stage (e.g. a plugin) that gets the standard report
+    section -- a histogram per numeric score column with its thresholds marked, and the removal
+    counts per rule with examples -- without any report code of its own.
+
+    Subclass it together with :class:`pipelines.stage.RecordStage` (``class MyStage(ScoreStage,
+    RecordStage)``) and implement ``make_scorer`` as for any record stage. Histogram ranges come
+    from ``score_ranges`` (column -> (lo, hi); default (0, 1)); thresholds are read from the
+    stage's params by name: ``min_<column>``, ``max_<column>`` and ``<column>_threshold``.
+    """
+
+    score_ranges: dict[str, tuple[float, float]] = {}
+    histogram_bins: int = 40
+
+    def hist_specs(self) -> list[HistSpec]:
+        params = self.params.model_dump()  # type: ignore[attr-defined]
+        specs = []
+        for column, typ in self.output_columns().items():  # type: ignore[attr-defined]
+            if typ not in ("float", "float32", "float64", "int", "int32", "int64"):
+                continue
+            lo, hi = self.score_ranges.get(column, (0.0, 1.0))
+            marks = tuple(float(params[k]) for k in
+                          (f"min_{column}", f"max_{column}", f"{column}_threshold")
+                          if isinstance(params.get(k), (int, float))
+                          and not isinstance(params.get(k), bool))
+            specs.append(HistSpec(column, lo, hi, self.histogram_bins, marks))
+        return specs
+
+    def expand(self, records: Any) -> StageResult:
+        return self.with_score_stats(super().expand(records))  # type: ignore[misc]

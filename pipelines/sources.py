@@ -28,6 +28,7 @@ from apache_beam import pvalue
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipelines import progress
 from pipelines.config import ConfigError, SourceConfig
 from pipelines.records import dead_letter
 
@@ -196,8 +197,11 @@ class _ReadJsonl(beam.DoFn):
     def process(self, f: InputFile):
         src = self._src
         lineno = 0
+        key = f"read/{src.name}/records"
         try:
             for lineno, raw in enumerate(iter_lines(f.path), 1):
+                if lineno % 1000 == 0:
+                    progress.add(key, 1000)
                 line = raw.rstrip(b"\r\n")
                 if not line.strip():
                     continue
@@ -224,6 +228,9 @@ class _ReadJsonl(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD, dead_letter(
                 "read", f"read_error: {type(err).__name__}: {err}", f"<file {f.path}>",
                 source=src.name, location=f"{f.path}:{lineno + 1}"))
+        progress.add(key, lineno % 1000)
+        progress.add(f"read/{src.name}/bytes", f.size)
+        progress.flush()
 
 
 class _ReadParquet(beam.DoFn):
@@ -245,6 +252,7 @@ class _ReadParquet(beam.DoFn):
                     [src.id_field] if src.id_field and src.id_field in names else []
                 )
                 for batch in pf.iter_batches(batch_size=4096, columns=cols):
+                    progress.add(f"read/{src.name}/records", batch.num_rows)
                     for obj in batch.to_pylist():
                         loc = f"{f.path}#row={row}"
                         rec, dead = _make_record(src, obj, f"{f.rel}#{row}", loc)
@@ -257,6 +265,8 @@ class _ReadParquet(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD, dead_letter(
                 "read", f"read_error: {type(err).__name__}: {err}", f"<file {f.path}>",
                 source=src.name, location=f"{f.path}#row={row}"))
+        progress.add(f"read/{src.name}/bytes", f.size)
+        progress.flush()
 
 
 def _load_hf(src: SourceConfig):

@@ -32,6 +32,7 @@ from apache_beam import pvalue
 from pydantic import BaseModel, ConfigDict, Field
 
 from filters.base import Decision, RecordScorer
+from pipelines import progress
 from pipelines.records import dead_letter
 
 KEPT, REMOVED, DEAD, FLAGGED = "kept", "removed", "dead", "flagged"
@@ -92,7 +93,8 @@ _LOADED = False
 
 
 def load_stages() -> dict[str, type[Stage]]:
-    """Import every module in ``pipelines.stages`` so that they register themselves."""
+    """Import every module in ``pipelines.stages`` and every ``datamill.stages`` entry point
+    (see :mod:`pipelines.plugins`) so that their stages register themselves."""
     global _LOADED
     if not _LOADED:
         import pipelines.stages as pkg
@@ -103,6 +105,10 @@ def load_stages() -> dict[str, type[Stage]]:
                     importlib.import_module(f"{pkg.__name__}.{info.name}")
                 except ImportError as err:
                     UNAVAILABLE[info.name] = f"{type(err).__name__}: {err}"
+        from pipelines.plugins import PLUGIN_ERRORS, load_entry_points
+
+        load_entry_points()  # installed packages' ``datamill.stages`` entry points
+        UNAVAILABLE.update(PLUGIN_ERRORS)
         _LOADED = True
     return STAGES
 
@@ -192,8 +198,12 @@ class _ScoreBatches(beam.DoFn):
                     out.append((r, None, f"exception: {type(e).__name__}: {e}"))
             return out
 
+    def finish_bundle(self) -> None:
+        progress.flush()
+
     def process(self, batch: Sequence[dict]):
         results = self._decide(batch)
+        progress.add(f"stage/{self._label}/in", len(results))
         for record, decision, error in results:
             if decision is None:
                 yield pvalue.TaggedOutput(

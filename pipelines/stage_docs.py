@@ -11,6 +11,7 @@ from pydantic_core import PydanticUndefined
 from pipelines.stage import RecordStageParams, StageParams, load_stages
 
 _COMMON = set(StageParams.model_fields) | set(RecordStageParams.model_fields)
+COMMON_FIELDS = frozenset(_COMMON)  # shared by every (per-record) stage
 
 
 def _type_name(annotation: Any) -> str:
@@ -23,6 +24,16 @@ def _default(field: Any) -> str:
         return "required"
     value = field.default_factory() if field.default_factory is not None else field.default
     return f"`{json.dumps(value, default=str)}`"
+
+
+def field_type(field: Any) -> str:
+    """A parameter's type as shown to users (``int``, ``float | None``, ``Literal[...]``)."""
+    return _type_name(field.annotation)
+
+
+def field_default(field: Any) -> str:
+    """A parameter's default as JSON, or ``required``."""
+    return _default(field).strip("`")
 
 
 def _cell(text: str) -> str:
@@ -43,8 +54,8 @@ def stages_markdown() -> str:
         "",
     ]
     for name, cls in sorted(load_stages().items()):
-        if cls.__module__.startswith("tests."):
-            continue
+        if not cls.__module__.startswith("pipelines.stages."):
+            continue  # tests' and plugins' stages are documented where they live
         lines += [f"## `{name}`", "", cls.description or "", ""]
         fields = [(k, f) for k, f in cls.Params.model_fields.items()
                   if k != "stage" and k not in _COMMON]

@@ -46,11 +46,24 @@ def test_empty_histogram():
     assert out["s"]["n"] == 0 and out["s"]["mean"] is None and sum(out["s"]["counts"]) == 0
 
 
-def test_reason_sample_keeps_smallest_ids_and_counts():
+def test_reason_sample_is_a_seeded_random_sample_independent_of_splits():
+    from pipelines.score_report import sample_key
+
     fn = ReasonSampleFn(k=2)
-    items = [(f"id{i:02d}", f"text {i}") for i in (7, 3, 9, 1, 5)]
+    ids = [f"id{i:02d}" for i in range(40)]
+    items = [(sample_key(i), i, f"text {i}") for i in ids]
     out = _run(fn, items, splits=2)
-    assert out == {"count": 5, "examples": [["id01", "text 1"], ["id03", "text 3"]]}
+    expect = sorted(ids, key=sample_key)[:2]
+    assert out == {"count": 40, "examples": [[i, f"text {i}"] for i in expect]}
+    assert _run(fn, list(reversed(items)), splits=3) == out
+    assert expect != ids[:2]  # not simply the smallest ids
+
+
+def test_snippets_keep_line_breaks_and_fold_spaces():
+    from pipelines.score_report import snippet
+
+    assert snippet("a   b\n\n\nc\td") == "a b\nc d"
+    assert snippet("x" * 500, limit=10) == "x" * 9 + "…"
 
 
 def test_render_section_accepts_both_stat_shapes():

@@ -1,0 +1,86 @@
+"""Counts of kept and removed records per source and per language, for the report and the
+dataset card.
+
+One lifted combine per stream (kept records; removed records), with state bounded by the number
+of distinct (source, language[, stage, reason]) keys, never by the number of records. Records
+without a ``language`` column count under ``"-"``. When a ``tokens`` column exists (the
+``token_count`` stage) its values are summed too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+
+NO_LANGUAGE = "-"
+
+
+def _key(record: dict) -> tuple[str, str]:
+    return str(record.get("source") or ""), str(record.get("language") or NO_LANGUAGE)
+
+
+class BreakdownFn(beam.CombineFn):
+    """Records -> ``{"<source>\\t<language>": [records, chars, tokens]}``; with ``removed=True``
+    the inputs are ``(reason, record)`` pairs tagged with their stage as ``(stage, reason,
+    record)`` and the key gains ``\\t<stage>\\t<reason>``."""
+
+    def __init__(self, removed: bool = False):
+        self._removed = removed
+
+    def create_accumulator(self) -> dict[str, list[int]]:
+        return {}
+
+    def add_input(self, acc, item):
+        if self._removed:
+            stage, reason, record = item
+            key = "\t".join((*_key(record), stage, reason))
+        else:
+            record = item
+            key = "\t".join(_key(record))
+        a = acc.get(key)
+        if a is None:
+            a = acc[key] = [0, 0, 0]
+        a[0] += 1
+        a[1] += len(record.get("text") or "")
+        tokens = record.get("tokens")
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            a[2] += tokens
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict[str, list[int]] = {}
+        for acc in accs:
+            for k, v in acc.items():
+                o = out.setdefault(k, [0, 0, 0])
+                for i in range(3):
+                    o[i] += v[i]
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+def summarize_breakdown(kept: dict[str, list[int]] | None,
+                        removed: dict[str, list[int]] | None) -> dict[str, Any]:
+    """Per source and per language: kept records/chars/tokens and removed records by stage."""
+    out: dict[str, Any] = {"by_source": {}, "by_language": {}}
+
+    def slot(kind: str, name: str) -> dict[str, Any]:
+        return out[kind].setdefault(name, {"kept": 0, "kept_chars": 0, "kept_tokens": 0,
+                                           "removed": 0, "removed_by_stage": {}})
+
+    for key, (n, chars, tokens) in (kept or {}).items():
+        source, language = key.split("\t")[:2]
+        for kind, name in (("by_source", source), ("by_language", language)):
+            s = slot(kind, name)
+            s["kept"] += n
+            s["kept_chars"] += chars
+            s["kept_tokens"] += tokens
+    for key, (n, _chars, _tokens) in (removed or {}).items():
+        source, language, stage, _reason = key.split("\t")[:4]
+        for kind, name in (("by_source", source), ("by_language", language)):
+            s = slot(kind, name)
+            s["removed"] += n
+            s["removed_by_stage"][stage] = s["removed_by_stage"].get(stage, 0) + n
+    return out

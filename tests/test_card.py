@@ -1,0 +1,115 @@
+"""The dataset card (README.md beside the data) and the per-source/per-language breakdown."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import yaml
+
+from pipelines.card import size_category
+from tests.buildutil import build, config, stdlib_doc_rows, write_jsonl
+
+
+def _header(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_card_header_loads_with_datasets_and_body_has_the_numbers(tmp_path):
+    rows = stdlib_doc_rows(("json", "csv", "argparse", "logging"))
+    german = [{"id": f"de{i}", "text": "Dies ist ein deutscher Satz über die Datenverarbeitung "
+               f"und die Qualität von Texten, Nummer {i}, mit genug Wörtern für die Erkennung."}
+              for i in range(6)]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    write_jsonl(tmp_path / "b.jsonl", german + [b"{broken"])
+    cfg = config([{"name": "docs", "type": "jsonl", "path": str(tmp_path / "a.jsonl"),
+                   "id_field": "id"},
+                  {"name": "web", "type": "jsonl", "path": str(tmp_path / "b.jsonl"),
+                   "id_field": "id"}],
+                 [{"stage": "language_id"},
+                  {"stage": "length_filter", "min_words": 12}],
+                 tmp_path / "out", license="cc-by-4.0")
+    res = build(cfg, command="datamill build card.yaml")
+    text = (tmp_path / "out" / "README.md").read_text()
+    head = _header(text)
+    counts = res.stats["counts"]
+    assert head["license"] == "cc-by-4.0"
+    assert head["size_categories"] == [size_category(counts["kept"])]
+    assert head["configs"][0]["data_files"] == [{"split": "train", "path": "data/*.parquet"}]
+    assert "en" in head["language"] and "de" in head["language"]
+    # the header is what the Hub and `datasets` read: loading the folder finds exactly the data
+    import datasets
+
+    ds = datasets.load_dataset(str(tmp_path / "out"), split="train")
+    assert len(ds) == counts["kept"]
+    # body: stages in pipeline order with parameters, reasons, per-source table, the command
+    assert text.index("`language_id`") < text.index("`length_filter`")
+    assert '"min_words": 12' in text and "datamill build card.yaml" in text
+    assert "bad_json" in text or "invalid" in text
+    bd = res.stats["breakdown"]
+    assert bd["by_source"]["web"]["kept"] + bd["by_source"]["docs"]["kept"] == counts["kept"]
+    removed = sum(v["removed"] for v in bd["by_source"].values())
+    assert removed == counts["removed"]
+    assert bd["by_language"]["de"]["kept"] == 6
+
+
+def test_size_categories_follow_the_hub_buckets():
+    assert size_category(0) == "n<1K"
+    assert size_category(999) == "n<1K"
+    assert size_category(1000) == "1K<n<10K"
+    assert size_category(2_500_000) == "1M<n<10M"
+
+
+def test_card_can_be_switched_off(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", stdlib_doc_rows(("json",)))
+    cfg = config([{"name": "docs", "type": "jsonl", "path": str(tmp_path / "a.jsonl")}], [],
+                 tmp_path / "out", card=False)
+    build(cfg)
+    assert not (tmp_path / "out" / "README.md").exists()
+
+
+def test_report_has_contents_breakdown_tables_and_kept_vs_removed_overlays(tmp_path):
+    rows = stdlib_doc_rows(("json", "csv", "argparse"))
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    cfg = config([{"name": "docs", "type": "jsonl", "path": str(tmp_path / "a.jsonl"),
+                   "id_field": "id"}],
+                 [{"stage": "language_id", "min_score": 0.9}], tmp_path / "out")
+    res = build(cfg)
+    st = res.stats["stages"]["language_id"]["stats"]
+    assert "removed_histograms" in st  # the removed part is drawn over the full histogram
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert '<nav class=toc>' in page and 'href="#per-source-and-language"' in page
+    assert '<h2 id="per-source-and-language">' in page and "<h3>Per language</h3>" in page
+    assert 'href="#stage-language-id' in page
+    _check_in_a_real_browser(tmp_path / "out" / "report.html", tmp_path)
+
+
+def _check_in_a_real_browser(page: Path, tmp_path: Path) -> None:
+    """Headless Chromium (Debian's `chromium`, when installed) parses the report, every figure
+    decodes, and a screenshot renders. Skipped quietly where no browser is installed."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        return
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files"]
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        f'<iframe id=f src="{page.as_uri()}"></iframe><script>'
+        "onload=()=>{const d=document.getElementById('f').contentDocument;"
+        "const imgs=[...d.images];document.title=JSON.stringify({imgs:imgs.length,"
+        "broken:imgs.filter(i=>!i.complete||i.naturalWidth===0).length,"
+        "toc:d.querySelectorAll('nav.toc a').length,h2:d.querySelectorAll('h2[id]').length})}"
+        "</script>")
+    dom = subprocess.run([*args, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    facts = json.loads(html.unescape(dom.split("<title>")[1].split("</title>")[0]))
+    assert facts["imgs"] >= 3 and facts["broken"] == 0
+    assert facts["toc"] == facts["h2"] >= 5
+    shot = tmp_path / "report.png"
+    subprocess.run([*args, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000

@@ -1,0 +1,103 @@
+"""Stages from the user's own code: ``plugins:`` in a config and the ``datamill.stages``
+entry-point group; a user's score stage gets the standard report section."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import stage as stage_mod
+from pipelines.config import ConfigError, build_config_from_dict
+from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    """Plugin stages registered by a test do not leak into other tests (e.g. the docs check)."""
+    stage_mod.load_stages()
+    monkeypatch.setattr(stage_mod, "STAGES", dict(stage_mod.STAGES))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(("my_stages", "plugpkg")):
+            del sys.modules[name]
+
+
+def _corpus(tmp_path: Path) -> Path:
+    prose = "Curation pipelines keep the documents that read like text, not like tables."
+    rows = [{"id": f"p{i}", "text": f"{prose} Example {i}."} for i in range(12)]
+    rows += [{"id": f"t{i}", "text": " ".join(str(1000 + i * j) for j in range(30))}
+             for i in range(5)]
+    return write_jsonl(tmp_path / "in.jsonl", rows)
+
+
+def test_config_plugin_stage_runs_and_gets_the_standard_report_section(
+        tmp_path, monkeypatch, clean_registry):
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    src = _corpus(tmp_path)
+    cfg = config([{"name": "s", "type": "jsonl", "path": str(src), "id_field": "id"}],
+                 [{"stage": "digit_ratio", "max_digit_ratio": 0.3}], tmp_path / "out")
+    cfg["plugins"] = ["my_stages"]
+    res = build(cfg)
+    kept = read_output(tmp_path / "out")
+    assert {r["id"] for r in kept} == {f"p{i}" for i in range(12)}
+    assert all(r["digit_ratio"] < 0.3 for r in kept)
+    removed = read_jsonl_gz(tmp_path / "out" / "removed")
+    assert {r["reason"] for r in removed} == {"too_many_digits"} and len(removed) == 5
+    st = res.stats["stages"]["digit_ratio"]
+    assert st["removed"] == {"too_many_digits": 5}
+    hist = st["stats"]["score_histograms"]["digit_ratio"]
+    assert sum(hist["counts"]) == 17 and hist["thresholds"] == [0.3]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "digit_ratio: score distributions and removals" in page
+    assert "too_many_digits" in page and "data:image/png;base64" in page
+
+
+def test_unimportable_plugin_is_a_config_error_naming_the_entry(tmp_path):
+    cfg = config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "x.jsonl")}], [],
+                 tmp_path / "out")
+    cfg["plugins"] = ["no_such_pkg.stages"]
+    with pytest.raises(ConfigError, match=r"plugins\[0\]: cannot import 'no_such_pkg.stages'"):
+        build_config_from_dict(cfg)
+    cfg["plugins"] = ["../evil"]
+    with pytest.raises(ConfigError, match=r"plugins\[0\]: '../evil' is not a dotted"):
+        build_config_from_dict(cfg)
+
+
+def test_entry_point_plugin_registers_without_config(tmp_path, monkeypatch, clean_registry):
+    pkg = tmp_path / "plugpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        "from typing import Literal\n"
+        "from filters.base import KEEP, RecordScorer\n"
+        "from pipelines.stage import RecordStage, RecordStageParams, register_stage\n"
+        "class P(RecordStageParams):\n    stage: Literal['plug_keep']\n"
+        "class K(RecordScorer):\n    def process(self, r):\n        return KEEP\n"
+        "@register_stage\nclass S(RecordStage):\n    name, Params = 'plug_keep', P\n"
+        "    description = 'keeps everything'\n    def make_scorer(self):\n        return K()\n")
+    dist = tmp_path / "plugpkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugpkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[datamill.stages]\nplug = plugpkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(stage_mod, "_LOADED", False)
+    assert "plug_keep" in stage_mod.load_stages()
+    cfg = build_config_from_dict(config(
+        [{"name": "s", "type": "jsonl", "path": str(tmp_path / "x.jsonl")}],
+        [{"stage": "plug_keep"}], tmp_path / "out"))
+    assert cfg.stages[0].stage == "plug_keep"
+
+
+def test_readme_shows_the_example_plugin_and_its_test_passes(monkeypatch, clean_registry):
+    readme = (ROOT / "README.md").read_text()
+    for name in ("my_stages.py", "test_my_stages.py"):
+        assert (EXAMPLES / name).read_text().strip() in readme, f"README lacks {name}"
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    import test_my_stages
+
+    test_my_stages.test_digit_ratio_drops_number_tables_and_keeps_prose()
