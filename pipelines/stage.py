@@ -32,6 +32,7 @@ from apache_beam import pvalue
 from pydantic import BaseModel, ConfigDict, Field
 
 from filters.base import Decision, RecordScorer
+from pipelines.metrics import StageTimer
 from pipelines.records import dead_letter
 
 KEPT, REMOVED, DEAD, FLAGGED = "kept", "removed", "dead", "flagged"
@@ -165,6 +166,7 @@ class _ScoreBatches(beam.DoFn):
         self._make_scorer = make_scorer
         self._annotate_only = annotate_only
         self._scorer: RecordScorer | None = None
+        self._timer = StageTimer(stage_label)  # per-stage runtime on every runner
 
     def setup(self) -> None:
         self._scorer = self._make_scorer()
@@ -193,7 +195,8 @@ class _ScoreBatches(beam.DoFn):
             return out
 
     def process(self, batch: Sequence[dict]):
-        results = self._decide(batch)
+        with self._timer:
+            results = self._decide(batch)
         for record, decision, error in results:
             if decision is None:
                 yield pvalue.TaggedOutput(
