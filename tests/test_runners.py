@@ -58,9 +58,19 @@ def output_files(out: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def direct_build(tmp_path_factory):
-    """The demo build on the local runner (FnApiRunner): the reference output."""
+def demo_root(tmp_path_factory) -> Path:
+    """A folder holding the generated demo corpus (``corpus/``)."""
+    from pipelines.demo_corpus import ensure_demo_corpus
+
     root = tmp_path_factory.mktemp("runners")
+    ensure_demo_corpus(root / "corpus", n_docs=DEMO_DOCS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def direct_build(demo_root):
+    """The demo build on the local runner (FnApiRunner): the reference output."""
+    root = demo_root
     cfg = demo_config(root / "corpus", root / "direct")
     res = run_build(build_config_from_dict(cfg))
     return root, res.stats, output_files(root / "direct")
@@ -302,9 +312,37 @@ print(json.dumps(loaded))
 """
 
 
+def _unpickled_bytes(proto) -> list[bytes]:
+    """The pickle streams of every Python DoFn / CombineFn in a job graph (Beam's pickler
+    base64-encodes a bz2- or zlib-compressed cloudpickle)."""
+    import base64
+    import bz2
+    import zlib
+
+    from apache_beam.portability import common_urns, python_urns
+    from apache_beam.portability.api import beam_runner_api_pb2 as rapi
+
+    out = []
+    for t in proto.components.transforms.values():
+        fn = None
+        if t.spec.urn == common_urns.primitives.PAR_DO.urn:
+            fn = rapi.ParDoPayload.FromString(t.spec.payload).do_fn
+        elif t.spec.urn == common_urns.composites.COMBINE_PER_KEY.urn:
+            fn = rapi.CombinePayload.FromString(t.spec.payload).combine_fn
+        if fn is None or fn.urn not in (python_urns.PICKLED_DOFN_INFO,
+                                         python_urns.PICKLED_COMBINE_FN):
+            continue
+        raw = base64.b64decode(fn.payload)
+        try:
+            out.append(bz2.decompress(raw))
+        except OSError:
+            out.append(zlib.decompress(raw))
+    return out
+
+
 @pytest.mark.skipif(not HAS_GCP, reason="needs the gcp extra (pip install 'datamill[gcp]')")
 @pytest.mark.timeout(300)
-def test_dataflow_dry_run_demo_with_gs_paths(direct_build, tmp_path):
+def test_dataflow_dry_run_demo_with_gs_paths(demo_root, tmp_path):
     """Dataflow's whole job preparation offline: translation, pickling, sdist staging."""
     import dataclasses
 
@@ -315,7 +353,7 @@ def test_dataflow_dry_run_demo_with_gs_paths(direct_build, tmp_path):
     from pipelines.graph import SourcePlan, construct, plan_build
     from pipelines.sources import InputFile
 
-    root, _, _ = direct_build
+    root = demo_root
     bucket = "gs://datamill-ci-bucket/demo"
     args = [*DATAFLOW, f"--setup_file={REPO / 'setup.py'}"]
     # Planning lists the inputs; GCS listing without credentials waits minutes on retries, so
@@ -340,8 +378,11 @@ def test_dataflow_dry_run_demo_with_gs_paths(direct_build, tmp_path):
     result.wait_until_finish()
     proto = p.runner.proto_pipeline
     text = proto.SerializeToString()
-    assert str(root).encode() not in text and str(tmp_path).encode() not in text
-    assert f"{bucket}/corpus/".encode() in text and f"{bucket}/out/_staging/".encode() in text
+    pickled = _unpickled_bytes(proto)  # what the workers will unpickle, decompressed
+    assert len(pickled) > 40
+    blob = b"".join(pickled)
+    assert str(root).encode() not in blob and str(tmp_path).encode() not in blob
+    assert f"{bucket}/corpus/".encode() in blob and f"{bucket}/out/_staging/".encode() in blob
     # the sdist Beam built from --setup_file, staged as workflow.tar.gz
     sdist = None
     for env in proto.components.environments.values():
