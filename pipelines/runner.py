@@ -237,10 +237,22 @@ def check_runner(cfg: RunnerConfig, extra_args: list[str] | None = None) -> str:
     return name
 
 
+def _absolute_setup_file(args: list[str]) -> list[str]:
+    """``--setup_file setup.py`` -> an absolute path: Beam's stager does
+    ``os.chdir(os.path.dirname(setup_file))``, which fails for a bare file name."""
+    out = list(args)
+    for i, a in enumerate(out):
+        if a.startswith("--setup_file="):
+            out[i] = "--setup_file=" + os.path.abspath(a.split("=", 1)[1])
+        elif a == "--setup_file" and i + 1 < len(out):
+            out[i + 1] = os.path.abspath(out[i + 1])
+    return out
+
+
 def make_options(cfg: RunnerConfig, extra_args: list[str] | None = None) -> tuple[Any, PipelineOptions]:
     """Return (runner or None, options). ``extra_args`` win over the config."""
     name = check_runner(cfg, extra_args)
-    args = _without_runner(_all_args(cfg, extra_args))
+    args = _absolute_setup_file(_without_runner(_all_args(cfg, extra_args)))
     if name in LOCAL_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 

@@ -272,6 +272,14 @@ def test_dataflow_options_validated(tmp_path):
                        "needs --temp_location=gs://")
 
 
+@pytest.mark.skipif(not HAS_GCP, reason="needs the gcp extra (pip install 'datamill[gcp]')")
+@pytest.mark.parametrize("form", [["--setup_file=setup.py"], ["--setup_file", "./setup.py"]])
+def test_setup_file_made_absolute_for_beams_stager(monkeypatch, form):
+    monkeypatch.chdir(REPO)  # Beam's stager chdirs to dirname(setup_file): '' would fail
+    _, opts = make_options(RunnerConfig(), [*DATAFLOW, *form])
+    assert opts.get_all_options()["setup_file"] == str(REPO / "setup.py")
+
+
 @pytest.mark.skipif(HAS_GCP, reason="the gcp extra is installed")
 def test_dataflow_without_gcp_extra_says_which_extra():
     with pytest.raises(ConfigError, match=r"datamill\[gcp\]"):
