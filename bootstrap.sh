@@ -2,7 +2,7 @@
 # One-command set-up and entry points for a fresh machine (Python 3.11 + pip; no GPU needed).
 #   bash bootstrap.sh demo   create .venv, install datamill, run the demo build
 #   bash bootstrap.sh test   create .venv, install datamill with test extras, run the test suite
-#   bash bootstrap.sh install [extras]   only install (default extras: embed)
+#   bash bootstrap.sh install [extras]   only install (default extras: embed; Dataflow: embed,gcp)
 # Environment: VENV (default .venv), PYTHON (default python3.11 or python3), PYTEST_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +17,10 @@ install() {
   if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then return 0; fi
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   local pip="$VENV/bin/python -m pip"
-  $pip install -q --upgrade pip
+  # setuptools>=77 (PEP 639 license string) and build: Beam's stager builds datamill's sdist
+  # with `python -m build --no-isolation` for `--setup_file ./setup.py` (Dataflow, Flink, Spark);
+  # a fresh `python3 -m venv` has setuptools 65.
+  $pip install -q --upgrade pip "setuptools>=77" "build>=1.2,<2"
   # CPU torch first: the wheel for this pin is on local disk here; an unpinned torch pulls
   # a multi-GB CUDA build. (GPU machines: install the CUDA torch you need instead.)
   $pip install -q "torch==2.13.0"
@@ -37,7 +40,7 @@ case "${1:-}" in
     "$VENV/bin/datamill" build configs/demo.yaml "${@:2}"
     ;;
   test)
-    install "embed,synth-cpu,dev"
+    install "embed,synth-cpu,dev,gcp"
     # shellcheck disable=SC2086
     "$VENV/bin/python" -m pytest ${PYTEST_ARGS:-} "${@:2}"
     ;;

@@ -36,8 +36,9 @@ from pipelines import progress
 from pipelines.breakdown import BreakdownFn, summarize_breakdown
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
+from pipelines.metrics import stage_runtime
 from pipelines.records import BASE_COLUMNS, arrow_schema, reason_category
-from pipelines.runner import make_options, runner_name
+from pipelines.runner import check_runner, make_options, runner_name
 from pipelines.sinks import WriteSortedShards, to_output_row
 from pipelines.sources import InputFile, ReadSource, describe_inputs
 from pipelines.stage import Stage, StageContext, StageResult, load_stages
@@ -503,36 +504,6 @@ def _unwrap(v: Any) -> Any:
     return v[0] if isinstance(v, list) and len(v) == 1 else v
 
 
-def _stage_metrics(result: Any, labels: list[str]) -> dict[str, float]:
-    """Execution time per stage (ms), from the runner's per-transform system metrics.
-
-    Portable runners (the local one, Dataflow, Flink) report ``total_msecs`` for every
-    transform; the transforms are grouped by their scope: ``read``, each stage label,
-    ``write`` (shards, checkpoints, side outputs) and ``accounting``. Empty where the runner
-    reports no such metrics.
-    """
-    out: dict[str, float] = {}
-    try:
-        counters = result.monitoring_metrics().query()["counters"]
-    except Exception:  # noqa: BLE001 - not every runner result offers system metrics
-        return out
-    for c in counters:
-        if not str(c.key.metric.name).endswith("total_msecs:v1"):
-            continue
-        step = c.key.step or ""
-        top = step.split("/", 1)[0]
-        if top.startswith("Read["):
-            group = "read"
-        elif top in labels:
-            group = top
-        elif top.startswith(("Write", "Checkpoint[", "Final")):
-            group = "write"
-        else:
-            group = "accounting"
-        out[group] = out.get(group, 0.0) + float(c.committed or c.attempted or 0)
-    return out
-
-
 def _list_files(folder: str) -> list[str]:
     """All files below ``folder`` (recursively: partitioned outputs have sub-folders)."""
     if "://" not in folder:
@@ -618,6 +589,7 @@ def run_build(
     progress_interval: float = 10.0,
 ) -> BuildResult:
     """Plan, run and finalize a build. Raises ConservationError if records went missing."""
+    check_runner(cfg.runner, extra_args)  # runner options fail before any work (pipelines/runner.py)
     plan = plan_build(cfg, extra_args, use_checkpoints=not force)
     if not force and existing_complete(plan) is not None:
         log(f"{plan.out} is up to date with this config and these inputs (use --force to rebuild)")
@@ -650,7 +622,9 @@ def run_build(
         result = p.run()
         result.wait_until_finish()
     wall = time.perf_counter() - t0
-    stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
+    runtime, runtime_source = stage_runtime(result, plan.labels)  # pipelines/metrics.py
+    stats = _gather_stats(plan, wall, runtime)
+    stats["runtime_source"] = runtime_source
     if not stats["conservation_ok"]:
         _cleanup_staging(plan)
         raise acc.conservation_error(stats["counts"], stats["stages"])

@@ -119,7 +119,10 @@ def _runtime(stats: dict) -> str:
     ax.barh([k for k, _ in items], [v / 1000 for _, v in items], color="#dd8452")
     ax.invert_yaxis()
     ax.set_xlabel("execution time summed over workers (s)")
-    ax.set_title("Runtime per stage (Beam per-transform timings)")
+    source = {"transform": "Beam per-transform timings",
+              "user": "datamill stage timers (record stages only)"}.get(
+                  stats.get("runtime_source", "transform"), "runner metrics")
+    ax.set_title(f"Runtime per stage ({source})")
     return note + figure_html(fig, "runtime per stage")
 
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from filters.base import Decision, RecordScorer
 from pipelines import progress
+from pipelines.metrics import StageTimer
 from pipelines.records import dead_letter
 
 KEPT, REMOVED, DEAD, FLAGGED = "kept", "removed", "dead", "flagged"
@@ -171,6 +172,7 @@ class _ScoreBatches(beam.DoFn):
         self._make_scorer = make_scorer
         self._annotate_only = annotate_only
         self._scorer: RecordScorer | None = None
+        self._timer = StageTimer(stage_label)  # per-stage runtime on every runner
 
     def setup(self) -> None:
         self._scorer = self._make_scorer()
@@ -202,7 +204,8 @@ class _ScoreBatches(beam.DoFn):
         progress.flush()
 
     def process(self, batch: Sequence[dict]):
-        results = self._decide(batch)
+        with self._timer:
+            results = self._decide(batch)
         progress.add(f"stage/{self._label}/in", len(results))
         for record, decision, error in results:
             if decision is None:

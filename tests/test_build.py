@@ -227,8 +227,9 @@ def test_dataflow_graph_constructs_without_running(tmp_path):
          {"stage": "exact_dedup", "checkpoint": True}],
         "gs://my-bucket/datamill/out"))
     args = ["--runner=DataflowRunner", "--project=my-project-123", "--region=us-central1",
-            "--temp_location=gs://my-bucket/tmp", f"--setup_file={Path('setup.py').resolve()}"]
-    plan = plan_build(cfg, args)
+            "--temp_location=gs://my-bucket/tmp", f"--setup_file={Path('setup.py').resolve()}",
+            "--dry_run=True"]  # no GCS access without credentials (it would retry for minutes)
+    plan = plan_build(cfg, args, use_checkpoints=False)
     p = beam.Pipeline(options=PipelineOptions(args))
     assert type(p.runner).__name__ == "DataflowRunner"
     construct(plan, p)
