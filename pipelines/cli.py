@@ -54,7 +54,7 @@ def build(
     """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
     from pipelines.accounting import ConservationError
     from pipelines.config import ConfigError, load_build_config
-    from pipelines.graph import run_build
+    from pipelines.build import run_build
 
     _quiet_beam()
     overrides: dict = {}
@@ -158,7 +158,7 @@ def demo_corpus(
 def report(out_dir: str = typer.Argument(..., help="A build's output directory.")) -> None:
     """Re-render report.html from a finished build's stats.json."""
     from pipelines.config import build_config_from_dict
-    from pipelines.graph import plan_build
+    from pipelines.plan import plan_build
     from pipelines.report import render
 
     stats_path = Path(out_dir) / "stats.json"
