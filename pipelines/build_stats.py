@@ -6,22 +6,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from apache_beam.io.filesystems import FileSystems
-
 from pipelines import accounting as acc
-from pipelines.buildfs import read_json
+from pipelines.build_errors import AccountingError
+from pipelines.buildfs import list_files, read_json
 from pipelines.checkpoint import chain
 from pipelines.plan import BuildPlan
 from pipelines.runner import runner_name
 
 
 def _load_stats_dir(path: str) -> dict[str, Any]:
+    """The ``_stats/*.json`` files of a staging or checkpoint directory, listed literally
+    (an output path such as ``out/run[2]`` is never expanded as a glob)."""
     out: dict[str, Any] = {}
-    for m in FileSystems.match([f"{path}/_stats/*.json"])[0].metadata_list:
-        name = m.path.rsplit("/", 1)[-1][: -len(".json")]
-        out[name] = read_json(m.path)
+    root = f"{path}/_stats"
+    for full in list_files(root):
+        name = full[len(root):].lstrip("/")
+        if "/" in name or not name.endswith(".json"):
+            continue
+        out[name[: -len(".json")]] = read_json(full)
     return out
 
+
+def _require(parts: list[tuple[str, dict[str, Any]]], name: str) -> None:
+    """Fail loudly when a counting stat is missing: a build whose counts went missing (e.g.
+    workers that wrote elsewhere) must never report "balanced"."""
+    if not any(name in part for _, part in parts):
+        where = ", ".join(f"{d}/_stats" for d, _ in parts)
+        raise AccountingError(
+            f"counting stat {name}.json is missing (looked in {where}); the workers did not "
+            "write the build's accounting where the driver reads it (a relative or "
+            "worker-local output path?), so nothing was promoted")
 
 
 def _merge_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
@@ -31,9 +45,13 @@ def _merge_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return out
 
 
-
 def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dict[str, Any]:
-    raw_parts = [_load_stats_dir(c) for c in chain(plan.resume)] + [_load_stats_dir(plan.staging)]
+    dirs = [*chain(plan.resume), plan.staging]
+    named = [(d, _load_stats_dir(d)) for d in dirs]
+    _require(named[-1:], "counts")
+    _require(named[-1:], "kept_profile")
+    _require(named, "input_profile")
+    raw_parts = [part for _, part in named]
     counts: dict[str, int] = {}
     merged: dict[str, Any] = {}
     for part in raw_parts:

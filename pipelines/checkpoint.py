@@ -4,6 +4,7 @@ before it, in ``<out>/checkpoints/NN-<label>/``; validity checks and the chain o
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from pipelines.sinks import WriteSortedShards
 if TYPE_CHECKING:
     from pipelines.plan import BuildPlan
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: outputs/side_files with sizes
 
 
 @dataclass
@@ -30,13 +31,27 @@ class Checkpoint:
     manifest: dict
 
 
+def file_size(path: str) -> int:
+    """Size in bytes of one file, looked up literally (never as a glob)."""
+    if "://" not in path:
+        return os.path.getsize(path)
+    return FileSystems.get_filesystem(path).metadata(path).size_in_bytes
+
+
 def files_valid(files: list[dict]) -> bool:
-    """Every listed shard exists and (for Parquet) holds the recorded number of rows."""
+    """Every listed file exists with its recorded size (when recorded) and, for Parquet, holds
+    the recorded number of rows."""
     import pyarrow.parquet as pq
 
     for f in files:
         if not exists(f["path"]):
             return False
+        if "bytes" in f:
+            try:
+                if file_size(f["path"]) != f["bytes"]:
+                    return False
+            except Exception:  # noqa: BLE001 - vanished between the checks
+                return False
         if f["path"].endswith(".parquet"):
             try:
                 with FileSystems.open(f["path"]) as fh:
@@ -55,7 +70,9 @@ def checkpoint_valid(path: str, fingerprint: str) -> dict | None:
         manifest = read_json(mpath)
     except Exception:  # noqa: BLE001
         return None
-    if manifest.get("fingerprint") != fingerprint or not files_valid(manifest.get("files", [])):
+    if manifest.get("fingerprint") != fingerprint or "side_files" not in manifest:
+        return None
+    if not files_valid(manifest["files"]) or not files_valid(manifest["side_files"]):
         return None
     parent = manifest.get("parent")
     if parent and checkpoint_valid(parent["path"], parent["fingerprint"]) is None:
@@ -91,10 +108,13 @@ class _WriteManifest(beam.DoFn):
     def __init__(self, path: str, payload: dict):
         self._path, self._payload = path, payload
 
-    def process(self, files):
+    def process(self, tagged):
         manifest = dict(self._payload)
-        manifest["files"] = sorted(files, key=lambda f: f["path"])
-        manifest["rows"] = sum(f["rows"] for f in files)
+        for key in ("files", "side_files"):
+            manifest[key] = sorted(({**f, "bytes": file_size(f["path"])}
+                                    for kind, f in tagged if kind == key),
+                                   key=lambda f: f["path"])
+        manifest["rows"] = sum(f["rows"] for f in manifest["files"])
         with FileSystems.create(self._path) as fh:
             fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
         yield self._path
@@ -115,8 +135,8 @@ def write_checkpoint(plan: BuildPlan, i: int, records, events, removed_all, dead
     for name, pc in stats:
         acc.write_json(pc, f"{path}/_stats/{name}.json", f"{tag}Stat[{name}]",
                        single=name == "input_profile")
-    write_side_outputs(path, list(removed_all), list(dead_all), max(1, min(cfg.output.shards, 4)),
-                       cfg.output.write_removed, tag, p)
+    side = write_side_outputs(path, list(removed_all), list(dead_all),
+                              max(1, min(cfg.output.shards, 4)), cfg.output.write_removed, tag, p)
     parent = None
     if plan.resume is not None:
         parent = {"path": plan.resume.path,
@@ -130,6 +150,11 @@ def write_checkpoint(plan: BuildPlan, i: int, records, events, removed_all, dead
         "parent": parent,
         "run_id": plan.run_id,
     }
-    (written
+    # the manifest is written last, after every data and side-output shard it records
+    tagged = [written | f"{tag}DataFiles" >> beam.Map(lambda f: ("files", f))] + [
+        pc | f"{tag}SideFiles[{i}]" >> beam.Map(lambda f: ("side_files", f))
+        for i, pc in enumerate(side)]
+    (tagged
+     | f"{tag}AllFiles" >> beam.Flatten()
      | f"{tag}Files" >> beam.combiners.ToList()
      | f"{tag}Manifest" >> beam.ParDo(_WriteManifest(f"{path}/manifest.json", payload)))

@@ -53,8 +53,9 @@ def build(
 ) -> None:
     """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
     from pipelines.accounting import ConservationError
-    from pipelines.config import ConfigError, load_build_config
     from pipelines.build import run_build
+    from pipelines.build_errors import BuildError
+    from pipelines.config import ConfigError, load_build_config
 
     _quiet_beam()
     overrides: dict = {}
@@ -82,6 +83,9 @@ def build(
         return
     except ConservationError as err:
         _fail(str(err), code=3)
+        return
+    except BuildError as err:  # lock held, disk full, Ctrl-C/SIGTERM: one line, documented code
+        _fail(str(err), code=err.exit_code)
         return
     _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped)
 

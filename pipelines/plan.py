@@ -1,8 +1,10 @@
 """Planning a build: resolve inputs, instantiate stages, pick a checkpoint. No data work.
 
-A :class:`BuildPlan` holds everything later steps need: the validated config, the resolved
-source file lists and fingerprints, the stages with the columns after each, the run id (and so
-the staging directory) and the checkpoint to resume from, if any.
+Paths are resolved and checked first (:mod:`pipelines.build_paths`): on local and portable
+runners relative paths become absolute here, once. A :class:`BuildPlan` holds everything later
+steps need: the validated config, the resolved source file lists and fingerprints, the stages
+with the columns after each, the run id (and so the staging directory) and the checkpoint to
+resume from, if any.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from pipelines.build_paths import check_output_dir, resolve_build_paths
+from pipelines.buildfs import confined
 from pipelines.checkpoint import Checkpoint, checkpoint_valid
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
@@ -52,7 +56,8 @@ class BuildPlan:
         return self.stage_columns[-1] if self.stage_columns else {}
 
     def checkpoint_dir(self, i: int) -> str:
-        return f"{self.out}/checkpoints/{i:02d}-{self.labels[i]}"
+        # a label can never lead outside <out>/checkpoints (contract C2)
+        return confined(self.out, "checkpoints", f"{i:02d}-{self.labels[i]}")
 
     def checkpoint_fingerprint(self, i: int) -> str:
         return hashlib.sha256(
@@ -76,6 +81,8 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
                use_checkpoints: bool = True) -> BuildPlan:
     """Resolve inputs, instantiate stages and find a checkpoint to resume from. No data work."""
     registry = load_stages()
+    cfg = resolve_build_paths(cfg, extra_args)  # absolute paths, or an error naming the path
+    check_output_dir(cfg)
     out = cfg.output.dir.rstrip("/")
     labels = stage_labels(cfg.stages)
     sources = []

@@ -139,7 +139,8 @@ def _dead_examples(out: str, limit: int = 8) -> str:
     return "<h3>Dead-letter examples</h3>" + table_html(["stage", "reason", "where", "raw"], rows)
 
 
-def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
+def render(stats: dict, out: str, stages: list[Any] | None = None,
+           files_dir: str | None = None) -> str:
     c = stats["counts"]
     ok = stats["conservation_ok"]
     check = (f'<span class="{"ok" if ok else "bad"}">{"balanced" if ok else "DOES NOT BALANCE"}'
@@ -159,7 +160,7 @@ def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
         _funnel(stats),
         "<h2>Removed and dead-lettered, per stage and reason</h2>",
         _reasons(stats),
-        _dead_examples(out),
+        _dead_examples(files_dir or out),
         "<h2>Lengths</h2>",
         _lengths(stats),
         "<h2>Runtime</h2>",
@@ -178,9 +179,10 @@ def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
             f"<style>{_CSS}</style></head><body>{body}</body></html>")
 
 
-def write_report(plan: Any, stats: dict) -> str:
-    path = f"{plan.out}/report.html"
-    page = render(stats, plan.out, plan.stages)
+def write_report(plan: Any, stats: dict, folder: str | None = None) -> str:
+    # folder: where the build's files are before promotion (its staging directory)
+    path = f"{folder or plan.out}/report.html"
+    page = render(stats, plan.out, plan.stages, files_dir=folder)
     with FileSystems.create(path) as fh:
         fh.write(page.encode("utf-8"))
     return path

@@ -16,13 +16,15 @@ def flatten(pcolls: list[Any], p: beam.Pipeline, label: str):
     return pcolls | label >> beam.Flatten()
 
 
-def write_side_outputs(prefix, removed_all, dead_all, shards, write_removed, tag, p):
+def write_side_outputs(prefix, removed_all, dead_all, shards, write_removed, tag, p) -> list:
+    """Write dead_letter/ (and removed/) shards; returns the PCollections of written files."""
     dead = flatten(dead_all, p, f"{tag}Dead")
-    dead | f"{tag}WriteDead" >> WriteSortedShards(
+    written = [dead | f"{tag}WriteDead" >> WriteSortedShards(
         f"{prefix}/dead_letter", shards, "jsonl",
-        sort_key=lambda d: f"{d['stage']}\x00{d.get('location') or ''}\x00{d.get('id') or ''}")
+        sort_key=lambda d: f"{d['stage']}\x00{d.get('location') or ''}\x00{d.get('id') or ''}")]
     if write_removed:
         removed = flatten(removed_all, p, f"{tag}Removed")
-        removed | f"{tag}WriteRemoved" >> WriteSortedShards(
+        written.append(removed | f"{tag}WriteRemoved" >> WriteSortedShards(
             f"{prefix}/removed", shards, "jsonl",
-            sort_key=lambda r: f"{r['record']['id']}\x00{r['stage']}")
+            sort_key=lambda r: f"{r['record']['id']}\x00{r['stage']}"))
+    return written
