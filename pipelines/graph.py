@@ -1,7 +1,8 @@
 """The Beam graph of a build: read sources (or a checkpoint), apply the stages, write the
 outputs and the accounting side outputs into the staging directory.
 
-Output directory layout::
+Output directory layout (locally ``data``, ``stats.json``... are links into
+``current -> _builds/<run id>``, see :mod:`pipelines.promote`)::
 
     <out>/data/part-00000-of-00004.parquet   kept records (id, text, source, score columns)
     <out>/jsonl/part-*.jsonl.gz              the same records as JSONL (output.jsonl: true)

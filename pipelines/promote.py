@@ -164,7 +164,9 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
         from pipelines.report import write_report
 
         write_report(plan, stats, folder=staging)
-    outputs = [{"path": rel, "bytes": file_size(f"{staging}/{rel}")}
+    # report.html has no recorded size: `datamill report` may re-render it in place
+    outputs = [{"path": rel, **({} if rel == "report.html" else
+                                {"bytes": file_size(f"{staging}/{rel}")})}
                for rel in _rel_files(staging) if rel.split("/")[0] in RECORDED]
     outputs.append({"path": "manifest.json"})
     manifest = {
