@@ -275,9 +275,7 @@ def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log) -> 
     os.rename(plan.staging, os.path.join(builds, run))
     _fsync_dir(builds)
     _step("moved")
-    tmp = os.path.join(out, f".current-{run}.tmp")
-    if os.path.lexists(tmp):
-        os.unlink(tmp)
+    tmp = os.path.join(out, f".current-{run}.tmp")  # run ids are unique: never pre-exists
     os.symlink(f"_builds/{run}", tmp)
     os.replace(tmp, os.path.join(out, "current"))  # the commit point
     _fsync_dir(out)
@@ -298,13 +296,8 @@ def _link_current(out: str) -> None:
     for name in ENTRIES:
         link = os.path.join(out, name)
         if os.path.lexists(os.path.join(build, name)):
-            ours = os.path.islink(link) and os.readlink(link) == f"current/{name}"
-            if not ours:
-                tmp = f"{link}.tmp-link"
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-                os.symlink(f"current/{name}", tmp)
-                os.replace(tmp, link)
+            if not os.path.lexists(link):  # never replaces anything (check_promotable refuses)
+                os.symlink(f"current/{name}", link)
         elif os.path.islink(link) and os.readlink(link) == f"current/{name}":
             os.unlink(link)  # our own link to an entry the current build does not have
 
@@ -408,8 +401,9 @@ def recover(out: str, log: Log = lambda s: None, keep_run: str | None = None) ->
             shutil.rmtree(os.path.join(out, "_staging"), ignore_errors=True)
         return
     for name in os.listdir(out) if os.path.isdir(out) else []:
-        if name.startswith(".current-") and name.endswith(".tmp"):
-            os.unlink(os.path.join(out, name))
+        path = os.path.join(out, name)
+        if name.startswith(".current-") and name.endswith(".tmp") and os.path.islink(path):
+            os.unlink(path)  # a swap link a killed run made but did not publish
     staging = os.path.join(out, "_staging")
     if os.path.isdir(staging):
         for name in sorted(os.listdir(staging)):

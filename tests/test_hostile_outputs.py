@@ -239,6 +239,9 @@ def test_a_reader_sees_one_complete_build_when_promotion_dies_at_any_step(
     monkeypatch.setattr(promote, "layout_for", lambda out: layout)
     out = tmp_path / "out"
     old = build(_cfg(corpus, out, shards=3)).stats["run_id"]
+    foreign = out / "data" / "someone-elses.txt"
+    if layout == "in_place":  # a real data/ folder: a file datamill did not write stays there
+        foreign.write_bytes(b"not ours")
     committed = {"swapped", "linked"} if layout == "swap" else set(steps)  # journal first
     for k, step in enumerate(steps, start=2):
         before = _run_dirs(out)
@@ -256,6 +259,8 @@ def test_a_reader_sees_one_complete_build_when_promotion_dies_at_any_step(
         assert not (out / "_staging").exists() and not (out / promote.JOURNAL).exists()
     if layout == "swap":  # the visible build and the one before it, nothing else
         assert len(list((out / "_builds").iterdir())) <= 2
+    else:
+        assert foreign.read_bytes() == b"not ours"
 
 
 def _run_dirs(out: Path) -> set[str]:
