@@ -99,7 +99,7 @@ def _remove_stale_checkpoints(plan: BuildPlan) -> None:
         if plan.cfg.stages[i].checkpoint and (plan.resume is None or i > plan.resume.index):
             stale = plan.checkpoint_dir(i)  # confined below <out>/checkpoints (C2)
             if not is_url(stale):
-                if os.path.lexists(stale) and within(stale, f"{plan.out}/checkpoints"):
+                if os.path.lexists(stale) and within(stale, plan.out):  # realpaths: no escape
                     shutil.rmtree(stale, ignore_errors=True)
             elif exists(stale):
                 FileSystems.delete([stale])
