@@ -50,7 +50,7 @@ from pipelines.config import ConfigError
 from pipelines.plan import BuildPlan
 
 ENTRIES = ("data", "jsonl", "removed", "dead_letter", "stats.json", "report.html",
-           "manifest.json")
+           "README.md", "manifest.json")  # README.md: the dataset card, where one is written
 RECORDED = (*ENTRIES, "_stats")  # top-level names of a build's own files (manifest outputs)
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 JOURNAL = "_promotion.json"
@@ -152,8 +152,9 @@ def staged_data_files(plan: BuildPlan) -> list[dict]:
 
 
 def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: str,
-                       previous: str | None) -> dict:
-    """Complete the staging dir: resumed side outputs, stats.json, report, manifest."""
+                       previous: str | None, write_extra: Callable[[str], None] | None) -> dict:
+    """Complete the staging dir: resumed side outputs, stats.json, report, extra files
+    (``write_extra(staging_dir)``, e.g. the dataset card), and last the manifest."""
     staging = plan.staging
     for depth, ck in enumerate(chain(plan.resume)):
         for sub in ("removed", "dead_letter"):
@@ -164,6 +165,8 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
         from pipelines.report import write_report
 
         write_report(plan, stats, folder=staging)
+    if write_extra is not None:
+        write_extra(staging)
     # report.html has no recorded size: `datamill report` may re-render it in place
     outputs = [{"path": rel, **({} if rel == "report.html" else
                                 {"bytes": file_size(f"{staging}/{rel}")})}
@@ -249,11 +252,13 @@ def layout_for(out: str) -> str:
     return "in_place" if is_url(out) else "swap"
 
 
-def promote(plan: BuildPlan, stats: dict, files: list[dict], log: Log = lambda s: None) -> dict:
-    """Publish the staged build (see the module docstring). Returns the new manifest."""
+def promote(plan: BuildPlan, stats: dict, files: list[dict], log: Log = lambda s: None,
+            write_extra: Callable[[str], None] | None = None) -> dict:
+    """Publish the staged build (see the module docstring). Returns the new manifest.
+    ``write_extra(folder)`` may add files (top-level names in :data:`ENTRIES`) to the build."""
     if layout_for(plan.out) == "in_place":
-        return _promote_in_place(plan, stats, files, log)
-    return _promote_swap(plan, stats, files, log)
+        return _promote_in_place(plan, stats, files, log, write_extra)
+    return _promote_swap(plan, stats, files, log, write_extra)
 
 
 def _current(out: str) -> str | None:
@@ -265,15 +270,20 @@ def _current(out: str) -> str | None:
     return run if RUN_ID.match(run) else None
 
 
-def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log) -> dict:
+def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
+                  write_extra) -> dict:
     out, run = plan.out, plan.run_id
     previous = _current(out)
-    manifest = _stage_final_files(plan, stats, files, "swap", previous)
+    manifest = _stage_final_files(plan, stats, files, "swap", previous, write_extra)
     _step("staged")
     builds = os.path.join(out, "_builds")
     os.makedirs(builds, exist_ok=True)
     os.rename(plan.staging, os.path.join(builds, run))
     _fsync_dir(builds)
+    try:
+        os.rmdir(os.path.join(out, "_staging"))  # when no other staging is left in it
+    except OSError:
+        pass
     _step("moved")
     tmp = os.path.join(out, f".current-{run}.tmp")  # run ids are unique: never pre-exists
     os.symlink(f"_builds/{run}", tmp)
@@ -339,10 +349,12 @@ def remove_build(out: str, build: str, log: Log) -> None:
             f"(e.g. {left[0]!r}); they are not part of any build")
 
 
-def _promote_in_place(plan: BuildPlan, stats: dict, files: list[dict], log: Log) -> dict:
+def _promote_in_place(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
+                      write_extra) -> dict:
     out = plan.out
     old = read_manifest(out)
-    manifest = _stage_final_files(plan, stats, files, "in_place", old and old.get("run_id"))
+    manifest = _stage_final_files(plan, stats, files, "in_place", old and old.get("run_id"),
+                                  write_extra)
     new = {o["path"] for o in manifest["outputs"]}
     journal = {"run_id": plan.run_id, "staging": f"_staging/{plan.run_id}",
                "remove": [r for r in _recorded(old) if r not in new and r != "manifest.json"]}
