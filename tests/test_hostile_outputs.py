@@ -293,10 +293,19 @@ def test_sigkill_during_promotion_then_next_run_recovers(tmp_path, corpus):
 
 
 def test_second_build_is_refused_while_the_first_holds_the_lock(tmp_path, corpus):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
     out = tmp_path / "out"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(_cfg(corpus, out)))
     with OutputLock(str(out), "20260101-000000-aaaaaa"):
         with pytest.raises(OutputLocked, match=rf"run 20260101-000000-aaaaaa \(pid {os.getpid()}"):
             build(_cfg(corpus, out))
+        res = CliRunner().invoke(app, ["build", str(cfg)])
+        assert res.exit_code == 75, res.output
+        assert "in use by another build" in " ".join(res.output.split())
     # a lock file left by a dead process (no flock held any more) is taken over
     (out / ".datamill.lock").write_text(json.dumps({"pid": 999999, "run_id": "old"}))
     assert build(_cfg(corpus, out)).stats["conservation_ok"]
