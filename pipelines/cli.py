@@ -82,6 +82,8 @@ def build(
 ) -> None:
     """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
     from pipelines.accounting import ConservationError
+    from pipelines.build import run_build
+    from pipelines.build_errors import BuildError
     from pipelines.config import ConfigError, load_build_config
 
     _quiet_beam()
@@ -106,6 +108,9 @@ def build(
     except ConservationError as err:
         _fail(str(err), code=3)
         return
+    except BuildError as err:  # lock held, disk full, Ctrl-C/SIGTERM: one line, documented code
+        _fail(str(err), code=err.exit_code)
+        return
     _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
                    report=cfg.output.report)
 
@@ -113,7 +118,7 @@ def build(
 def _run_with_progress(cfg, extra_args: list[str], force: bool, every: float):
     """Run the build showing live progress: a rich live table on a terminal, one plain line
     every ``every`` seconds otherwise (logs, pipes, CI)."""
-    from pipelines.graph import run_build
+    from pipelines.build import run_build
     from pipelines.progress import plain_line, rich_table
 
     if every <= 0:
@@ -295,7 +300,7 @@ def demo_corpus(
 def report(out_dir: str = typer.Argument(..., help="A build's output directory.")) -> None:
     """Re-render report.html from a finished build's stats.json."""
     from pipelines.config import build_config_from_dict
-    from pipelines.graph import plan_build
+    from pipelines.plan import plan_build
     from pipelines.report import render
 
     stats_path = Path(out_dir) / "stats.json"

@@ -193,7 +193,8 @@ def _anchor(title: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
 
 
-def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
+def render(stats: dict, out: str, stages: list[Any] | None = None,
+           files_dir: str | None = None) -> str:
     c = stats["counts"]
     ok = stats["conservation_ok"]
     check = (f'<span class="{"ok" if ok else "bad"}">{"balanced" if ok else "DOES NOT BALANCE"}'
@@ -206,7 +207,8 @@ def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
     sections: list[tuple[str, str]] = [
         ("Funnel", table_html(["stage", "type", "in", "out", "removed", "dead-letter",
                                "resumed"], stage_rows) + _funnel(stats)),
-        ("Removed and dead-lettered, per stage and reason", _reasons(stats) + _dead_examples(out)),
+        ("Removed and dead-lettered, per stage and reason",
+         _reasons(stats) + _dead_examples(files_dir or out)),
     ]
     breakdown = _breakdown(stats)
     if breakdown:
@@ -238,9 +240,10 @@ def render(stats: dict, out: str, stages: list[Any] | None = None) -> str:
             f"<style>{_CSS}</style></head><body>{body}</body></html>")
 
 
-def write_report(plan: Any, stats: dict) -> str:
-    path = f"{plan.out}/report.html"
-    page = render(stats, plan.out, plan.stages)
+def write_report(plan: Any, stats: dict, folder: str | None = None) -> str:
+    # folder: where the build's files are before promotion (its staging directory)
+    path = f"{folder or plan.out}/report.html"
+    page = render(stats, plan.out, plan.stages, files_dir=folder)
     with FileSystems.create(path) as fh:
         fh.write(page.encode("utf-8"))
     return path

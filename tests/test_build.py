@@ -11,7 +11,8 @@ import pytest
 from filters.base import Decision, RecordScorer
 from pipelines.accounting import ConservationError
 from pipelines.config import build_config_from_dict
-from pipelines.graph import construct, plan_build
+from pipelines.graph import construct
+from pipelines.plan import plan_build
 from pipelines.stage import (RecordStage, RecordStageParams, Stage, StageParams, StageResult,
                              empty_pcollection, register_stage)
 from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl

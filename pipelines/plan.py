@@ -1,0 +1,131 @@
+"""Planning a build: resolve inputs, instantiate stages, pick a checkpoint. No data work.
+
+Paths are resolved and checked first (:mod:`pipelines.build_paths`): on local and portable
+runners relative paths become absolute here, once. A :class:`BuildPlan` holds everything later
+steps need: the validated config, the resolved source file lists and fingerprints, the stages
+with the columns after each, the run id (and so the staging directory) and the checkpoint to
+resume from, if any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from pipelines.build_paths import check_output_dir, resolve_build_paths
+from pipelines.buildfs import confined
+from pipelines.checkpoint import Checkpoint, checkpoint_valid
+from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
+                              stage_labels)
+from pipelines.records import BASE_COLUMNS, arrow_schema
+from pipelines.sources import InputFile, describe_inputs
+from pipelines.stage import Stage, StageContext, load_stages
+
+
+@dataclass
+class SourcePlan:
+    config: SourceConfig
+    files: list[InputFile] | None
+    n_rows: int
+    fingerprint: dict
+
+
+@dataclass
+class BuildPlan:
+    cfg: BuildConfig
+    out: str
+    stages: list[Stage]
+    labels: list[str]
+    stage_columns: list[dict[str, str]]  # columns present after each stage
+    sources: list[SourcePlan]
+    source_fp: str
+    resume: Checkpoint | None
+    run_id: str
+    extra_args: list[str] = field(default_factory=list)
+    partition_by: str | None = None  # output.partition_by, or a stage's route_by
+
+    @property
+    def staging(self) -> str:
+        return f"{self.out}/_staging/{self.run_id}"
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return self.stage_columns[-1] if self.stage_columns else {}
+
+    def checkpoint_dir(self, i: int) -> str:
+        # a label can never lead outside <out>/checkpoints (contract C2)
+        return confined(self.out, "checkpoints", f"{i:02d}-{self.labels[i]}")
+
+    def checkpoint_fingerprint(self, i: int) -> str:
+        return hashlib.sha256(
+            (self.source_fp + stage_fingerprint(self.cfg, i)).encode()
+        ).hexdigest()
+
+    def full_fingerprint(self) -> str:
+        out = self.cfg.output.model_dump(exclude={"report"})
+        payload = self.source_fp + stage_fingerprint(self.cfg, len(self.stages) - 1)
+        return hashlib.sha256((payload + json.dumps(out, sort_keys=True)).encode()).hexdigest()
+
+
+def _ensure_demo(src: SourceConfig) -> SourceConfig:
+    from pipelines.demo_corpus import ensure_demo_corpus
+
+    ensure_demo_corpus(src.path, n_docs=src.demo_docs)
+    return src.model_copy(update={"type": "jsonl", "path": f"{src.path}/*.jsonl*"})
+
+
+def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
+               use_checkpoints: bool = True) -> BuildPlan:
+    """Resolve inputs, instantiate stages and find a checkpoint to resume from. No data work."""
+    registry = load_stages()
+    cfg = resolve_build_paths(cfg, extra_args)  # absolute paths, or an error naming the path
+    check_output_dir(cfg)
+    out = cfg.output.dir.rstrip("/")
+    labels = stage_labels(cfg.stages)
+    sources = []
+    for i, src in enumerate(cfg.sources):
+        if src.type == "demo_corpus":
+            src = _ensure_demo(src)
+        files, n_rows, fp = describe_inputs(src, i)
+        sources.append(SourcePlan(src, files, n_rows, fp))
+    source_fp = hashlib.sha256(
+        json.dumps([s.fingerprint for s in sources], sort_keys=True).encode()
+    ).hexdigest()
+    stages: list[Stage] = []
+    stage_columns: list[dict[str, str]] = []
+    columns: dict[str, str] = {}
+    for i, params in enumerate(cfg.stages):
+        ctx = StageContext(label=labels[i], index=i, output_dir=out, columns=dict(columns),
+                           config=cfg)
+        stage = registry[params.stage](params, ctx)
+        for name, typ in stage.output_columns().items():
+            if name in BASE_COLUMNS and name != "text":
+                raise ValueError(f"stage {labels[i]!r} may not redefine column {name!r}")
+            if name != "text":
+                columns[name] = typ
+        stages.append(stage)
+        stage_columns.append(dict(columns))
+    arrow_schema(columns)  # fail early on unknown column types
+    part = cfg.output.partition_by
+    if part is None:  # a stage may ask for routed outputs (language_id: route_by_language)
+        routes = [st.static_stats().get("route_by") for st in stages]
+        part = next((r for r in routes if r), None)
+    if part and part not in {**BASE_COLUMNS, **columns}:
+        raise ConfigError(
+            f"output.partition_by: column {part!r} is not produced by the sources or any stage; "
+            f"available: {', '.join([*BASE_COLUMNS, *columns])}")
+    plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
+                     time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+                     list(extra_args or []), part)
+    if use_checkpoints:
+        for i in reversed(range(len(stages))):
+            if cfg.stages[i].checkpoint:
+                path = plan.checkpoint_dir(i)
+                manifest = checkpoint_valid(path, plan.checkpoint_fingerprint(i))
+                if manifest is not None:
+                    plan.resume = Checkpoint(i, labels[i], path, manifest)
+                    break
+    return plan
