@@ -249,7 +249,9 @@ def check_compatible(
 ) -> None:
     """Raise ValueError naming every setting that differs from the index's."""
     want = {**asdict(minhash), "bands": bands, "rows": rows}
-    have = {**params.minhash, "bands": params.bands, "rows": params.rows}
+    # indexes written before ``permutations`` existed used the numpy permutations
+    have = {"permutations": "numpy", **params.minhash, "bands": params.bands,
+            "rows": params.rows}
     diff = [
         f"{k}: index has {have.get(k)!r}, stage has {v!r}"
         for k, v in want.items()
@@ -304,7 +306,9 @@ def candidate_pairs(
         starts, sizes = starts[multi], sizes[multi]
         star = sizes > max_bucket_size
         hot_buckets += int(star.sum())
-        if not star_only:
+        if star_only:
+            star[:] = True
+        else:
             star |= sizes == 2  # a pair bucket: its one pair is also its star
         # star buckets: smallest member (first after the sort) with each other member
         s_starts, s_sizes = starts[star], sizes[star]

@@ -54,6 +54,11 @@ class MinHashDedupParams(StageParams):
     ngram: int = Field(default=5, ge=1, le=64, description="Shingle size (words, or characters).")
     char_ngrams: bool = Field(default=False, description="Character instead of word shingles.")
     seed: int = Field(default=1, ge=0, description="Seed of the hash functions.")
+    permutations: Literal["rensa", "numpy"] = Field(
+        default="rensa",
+        description="MinHash permutation family: rensa's RMinHash (Rust, faster) or numpy "
+        "multiply-add (datamill's earlier signatures; use it to extend an older LSHBloom index).",
+    )
     bands: int | None = Field(default=None, ge=1, description="Override the chosen b (with rows).")
     rows: int | None = Field(default=None, ge=1, description="Override the chosen r (with bands).")
     fp_weight: float = Field(
@@ -248,7 +253,7 @@ class MinHashDedupStage(Stage):
                     f"{', '.join(sorted(known))}. Fix: name one of them, or add the stage that "
                     "produces it earlier in 'stages'."
                 )
-        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed)
+        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed, p.permutations)
         if p.bands is not None:
             self.b, self.r = p.bands, p.rows
         else:
