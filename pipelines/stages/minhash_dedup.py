@@ -1,14 +1,15 @@
 """Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
 
-``mode: lsh`` (default): signatures (batched, vectorized) -> ``(band, band hash)`` buckets ->
-candidate pairs verified by exact (default) or estimated Jaccard -> connected components
-(union-find for small graphs, large-star/small-star rounds otherwise) -> one representative
-per component (lowest id, longest text or highest score); the other members are removed with
-reason ``near_duplicate`` and column ``near_dup_of`` = the representative's id.
+``mode: lsh`` (default): compact per-batch sketches (band keys) -> candidate pairs of integer
+document indices (numpy sorts on one worker) -> verified by exact (default, shingle sets of the
+candidate documents only) or estimated Jaccard -> connected components (scipy) -> one
+representative per component (lowest id, longest text or highest score); the other members
+are removed with reason ``near_duplicate`` and column ``near_dup_of`` = the representative's
+id. Text never crosses a shuffle; decisions reach the records as a side input. Data flow and
+memory model: ``pipelines/minhash_beam.py`` and docs/dedup.md.
 
-Hot keys: a bucket with more than ``max_bucket_size`` members is not grouped; each member is
-verified against and linked to the bucket's smallest-id member (found by a combiner), so no
-worker holds the bucket and the work is linear in its size.
+Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of its
+smallest-id member with each other member (work linear in its size).
 
 ``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
 near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
@@ -78,8 +79,9 @@ class MinHashDedupParams(StageParams):
     verify: Literal["estimated", "exact", "none"] = Field(
         default="exact",
         description="Check candidate pairs before linking them: Jaccard of the shingle-hash sets "
-        "(exact; ships 8 bytes per shingle through the bucket shuffle), signature agreement "
-        "(estimated; 4 bytes per permutation, less precise near the threshold) or none.",
+        "of the candidate documents (exact; 8 bytes per shingle of each candidate document), "
+        "signature agreement (estimated; 4 bytes per permutation for every document, less "
+        "precise near the threshold) or none.",
     )
     mode: Literal["lsh", "lshbloom"] = "lsh"
     index_in: str | None = Field(default=None, description="lshbloom: index file to dedup against.")
@@ -95,6 +97,11 @@ class MinHashDedupParams(StageParams):
     )
     max_bucket_size: int = Field(
         default=1000, ge=2, description="Buckets larger than this take the hot-key (star) path."
+    )
+    hold: Literal["zstd", "plain"] = Field(
+        default="zstd",
+        description="How the input batches are held between the first pass and the later ones "
+        "(the local runner keeps them in memory): zstd-compressed (~3x smaller) or plain.",
     )
     max_memory_gb: float | None = Field(
         default=None,
@@ -282,7 +289,7 @@ class MinHashDedupStage(Stage):
         text_bytes, docs = mb.input_size(cfg.sources)
         if text_bytes is None:
             return None
-        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
+        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, hold=p.hold)
         limit_gb = p.max_memory_gb or mb.machine_memory_gb()
         est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
         if limit_gb and est["total_gb"] > limit_gb:
@@ -329,10 +336,12 @@ class MinHashDedupStage(Stage):
     def expand(self, records: Any) -> StageResult:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         bloom = p.mode == "lshbloom"
+        batches = records | "Batch" >> beam.BatchElements(
+            min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+        # what the runner holds until the passes after the global steps (see minhash_beam)
+        held = batches | "Hold" >> beam.Map(mb.pack) if p.hold == "zstd" else batches
         sk = (
-            records
-            | "Batch"
-            >> beam.BatchElements(min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+            batches
             | "Sketch"
             >> beam.ParDo(
                 mb.Sketch(self.label, self.mh_config, self.b, self.r,
@@ -351,9 +360,7 @@ class MinHashDedupStage(Stage):
         if p.verify == "exact":
             needed = cands | "NeededIds" >> beam.Map(lambda c: c.needed())
             shingles = (
-                records
-                | "Batch2"
-                >> beam.BatchElements(min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+                held
                 | "CandidateShingles"
                 >> beam.ParDo(mb.CandidateShingles(self.mh_config), pvalue.AsSingleton(needed))
                 | "AllShingles" >> beam.combiners.ToList()
@@ -381,7 +388,7 @@ class MinHashDedupStage(Stage):
         for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
             stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
         dec = pvalue.AsSingleton(decisions)
-        applied = records | "Apply" >> beam.ParDo(
+        applied = held | "Apply" >> beam.ParDo(
             mb.Apply(REASON, with_sizes=not bloom), dec).with_outputs(
             mb.DUPID, "removed", main=KEPT)
         dups = (
