@@ -264,3 +264,34 @@ def test_lshbloom_save_load_and_incremental(tmp_path, corpus):
         run_stage({**p2, "num_perm": 64}, month2)
     with pytest.raises(ValueError, match="cannot read LSHBloom index"):
         run_stage({**p2, "index_in": str(tmp_path / "missing.npz")}, month2)
+
+
+def test_memory_estimate_before_work_and_failure(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from pipelines.config import SourceConfig
+
+    path = tmp_path / "c.jsonl"
+    with open(path, "w") as f:
+        for i, t in enumerate(base_docs(n=100)):
+            f.write(json.dumps({"id": f"d{i}", "text": t}) + "\n")
+    cfg = SimpleNamespace(sources=[SourceConfig(name="c", type="jsonl", path=str(path))])
+    (sp,) = parse_stages([BASE])
+    ctx = StageContext("near", 1, "/tmp/dm", {}, config=cfg)
+    stage = load_stages()["minhash_dedup"](sp, ctx)
+    est = stage.static_stats()["memory_estimate"]
+    assert est["text_bytes"] == path.stat().st_size
+    assert 90 <= est["docs"] <= 110  # from the line density of the file
+    assert est["total_gb"] > 0 and set(est["parts_gb"]) >= {"held_batches", "shingle_sets"}
+    (tiny,) = parse_stages([{**BASE, "max_memory_gb": 0.01}])
+    with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.0 GB") as e:
+        load_stages()["minhash_dedup"](tiny, ctx)
+    assert "verify: estimated" in str(e.value)  # names the knobs
+    # plain holding of the batches costs more than zstd
+    from pipelines.minhash_beam import estimate_memory
+
+    z = estimate_memory(10**9, 10**6, 14, 128, "exact")
+    plain = estimate_memory(10**9, 10**6, 14, 128, "exact", hold="plain")
+    assert plain["total_gb"] > z["total_gb"]
+    assert estimate_memory(10**9, 10**6, 14, 128, "estimated")["parts_gb"]["shingle_sets"] == 0

@@ -296,7 +296,7 @@ class MinHashDedupStage(Stage):
             raise ConfigError(
                 f"stages[{ctx.index}] ({ctx.label}): estimated peak memory "
                 f"{est['total_gb']:.1f} GB for ~{est['docs']} documents ({text_bytes / 1e9:.2f} "
-                f"GB of text) exceeds {limit_gb:.1f} GB (max_memory_gb or this machine). "
+                f"GB of text) exceeds {limit_gb:.2f} GB (max_memory_gb or this machine). "
                 f"Breakdown: {est['parts_gb']}. Fix: split the input, use verify: estimated "
                 "(no shingle sets) or mode: lshbloom, fewer bands (num_perm/threshold), or run "
                 "on a distributed runner; raise max_memory_gb only if the estimate is wrong."
