@@ -285,7 +285,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     assert 90 <= est["docs"] <= 110  # from the line density of the file
     assert est["total_gb"] > 0 and set(est["parts_gb"]) >= {"held_batches", "shingle_sets"}
     (tiny,) = parse_stages([{**BASE, "max_memory_gb": 0.01}])
-    with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.0 GB") as e:
+    with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.01 GB") as e:
         load_stages()["minhash_dedup"](tiny, ctx)
     assert "verify: estimated" in str(e.value)  # names the knobs
     # plain holding of the batches costs more than zstd
