@@ -34,9 +34,7 @@ from pipelines import minhash_beam as mb
 from pipelines.config import ConfigError
 from pipelines.records import BASE_COLUMNS
 from pipelines.stage import (
-    DEAD,
     KEPT,
-    REMOVED,
     Stage,
     StageParams,
     StageResult,
