@@ -249,7 +249,9 @@ def check_compatible(
 ) -> None:
     """Raise ValueError naming every setting that differs from the index's."""
     want = {**asdict(minhash), "bands": bands, "rows": rows}
-    have = {**params.minhash, "bands": params.bands, "rows": params.rows}
+    # indexes written before ``permutations`` existed used the numpy permutations
+    have = {"permutations": "numpy", **params.minhash, "bands": params.bands,
+            "rows": params.rows}
     diff = [
         f"{k}: index has {have.get(k)!r}, stage has {v!r}"
         for k, v in want.items()
@@ -261,3 +263,72 @@ def check_compatible(
             + "; ".join(diff)
             + "); use the index's settings or build a new index"
         )
+
+
+# --------------------------------------------------------------------------- candidate pairs
+
+
+def candidate_pairs(
+    keys: np.ndarray, max_bucket_size: int, star_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Distinct candidate pairs ``(i, j)``, ``i < j``, from band keys of documents ``0..n-1``.
+
+    ``keys`` is ``(n, b)`` ``uint64``; documents sharing the key of one band share a bucket. A
+    bucket of ``m`` members yields all ``m (m - 1) / 2`` pairs, unless ``m > max_bucket_size``
+    (a *hot* bucket) or ``star_only``: then only the ``m - 1`` pairs of the smallest member
+    with each other member (work linear in ``m``). Pairs found in several bands count once.
+
+    Returns ``(i, j, stats)`` with int64 arrays sorted by ``(i, j)`` and stats
+    ``hot_buckets`` (buckets over ``max_bucket_size``), ``hot_bucket_pairs`` (star pairs from
+    them, before removing pairs seen in other bands) and ``bucket_pairs`` (all pairs over all
+    bands, the same count before de-duplication).
+    """
+    keys = np.atleast_2d(keys)
+    n, b = keys.shape
+    if n < 2:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z.copy(), {"hot_buckets": 0, "hot_bucket_pairs": 0, "bucket_pairs": 0}
+    docs = np.arange(n, dtype=np.int64)
+    codes = []
+    hot_buckets = hot_pairs = total = 0
+    for band in range(b):
+        order = np.lexsort((docs, keys[:, band]))  # by key, then document
+        k = keys[order, band]
+        d = docs[order]
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(k[1:], k[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        sizes = np.diff(np.append(starts, n))
+        multi = sizes >= 2
+        if not multi.any():
+            continue
+        starts, sizes = starts[multi], sizes[multi]
+        star = sizes > max_bucket_size
+        hot_buckets += int(star.sum())
+        if star_only:
+            star[:] = True
+        else:
+            star |= sizes == 2  # a pair bucket: its one pair is also its star
+        # star buckets: smallest member (first after the sort) with each other member
+        s_starts, s_sizes = starts[star], sizes[star]
+        if s_starts.size:
+            center = np.repeat(d[s_starts], s_sizes - 1)
+            offs = np.repeat(s_starts + 1 - np.concatenate(([0], np.cumsum(s_sizes - 1)[:-1])),
+                             s_sizes - 1)
+            member = d[offs + np.arange(int((s_sizes - 1).sum()))]
+            codes.append(center * n + member)
+            total += center.size
+            hot_pairs += int((s_sizes[s_sizes > max_bucket_size] - 1).sum())
+        # the other buckets (3..max_bucket_size members): all pairs
+        for st, m in zip(starts[~star].tolist(), sizes[~star].tolist()):
+            mem = d[st : st + m]
+            ii, jj = np.triu_indices(m, 1)
+            codes.append(mem[ii] * n + mem[jj])
+            total += ii.size
+    if not codes:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z.copy(), {"hot_buckets": hot_buckets, "hot_bucket_pairs": 0, "bucket_pairs": 0}
+    u = np.unique(np.concatenate(codes))
+    stats = {"hot_buckets": hot_buckets, "hot_bucket_pairs": hot_pairs, "bucket_pairs": total}
+    return u // n, u % n, stats

@@ -27,6 +27,14 @@ multiply-shift hashing; the top 32 bits of the minimum are the minimum of the to
 stream of ``seed``, pure integer arithmetic, so a signature is identical on every machine
 and numpy version. Signatures are ``uint32`` arrays of length ``num_perm``.
 
+Permutations (``MinHashConfig.permutations``): the default ``"rensa"`` hands the
+concatenated 64-bit shingle hashes of a batch and their document offsets to rensa's
+``RMinHash.digest_matrix_from_flat_token_hashes`` (Rust, MIT, pinned in pyproject.toml),
+seeded with ``seed``; ``"numpy"`` keeps the multiply-add permutations described above. Both
+estimate Jaccard equally well (``bench/bench_minhash.py --quality-pairs``:
+RMSE vs exact Jaccard 0.016 rensa, 0.018 numpy, 0.018 datasketch on 2000 real pairs); rensa is
+~1.6x faster per core end to end.
+
 Speed: everything after tokenization runs once per *batch* of documents: one concatenated
 array of shingle hashes, each block of permutations applied to all of it at once, and
 ``np.minimum.reduceat`` over the document boundaries. See ``bench/bench_minhash.py``.
@@ -87,14 +95,25 @@ def normalize_chars(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+PERMUTATIONS = ("rensa", "numpy")
+
+
 @dataclass(frozen=True)
 class MinHashConfig:
     num_perm: int = 128
     ngram: int = 5
     char_ngrams: bool = False
     seed: int = 1
+    # how the num_perm min-wise hashes of the shingle hashes are computed (both are part of
+    # the signature definition: signatures, band keys and LSHBloom indexes differ between them)
+    # * "rensa": rensa's RMinHash (Rust) over our 64-bit shingle hashes, seeded with ``seed``
+    # * "numpy": the multiply-add permutations below (datamill <= this change)
+    permutations: str = "rensa"
 
     def __post_init__(self):
+        if self.permutations not in PERMUTATIONS:
+            raise ValueError(
+                f"permutations must be one of {PERMUTATIONS} (got {self.permutations!r})")
         if not 2 <= self.num_perm <= 4096:
             raise ValueError(f"num_perm must be in [2, 4096] (got {self.num_perm})")
         if not 1 <= self.ngram <= 64:
@@ -245,6 +264,8 @@ class MinHasher:
         nonempty = np.nonzero(counts > 0)[0]
         if nonempty.size == 0:
             return out
+        if self.config.permutations == "rensa":
+            return _rensa_signatures(h, counts, P, self.config.seed, out, nonempty)
         offs = np.concatenate(([0], np.cumsum(counts)))
         starts = offs[:-1][nonempty]
         perm_block = max(1, min(8, P, self._BLOCK_ELEMS // max(1, h.size)))
@@ -272,6 +293,19 @@ class MinHasher:
 
     def signature(self, text: str) -> np.ndarray:
         return self.signatures([text])[0]
+
+
+def _rensa_signatures(h, counts, num_perm, seed, out, nonempty):
+    """rensa ``RMinHash`` (Rust, one pass per shingle) over the concatenated shingle hashes;
+    documents without shingles keep the all-``EMPTY_VALUE`` row."""
+    import rensa
+
+    offs = np.concatenate(([0], np.cumsum(counts))).astype(np.uint64)
+    m = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+        np.ascontiguousarray(h, dtype=np.uint64), offs, num_perm, seed)
+    rows = np.asarray(m.to_rows(), dtype=np.uint32)
+    out[nonempty] = rows[nonempty]
+    return out
 
 
 _BMP_WORD: np.ndarray | None = None

@@ -1,31 +1,50 @@
-"""Beam pieces of near-duplicate removal: signatures, LSH buckets, hot keys, connected components.
+"""Beam pieces of near-duplicate removal (used by ``pipelines/stages/minhash_dedup.py``).
 
-Used by ``pipelines/stages/minhash_dedup.py``; the per-document logic lives in ``filters/``.
+Memory design (see docs/dedup.md): document text never crosses a shuffle and is never grouped.
 
-Data shapes (all plain tuples, picklable, deterministic):
+1. ``Sketch``: per batch of records, one compact *sketch* element: ids, ``b`` band keys per
+   document (8 bytes each), text length, score, an 8-byte content hash (only used to pick among
+   records that share an id) and, for ``verify: estimated``, the signatures.
+2. ``AllSketches`` gathers the sketches (``b * 8 + ~100`` bytes per document) on one worker;
+   :func:`build_table` sorts the ids (document index = rank of the id, so "lowest id" is
+   "lowest index" and nothing depends on batching or worker count) and
+   :func:`filters.lsh.candidate_pairs` turns the band keys into distinct candidate pairs of
+   integer indices with numpy sorts.
+3. ``verify: exact``: a second pass over the records computes the shingle-hash sets of the
+   *candidate* documents only (a side input names them), ``8 * shingles`` bytes each; the final
+   step computes their exact Jaccard per candidate pair.
+4. Components (``scipy.sparse.csgraph``) and representatives -> a *decision* map
+   ``id -> (near_dup_of, cluster_size)`` for clustered documents only.
+5. ``Apply``: a Map over the held batches with the decision map as a side input. Only records
+   whose id occurs twice (a data error) are grouped by id, to dead-letter the extras
+   deterministically.
 
-* doc info ``(id, sig_bytes, shingles_bytes | None, length, score)``
-* bucket entry ``((band, band_hash), (id, sig_bytes, shingles_bytes | None))``
-* edge ``(u, v)`` with ``u < v``
+The records are read again after a global step, so the local runner must hold them between
+the passes: the stage holds its input *batches*, zstd-compressed (``hold: zstd``, ~3x smaller
+than the text), and the raw records PCollection is consumed only inside the first fused step.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 import math
+import pickle
+from dataclasses import dataclass, field
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 
-from filters.components import large_star, small_star, star_label, union_find_labels
-from filters.lsh import band_hashes, has_shingles
-from filters.minhash import MinHashConfig, MinHasher, estimate_jaccard, exact_jaccard
+from filters.components import component_arrays
+from filters.lsh import band_hashes, candidate_pairs, has_shingles
+from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
 from pipelines.records import dead_letter
 
-DEAD, INFO, ENTRIES, HOT, STATS, KEYS = "dead", "info", "entries", "hot", "stats", "keys"
+DEAD, DUPID, STATS = "dead", "dupid", "stats"
+INDEX_REP = "lshbloom_index"
 
 
 # --------------------------------------------------------------------------- validation
@@ -52,39 +71,52 @@ def score_of(record: dict, column: str | None) -> float:
     return float(v)
 
 
-# --------------------------------------------------------------------------- signatures
+def content_hash(record: dict) -> int:
+    """64-bit hash of the whole record (picks one record among records sharing an id)."""
+    h = hashlib.blake2b(repr(sorted(record.items(), key=lambda kv: str(kv[0]))).encode(
+        "utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(h.digest(), "little") >> 1  # fits int64
 
 
-class SignatureBatches(beam.DoFn):
-    """Batch of records -> doc info (main), bucket entries (``entries``), dead letters."""
+# --------------------------------------------------------------------------- held batches
 
-    def __init__(
-        self,
-        label: str,
-        cfg: MinHashConfig,
-        bands: int,
-        rows: int,
-        with_shingles: bool,
-        with_sig: bool,
-        score_column: str | None,
-        with_keys: bool = False,
-    ):
+
+def pack(batch: list, level: int = 1) -> bytes:
+    """A batch of records as one zstd-compressed pickle: what the runner holds between the first
+    pass and the later ones (text compresses ~3x; zstd level 1 runs at several hundred MB/s)."""
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=level).compress(
+        pickle.dumps(list(batch), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def unpack(held) -> list:
+    """Inverse of :func:`pack`; a plain list (``hold: plain``) passes through."""
+    if isinstance(held, (bytes, bytearray)):
+        import zstandard
+
+        return pickle.loads(zstandard.ZstdDecompressor().decompress(held))
+    return held
+
+
+# --------------------------------------------------------------------------- 1. sketches
+
+
+class Sketch(beam.DoFn):
+    """Batch of records -> one sketch dict (main) and dead letters (``dead``)."""
+
+    def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int,
+                 with_sig: bool, score_column: str | None):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
-        self._with_sh, self._with_sig, self._score = with_shingles, with_sig, score_column
-        self._with_keys = with_keys
+        self._with_sig, self._score = with_sig, score_column
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
         self._mh = MinHasher(self._cfg)
 
-    def _compute(self, texts: list[str]):
-        assert self._mh is not None
-        if self._with_sh:
-            return self._mh.signatures_and_shingles(texts)
-        return self._mh.signatures(texts), None
-
     def process(self, batch: list[dict]):
-        good = []
+        assert self._mh is not None
+        good, failed = [], []
         for rec in batch:
             problem = record_problem(rec)
             if problem:
@@ -94,381 +126,369 @@ class SignatureBatches(beam.DoFn):
         if not good:
             return
         try:
-            sigs, sets = self._compute([r["text"] for r in good])
-            rows = [(r, sigs[i], None if sets is None else sets[i]) for i, r in enumerate(good)]
+            sigs = self._mh.signatures([r["text"] for r in good])
         except Exception:  # noqa: BLE001 - isolate failing records one by one
-            rows = []
+            ok, rows = [], []
             for r in good:
                 try:
-                    s, sh = self._compute([r["text"]])
-                    rows.append((r, s[0], None if sh is None else sh[0]))
+                    rows.append(self._mh.signatures([r["text"]])[0])
+                    ok.append(r)
                 except Exception as e:  # noqa: BLE001
+                    failed.append(r["id"])
                     yield pvalue.TaggedOutput(
-                        DEAD, dead_letter(self._label, f"exception: {type(e).__name__}: {e}", r)
-                    )
-        if not rows:
-            return
-        sig_arr = np.stack([s for _, s, _ in rows])
-        keys = band_hashes(sig_arr, self._b, self._r)
-        usable = has_shingles(sig_arr)
-        for i, (rec, sig, sh) in enumerate(rows):
-            rid = rec["id"]
-            sig_b = sig.tobytes() if self._with_sig else b""
-            sh_b = sh.tobytes() if sh is not None else None
-            yield (rid, len(rec["text"]), score_of(rec, self._score))
-            if usable[i]:
-                if self._with_keys:
-                    yield pvalue.TaggedOutput(KEYS, (rid, keys[i].tobytes()))
-                for band in range(self._b):
-                    yield pvalue.TaggedOutput(
-                        ENTRIES, ((band, int(keys[i, band])), (rid, sig_b, sh_b))
-                    )
-
-
-# --------------------------------------------------------------------------- buckets
-
-
-class _Center(beam.CombineFn):
-    """Per bucket: member count and the smallest-id member (with its signature/shingles)."""
-
-    def create_accumulator(self):
-        return (0, None)
-
-    def add_input(self, acc, member):
-        n, best = acc
-        # whole-tuple order: smallest id first; equal ids (a duplicate-id input) still decide
-        # deterministically by signature bytes
-        return (n + 1, member if best is None or member < best else best)
-
-    def merge_accumulators(self, accs):
-        n, best = 0, None
-        for c, b in accs:
-            n += c
-            if b is not None and (best is None or b < best):
-                best = b
-        return (n, best)
-
-    def extract_output(self, acc):
-        return acc
-
-
-class Verifier:
-    """Accept a candidate pair by estimated Jaccard, exact Jaccard of shingles, or always."""
-
-    def __init__(self, mode: str, threshold: float):
-        self.mode, self.threshold = mode, threshold
-
-    def similarity(self, a: tuple, b: tuple) -> float | None:
-        if self.mode == "none":
-            return None
-        if self.mode == "exact":
-            return exact_jaccard(np.frombuffer(a[2], np.uint64), np.frombuffer(b[2], np.uint64))
-        return estimate_jaccard(np.frombuffer(a[1], np.uint32), np.frombuffer(b[1], np.uint32))
-
-    def accept(self, a: tuple, b: tuple) -> bool:
-        s = self.similarity(a, b)
-        return s is None or s >= self.threshold
-
-
-def _edge(a: str, b: str) -> tuple[str, str]:
-    return (a, b) if a < b else (b, a)
-
-
-class BucketPairs(beam.DoFn):
-    """A normal (small) bucket: verify all pairs, emit accepted edges; count work in STATS."""
-
-    def __init__(self, verify: str, threshold: float, star_only: bool = False):
-        self._v = Verifier(verify, threshold)
-        self._star = star_only
-
-    def process(self, kv):
-        _, members = kv
-        uniq: dict = {}
-        for m in members:
-            if m[0] not in uniq or m < uniq[m[0]]:
-                uniq[m[0]] = m  # deterministic even for duplicate ids
-        ms = [uniq[k] for k in sorted(uniq)]
-        cand = acc = 0
-        for i in range(1 if self._star else len(ms)):
-            for j in range(i + 1, len(ms)):
-                cand += 1
-                if self._v.accept(ms[i], ms[j]):
-                    acc += 1
-                    yield (ms[i][0], ms[j][0])
-        if cand:
-            yield pvalue.TaggedOutput(STATS, (cand, acc, 0))
-
-
-class SplitHot(beam.DoFn):
-    """Route bucket entries: hot buckets (side input) link each member to the bucket's
-    smallest-id member after verification (star edges, O(1) work per member, no grouping);
-    other entries go on to a GroupByKey (at most ``max_bucket_size`` members each)."""
-
-    def __init__(self, verify: str, threshold: float):
-        self._v = Verifier(verify, threshold)
-
-    def process(self, entry, hot: dict):
-        key, member = entry
-        center = hot.get(key)
-        if center is None:
-            yield entry
-            return
-        if member[0] == center[0]:
-            return
-        ok = self._v.accept(center, member)
-        yield pvalue.TaggedOutput(STATS, (1, int(ok), 1))
-        if ok:
-            yield pvalue.TaggedOutput(HOT, _edge(center[0], member[0]))
-
-
-def _sum3(rows):
-    c = a = h = 0
-    for x, y, z in rows:
-        c, a, h = c + x, a + y, h + z
-    return (c, a, h)
-
-
-def candidate_edges(
-    entries, verify: str, threshold: float, max_bucket_size: int, star_only: bool = False
-):
-    """Bucket entries -> (distinct verified edges, stats PCollection of one dict).
-
-    ``star_only``: small buckets too emit only (smallest id, member) pairs (lshbloom mode)."""
-    centers = entries | "BucketCenters" >> beam.CombinePerKey(_Center())
-    hot = centers | "HotBuckets" >> beam.Filter(lambda kv: kv[1][0] > max_bucket_size)
-    hot_map = hot | "HotCenter" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
-    routed = entries | "SplitHot" >> beam.ParDo(
-        SplitHot(verify, threshold), pvalue.AsDict(hot_map)
-    ).with_outputs(HOT, STATS, main="normal")
-    pairs = (
-        routed["normal"]
-        | "GroupBucket" >> beam.GroupByKey()
-        | "BucketPairs"
-        >> beam.ParDo(BucketPairs(verify, threshold, star_only)).with_outputs(STATS, main="e")
-    )
-    edges = (
-        (pairs["e"], routed[HOT])
-        | "AllEdges" >> beam.Flatten()
-        | "DistinctEdges" >> beam.Distinct()
-    )
-    work = (
-        (pairs[STATS], routed[STATS])
-        | "WorkStats" >> beam.Flatten()
-        | "SumWork" >> beam.CombineGlobally(_sum3)
-    )
-    n_hot = hot | "CountHot" >> beam.combiners.Count.Globally()
-    n_edges = edges | "CountEdges" >> beam.combiners.Count.Globally()
-    stats = work | "EdgeStats" >> beam.Map(
-        lambda w, nh, ne: {
-            "candidate_pairs": w[0],
-            "accepted_pairs": w[1],
-            "hot_bucket_pairs": w[2],
-            "hot_buckets": nh,
-            "edges": ne,
-        },
-        pvalue.AsSingleton(n_hot),
-        pvalue.AsSingleton(n_edges),
-    )
-    return edges, stats
-
-
-# --------------------------------------------------------------------------- components
-
-
-def _both_directions(e):
-    yield e
-    yield (e[1], e[0])
-
-
-def _apply_both_directions(kv, op):
-    """Run a star operation at one node; emit its new edges in both directions (for the next
-    group-by-node). Duplicates are harmless: the next step takes neighbour *sets*."""
-    for a, b in op(kv[0], kv[1]):
-        if a != b:
-            yield (a, b)
-            yield (b, a)
-
-
-def _star_step(directed, name: str, op):
-    return (
-        directed
-        | f"{name}Group" >> beam.GroupByKey()
-        | f"{name}Op" >> beam.FlatMap(_apply_both_directions, op)
-    )
-
-
-def _uf_labels(edge_lists):
-    edges = [e for lst in edge_lists for e in lst]
-    return sorted(union_find_labels(edges).items())
-
-
-def component_labels(edges, max_rounds: int, small_threshold: int):
-    """Edges -> ((node, root) for every node with an edge, stats PCollection of one dict).
-
-    Runtime branch on the number of edges: up to ``small_threshold`` edges go to one worker's
-    union-find (small-data path); otherwise ``max_rounds`` large-star + small-star rounds are
-    unrolled in the graph (a converged round is a no-op), then each node takes the smallest id
-    among itself and its neighbours. ``cc_unconverged_nodes`` > 0 means rounds ran out: labels
-    then split some components (never merge unrelated ones), so fewer duplicates are removed.
-    """
-    n = edges | "CountCCEdges" >> beam.combiners.Count.Globally()
-    n_si = pvalue.AsSingleton(n)
-    small = edges | "SmallEdges" >> beam.Filter(lambda e, c: c <= small_threshold, n_si)
-    large = edges | "LargeEdges" >> beam.Filter(lambda e, c: c > small_threshold, n_si)
-    small_labels = (
-        small
-        | "ToList" >> beam.combiners.ToList()
-        | "UnionFind" >> beam.FlatMap(lambda lst: _uf_labels([lst]))
-    )
-    cur = large | "BothDirections" >> beam.FlatMap(_both_directions)
-    for i in range(max_rounds):
-        cur = _star_step(cur, f"LargeStar{i}", large_star)
-        cur = _star_step(cur, f"SmallStar{i}", small_star)
-    labelled = (
-        cur
-        | "FinalGroup" >> beam.GroupByKey()
-        | "FinalLabel" >> beam.Map(lambda kv: (kv[0], star_label(kv[0], kv[1])))
-    )
-    large_labels = labelled | "LabelOnly" >> beam.Map(lambda x: (x[0], x[1][0]))
-    unconverged = (
-        labelled
-        | "Unconverged" >> beam.Map(lambda x: 0 if x[1][1] else 1)
-        | "SumUnconverged" >> beam.CombineGlobally(sum)
-    )
-    labels = (small_labels, large_labels) | "Labels" >> beam.Flatten()
-    stats = unconverged | "CCStats" >> beam.Map(
-        lambda u, c: {
-            "cc_edges": c,
-            "cc_path": "union_find" if c <= small_threshold else "star_rounds",
-            "cc_max_rounds": max_rounds,
-            "cc_unconverged_nodes": u,
-        },
-        n_si,
-    )
-    return labels, stats
-
-
-# --------------------------------------------------------------------------- representatives
-
-
-def _priority(keep: str, length: int, score: float) -> float:
-    return float(length) if keep == "longest" else score
-
-
-class _BestMember(beam.CombineFn):
-    """(priority, id) -> member with the highest priority, ties to the smallest id; plus size."""
-
-    def create_accumulator(self):
-        return (0, None)
-
-    def add_input(self, acc, x):
-        n, best = acc
-        return (n + 1, x if best is None or (-x[0], x[1]) < (-best[0], best[1]) else best)
-
-    def merge_accumulators(self, accs):
-        n, best = 0, None
-        for c, b in accs:
-            n += c
-            if b is not None and (best is None or (-b[0], b[1]) < (-best[0], best[1])):
-                best = b
-        return (n, best)
-
-    def extract_output(self, acc):
-        return (acc[0], acc[1][1] if acc[1] else None)
-
-
-def assign_representatives(labels, info, keep: str):
-    """(node, root) + doc info -> (node, (representative, cluster_size)) for clustered nodes."""
-    if keep == "lowest_id":
-        sizes = labels | "RootOf" >> beam.Map(lambda x: (x[1], x[0]))
-        best = (
-            sizes
-            | "CompSize" >> beam.combiners.Count.PerKey()
-            | "RepIsRoot" >> beam.Map(lambda kv: (kv[0], (kv[1], kv[0])))
-        )
-    else:
-        joined = (
-            {"label": labels, "info": info | "InfoById" >> beam.Map(lambda d: (d[0], (d[1], d[2])))}
-            | "JoinInfo" >> beam.CoGroupByKey()
-            | "Prioritize" >> beam.FlatMap(_prioritize, keep)
-        )
-        sizes = joined | "MemberOf" >> beam.Map(lambda x: (x[0], x[1][1]))
-        best = joined | "BestMember" >> beam.CombinePerKey(_BestMember())
-    return (
-        {"best": best, "member": sizes}
-        | "JoinRep" >> beam.CoGroupByKey()
-        | "Assign" >> beam.FlatMap(_assign)
-    )
-
-
-def _prioritize(kv, keep):
-    node, g = kv
-    labs, infos = list(g["label"]), list(g["info"])
-    if not labs:
-        return
-    length, score = max(infos) if infos else (0, float("-inf"))
-    yield (labs[0], (_priority(keep, length, score), node))
-
-
-def _assign(kv):
-    _, g = kv
-    best = list(g["best"])
-    if not best:
-        return
-    size, rep = best[0]
-    for node in g["member"]:
-        yield (node, (rep, size))
-
-
-# --------------------------------------------------------------------------- stats helpers
-
-
-class _ClusterSummary(beam.CombineFn):
-    """Cluster sizes -> clusters, docs in clusters, largest sizes, size histogram (bounded state)."""
-
-    def __init__(self, top: int = 10):
-        self._top = top
-
-    def create_accumulator(self):
-        return ({}, [])
-
-    def add_input(self, acc, size):
-        hist, top = acc
-        hist[size] = hist.get(size, 0) + 1
-        top.append(size)
-        if len(top) > 4 * self._top:
-            top[:] = heapq.nlargest(self._top, top)
-        return acc
-
-    def merge_accumulators(self, accs):
-        hist: dict[int, int] = {}
-        top: list[int] = []
-        for h, t in accs:
-            for k, v in h.items():
-                hist[k] = hist.get(k, 0) + v
-            top.extend(t)
-        return (hist, heapq.nlargest(self._top, top))
-
-    def extract_output(self, acc):
-        hist, top = acc
-        return {
-            "clusters": int(sum(hist.values())),
-            "docs_in_clusters": int(sum(k * v for k, v in hist.items())),
-            "largest_clusters": heapq.nlargest(self._top, top),
-            "cluster_size_histogram": {str(k): hist[k] for k in sorted(hist)},
+                        DEAD, dead_letter(self._label, f"exception: {type(e).__name__}: {e}", r))
+            good = ok
+            sigs = np.stack(rows) if rows else np.zeros((0, self._cfg.num_perm), np.uint32)
+        yield {
+            "ids": [r["id"] for r in good],
+            "keys": band_hashes(sigs, self._b, self._r) if len(good) else
+            np.zeros((0, self._b), np.uint64),
+            "usable": has_shingles(sigs) if len(good) else np.zeros(0, bool),
+            "lens": np.fromiter((len(r["text"]) for r in good), np.int64, len(good)),
+            "scores": np.fromiter((score_of(r, self._score) for r in good), np.float64,
+                                  len(good)),
+            "chash": np.fromiter((content_hash(r) for r in good), np.int64, len(good)),
+            "sigs": sigs if self._with_sig else None,
+            "failed": failed,
         }
 
 
-def cluster_stats(assignments, top: int = 10):
-    """Assignments -> one dict: clusters, docs in clusters, largest sizes, size histogram."""
-    return (
-        assignments
-        | "RepSizes" >> beam.Map(lambda x: (x[1][0], x[1][1]))
-        | "OnePerRep" >> beam.Distinct()
-        | "SizesOnly" >> beam.Map(lambda x: x[1])
-        | "Summarize" >> beam.CombineGlobally(_ClusterSummary(top))
-    )
+# --------------------------------------------------------------------------- 2. table
+
+
+@dataclass
+class DocTable:
+    """All documents' compact fingerprints, indexed by the rank of their id."""
+
+    ids: list[str]
+    keys: np.ndarray  # (n, b) uint64
+    usable: np.ndarray  # (n,) bool
+    lens: np.ndarray
+    scores: np.ndarray
+    chash: np.ndarray  # content hash of the record chosen for each id
+    sigs: np.ndarray | None
+    dup_ids: dict[str, int] = field(default_factory=dict)  # id -> chosen content hash
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def nbytes(self) -> int:
+        arrays = [self.keys, self.usable, self.lens, self.scores, self.chash]
+        if self.sigs is not None:
+            arrays.append(self.sigs)
+        return int(sum(a.nbytes for a in arrays) + sum(49 + len(s) for s in self.ids))
+
+
+def build_table(sketches: list[dict], bands: int, num_perm: int) -> DocTable:
+    """Concatenate sketches; one row per distinct id (the record with the smallest content
+    hash when an id repeats), rows sorted by id."""
+    sketches = [s for s in sketches if s["ids"]] or []
+    failed = sorted(x for s in sketches for x in s["failed"])
+    if not sketches:
+        z = np.zeros(0, np.int64)
+        return DocTable([], np.zeros((0, bands), np.uint64), np.zeros(0, bool), z, z.astype(
+            np.float64), z, None, {}, failed)
+    ids = [x for s in sketches for x in s["ids"]]
+    chash = np.concatenate([s["chash"] for s in sketches])
+    arr = np.array(ids, dtype=object)
+    order = np.lexsort((chash, arr.astype(str)))  # by id, then content hash
+    sorted_ids = arr[order]
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    dup_ids = {}
+    if not first.all():
+        rep = np.flatnonzero(~first)
+        for k in rep:
+            rid = sorted_ids[k]
+            dup_ids[rid] = None
+        for k in np.flatnonzero(first):
+            rid = sorted_ids[k]
+            if rid in dup_ids:
+                dup_ids[rid] = int(chash[order[k]])
+    sel = order[first]
+
+    def cat(name):
+        return np.concatenate([s[name] for s in sketches])[sel]
+
+    sigs = cat("sigs") if sketches[0]["sigs"] is not None else None
+    return DocTable(list(sorted_ids[first]), cat("keys"), cat("usable"), cat("lens"),
+                    cat("scores"), chash[sel], sigs, dup_ids, failed)
+
+
+@dataclass
+class Candidates:
+    table: DocTable
+    i: np.ndarray
+    j: np.ndarray
+    stats: dict
+
+    def needed(self) -> dict[str, tuple[int, int]]:
+        """id -> (document index, content hash) of every document in a candidate pair."""
+        docs = np.unique(np.concatenate([self.i, self.j]))
+        t = self.table
+        return {t.ids[k]: (int(k), int(t.chash[k])) for k in docs.tolist()}
+
+
+def find_candidates(table: DocTable, max_bucket_size: int, star_only: bool) -> Candidates:
+    sub = np.flatnonzero(table.usable)
+    i, j, st = candidate_pairs(table.keys[sub], max_bucket_size, star_only)
+    st = {**st, "candidate_pairs": int(i.size), "docs": table.n,
+          "sketch_bytes": table.nbytes()}
+    return Candidates(table, sub[i], sub[j], st)
+
+
+# --------------------------------------------------------------------------- 3. shingle sets
+
+
+class CandidateShingles(beam.DoFn):
+    """Batch of records -> (indices, concatenated sorted shingle sets, counts) for the records
+    the side input names (candidate documents; for a repeated id, the chosen record only)."""
+
+    def __init__(self, cfg: MinHashConfig):
+        self._cfg = cfg
+        self._mh: MinHasher | None = None
+
+    def setup(self) -> None:
+        self._mh = MinHasher(self._cfg)
+
+    def process(self, held, needed: dict):
+        assert self._mh is not None
+        idx, texts = [], []
+        for rec in unpack(held):
+            if record_problem(rec):
+                continue
+            hit = needed.get(rec["id"])
+            if hit is None:
+                continue
+            k, ch = hit
+            if ch != content_hash(rec):
+                continue  # another record with this id was chosen
+            idx.append(k)
+            texts.append(rec["text"])
+        if not texts:
+            return
+        sets = self._mh.shingle_sets(texts)
+        counts = np.fromiter((s.size for s in sets), np.int64, len(sets))
+        yield (np.array(idx, np.int64), np.concatenate(sets), counts)
+
+
+# --------------------------------------------------------------------------- 4. decisions
+
+
+def _verify(c: Candidates, verify: str, threshold: float, shingles: list | None):
+    i, j = c.i, c.j
+    if verify == "none" or i.size == 0:
+        return np.ones(i.size, dtype=bool), 0
+    if verify == "estimated":
+        sigs = c.table.sigs
+        ok = np.empty(i.size, dtype=bool)
+        for s in range(0, i.size, 65536):
+            a, b = sigs[i[s : s + 65536]], sigs[j[s : s + 65536]]
+            ok[s : s + 65536] = (a == b).mean(axis=1) >= threshold
+        return ok, 0
+    sets: dict[int, np.ndarray] = {}
+    nbytes = 0
+    for idx, flat, counts in shingles or []:
+        offs = np.concatenate(([0], np.cumsum(counts)))
+        for n, k in enumerate(idx.tolist()):
+            sets[k] = flat[offs[n] : offs[n + 1]]
+        nbytes += flat.nbytes
+    ok = np.fromiter(
+        (exact_jaccard(sets[a], sets[b]) >= threshold for a, b in zip(i.tolist(), j.tolist())),
+        dtype=bool, count=i.size)
+    return ok, nbytes
+
+
+def _cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
+    hist: dict[int, int] = {}
+    for s, cnt in zip(*np.unique(sizes, return_counts=True)):
+        hist[int(s)] = int(cnt) // int(s)  # sizes has one entry per member
+    clusters = [s for s, c in hist.items() for _ in range(min(c, top))]
+    return {
+        "clusters": int(sum(hist.values())),
+        "docs_in_clusters": int(sum(k * v for k, v in hist.items())),
+        "largest_clusters": heapq.nlargest(top, clusters),
+        "cluster_size_histogram": {str(k): hist[k] for k in sorted(hist)},
+    }
+
+
+def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
+           shingles: list | None = None, hits: list[str] | None = None) -> dict:
+    """Candidates (+ shingle sets, index hits) -> {"assign", "dup_ids", "failed", "stats"}.
+
+    ``assign``: id -> (near_dup_of or None, cluster size) for every clustered document (lsh)
+    or every removed one (lshbloom, size None). Documents absent from it are kept, size 1."""
+    t = c.table
+    ok, set_bytes = _verify(c, verify, threshold, shingles)
+    ai, aj = c.i[ok], c.j[ok]
+    stats = {"edges": {**c.stats, "accepted_pairs": int(ok.sum()), "edges": int(ok.sum()),
+                       "shingle_set_bytes": set_bytes}}
+    assign: dict[str, tuple] = {}
+    if mode == "lshbloom":
+        dup_of = np.full(t.n, t.n, dtype=np.int64)
+        np.minimum.at(dup_of, aj, ai)
+        for k in np.flatnonzero(dup_of < t.n).tolist():
+            assign[t.ids[k]] = (t.ids[int(dup_of[k])], None)
+        within = len(assign)
+        hit_set = set(hits or [])
+        for rid in hit_set:
+            assign[rid] = (INDEX_REP, None)
+        stats["lshbloom"] = {"removed_by_index": len(hit_set), "removed_within_run": within}
+    else:
+        comp, size = component_arrays(t.n, ai, aj)
+        members = np.flatnonzero(size > 1)
+        if keep == "lowest_id":
+            rep_of_comp = {int(x): int(x) for x in np.unique(comp[members])}
+        else:
+            prio = t.lens if keep == "longest" else t.scores
+            m = members
+            order = np.lexsort((m, -prio[m].astype(np.float64), comp[m]))
+            ms, cs = m[order], comp[m][order]
+            firsts = np.ones(ms.size, dtype=bool)
+            firsts[1:] = cs[1:] != cs[:-1]
+            rep_of_comp = dict(zip(cs[firsts].tolist(), ms[firsts].tolist()))
+        for k in members.tolist():
+            rep = rep_of_comp[int(comp[k])]
+            assign[t.ids[k]] = (None if rep == k else t.ids[rep], int(size[k]))
+        stats["clusters"] = _cluster_summary(size[members])
+        stats["components"] = {"cc_edges": int(ai.size), "cc_path": "scipy_connected_components"}
+    return {"assign": assign, "dup_ids": t.dup_ids, "failed": set(t.failed), "stats": stats}
+
+
+# --------------------------------------------------------------------------- 5. apply
+
+
+def _annotate(rec: dict, dec: dict, with_sizes: bool):
+    near, size = dec["assign"].get(rec["id"], (None, 1))
+    out = dict(rec)
+    out.update(near_dup_of=near, dup_cluster_size=size if with_sizes else None)
+    return out
+
+
+class Apply(beam.DoFn):
+    """Held batches + decision map -> kept (main), removed (``removed``); records of repeated
+    ids go to ``dupid`` keyed by id (they are few), invalid records are dropped (dead-lettered
+    by ``Sketch``)."""
+
+    def __init__(self, reason: str, with_sizes: bool):
+        self._reason, self._sizes = reason, with_sizes
+
+    def process(self, held, dec):
+        for rec in unpack(held):
+            if record_problem(rec):
+                continue
+            rid = rec["id"]
+            if rid in dec["dup_ids"]:
+                yield pvalue.TaggedOutput(DUPID, (rid, rec))
+            elif rid not in dec["failed"]:
+                yield from emit(rec, dec, self._reason, self._sizes)
+
+
+def emit(rec: dict, dec: dict, reason: str, with_sizes: bool):
+    out = _annotate(rec, dec, with_sizes)
+    if out["near_dup_of"] is not None:
+        yield pvalue.TaggedOutput("removed", (reason, out))
+    else:
+        yield out
+
+
+class ApplyDupIds(beam.DoFn):
+    """(id, records sharing it) -> the chosen record (decided like the others), dead letters."""
+
+    def __init__(self, label: str, reason: str, with_sizes: bool):
+        self._label, self._reason, self._sizes = label, reason, with_sizes
+
+    def process(self, kv, dec):
+        rid, recs = kv
+        chosen = dec["dup_ids"][rid]
+        recs = sorted(recs, key=lambda r: (content_hash(r) != chosen, content_hash(r),
+                                           repr(sorted(r.items(), key=lambda x: str(x[0])))))
+        first = recs[0]
+        for extra in recs[1:]:
+            yield pvalue.TaggedOutput(DEAD, dead_letter(
+                self._label, "duplicate_id: another record has the same id", extra))
+        if content_hash(first) == chosen and rid not in dec["failed"]:
+            yield from emit(first, dec, self._reason, self._sizes)
 
 
 def json_safe(x):
     return json.loads(json.dumps(x, default=str))
+
+
+# --------------------------------------------------------------------------- memory estimate
+
+_EXPANSION = {".gz": 4.0, ".zst": 5.0, ".bz2": 5.0, ".parquet": 3.0}
+_SAMPLE = 4 << 20
+
+
+def input_size(sources) -> tuple[int | None, int | None]:
+    """(uncompressed bytes, documents) of the configured file sources, estimated at planning
+    time from file sizes (compressed files: typical ratios) and, for plain JSONL, the line
+    density of the first 4 MiB. ``(None, None)`` when a source cannot be sized (hf, remote)."""
+    from pipelines.sources import expand_files
+
+    total, docs = 0, 0
+    for i, src in enumerate(sources):
+        if src.type not in ("jsonl", "parquet", "demo_corpus"):
+            return None, None
+        try:
+            files = expand_files(src, i)
+        except Exception:  # noqa: BLE001 - sizing is best effort; reading reports real errors
+            return None, None
+        for f in files:
+            ext = next((e for e in _EXPANSION if f.path.endswith(e)), None)
+            size = int(f.size * (_EXPANSION[ext] if ext else 1.0))
+            total += size
+            lines = None
+            if ext is None and "://" not in f.path:
+                try:
+                    with open(f.path, "rb") as fh:
+                        head = fh.read(_SAMPLE)
+                    if head:
+                        lines = max(1, head.count(b"\n")) * f.size / len(head)
+                except OSError:
+                    pass
+            docs += int(lines if lines is not None else size / 1000)
+    return total, docs
+
+
+def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
+                    candidate_fraction: float = 0.25, hold: str = "zstd") -> dict:
+    """Peak memory model of the stage on the local runner (bytes -> GB), see docs/dedup.md.
+
+    * held batches: the input batches, kept by the runner until the last pass: ~0.4 x the text
+      with ``hold: zstd``, ~1.2 x with ``hold: plain``;
+    * sketches: per document ``8 * bands`` band-key bytes, ~150 bytes of id/length/score/hash and
+      (verify: estimated) ``4 * num_perm`` signature bytes, twice (gathered list + table);
+    * shingle sets (verify: exact): 8 bytes per shingle (~1 per word, ~1 word per 6 bytes) for
+      the candidate documents (``candidate_fraction`` of the corpus);
+    * 0.6 GB for the interpreter, Beam and numpy.
+
+    Not included: what the rest of the build holds (e.g. the output writer).
+    """
+    per_doc = 8 * bands + 150 + (4 * num_perm if verify == "estimated" else 0)
+    parts = {
+        "held_batches": (0.4 if hold == "zstd" else 1.2) * text_bytes,
+        "sketches": 2.0 * per_doc * docs,
+        "shingle_sets": (8 / 6) * text_bytes * candidate_fraction if verify == "exact" else 0,
+        "runtime": 0.6e9,
+    }
+    return {
+        "docs": int(docs),
+        "text_bytes": int(text_bytes),
+        "parts_gb": {k: round(v / 1e9, 2) for k, v in parts.items()},
+        "total_gb": round(sum(parts.values()) / 1e9, 2),
+    }
+
+
+def machine_memory_gb() -> float | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / 1e6
+    except OSError:
+        pass
+    return None

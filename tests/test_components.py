@@ -55,3 +55,25 @@ def test_round_limit_reports_non_convergence():
     assert rounds == 2 and not converged
     # labels never join different components: each is a node of the same chain, <= node
     assert all(lab <= node for node, lab in labels.items())
+
+
+def test_component_arrays_match_union_find():
+    import numpy as np
+
+    from filters.components import component_arrays
+
+    rng = np.random.default_rng(3)
+    n = 300
+    edges = [tuple(sorted(e)) for e in rng.integers(0, n, size=(200, 2)).tolist()]
+    comp, size = component_arrays(n, [a for a, _ in edges], [b for _, b in edges])
+    uf = union_find_labels(edges)
+    for v in range(n):
+        assert comp[v] == uf.get(v, v)
+    counts = {}
+    for v in range(n):
+        counts[comp[v]] = counts.get(comp[v], 0) + 1
+    assert all(size[v] == counts[comp[v]] for v in range(n))
+    c0, s0 = component_arrays(0, [], [])
+    assert c0.size == s0.size == 0
+    c, s = component_arrays(3, [], [])
+    assert c.tolist() == [0, 1, 2] and s.tolist() == [1, 1, 1]

@@ -84,3 +84,52 @@ def test_bloom_save_load_merge_and_compat():
         loaded.check_compatible(MinHashConfig(seed=5), 9, 13)
     with pytest.raises(ValueError, match="different parameters"):
         loaded.merge(BloomIndex.create(MinHashConfig(), 9, 13, 10, 1e-3))
+
+
+def _brute_pairs(keys, max_bucket_size, star_only):
+    from collections import defaultdict
+
+    pairs = set()
+    for band in range(keys.shape[1]):
+        buckets = defaultdict(list)
+        for d, k in enumerate(keys[:, band].tolist()):
+            buckets[k].append(d)
+        for mem in buckets.values():
+            if len(mem) < 2:
+                continue
+            if star_only or len(mem) > max_bucket_size:
+                pairs.update((mem[0], m) for m in mem[1:])
+            else:
+                pairs.update((a, b) for x, a in enumerate(mem) for b in mem[x + 1 :])
+    return pairs
+
+
+@pytest.mark.parametrize("star_only", [False, True])
+@pytest.mark.parametrize("max_bucket", [2, 3, 1000])
+def test_candidate_pairs_match_brute_force(star_only, max_bucket):
+    from filters.lsh import candidate_pairs
+
+    rng = np.random.default_rng(4)
+    keys = rng.integers(0, 6, size=(60, 3)).astype(np.uint64)  # many collisions, some hot
+    i, j, st = candidate_pairs(keys, max_bucket, star_only)
+    got = set(zip(i.tolist(), j.tolist()))
+    assert got == _brute_pairs(keys, max_bucket, star_only)
+    assert (i < j).all() and len(got) == i.size  # distinct, ordered
+    assert st["bucket_pairs"] >= i.size
+    if max_bucket == 1000:
+        assert st["hot_buckets"] == 0
+    else:
+        assert st["hot_buckets"] > 0 and st["hot_bucket_pairs"] > 0
+
+
+def test_candidate_pairs_edge_cases():
+    from filters.lsh import candidate_pairs
+
+    for n in (0, 1):
+        i, j, st = candidate_pairs(np.zeros((n, 4), np.uint64), 10)
+        assert i.size == j.size == 0 and st["bucket_pairs"] == 0
+    distinct = np.arange(40, dtype=np.uint64).reshape(10, 4)
+    assert candidate_pairs(distinct, 10)[0].size == 0
+    same = np.ones((5, 2), np.uint64)  # one bucket per band, all 10 pairs, counted once
+    i, j, st = candidate_pairs(same, 10)
+    assert i.size == 10 and st["bucket_pairs"] == 20

@@ -55,13 +55,44 @@ def test_signatures_are_deterministic_and_pinned():
     c = MinHasher(MinHashConfig(seed=8)).signatures(docs)
     assert not np.array_equal(a, c)
     # pure integer arithmetic: this value must be the same on every machine / numpy version
-    sig = MinHasher(MinHashConfig(seed=1, num_perm=16)).signature(
-        "The quick brown fox jumps over the lazy dog"
-    )
-    assert hashlib.sha256(sig.tobytes()).hexdigest()[:16] == PINNED
+    # (and, for rensa, on every machine with the pinned rensa version)
+    for perms, pinned in PINNED.items():
+        sig = MinHasher(MinHashConfig(seed=1, num_perm=16, permutations=perms)).signature(
+            "The quick brown fox jumps over the lazy dog"
+        )
+        assert hashlib.sha256(sig.tobytes()).hexdigest()[:16] == pinned, perms
 
 
-PINNED = "13f5ab971df4a842"  # sha256 prefix of the 16-perm signature above (seed 1)
+# sha256 prefix of the 16-perm signature above (seed 1), per permutation family
+PINNED = {"numpy": "13f5ab971df4a842", "rensa": "7d68875101c56fb4"}
+
+
+def test_rensa_and_numpy_permutations_estimate_alike():
+    # same shingle hashes, two permutation families: both estimate the exact Jaccard of real
+    # near-duplicate pairs with a small error, and agree on empty documents
+    rng = random.Random(3)
+    docs = real_docs(limit=60)
+    pairs = []
+    for d in docs:
+        toks = d.split()
+        for _ in range(max(1, len(toks) // 30)):
+            toks[rng.randrange(len(toks))] = "EDIT"
+        pairs.append((d, " ".join(toks)))
+    errs = {}
+    for perms in ("numpy", "rensa"):
+        mh = MinHasher(MinHashConfig(permutations=perms))
+        a = mh.signatures([x for x, _ in pairs])
+        b = mh.signatures([y for _, y in pairs])
+        sa, sb = mh.shingle_sets([x for x, _ in pairs]), mh.shingle_sets([y for _, y in pairs])
+        exact = np.array([exact_jaccard(x, y) for x, y in zip(sa, sb)])
+        est = (a == b).mean(axis=1)
+        errs[perms] = float(np.sqrt(np.mean((est - exact) ** 2)))
+        empty = mh.signatures(["", "...", docs[0]])
+        assert (empty[:2] == EMPTY_VALUE).all() and not (empty[2] == EMPTY_VALUE).all()
+    assert errs["rensa"] < 0.06 and errs["numpy"] < 0.06
+    assert errs["rensa"] < 1.5 * errs["numpy"]
+    with pytest.raises(ValueError, match="permutations"):
+        MinHashConfig(permutations="sha1")
 
 
 def test_batch_composition_does_not_matter():

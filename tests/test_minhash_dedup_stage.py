@@ -119,29 +119,19 @@ def test_lshbloom_one_and_two_workers_identical(tmp_path, corpus):
     assert outs[0]["stats"]["edges"][0]["hot_buckets"] > 0
 
 
-def test_union_find_and_star_rounds_agree_on_a_long_chain():
+def test_long_chain_is_one_component():
     # word-set documents sliding over a list of distinct real words: doc k and k+1 share 95 of
     # 105 words (J 0.90), k and k+2 J 0.82, k and k+3 J 0.74 -> one long path-like component
     words = list(dict.fromkeys(" ".join(base_docs(n=40)).lower().split()))
     words = [w for w in words if w.isalpha()][:300]
     recs = [rec(f"p{k:02d}", " ".join(words[5 * k : 5 * k + 100])) for k in range(30)]
-    chain = {**BASE, "ngram": 1}
-    uf = run_stage(chain, recs)
-    st = run_stage({**chain, "small_data_threshold": 0}, recs)
-    (cs,) = st["stats"]["components"]
-    assert cs["cc_path"] == "star_rounds" and cs["cc_unconverged_nodes"] == 0
-    assert uf["stats"]["components"][0]["cc_path"] == "union_find"
-    assert _ids(uf["kept"]) == _ids(st["kept"]) == ["p00"]
-    assert {r["near_dup_of"] for _, r in st["removed"]} == {"p00"}
-    assert uf["stats"]["clusters"] == st["stats"]["clusters"]
-    assert st["stats"]["clusters"][0]["largest_clusters"] == [30]
-    # too few rounds: reported; labels may split a component but always point to a smaller
-    # member of the same component
-    short = run_stage({**chain, "small_data_threshold": 0, "cc_max_iterations": 1}, recs)
-    assert short["stats"]["components"][0]["cc_unconverged_nodes"] > 0
-    ids = {r["id"] for r in recs}
-    for _, r in short["removed"]:
-        assert r["near_dup_of"] in ids and r["near_dup_of"] < r["id"]
+    out = run_stage({**BASE, "ngram": 1}, recs)
+    (cs,) = out["stats"]["components"]
+    assert cs["cc_path"] == "scipy_connected_components"
+    assert _ids(out["kept"]) == ["p00"]
+    assert {r["near_dup_of"] for _, r in out["removed"]} == {"p00"}
+    assert out["stats"]["clusters"][0]["largest_clusters"] == [30]
+    assert {r["dup_cluster_size"] for _, r in out["removed"]} == {30}
 
 
 def test_chaining_guard(corpus):
@@ -197,7 +187,8 @@ def test_keep_longest_and_highest_score(corpus):
     ]
     longest = run_stage({**BASE, "keep": "longest"}, recs)
     assert _ids(longest["kept"]) == ["b"]
-    best = run_stage({**BASE, "keep": "highest_score", "score_column": "q"}, recs)
+    best = run_stage({**BASE, "keep": "highest_score", "score_column": "q"}, recs,
+                     columns={"q": "float64"})
     assert _ids(best["kept"]) == ["b"]
     low = run_stage(BASE, recs)
     assert _ids(low["kept"]) == ["a"]
@@ -217,6 +208,17 @@ def test_dead_letters_and_empty_docs(corpus):
     reasons = sorted(d["reason"].split(":")[0] for d in out["dead"])
     assert reasons == ["bad_record", "bad_record", "duplicate_id"]
     assert _ids(out["kept"]) == ["a", "e1", "e2"]  # empty docs are never near-duplicates
+
+
+def test_mistyped_score_column_is_a_planning_error():
+    (sp,) = parse_stages([{**BASE, "keep": "highest_score", "score_column": "qualty"}])
+    ctx = StageContext("near", 3, "/tmp/dm", {"quality": "float64", "lang": "string"})
+    with pytest.raises(ConfigError, match=r"stages\[3\] \(near\)\.score_column: 'qualty'") as e:
+        load_stages()["minhash_dedup"](sp, ctx)
+    msg = str(e.value)
+    assert "quality" in msg and "lang" in msg and "id" in msg  # the columns that exist
+    # a column that exists is accepted (base columns too)
+    load_stages()["minhash_dedup"](sp.model_copy(update={"score_column": "quality"}), ctx)
 
 
 def test_config_errors():
@@ -262,3 +264,34 @@ def test_lshbloom_save_load_and_incremental(tmp_path, corpus):
         run_stage({**p2, "num_perm": 64}, month2)
     with pytest.raises(ValueError, match="cannot read LSHBloom index"):
         run_stage({**p2, "index_in": str(tmp_path / "missing.npz")}, month2)
+
+
+def test_memory_estimate_before_work_and_failure(tmp_path):
+    import json
+    from types import SimpleNamespace
+
+    from pipelines.config import SourceConfig
+
+    path = tmp_path / "c.jsonl"
+    with open(path, "w") as f:
+        for i, t in enumerate(base_docs(n=100)):
+            f.write(json.dumps({"id": f"d{i}", "text": t}) + "\n")
+    cfg = SimpleNamespace(sources=[SourceConfig(name="c", type="jsonl", path=str(path))])
+    (sp,) = parse_stages([BASE])
+    ctx = StageContext("near", 1, "/tmp/dm", {}, config=cfg)
+    stage = load_stages()["minhash_dedup"](sp, ctx)
+    est = stage.static_stats()["memory_estimate"]
+    assert est["text_bytes"] == path.stat().st_size
+    assert 90 <= est["docs"] <= 110  # from the line density of the file
+    assert est["total_gb"] > 0 and set(est["parts_gb"]) >= {"held_batches", "shingle_sets"}
+    (tiny,) = parse_stages([{**BASE, "max_memory_gb": 0.01}])
+    with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.01 GB") as e:
+        load_stages()["minhash_dedup"](tiny, ctx)
+    assert "verify: estimated" in str(e.value)  # names the knobs
+    # plain holding of the batches costs more than zstd
+    from pipelines.minhash_beam import estimate_memory
+
+    z = estimate_memory(10**9, 10**6, 14, 128, "exact")
+    plain = estimate_memory(10**9, 10**6, 14, 128, "exact", hold="plain")
+    assert plain["total_gb"] > z["total_gb"]
+    assert estimate_memory(10**9, 10**6, 14, 128, "estimated")["parts_gb"]["shingle_sets"] == 0

@@ -1,14 +1,15 @@
 """Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
 
-``mode: lsh`` (default): signatures (batched, vectorized) -> ``(band, band hash)`` buckets ->
-candidate pairs verified by exact (default) or estimated Jaccard -> connected components
-(union-find for small graphs, large-star/small-star rounds otherwise) -> one representative
-per component (lowest id, longest text or highest score); the other members are removed with
-reason ``near_duplicate`` and column ``near_dup_of`` = the representative's id.
+``mode: lsh`` (default): compact per-batch sketches (band keys) -> candidate pairs of integer
+document indices (numpy sorts on one worker) -> verified by exact (default, shingle sets of the
+candidate documents only) or estimated Jaccard -> connected components (scipy) -> one
+representative per component (lowest id, longest text or highest score); the other members
+are removed with reason ``near_duplicate`` and column ``near_dup_of`` = the representative's
+id. Text never crosses a shuffle; decisions reach the records as a side input. Data flow and
+memory model: ``pipelines/minhash_beam.py`` and docs/dedup.md.
 
-Hot keys: a bucket with more than ``max_bucket_size`` members is not grouped; each member is
-verified against and linked to the bucket's smallest-id member (found by a combiner), so no
-worker holds the bucket and the work is linear in its size.
+Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of its
+smallest-id member with each other member (work linear in its size).
 
 ``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
 near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
@@ -30,11 +31,10 @@ from pydantic import Field, model_validator
 from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
 from filters.minhash import MinHashConfig
 from pipelines import minhash_beam as mb
-from pipelines.records import dead_letter
+from pipelines.config import ConfigError
+from pipelines.records import BASE_COLUMNS
 from pipelines.stage import (
-    DEAD,
     KEPT,
-    REMOVED,
     Stage,
     StageParams,
     StageResult,
@@ -53,6 +53,11 @@ class MinHashDedupParams(StageParams):
     ngram: int = Field(default=5, ge=1, le=64, description="Shingle size (words, or characters).")
     char_ngrams: bool = Field(default=False, description="Character instead of word shingles.")
     seed: int = Field(default=1, ge=0, description="Seed of the hash functions.")
+    permutations: Literal["rensa", "numpy"] = Field(
+        default="rensa",
+        description="MinHash permutation family: rensa's RMinHash (Rust, faster) or numpy "
+        "multiply-add (datamill's earlier signatures; use it to extend an older LSHBloom index).",
+    )
     bands: int | None = Field(default=None, ge=1, description="Override the chosen b (with rows).")
     rows: int | None = Field(default=None, ge=1, description="Override the chosen r (with bands).")
     fp_weight: float = Field(
@@ -72,8 +77,9 @@ class MinHashDedupParams(StageParams):
     verify: Literal["estimated", "exact", "none"] = Field(
         default="exact",
         description="Check candidate pairs before linking them: Jaccard of the shingle-hash sets "
-        "(exact; ships 8 bytes per shingle through the bucket shuffle), signature agreement "
-        "(estimated; 4 bytes per permutation, less precise near the threshold) or none.",
+        "of the candidate documents (exact; 8 bytes per shingle of each candidate document), "
+        "signature agreement (estimated; 4 bytes per permutation for every document, less "
+        "precise near the threshold) or none.",
     )
     mode: Literal["lsh", "lshbloom"] = "lsh"
     index_in: str | None = Field(default=None, description="lshbloom: index file to dedup against.")
@@ -90,11 +96,16 @@ class MinHashDedupParams(StageParams):
     max_bucket_size: int = Field(
         default=1000, ge=2, description="Buckets larger than this take the hot-key (star) path."
     )
-    cc_max_iterations: int = Field(
-        default=12, ge=1, le=100, description="Unrolled large-star/small-star rounds."
+    hold: Literal["zstd", "plain"] = Field(
+        default="zstd",
+        description="How the input batches are held between the first pass and the later ones "
+        "(the local runner keeps them in memory): zstd-compressed (~3x smaller) or plain.",
     )
-    small_data_threshold: int = Field(
-        default=200_000, ge=0, description="Max edges for the in-memory union-find path."
+    max_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fail at planning when the stage's memory estimate exceeds this (default: "
+        "the machine's total memory; a warning is logged above half of it).",
     )
     batch_size: int = Field(default=512, ge=1, le=100_000, description="Docs per signature batch.")
 
@@ -147,7 +158,7 @@ def write_index(index: BloomIndex, path: str) -> None:
 
 
 class _QueryIndex(beam.DoFn):
-    """Batches of (id, band keys) -> ids whose band keys hit the loaded index."""
+    """Sketches -> ids whose band keys hit the loaded index."""
 
     def __init__(self, path: str):
         self._path = path
@@ -156,17 +167,20 @@ class _QueryIndex(beam.DoFn):
     def setup(self) -> None:
         self._index = read_index(self._path)
 
-    def process(self, batch):
+    def process(self, sketch):
         assert self._index is not None
-        keys = np.stack([np.frombuffer(k, np.uint64) for _, k in batch])
-        hits = self._index.query(keys)
-        for (rid, _), hit in zip(batch, hits):
-            if hit:
-                yield (rid, True)
+        use = np.flatnonzero(sketch["usable"])
+        if use.size == 0:
+            return
+        hits = self._index.query(sketch["keys"][use])
+        for k in use[hits].tolist():
+            yield sketch["ids"][k]
 
 
 class _BuildIndex(beam.CombineFn):
-    """Batches of band keys -> one BloomIndex (Bloom filters OR-merge)."""
+    """Sketches -> one BloomIndex of their usable band keys (Bloom filters OR-merge).
+
+    A repeated id is inserted once per record (the filter is a set: no effect on queries)."""
 
     def __init__(self, make_empty):
         self._make = make_empty
@@ -174,8 +188,10 @@ class _BuildIndex(beam.CombineFn):
     def create_accumulator(self):
         return self._make()
 
-    def add_input(self, acc, batch):
-        acc.insert(np.stack([np.frombuffer(k, np.uint64) for _, k in batch]))
+    def add_input(self, acc, sketch):
+        keys = sketch["keys"][sketch["usable"]]
+        if keys.shape[0]:
+            acc.insert(keys)
         return acc
 
     def merge_accumulators(self, accs):
@@ -224,41 +240,6 @@ def _save_index(new: BloomIndex, index_in: str | None, index_out: str | None, _h
     }
 
 
-class _Finalize(beam.DoFn):
-    """Per id: the record(s), its doc info, its cluster assignment and index hit -> outputs."""
-
-    def __init__(self, label: str, with_sizes: bool):
-        self._label = label
-        self._sizes = with_sizes  # lshbloom mode has no clusters: dup_cluster_size is None
-
-    def process(self, kv):
-        rid, g = kv
-        if g["info"]:  # otherwise dead-lettered while computing its signature
-            yield from self._emit(rid, g)
-
-    def _emit(self, rid, g):
-        recs = sorted(g["rec"], key=lambda r: (str(r.get("source")), r.get("text", ""), repr(r)))
-        for extra in recs[1:]:
-            yield pvalue.TaggedOutput(
-                DEAD,
-                dead_letter(self._label, "duplicate_id: another record has the same id", extra),
-            )
-        rec = dict(recs[0])
-        assign = list(g["assign"])
-        rep, size = assign[0] if assign else (rid, 1)
-        if not self._sizes:
-            size = None
-        if g["hit"]:
-            rec.update(near_dup_of=INDEX_REP, dup_cluster_size=size)
-            yield pvalue.TaggedOutput(REMOVED, (REASON, rec))
-        elif rep != rid:
-            rec.update(near_dup_of=rep, dup_cluster_size=size)
-            yield pvalue.TaggedOutput(REMOVED, (REASON, rec))
-        else:
-            rec.update(near_dup_of=None, dup_cluster_size=size)
-            yield rec
-
-
 @register_stage
 class MinHashDedupStage(Stage):
     name = "minhash_dedup"
@@ -268,7 +249,16 @@ class MinHashDedupStage(Stage):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed)
+        if p.keep == "highest_score":
+            known = {**BASE_COLUMNS, **dict(ctx.columns)}
+            if p.score_column not in known:
+                raise ConfigError(
+                    f"stages[{ctx.index}] ({ctx.label}).score_column: {p.score_column!r} is not "
+                    f"a column of the records entering this stage; columns that exist here: "
+                    f"{', '.join(sorted(known))}. Fix: name one of them, or add the stage that "
+                    "produces it earlier in 'stages'."
+                )
+        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed, p.permutations)
         if p.bands is not None:
             self.b, self.r = p.bands, p.rows
         else:
@@ -285,6 +275,34 @@ class MinHashDedupStage(Stage):
             self.index_params = BloomIndex.create(
                 self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
             ).params
+        self.memory = self._check_memory(ctx)
+
+    def _check_memory(self, ctx) -> dict[str, Any] | None:
+        """Estimate this stage's peak memory from the input size (before any work); fail when
+        it exceeds ``max_memory_gb`` (default: the machine's memory), warn above half."""
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        cfg = getattr(ctx, "config", None)
+        if cfg is None or not getattr(cfg, "sources", None):
+            return None
+        text_bytes, docs = mb.input_size(cfg.sources)
+        if text_bytes is None:
+            return None
+        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, hold=p.hold)
+        limit_gb = p.max_memory_gb or mb.machine_memory_gb()
+        est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
+        if limit_gb and est["total_gb"] > limit_gb:
+            raise ConfigError(
+                f"stages[{ctx.index}] ({ctx.label}): estimated peak memory "
+                f"{est['total_gb']:.1f} GB for ~{est['docs']} documents ({text_bytes / 1e9:.2f} "
+                f"GB of text) exceeds {limit_gb:.2f} GB (max_memory_gb or this machine). "
+                f"Breakdown: {est['parts_gb']}. Fix: split the input, use verify: estimated "
+                "(no shingle sets) or mode: lshbloom, fewer bands (num_perm/threshold), or run "
+                "on a distributed runner; raise max_memory_gb only if the estimate is wrong."
+            )
+        if limit_gb and est["total_gb"] > limit_gb / 2:
+            _LOG.warning("[%s] memory estimate %.1f GB is more than half of %.1f GB: %s",
+                         ctx.label, est["total_gb"], limit_gb, est["parts_gb"])
+        return est
 
     def output_columns(self) -> dict[str, str]:
         return {"near_dup_of": "string", "dup_cluster_size": "int64"}
@@ -300,6 +318,9 @@ class MinHashDedupStage(Stage):
             char_ngrams=p.char_ngrams,
             seed=p.seed,
         )
+        out: dict[str, Any] = {"lsh": s}
+        if self.memory is not None:
+            out["memory_estimate"] = self.memory
         _LOG.info(
             "[%s] LSH bands b=%d rows r=%d: P(candidate | J=%s) = %.3f",
             self.label,
@@ -308,94 +329,79 @@ class MinHashDedupStage(Stage):
             p.threshold,
             s["p_candidate_at_threshold"],
         )
-        return {"lsh": s}
+        return out
 
     def expand(self, records: Any) -> StageResult:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         bloom = p.mode == "lshbloom"
-        sig = (
-            records
-            | "Batch"
-            >> beam.BatchElements(min_batch_size=p.batch_size, max_batch_size=p.batch_size)
-            | "Signatures"
+        batches = records | "Batch" >> beam.BatchElements(
+            min_batch_size=p.batch_size, max_batch_size=p.batch_size)
+        # what the runner holds until the passes after the global steps (see minhash_beam)
+        held = batches | "Hold" >> beam.Map(mb.pack) if p.hold == "zstd" else batches
+        sk = (
+            batches
+            | "Sketch"
             >> beam.ParDo(
-                mb.SignatureBatches(
-                    self.label,
-                    self.mh_config,
-                    self.b,
-                    self.r,
-                    with_shingles=p.verify == "exact",
-                    with_sig=p.verify == "estimated",
-                    score_column=p.score_column,
-                    with_keys=bloom,
-                )
-            ).with_outputs(mb.DEAD, mb.ENTRIES, mb.KEYS, main=mb.INFO)
+                mb.Sketch(self.label, self.mh_config, self.b, self.r,
+                          with_sig=p.verify == "estimated", score_column=p.score_column)
+            ).with_outputs(mb.DEAD, main="sketch")
         )
-        info = sig[mb.INFO]
-        keyed = (
-            records
-            | "ValidOnly" >> beam.Filter(lambda r: mb.record_problem(r) is None)
-            | "ById" >> beam.Map(lambda r: (r["id"], r))
+        sketches = sk["sketch"]
+        b, perm, mbs = self.b, p.num_perm, p.max_bucket_size
+        cands = (
+            sketches
+            | "AllSketches" >> beam.combiners.ToList()
+            | "Candidates" >> beam.Map(
+                lambda s: mb.find_candidates(mb.build_table(s, b, perm), mbs, bloom))
         )
+        shingles = None
+        if p.verify == "exact":
+            needed = cands | "NeededIds" >> beam.Map(lambda c: c.needed())
+            shingles = (
+                held
+                | "CandidateShingles"
+                >> beam.ParDo(mb.CandidateShingles(self.mh_config), pvalue.AsSingleton(needed))
+                | "AllShingles" >> beam.combiners.ToList()
+            )
         stats: dict[str, Any] = {}
-        star = bloom
-        edges, edge_stats = mb.candidate_edges(
-            sig[mb.ENTRIES], p.verify, p.threshold, p.max_bucket_size, star_only=star
-        )
+        hits = None
         if bloom:
-            # a doc is a duplicate of the smallest-id doc it shares a (verified) bucket with
-            assign = (
-                edges
-                | "DupOf" >> beam.Map(lambda e: (e[1], e[0]))
-                | "FirstSeen" >> beam.CombinePerKey(min)
-                | "AsAssign" >> beam.Map(lambda kv: (kv[0], (kv[1], None)))
-            )
-            key_batches = sig[mb.KEYS] | "KeyBatches" >> beam.BatchElements(
-                min_batch_size=p.batch_size, max_batch_size=p.batch_size
-            )
             if p.index_in is not None:
-                hits = key_batches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
-            else:
-                hits = records.pipeline | "NoHits" >> beam.Create([])
-            new_index = key_batches | "BuildIndex" >> beam.CombineGlobally(
-                _BuildIndex(_EmptyIndex(self.index_params))
-            )
-            n_hits = hits | "CountHits" >> beam.combiners.Count.Globally()
+                hits = (sketches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
+                        | "AllHits" >> beam.combiners.ToList())
+            new_index = sketches | "BuildIndex" >> beam.CombineGlobally(
+                _BuildIndex(_EmptyIndex(self.index_params)))
+            n_hits = (hits | "CountHits" >> beam.Map(len)) if hits is not None else (
+                records.pipeline | "NoHits" >> beam.Create([0]))
             stats["index"] = new_index | "SaveIndex" >> beam.Map(
-                _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits)
-            )
-            n_batch = assign | "CountInBatch" >> beam.combiners.Count.Globally()
-            stats["lshbloom"] = n_hits | "BloomStats" >> beam.Map(
-                lambda h, b: {"removed_by_index": h, "removed_within_run": b},
-                pvalue.AsSingleton(n_batch),
-            )
-            stats["edges"] = edge_stats
-        else:
-            hits = records.pipeline | "NoHits" >> beam.Create([])
-            labels, cc_stats = mb.component_labels(
-                edges, p.cc_max_iterations, p.small_data_threshold
-            )
-            assign = mb.assign_representatives(labels, info, p.keep)
-            stats["clusters"] = mb.cluster_stats(assign)
-            stats["edges"] = edge_stats
-            stats["components"] = cc_stats
-        outs = (
-            {
-                "rec": keyed,
-                "info": info | "InfoKey" >> beam.Map(lambda d: (d[0], 1)),
-                "assign": assign,
-                "hit": hits,
-            }
-            | "JoinAll" >> beam.CoGroupByKey()
-            | "Finalize"
-            >> beam.ParDo(_Finalize(self.label, with_sizes=not bloom)).with_outputs(
-                REMOVED, DEAD, main=KEPT
-            )
+                _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
+        verify, thr, keep, mode = p.verify, p.threshold, p.keep, p.mode
+        side = {}
+        if shingles is not None:
+            side["shingles"] = pvalue.AsSingleton(shingles)
+        if hits is not None:
+            side["hits"] = pvalue.AsSingleton(hits)
+        decisions = cands | "Decide" >> beam.Map(
+            lambda c, **kw: mb.decide(c, verify, thr, keep, mode, **kw), **side)
+        for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
+            stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
+        dec = pvalue.AsSingleton(decisions)
+        applied = held | "Apply" >> beam.ParDo(
+            mb.Apply(REASON, with_sizes=not bloom), dec).with_outputs(
+            mb.DUPID, "removed", main=KEPT)
+        dups = (
+            applied[mb.DUPID]
+            | "GroupDupIds" >> beam.GroupByKey()
+            | "ApplyDupIds" >> beam.ParDo(
+                mb.ApplyDupIds(self.label, REASON, with_sizes=not bloom), dec).with_outputs(
+                mb.DEAD, "removed", main=KEPT)
         )
-        dead = (sig[mb.DEAD], outs[DEAD]) | "AllDead" >> beam.Flatten()
-        n_removed = outs[REMOVED] | "CountRemoved" >> beam.combiners.Count.Globally()
+        kept = (applied[KEPT], dups[KEPT]) | "AllKept" >> beam.Flatten()
+        removed = (applied["removed"], dups["removed"]) | "AllRemoved" >> beam.Flatten()
+        dead = (sk[mb.DEAD], dups[mb.DEAD]) | "AllDead" >> beam.Flatten()
+        n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
-        return StageResult(kept=outs[KEPT], removed=outs[REMOVED], dead=dead, stats=stats)
+        return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
 
     # ------------------------------------------------------------------ report
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:
@@ -431,6 +437,10 @@ class MinHashDedupStage(Stage):
             )
             parts.append(_histogram_img(hist))
         return "\n".join(parts) if parts else None
+
+
+def _stat(decisions: dict, name: str):
+    return decisions["stats"][name]
 
 
 def _first(x):
