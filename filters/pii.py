@@ -5,7 +5,8 @@ Plain Python. Detection:
 * ``email``: ``local@domain.tld`` with an ASCII local part of ``[A-Za-z0-9._%+-]`` and a
   dotted domain whose last label is 2-63 letters;
 * ``ip``: IPv4 dotted quads and IPv6 addresses (any RFC 4291 text form, including ``::``
-  compression and an embedded IPv4 tail), every candidate validated by :mod:`ipaddress`;
+  compression and an embedded IPv4 tail) with at least 3 groups (``a::b`` is valid but is
+  rarely an address), every candidate validated by :mod:`ipaddress`;
   with ``ip_only_global`` (default, as FineWeb-2's PII step) only globally routable addresses
   are redacted -- ``127.0.0.1``, ``192.168.0.1``, ``10.0.0.1``, ``::1``, documentation ranges
   are not personal data and are kept;
@@ -88,7 +89,10 @@ class PiiRedactor:
             return
         for m in _IPV6.finditer(text):
             cand = m.group()
-            if cand.count(":") < 2:
+            groups = [g for g in cand.split(":") if g]
+            # at least 3 groups (an IPv4 tail counts 2): "a::b" or "dead::beef" in code and
+            # prose are valid addresses but are far more often not addresses
+            if len(groups) + (1 if "." in cand else 0) < 3:
                 continue
             try:
                 addr = ipaddress.IPv6Address(cand)
