@@ -121,7 +121,9 @@ class GopherQuality(RecordScorer):
         self.rules = _quality_rules(c)
         self.language_column = language_column
         self.default_language = default_language
-        self.per_language = {lang: dict(o) for lang, o in (per_language or {}).items()}
+        if per_language is None:
+            per_language = DEFAULT_PER_LANGUAGE
+        self.per_language = {lang: dict(o) for lang, o in per_language.items()}
         for lang, over in self.per_language.items():
             bad = sorted(set(over) - set(THRESHOLD_FIELDS))
             if bad:

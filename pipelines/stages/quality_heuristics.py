@@ -152,8 +152,10 @@ class GopherQualityStage(_HeuristicStage):
         if self.params.language_column and not _language_column(self):
             log.warning("stage %s: %s", self.label, _language_note(self, self.params.default_language))
         res = super().expand(records)
-        res.stats["stop_lists"] = (
-            res.kept | "StopListOf" >> beam.Map(lambda r: r.get("gopher_stop_list") or "none")
+        scored = (res.kept, res.removed | "StopListRemoved" >> beam.Map(lambda x: x[1])) | (
+            "StopListAll" >> beam.Flatten())
+        res.stats["stop_lists"] = (  # documents per stop-word list used (kept + removed)
+            scored | "StopListOf" >> beam.Map(lambda r: r.get("gopher_stop_list") or "none")
             | "StopListCount" >> beam.combiners.Count.PerElement()
             | "StopListDict" >> beam.combiners.ToDict())
         return res
