@@ -44,7 +44,9 @@ def write_warc(path: Path, pages: list[dict], gz: bool = False) -> Path:
                                            warc_content_type=page.get("ctype", "text/html"))
                 w.write_record(rec)
                 continue
-            headers = page.get("headers", [("Content-Type", "text/html; charset=utf-8")])
+            # no charset by default: the page's <meta charset> or detection decides, as for
+            # many real crawls (installed docs are not all UTF-8)
+            headers = page.get("headers", [("Content-Type", "text/html")])
             http = StatusAndHeaders(page.get("status", "200 OK"), headers, protocol="HTTP/1.1")
             w.write_record(w.create_warc_record(page["url"], "request",
                                                 payload=io.BytesIO(b"GET / HTTP/1.1\r\n\r\n")))
