@@ -63,3 +63,12 @@ def test_config_errors(tmp_path):
         "output": {"dir": str(tmp_path / "out")}})
     with pytest.raises(ConfigError, match="url_column 'url' is not a column"):
         plan_build(cfg)
+
+
+def test_list_contents_enter_the_fingerprint(tmp_path):
+    f = tmp_path / "d.txt"
+    f.write_text("a.example\n")
+    (p,) = parse_stages([{"stage": "url_filter", "blocked_domains_files": [str(f)]}])
+    before = p.model_dump()["blocklists_sha256"]  # the build fingerprints at planning time
+    f.write_text("a.example\nb.example\n")
+    assert p.model_dump()["blocklists_sha256"] != before

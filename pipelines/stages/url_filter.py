@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+import hashlib
+
+from pydantic import Field, computed_field, field_validator, model_validator
 
 from filters.url_filter import UrlBlocklist, read_list
 from pipelines.config import ConfigError
@@ -42,6 +44,16 @@ class UrlFilterParams(RecordStageParams):
             if not read_list(p):
                 raise ValueError(f"blocklist file {path!r} has no entries")
         return v
+
+    @computed_field  # part of the stage's fingerprint: edited lists invalidate checkpoints
+    @property
+    def blocklists_sha256(self) -> str:
+        h = hashlib.sha256()
+        for path in [*self.blocked_domains_files, "--", *self.blocked_substrings_files]:
+            h.update(path.encode() + b"\0")
+            if path != "--" and Path(path).is_file():
+                h.update(Path(path).read_bytes())
+        return h.hexdigest()
 
     @model_validator(mode="after")
     def _some_list(self):
