@@ -3,28 +3,57 @@ Unified Text-to-Text Transformer", Section 2.2), as a plain-Python scorer.
 
 C4 has two kinds of rules:
 
-* line rules remove *lines* from a page: lines without terminal punctuation, lines with
-  fewer than 3 words, lines mentioning "javascript", cookie/policy boilerplate lines;
-* page rules remove the whole page: "lorem ipsum", a curly bracket, fewer than 5 sentences
-  (counted after line removal), or nothing left after line removal.
+* line rules remove *lines* from a page: lines without terminal punctuation (a line ending
+  in ``...`` has none, as in the reference cleaner), lines with fewer than 3 words, lines
+  mentioning "javascript", cookie/policy boilerplate lines, and lines with a word longer than
+  1000 characters (reference cleaner); Wikipedia-style citation marks (``[1]``, ``[edit]``,
+  ``[citation needed]``) are removed from lines first (reference cleaner);
+* page rules remove the whole page: "lorem ipsum", a curly bracket, a bad word (optional,
+  see below), fewer than 5 sentences, or nothing left after line removal.
+
+Sentences are counted as the reference cleaner (TFDS ``c4_utils.clean_page``) does: per kept
+line, summed; a kept line always ends in an end mark, so it holds at least one sentence.
+Within a line, sentences are split at ``.!?`` runs followed by whitespace
+(:func:`filters.text_stats.count_sentences`), an approximation of the NLTK Punkt model the
+reference uses (Punkt's trained English parameters are not shipped on PyPI).
+
+Page rules "lorem ipsum" and "curly bracket" look at the whole page, as the paper states
+("removed any pages that contained a curly bracket"); the reference cleaner (and datatrove)
+only look at lines that survived the earlier line rules. datamill keeps the paper's reading.
+
+Bad words: C4 removed pages containing a word of the LDNOOBW list (CC-BY-4.0), which no PyPI
+package ships (datatrove downloads it at run time). ``bad_words="better-profanity"`` uses the
+English word list shipped in the ``better-profanity`` package (MIT licence; a different, 900+
+entry list, so removal rates differ from C4's); ``bad_words=<path>`` reads any list, e.g. a
+local copy of LDNOOBW. Matching follows the reference: on the lower-cased page, a word must
+be flanked by non-word characters (for ja/th/zh any occurrence matches). Only documents in
+``bad_words_language`` (by ``language_column``, default English when absent) are checked.
 
 With ``rewrite_lines=True`` (C4's behaviour) the scorer replaces ``text`` with the surviving
 lines; with ``False`` (and always in annotate-only mode) the text is left untouched and only
-the per-rule line counts are recorded. The "bad words" page rule of C4 is not implemented
-(it needs an external word list).
+the per-rule line counts are recorded.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from filters.base import Decision, Record, RecordScorer
+from filters.stopwords import base_language
 from filters.text_stats import Rule, count_sentences, first_failed, require_text
 
 # Raffel et al. 2020, 2.2: "We only retained lines that ended in a terminal punctuation mark
 # (i.e. a period, exclamation mark, question mark, or end quotation mark)."
+# The reference cleaner's end marks are . ? ! " ; the paper's "end quotation mark" also
+# covers the typographic closing quote, kept here.
 TERMINAL_PUNCT = (".", "!", "?", '"', "”")
+ELLIPSIS = "..."
+# Reference cleaner: lines with a word longer than this are dropped.
+MAX_WORD_LENGTH = 1000
+CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
 # TF Datasets' C4 implementation (c4_utils) drops lines containing these phrases.
 POLICY_SUBSTRINGS = (
     "terms of use",
@@ -52,7 +81,36 @@ class C4Config:
     drop_curly_bracket: bool = True
     # 2.2: "We discarded any page with fewer than 5 sentences"
     min_sentences: int | None = 5
+    # reference cleaner: drop lines with a word over 1000 characters; strip citation marks
+    max_word_length: int | None = MAX_WORD_LENGTH
+    remove_citations: bool = True
+    # 2.2: "removed any page that contained any word on the 'List of Dirty, Naughty, Obscene
+    # or Otherwise Bad Words'": None (off), "better-profanity" or a word-list file
+    bad_words: str | None = None
+    bad_words_language: str = "en"
+    language_column: str | None = None
     rewrite_lines: bool = True
+
+
+def load_bad_words(spec: str) -> list[str]:
+    """Words of a bad-word list: ``better-profanity`` (the package's list) or a file path."""
+    if spec == "better-profanity":
+        from importlib.resources import files
+
+        text = files("better_profanity").joinpath("profanity_wordlist.txt").read_text("utf-8")
+    else:
+        text = Path(spec).read_text(encoding="utf-8")
+    words = sorted({w.strip().lower() for w in text.splitlines() if w.strip()})
+    if not words:
+        raise ValueError(f"bad-word list {spec!r} is empty")
+    return words
+
+
+def bad_words_regex(words: list[str], language: str) -> re.Pattern:
+    alternation = "|".join(re.escape(w) for w in sorted(words, key=lambda w: (-len(w), w)))
+    if base_language(language) in ("ja", "th", "zh"):
+        return re.compile(alternation)
+    return re.compile(rf"(?:\W|^)(?:{alternation})(?:\W|$)")
 
 
 class C4Filter(RecordScorer):
@@ -62,40 +120,54 @@ class C4Filter(RecordScorer):
         "c4_lines_too_few_words": "int64",
         "c4_lines_javascript": "int64",
         "c4_lines_policy": "int64",
+        "c4_lines_too_long_word": "int64",
         "c4_lines_kept_frac": "float64",
         "c4_lorem_ipsum": "bool",
         "c4_curly_bracket": "bool",
+        "c4_bad_words": "bool",
         "c4_sentences": "int64",
     }
 
     def __init__(self, config: C4Config | None = None):
         c = config or C4Config()
         self.config = c
+        self._bad = (bad_words_regex(load_bad_words(c.bad_words), c.bad_words_language)
+                     if c.bad_words else None)
         self.rules = [
             Rule("c4_lorem_ipsum", "c4_lorem_ipsum", "le", 0 if c.drop_lorem_ipsum else None),
             Rule("c4_curly_bracket", "c4_curly_bracket", "le", 0 if c.drop_curly_bracket else None),
+            Rule("c4_bad_words", "c4_bad_words", "le", 0 if c.bad_words else None),
             # Always on: a page whose every line was removed has nothing left.
             Rule("c4_no_lines_left", "c4_lines_kept_frac", "gt", 0.0),
             Rule("c4_too_few_sentences", "c4_sentences", "ge", c.min_sentences),
         ]
 
-    def scan(self, text: str) -> tuple[dict, list[str]]:
+    def scan(self, text: str, language: str | None = None) -> tuple[dict, list[str]]:
         """Per-rule line counts and page flags; also the surviving lines."""
         c = self.config
-        n_lines = n_punct = n_words = n_js = n_policy = 0
+        n_lines = n_punct = n_words = n_js = n_policy = n_long = 0
+        n_sentences = 0
         kept: list[str] = []
         for raw in text.split("\n"):
             line = raw.strip()
             if not line:
                 continue
             n_lines += 1
-            low = line.lower()
             drop = False
             # Counts are per rule and independent: one line may fail several rules.
-            if c.terminal_punctuation and not line.endswith(TERMINAL_PUNCT):
+            tokens = line.split()
+            if c.max_word_length is not None and any(len(w) > c.max_word_length for w in tokens):
+                n_long += 1
+                drop = True
+            if c.remove_citations and "[" in line:
+                line = CITATION.sub("", line)
+                tokens = line.split()
+            low = line.lower()
+            if c.terminal_punctuation and (not line.endswith(TERMINAL_PUNCT)
+                                           or line.endswith(ELLIPSIS)):
                 n_punct += 1
                 drop = True
-            if c.min_words_per_line is not None and len(line.split()) < c.min_words_per_line:
+            if c.min_words_per_line is not None and len(tokens) < c.min_words_per_line:
                 n_words += 1
                 drop = True
             if c.drop_javascript_lines and "javascript" in low:
@@ -106,24 +178,36 @@ class C4Filter(RecordScorer):
                 drop = True
             if not drop:
                 kept.append(line)
+                # reference: sentences of each kept line, summed (>= 1 per kept line)
+                n_sentences += max(1, count_sentences(line))
         low_text = text.lower()
+        bad = None
+        if self._bad is not None:
+            lang = base_language(language or c.bad_words_language)
+            if lang == base_language(c.bad_words_language):
+                bad = self._bad.search(low_text) is not None
         cols = {
             "c4_lines": n_lines,
             "c4_lines_no_terminal_punct": n_punct,
             "c4_lines_too_few_words": n_words,
             "c4_lines_javascript": n_js,
             "c4_lines_policy": n_policy,
+            "c4_lines_too_long_word": n_long,
             "c4_lines_kept_frac": len(kept) / n_lines if n_lines else 0.0,
             "c4_lorem_ipsum": "lorem ipsum" in low_text,
             "c4_curly_bracket": "{" in text or "}" in text,
-            "c4_sentences": count_sentences("\n".join(kept)),
+            "c4_bad_words": bad,
+            "c4_sentences": n_sentences,
         }
         return cols, kept
 
     def process(self, record: Record) -> Decision:
         text = require_text(record)
-        cols, kept = self.scan(text)
-        reason = first_failed(self.rules, cols)
+        lang = record.get(self.config.language_column) if self.config.language_column else None
+        cols, kept = self.scan(text, lang if isinstance(lang, str) and lang else None)
+        rules = self.rules if cols["c4_bad_words"] is not None else [
+            r for r in self.rules if r.column != "c4_bad_words"]
+        reason = first_failed(rules, cols)
         if self.config.rewrite_lines and reason is None:
             new_text = "\n".join(kept)
             if new_text != text:

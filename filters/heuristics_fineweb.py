@@ -2,19 +2,50 @@
 for the Finest Text Data at Scale", Section 3.3 "Developing additional heuristic filters").
 
 Plain Python. Rules are checked in the order below; the first failure names the drop reason.
+
+Line-ending punctuation is FineWeb's set ``. ' " ! ?`` (the ``stop_chars`` of the FineWeb
+quality filter in datatrove as released with FineWeb). ``line_end_punctuation="unicode"``
+uses every Unicode ``Sentence_Terminal`` character (``. ! ? 。 ！ ？ । ။ ...``, from the
+``regex`` module's Unicode database) plus FineWeb's quotes -- the kind of set FineWeb-2 uses
+for non-Latin scripts; ``"auto"`` picks ``unicode`` for documents whose ``language_column``
+is not English.
+
+The newline ratio is FineWeb's: newlines / words, with words counted as a word tokenizer
+counts them (NLTK's ``word_tokenize`` in FineWeb, where punctuation marks are tokens of their
+own). Here a word token is a run of word characters or a run of other non-space characters
+(:func:`word_token_count`), which matches Treebank tokenization except for contractions and
+abbreviations.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import ClassVar
 
-from filters.base import Decision, Record, RecordScorer
-from filters.text_stats import Rule, first_failed, lines, require_text, words
+import regex
 
-# Line-ending punctuation: Latin terminal marks, closing quotes/brackets after them, and the
-# CJK full-width stops. (datatrove uses a longer Unicode list; this is a documented subset.)
-LINE_END_PUNCT = (".", "!", "?", "…", '"', "'", "”", "’", ")", "。", "！", "？", "．", ";", ":")
+from filters.base import Decision, Record, RecordScorer
+from filters.stopwords import base_language
+from filters.text_stats import Rule, first_failed, lines, require_text
+
+# FineWeb's line-ending punctuation (datatrove FineWebQualityFilter stop_chars).
+LINE_END_PUNCT = (".", "'", '"', "!", "?")
+_WORD_TOKEN = regex.compile(r"\w+|[^\w\s]+")
+
+
+@lru_cache(maxsize=1)
+def unicode_line_end_punct() -> tuple[str, ...]:
+    """Every Unicode Sentence_Terminal character, plus FineWeb's set."""
+    sterm = regex.compile(r"\p{Sentence_Terminal}")
+    found = {chr(c) for c in range(sys.maxunicode + 1) if sterm.match(chr(c))}
+    return tuple(sorted(found | set(LINE_END_PUNCT)))
+
+
+def word_token_count(text: str) -> int:
+    """Word tokens as a Treebank-style tokenizer counts them (punctuation runs are tokens)."""
+    return sum(1 for _ in _WORD_TOKEN.finditer(text))
 
 
 @dataclass(frozen=True)
@@ -29,6 +60,8 @@ class FineWebConfig:
     short_line_chars: int = 30
     # datatrove FineWebQualityFilter default new_line_ratio=0.3: newlines per word > 0.3 removes
     max_newline_ratio: float | None = 0.3
+    line_end_punctuation: str = "fineweb"  # fineweb | unicode | auto
+    language_column: str | None = None
 
 
 class FineWebFilter(RecordScorer):
@@ -41,7 +74,12 @@ class FineWebFilter(RecordScorer):
 
     def __init__(self, config: FineWebConfig | None = None):
         c = config or FineWebConfig()
+        if c.line_end_punctuation not in ("fineweb", "unicode", "auto"):
+            raise ValueError("line_end_punctuation must be fineweb, unicode or auto, got "
+                             f"{c.line_end_punctuation!r}")
         self.config = c
+        self._fineweb = LINE_END_PUNCT
+        self._unicode = unicode_line_end_punct() if c.line_end_punctuation != "fineweb" else ()
         self.rules = [
             Rule("fineweb_line_punct", "fineweb_line_punct_frac", "gt", c.min_line_punct_frac),
             Rule("fineweb_dup_line_chars", "fineweb_dup_line_char_frac", "lt",
@@ -50,11 +88,18 @@ class FineWebFilter(RecordScorer):
             Rule("fineweb_newline_ratio", "fineweb_newline_ratio", "le", c.max_newline_ratio),
         ]
 
-    def stats(self, text: str) -> dict:
+    def punctuation_for(self, language: str | None) -> tuple[str, ...]:
+        mode = self.config.line_end_punctuation
+        if mode == "unicode" or (mode == "auto" and base_language(language) not in (None, "en")):
+            return self._unicode
+        return self._fineweb
+
+    def stats(self, text: str, language: str | None = None) -> dict:
         ls = lines(text)
         n = len(ls)
+        end_punct = self.punctuation_for(language)
         if n:
-            punct = sum(1 for ln in ls if ln.endswith(LINE_END_PUNCT)) / n
+            punct = sum(1 for ln in ls if ln.endswith(end_punct)) / n
             short = sum(1 for ln in ls if len(ln) < self.config.short_line_chars) / n
             # Characters of every line whose text occurs more than once (all copies after the
             # first), over all non-empty line characters -- as in datatrove's FineWeb filter.
@@ -70,7 +115,7 @@ class FineWebFilter(RecordScorer):
             dup = dup_chars / total if total else 0.0
         else:
             punct = short = dup = 0.0
-        n_words = len(words(text))
+        n_words = word_token_count(text)
         newline = text.count("\n") / n_words if n_words else float(text.count("\n") > 0)
         return {
             "fineweb_line_punct_frac": punct,
@@ -80,5 +125,7 @@ class FineWebFilter(RecordScorer):
         }
 
     def process(self, record: Record) -> Decision:
-        cols = self.stats(require_text(record))
+        col = self.config.language_column
+        lang = record.get(col) if col else None
+        cols = self.stats(require_text(record), lang if isinstance(lang, str) else None)
         return Decision(first_failed(self.rules, cols), cols)

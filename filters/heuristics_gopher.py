@@ -4,18 +4,26 @@ Methods, Analysis & Insights from Training Gopher", Appendix A.1.1 and Table A1)
 Plain Python. Each rule is a :class:`filters.text_stats.Rule` with its own threshold (``None``
 disables it); every statistic is returned as a column, and a dropped document carries the
 name of the first rule it fails (rules are checked in the order listed below).
+
+Languages: the paper's rules are for English. With a ``language_column`` (set by the
+``language_id`` stage) each document is tokenised for its language (``filters.segment``:
+dictionary segmentation for Chinese and Thai, characters for other scripts without spaces),
+its stop words come from its language's list (``filters.stopwords``: Gopher's eight words for
+English, Stopwords ISO otherwise) and ``per_language`` threshold overrides apply. A language
+without a stop-word list skips the stop-word rule (column ``gopher_stop_list`` = ``none``);
+the English list is never applied to another language.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from filters.base import Decision, Record, RecordScorer
 from filters.text_stats import (
     BULLETS,
     ELLIPSES,
-    GOPHER_STOP_WORDS,
     PUNCT,
     NgramIndex,
     Rule,
@@ -25,8 +33,9 @@ from filters.text_stats import (
     lines,
     paragraphs,
     require_text,
-    words,
 )
+from filters.segment import words as segment_words
+from filters.stopwords import stop_list
 
 # --------------------------------------------------------------------------- quality
 
@@ -48,9 +57,48 @@ class GopherQualityConfig:
     # A.1.1: "require that 80% of words in a document contain at least one alphabetic character"
     min_alpha_words_frac: float | None = 0.8
     # A.1.1: "apply a 'stop word' filter, to remove documents that do not contain at least two
-    # of the following English words: the, be, to, of, and, that, have, with" (counted here as
-    # occurrences, as datatrove does)
+    # of the following English words: the, be, to, of, and, that, have, with" -- counted as
+    # DISTINCT stop words ("two of the following words"), as datatrove also does; a text
+    # repeating "the" fifty times has one of them. Case-insensitive here (datatrove: exact case).
     min_stop_words: int | None = 2
+
+
+THRESHOLD_FIELDS = tuple(f for f in GopherQualityConfig.__dataclass_fields__)
+
+# datamill defaults, not published values: in languages segmented by a dictionary (zh, th) or
+# by characters (ja, ...) a "word" is short, so the paper's 3-character minimum mean word
+# length removes ordinary text (measured on the zh_CN / ja man pages installed here: jieba
+# mean 2.3-4.7, characters 1.3-1.8). Every other threshold keeps the paper's value. Override
+# or extend in the config (``per_language``), FineWeb-2 style.
+DEFAULT_PER_LANGUAGE: dict[str, dict[str, float | int | None]] = {
+    lang: {"min_mean_word_length": 1.0} for lang in ("zh", "ja", "th", "lo", "km", "my", "bo")
+}
+
+
+def _language_of(record: Record, column: str | None, default: str | None) -> str | None:
+    if column:
+        value = record.get(column)
+        if isinstance(value, str) and value:
+            return value
+    return default
+
+
+def _quality_rules(c: GopherQualityConfig) -> list[Rule]:
+    return [
+        Rule("gopher_too_few_words", "gopher_n_words", "ge", c.min_words),
+        Rule("gopher_too_many_words", "gopher_n_words", "le", c.max_words),
+        Rule("gopher_short_mean_word_length", "gopher_mean_word_length", "ge",
+             c.min_mean_word_length),
+        Rule("gopher_long_mean_word_length", "gopher_mean_word_length", "le",
+             c.max_mean_word_length),
+        Rule("gopher_symbol_word_ratio", "gopher_symbol_word_ratio", "le",
+             c.max_symbol_word_ratio),
+        Rule("gopher_bullet_lines", "gopher_bullet_lines_frac", "le", c.max_bullet_lines_frac),
+        Rule("gopher_ellipsis_lines", "gopher_ellipsis_lines_frac", "le",
+             c.max_ellipsis_lines_frac),
+        Rule("gopher_alpha_words", "gopher_alpha_words_frac", "ge", c.min_alpha_words_frac),
+        Rule("gopher_stop_words", "gopher_stop_words", "ge", c.min_stop_words),
+    ]
 
 
 class GopherQuality(RecordScorer):
@@ -62,30 +110,37 @@ class GopherQuality(RecordScorer):
         "gopher_ellipsis_lines_frac": "float64",
         "gopher_alpha_words_frac": "float64",
         "gopher_stop_words": "int64",
+        "gopher_stop_list": "string",
     }
 
-    def __init__(self, config: GopherQualityConfig | None = None):
+    def __init__(self, config: GopherQualityConfig | None = None, *,
+                 language_column: str | None = None, default_language: str | None = "en",
+                 per_language: Mapping[str, Mapping[str, Any]] | None = None):
         c = config or GopherQualityConfig()
         self.config = c
-        self.rules = [
-            Rule("gopher_too_few_words", "gopher_n_words", "ge", c.min_words),
-            Rule("gopher_too_many_words", "gopher_n_words", "le", c.max_words),
-            Rule("gopher_short_mean_word_length", "gopher_mean_word_length", "ge",
-                 c.min_mean_word_length),
-            Rule("gopher_long_mean_word_length", "gopher_mean_word_length", "le",
-                 c.max_mean_word_length),
-            Rule("gopher_symbol_word_ratio", "gopher_symbol_word_ratio", "le",
-                 c.max_symbol_word_ratio),
-            Rule("gopher_bullet_lines", "gopher_bullet_lines_frac", "le", c.max_bullet_lines_frac),
-            Rule("gopher_ellipsis_lines", "gopher_ellipsis_lines_frac", "le",
-                 c.max_ellipsis_lines_frac),
-            Rule("gopher_alpha_words", "gopher_alpha_words_frac", "ge", c.min_alpha_words_frac),
-            Rule("gopher_stop_words", "gopher_stop_words", "ge", c.min_stop_words),
-        ]
+        self.rules = _quality_rules(c)
+        self.language_column = language_column
+        self.default_language = default_language
+        if per_language is None:
+            per_language = DEFAULT_PER_LANGUAGE
+        self.per_language = {lang: dict(o) for lang, o in per_language.items()}
+        for lang, over in self.per_language.items():
+            bad = sorted(set(over) - set(THRESHOLD_FIELDS))
+            if bad:
+                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; "
+                                 f"allowed: {list(THRESHOLD_FIELDS)}")
+        self._lang_rules = {lang: _quality_rules(replace(c, **over))
+                            for lang, over in self.per_language.items()}
+
+    def rules_for(self, lang: str | None) -> list[Rule]:
+        if lang in self._lang_rules:
+            return self._lang_rules[lang]
+        base = (lang or "").replace("_", "-").split("-")[0].lower()
+        return self._lang_rules.get(base, self.rules)
 
     @staticmethod
-    def stats(text: str) -> dict:
-        ws = words(text)
+    def stats(text: str, lang: str | None = "en") -> dict:
+        ws = segment_words(text, lang)
         n = len(ws)
         punct = PUNCT
         stripped = [w.strip(punct) for w in ws]
@@ -105,8 +160,10 @@ class GopherQuality(RecordScorer):
             ell_lines = sum(1 for ln in ls if ln.endswith(ELLIPSES)) / len(ls)
         else:
             bullet = ell_lines = 0.0
-        stop_words = GOPHER_STOP_WORDS
-        stop = sum(1 for s in nonempty if len(s) <= 4 and s.lower() in stop_words)
+        list_name, stop_words = stop_list(lang)
+        # distinct stop words present (A.1.1 "at least two of the following words")
+        stop = (len(stop_words.intersection(s.lower() for s in nonempty))
+                if stop_words is not None else None)
         return {
             "gopher_n_words": n,
             "gopher_mean_word_length": mean_len,
@@ -115,11 +172,16 @@ class GopherQuality(RecordScorer):
             "gopher_ellipsis_lines_frac": ell_lines,
             "gopher_alpha_words_frac": alpha,
             "gopher_stop_words": stop,
+            "gopher_stop_list": list_name,
         }
 
     def process(self, record: Record) -> Decision:
-        cols = self.stats(require_text(record))
-        return Decision(first_failed(self.rules, cols), cols)
+        lang = _language_of(record, self.language_column, self.default_language)
+        cols = self.stats(require_text(record), lang)
+        rules = self.rules_for(lang)
+        if cols["gopher_stop_words"] is None:  # no stop-word list for this language: skip
+            rules = [r for r in rules if r.column != "gopher_stop_words"]
+        return Decision(first_failed(rules, cols), cols)
 
 
 # --------------------------------------------------------------------------- repetition
@@ -144,9 +206,12 @@ class GopherRepetitionConfig:
 
 
 class GopherRepetition(RecordScorer):
-    def __init__(self, config: GopherRepetitionConfig | None = None):
+    def __init__(self, config: GopherRepetitionConfig | None = None, *,
+                 language_column: str | None = None, default_language: str | None = "en"):
         c = config or GopherRepetitionConfig()
         self.config = c
+        self.language_column = language_column
+        self.default_language = default_language
         self.top_ns = sorted(n for n, _ in c.max_top_ngram_char_frac)
         self.dup_ns = sorted(n for n, _ in c.max_dup_ngram_char_frac)
         top = dict(c.max_top_ngram_char_frac)
@@ -177,10 +242,10 @@ class GopherRepetition(RecordScorer):
             **{f"gopher_dup_{n}gram_char_frac": "float64" for n in self.dup_ns},
         }
 
-    def stats(self, text: str) -> dict:
+    def stats(self, text: str, lang: str | None = "en") -> dict:
         line_frac, line_chars = duplicate_fraction(lines(text))
         para_frac, para_chars = duplicate_fraction(paragraphs(text))
-        ws = [w.lower() for w in words(text)]
+        ws = [w.lower() for w in segment_words(text, lang)]
         out = {
             "gopher_dup_line_frac": line_frac,
             "gopher_dup_para_frac": para_frac,
@@ -195,5 +260,6 @@ class GopherRepetition(RecordScorer):
         return out
 
     def process(self, record: Record) -> Decision:
-        cols = self.stats(require_text(record))
+        lang = _language_of(record, self.language_column, self.default_language)
+        cols = self.stats(require_text(record), lang)
         return Decision(first_failed(self.rules, cols), cols)

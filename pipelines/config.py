@@ -77,9 +77,10 @@ class _Strict(BaseModel):
 
 class SourceConfig(_Strict):
     name: str = Field(description="Value of the 'source' column for records from here.")
-    type: Literal["jsonl", "parquet", "hf", "demo_corpus"] = Field(
+    type: Literal["jsonl", "parquet", "hf", "demo_corpus", "warc", "html"] = Field(
         description="jsonl (plain, .gz, .zst), parquet, hf (datasets.load_from_disk path or a "
-        "hub dataset name), demo_corpus (generated locally from the Python installation)."
+        "hub dataset name), demo_corpus (generated locally from the Python installation), "
+        "warc (plain or .gz WARC files, main text extracted), html (one page per file)."
     )
     path: str = Field(description="File, directory or glob; for hf a saved dataset or hub name.")
     text_field: str = "text"
@@ -90,6 +91,12 @@ class SourceConfig(_Strict):
     split: str = Field(default="train", description="hf only: split to read.")
     hf_shards: int = Field(default=4, ge=1, description="hf only: parallel read shards.")
     demo_docs: int = Field(default=3000, ge=50, description="demo_corpus only: base documents.")
+    # --- warc / html sources (pipelines/web_sources.py)
+    extractor: Literal["resiliparse", "trafilatura"] = Field(
+        default="resiliparse", description="warc/html only: main-text extractor.")
+    content_types: list[str] = Field(
+        default_factory=lambda: ["text/html", "application/xhtml+xml"], min_length=1,
+        description="warc/html only: MIME types extracted; other responses are dead-lettered.")
 
     @field_validator("name")
     @classmethod

@@ -46,6 +46,7 @@ class BuildPlan:
     run_id: str
     extra_args: list[str] = field(default_factory=list)
     partition_by: str | None = None  # output.partition_by, or a stage's route_by
+    source_columns: dict[str, str] = field(default_factory=dict)  # columns sources add
 
     @property
     def staging(self) -> str:
@@ -53,7 +54,7 @@ class BuildPlan:
 
     @property
     def columns(self) -> dict[str, str]:
-        return self.stage_columns[-1] if self.stage_columns else {}
+        return self.stage_columns[-1] if self.stage_columns else dict(self.source_columns)
 
     def checkpoint_dir(self, i: int) -> str:
         # a label can never lead outside <out>/checkpoints (contract C2)
@@ -96,7 +97,13 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
     ).hexdigest()
     stages: list[Stage] = []
     stage_columns: list[dict[str, str]] = []
-    columns: dict[str, str] = {}
+    # columns that sources add (web sources: url, fetch_date...); null for other sources
+    from pipelines.web_sources import check_web_source, source_columns
+
+    for i, src in enumerate(cfg.sources):
+        if src.type in ("warc", "html"):
+            check_web_source(src, i)
+    columns: dict[str, str] = source_columns(cfg.sources)
     for i, params in enumerate(cfg.stages):
         ctx = StageContext(label=labels[i], index=i, output_dir=out, columns=dict(columns),
                            config=cfg)
@@ -119,7 +126,7 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
             f"available: {', '.join([*BASE_COLUMNS, *columns])}")
     plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
                      time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
-                     list(extra_args or []), part)
+                     list(extra_args or []), part, source_columns(cfg.sources))
     if use_checkpoints:
         for i in reversed(range(len(stages))):
             if cfg.stages[i].checkpoint:

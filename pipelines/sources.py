@@ -319,6 +319,9 @@ class ReadSource(beam.PTransform):
 
     def expand(self, pbegin):
         src = self._src
+        if src.type in ("warc", "html"):  # web sources: pipelines/web_sources.py
+            from pipelines.web_sources import ReadWeb
+            return pbegin | "ReadWeb" >> ReadWeb(src, self._files)
         if src.type == "hf":
             shards = [(i, src.hf_shards) for i in range(src.hf_shards)]
             return (

@@ -8,15 +8,20 @@ would-be drops. Defaults are the published ones (see the scorer modules for the 
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+import apache_beam as beam
+from pydantic import Field, field_validator, model_validator
 
 from filters.heuristics_c4 import C4Config, C4Filter
 from filters.heuristics_fineweb import FineWebConfig, FineWebFilter
 from filters.heuristics_gopher import (
     DEFAULT_DUP_NGRAM,
+    DEFAULT_PER_LANGUAGE,
     DEFAULT_TOP_NGRAM,
+    THRESHOLD_FIELDS,
     GopherQuality,
     GopherQualityConfig,
     GopherRepetition,
@@ -27,6 +32,29 @@ from pipelines.score_report import HistSpec, ScoreReportMixin
 from pipelines.stage import RecordStage, RecordStageParams, StageResult, register_stage
 
 Frac = float | None
+log = logging.getLogger(__name__)
+
+LANGUAGE_COLUMN_DOC = ("Column with each document's language (the language_id stage's "
+                       "'language'); when the records have no such column every document is "
+                       "treated as default_language, and stats.json says so.")
+
+
+def _language_column(stage) -> str | None:
+    """The configured language column if the records entering the stage have it."""
+    col = getattr(stage.params, "language_column", None)
+    if col and col in stage.ctx.columns:
+        return col
+    return None
+
+
+def _language_note(stage, default: str | None) -> str:
+    col = getattr(stage.params, "language_column", None)
+    if _language_column(stage):
+        return f"per document, from column {col!r}"
+    msg = (f"every document treated as {default!r}: no column {col!r} before this stage "
+           "(add a language_id stage before it)" if col else
+           f"every document treated as {default!r} (language_column: null)")
+    return msg
 
 
 def _rules_text(rules: list[Rule]) -> str:
@@ -49,8 +77,11 @@ class _HeuristicStage(ScoreReportMixin, RecordStage):
         return self.with_score_stats(super().expand(records))
 
     def static_stats(self) -> dict:
-        return {"rules": {r.name: r.describe() for r in self.make_scorer().rules
-                          if r.threshold is not None}}
+        out = {"rules": {r.name: r.describe() for r in self.make_scorer().rules
+                         if r.threshold is not None}}
+        if hasattr(self.params, "language_column"):
+            out["language"] = _language_note(self, getattr(self.params, "default_language", "en"))
+        return out
 
     def rules_text(self) -> str:
         return _rules_text(self.make_scorer().rules)
@@ -69,7 +100,30 @@ class GopherQualityParams(RecordStageParams):
     max_bullet_lines_frac: Frac = Field(default=0.9, ge=0, le=1)
     max_ellipsis_lines_frac: Frac = Field(default=0.3, ge=0, le=1)
     min_alpha_words_frac: Frac = Field(default=0.8, ge=0, le=1)
-    min_stop_words: int | None = Field(default=2, ge=0)
+    min_stop_words: int | None = Field(
+        default=2, ge=0,
+        description="Minimum DISTINCT stop words of the document's language (Gopher: 'at "
+        "least two of' the, be, to, of, and, that, have, with; Stopwords ISO for other "
+        "languages; skipped for languages without a list).")
+    language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)
+    default_language: str = Field(default="en",
+                                  description="Language of documents without a language value.")
+    per_language: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PER_LANGUAGE.items()},
+        description="Language code -> threshold overrides (FineWeb-2 style), e.g. "
+        "{zh: {min_mean_word_length: 1.0}}. Replaces the defaults when given (see "
+        "docs/quality.md).")
+
+    @field_validator("per_language")
+    @classmethod
+    def _overrides(cls, v):
+        allowed = set(THRESHOLD_FIELDS)
+        for lang, over in v.items():
+            bad = sorted(set(over) - allowed)
+            if bad:
+                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; allowed: "
+                                 f"{sorted(allowed)}")
+        return v
 
     @model_validator(mode="after")
     def _ranges(self):
@@ -90,7 +144,21 @@ class GopherQualityStage(_HeuristicStage):
 
     def make_scorer(self) -> GopherQuality:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
-        return GopherQuality(_config_from(GopherQualityConfig, p))
+        return GopherQuality(_config_from(GopherQualityConfig, p),
+                             language_column=_language_column(self),
+                             default_language=p.default_language, per_language=p.per_language)
+
+    def expand(self, records):
+        if self.params.language_column and not _language_column(self):
+            log.warning("stage %s: %s", self.label, _language_note(self, self.params.default_language))
+        res = super().expand(records)
+        scored = (res.kept, res.removed | "StopListRemoved" >> beam.Map(lambda x: x[1])) | (
+            "StopListAll" >> beam.Flatten())
+        res.stats["stop_lists"] = (  # documents per stop-word list used (kept + removed)
+            scored | "StopListOf" >> beam.Map(lambda r: r.get("gopher_stop_list") or "none")
+            | "StopListCount" >> beam.combiners.Count.PerElement()
+            | "StopListDict" >> beam.combiners.ToDict())
+        return res
 
     def hist_specs(self) -> list[HistSpec]:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
@@ -123,6 +191,9 @@ class GopherRepetitionParams(RecordStageParams):
         default_factory=lambda: dict(DEFAULT_DUP_NGRAM),
         description="n -> max fraction of characters in repeated n-grams (null: off).",
     )
+    language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)
+    default_language: str = Field(default="en",
+                                  description="Language of documents without a language value.")
 
     @model_validator(mode="after")
     def _ns(self):
@@ -148,13 +219,26 @@ class GopherRepetitionStage(_HeuristicStage):
             GopherRepetitionConfig, p,
             max_top_ngram_char_frac=tuple(sorted(p.max_top_ngram_char_frac.items())),
             max_dup_ngram_char_frac=tuple(sorted(p.max_dup_ngram_char_frac.items())),
-        ))
+        ), language_column=_language_column(self), default_language=p.default_language)
 
     def hist_specs(self) -> list[HistSpec]:
         return [HistSpec(r.column, 0, 1, 20, _thr(r.threshold)) for r in self.make_scorer().rules]
 
 
 # --------------------------------------------------------------------------- C4
+
+
+def _check_bad_words(v):
+    if v is not None and v != "better-profanity":
+        if not Path(v).is_file():
+            raise ValueError(f"bad_words: file {v!r} does not exist (or use 'better-profanity')")
+    if v == "better-profanity":
+        try:
+            import better_profanity  # noqa: F401
+        except ImportError:
+            raise ValueError("bad_words 'better-profanity' needs: pip install "
+                             "'datamill[web]'") from None
+    return v
 
 
 class C4FilterParams(RecordStageParams):
@@ -166,11 +250,29 @@ class C4FilterParams(RecordStageParams):
     drop_lorem_ipsum: bool = True
     drop_curly_bracket: bool = True
     min_sentences: int | None = Field(default=5, ge=0)
+    max_word_length: int | None = Field(
+        default=1000, ge=1, description="Drop lines with a longer word (C4 reference cleaner).")
+    remove_citations: bool = Field(
+        default=True, description="Strip [1], [edit], [citation needed] (C4 reference cleaner).")
+    bad_words: str | None = Field(
+        default=None,
+        description="C4 bad-words page rule: null (off), 'better-profanity' (English list "
+        "shipped in that package, MIT) or a path to a word-list file (e.g. LDNOOBW).")
+    bad_words_language: str = Field(default="en", description="Language of the bad-word list.")
+    language_column: str | None = Field(
+        default="language",
+        description="Documents whose language (this column) is not bad_words_language are not "
+        "checked for bad words; without the column every document is checked.")
     rewrite_lines: bool = Field(
         default=True,
         description="Replace 'text' with the lines that pass the line rules (C4's behaviour). "
         "Never done in annotate_only mode.",
     )
+
+    @field_validator("bad_words")
+    @classmethod
+    def _bad(cls, v):
+        return _check_bad_words(v)
 
 
 @register_stage
@@ -183,7 +285,8 @@ class C4FilterStage(_HeuristicStage):
     def make_scorer(self) -> C4Filter:
         p: C4FilterParams = self.params  # type: ignore[assignment]
         return C4Filter(_config_from(C4Config, p,
-                                     rewrite_lines=p.rewrite_lines and not p.annotate_only))
+                                     rewrite_lines=p.rewrite_lines and not p.annotate_only,
+                                     language_column=_language_column(self)))
 
     def hist_specs(self) -> list[HistSpec]:
         p: C4FilterParams = self.params  # type: ignore[assignment]
@@ -203,6 +306,11 @@ class FineWebFilterParams(RecordStageParams):
     max_short_line_frac: Frac = Field(default=0.67, ge=0, le=1)
     short_line_chars: int = Field(default=30, ge=1)
     max_newline_ratio: Frac = Field(default=0.3, ge=0)
+    line_end_punctuation: Literal["fineweb", "unicode", "auto"] = Field(
+        default="fineweb",
+        description="fineweb: . ' \" ! ? (FineWeb); unicode: every Unicode Sentence_Terminal "
+        "character too; auto: unicode for documents not in English (by language_column).")
+    language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)
 
 
 @register_stage
@@ -214,7 +322,8 @@ class FineWebFilterStage(_HeuristicStage):
 
     def make_scorer(self) -> FineWebFilter:
         p: FineWebFilterParams = self.params  # type: ignore[assignment]
-        return FineWebFilter(_config_from(FineWebConfig, p))
+        return FineWebFilter(_config_from(FineWebConfig, p,
+                                          language_column=_language_column(self)))
 
     def hist_specs(self) -> list[HistSpec]:
         p: FineWebFilterParams = self.params  # type: ignore[assignment]

@@ -1,0 +1,74 @@
+"""URL blocklists: domains with subdomains, substrings, counts per reason, config errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from filters.url_filter import UrlBlocklist, read_list, url_host
+from pipelines.config import ConfigError, build_config_from_dict, parse_stages
+from pipelines.testing import run_stage
+
+
+def test_domain_and_substring_matching():
+    b = UrlBlocklist(["example.com", "Bad.Org."], ["/wp-login", "utm_source=spam"])
+    assert b.check("https://example.com/x") == ("url_blocked_domain", "example.com")
+    assert b.check("http://a.b.EXAMPLE.com:8080/") == ("url_blocked_domain", "example.com")
+    assert b.check("http://user:pw@bad.org./p") == ("url_blocked_domain", "bad.org")
+    assert b.check("https://notexample.com/") == (None, None)
+    assert b.check("https://ok.net/WP-LOGIN.php") == ("url_blocked_substring", "/wp-login")
+    assert b.check("not a url") == ("url_unparsable", None)
+    assert b.check("http://[::1") == ("url_unparsable", None)
+    assert b.check(None) == (None, None)
+    assert UrlBlocklist(["x.y"], missing="remove").check("") == ("url_missing", None)
+    assert url_host("HTTPS://WWW.Example.COM/") == "www.example.com"
+
+
+def test_list_files(tmp_path):
+    f = tmp_path / "l.txt"
+    f.write_text("# comment\n\n  Example.COM \nfoo.org\n", encoding="utf-8")
+    assert read_list(f) == ["example.com", "foo.org"]
+
+
+def test_stage_counts_per_reason(tmp_path):
+    (tmp_path / "d.txt").write_text("example.org\n")
+    (tmp_path / "s.txt").write_text("/casino/\n")
+    recs = [{"id": str(i), "text": "t", "source": "s", "url": u} for i, u in enumerate([
+        "http://www.example.org/a", "http://example.org", "https://ok.net/casino/win",
+        "https://ok.net/fine", None, "::::"])]
+    out = run_stage({"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "d.txt")],
+                     "blocked_substrings_files": [str(tmp_path / "s.txt")]}, recs,
+                    columns={"url": "string"})
+    assert [r["id"] for r in out["kept"]] == ["3", "4"]
+    assert [(reason, r["id"]) for reason, r in out["removed"]] == [
+        ("url_blocked_domain", "0"), ("url_blocked_domain", "1"),
+        ("url_blocked_substring", "2"), ("url_unparsable", "5")]
+    assert out["stage"].static_stats() == {"blocked_domains": 1, "blocked_substrings": 1}
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse_stages([{"stage": "url_filter", "blocked_domains_files": ["/no/such/list"]}])
+    (tmp_path / "empty.txt").write_text("# nothing\n")
+    with pytest.raises(ConfigError, match="no entries"):
+        parse_stages([{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "empty.txt")]}])
+    with pytest.raises(ConfigError, match="give blocked_domains_files"):
+        parse_stages([{"stage": "url_filter"}])
+    (tmp_path / "d.txt").write_text("example.org\n")
+    (tmp_path / "in.jsonl").write_text('{"text": "x"}\n')
+    from pipelines.graph import plan_build
+
+    cfg = build_config_from_dict({
+        "sources": [{"name": "j", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+        "stages": [{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "d.txt")]}],
+        "output": {"dir": str(tmp_path / "out")}})
+    with pytest.raises(ConfigError, match="url_column 'url' is not a column"):
+        plan_build(cfg)
+
+
+def test_list_contents_enter_the_fingerprint(tmp_path):
+    f = tmp_path / "d.txt"
+    f.write_text("a.example\n")
+    (p,) = parse_stages([{"stage": "url_filter", "blocked_domains_files": [str(f)]}])
+    before = p.model_dump()["blocklists_sha256"]  # the build fingerprints at planning time
+    f.write_text("a.example\nb.example\n")
+    assert p.model_dump()["blocklists_sha256"] != before
