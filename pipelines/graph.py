@@ -20,6 +20,7 @@ does nothing (``--force`` rebuilds).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 import time
@@ -37,7 +38,7 @@ from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fing
 from pipelines.records import BASE_COLUMNS, arrow_schema
 from pipelines.runner import make_options, runner_name
 from pipelines.sinks import WriteSortedShards, to_output_row
-from pipelines.sources import InputFile, ReadSource, describe_inputs
+from pipelines.sources import InputFile, ReadSource, SkippedFile, describe_inputs
 from pipelines.stage import Stage, StageContext, StageResult, load_stages
 
 MANIFEST_VERSION = 1
@@ -49,6 +50,7 @@ class SourcePlan:
     files: list[InputFile] | None
     n_rows: int
     fingerprint: dict
+    skipped: list[SkippedFile] = field(default_factory=list)  # issue 10: found, not read
 
 
 @dataclass
@@ -160,8 +162,8 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
     for i, src in enumerate(cfg.sources):
         if src.type == "demo_corpus":
             src = _ensure_demo(src)
-        files, n_rows, fp = describe_inputs(src, i)
-        sources.append(SourcePlan(src, files, n_rows, fp))
+        files, n_rows, fp, skipped = describe_inputs(src, i)
+        sources.append(SourcePlan(src, files, n_rows, fp, skipped))
     source_fp = hashlib.sha256(
         json.dumps([s.fingerprint for s in sources], sort_keys=True).encode()
     ).hexdigest()
@@ -226,16 +228,21 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     first = 0
 
     if plan.resume is None:
-        parts, deads = [], []
+        parts, deads, counted = [], [], []
         for i, sp in enumerate(plan.sources):
             res = p | f"Read[{sp.config.name}]" >> ReadSource(sp.config, sp.files, sp.n_rows)
             parts.append(res["records"])
             deads.append(res["dead"])
+            counted.append(res["counted"])
         records = parts | "AllSources" >> beam.Flatten()
         read_dead = deads | "AllReadDead" >> beam.Flatten()
         dead_all.append(read_dead)
-        events.append(read_dead | "ReadDeadEvent" >> beam.Map(
-            lambda d: acc.dead_key("read", d["reason"])))
+        # issue 10 (safety-in): a dead row may stand for n unreadable records ("records": n)
+        events.append(read_dead | "ReadDeadEvent" >> beam.FlatMap(
+            lambda d: itertools.repeat(acc.dead_key("read", d["reason"]), acc.dead_weight(d))))
+        # issue 10 (safety-in): per-file input counts taken from the raw data (contract C1)
+        input_counts = counted | "AllInputCounts" >> beam.Flatten()
+        acc.write_json(input_counts, f"{staging}/_stats/input_counts.json", "InputCountsJson")
         input_profile = records | "InputProfile" >> beam.CombineGlobally(
             acc.RecordProfile(cfg.length_histogram_bins))
         acc.write_json(input_profile, f"{staging}/_stats/input_profile.json", "InputProfileJson",
@@ -268,7 +275,8 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
             stage_stats.append((f"stage.{label}.{name}", pc))
         if cfg.stages[i].checkpoint:
             _write_checkpoint(plan, i, records, events, removed_all, dead_all,
-                              [*stage_stats, *([("input_profile", input_profile)]
+                              [*stage_stats, *([("input_profile", input_profile),
+                                                ("input_counts", input_counts)]
                                                if input_profile is not None else [])], p)
 
     schema = arrow_schema(plan.columns)
@@ -429,10 +437,12 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         for k, v in part.items():
             if k != "counts":
                 merged[k] = v
-    # input = parsed records + lines that failed to parse; kept = records written
-    counts["input"] = (merged.get("input_profile") or {}).get("count", 0) + sum(
-        n for k, n in counts.items() if k.startswith("dead/read/"))
-    counts["kept"] = (merged.get("kept_profile") or {}).get("count", 0)
+    # issue 10 (safety-in): input = records counted from the raw data per file, not from
+    # what the parser managed to read; a missing counting stat fails loudly
+    input_files = acc.require_stat(merged, "input_counts", plan.staging)
+    acc.require_stat(raw_parts[-1], "counts", plan.staging)
+    counts["input"] = acc.input_total(input_files)
+    counts["kept"] = acc.require_stat(merged, "kept_profile", plan.staging)["count"]
     summary = acc.summarize(counts, plan.labels)
     stages_out: dict[str, Any] = {}
     for i, (stage, label) in enumerate(zip(plan.stages, plan.labels)):
@@ -457,6 +467,9 @@ def _gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> di
         "read": summary["stages"]["read"],
         "stages": stages_out,
         "columns": plan.columns,
+        "input_files": input_files,  # issue 10 (safety-in)
+        "skipped_files": [{"source": sp.config.name, "path": s.path, "reason": s.reason}
+                          for sp in plan.sources for s in sp.skipped],
         "input_lengths": merged.get("input_profile"),
         "kept_lengths": merged.get("kept_profile"),
         "raw_counts": counts,
@@ -594,6 +607,14 @@ def run_build(
                 shutil.rmtree(stale, ignore_errors=True)
             elif _exists(stale):
                 FileSystems.delete([stale])
+    skipped = [(sp.config.name, s) for sp in plan.sources for s in sp.skipped]  # issue 10
+    if skipped:
+        log(f"skipping {len(skipped)} file(s) found but not read (listed in stats.json "
+            "skipped_files):")
+        for name, s in skipped[:20]:
+            log(f"  [{name}] {s.path}: {s.reason}")
+        if len(skipped) > 20:
+            log(f"  ... and {len(skipped) - 20} more")
     runner, options = make_options(cfg.runner, extra_args)
     t0 = time.perf_counter()
     p = beam.Pipeline(runner=runner, options=options)
@@ -602,10 +623,12 @@ def run_build(
     result = p.run()
     result.wait_until_finish()
     wall = time.perf_counter() - t0
-    stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
-    if not stats["conservation_ok"]:
+    try:  # issue 10 (safety-in): changed inputs, imbalance, missing stats, dead-letter share
+        stats = _gather_stats(plan, wall, _stage_metrics(result, plan.labels))
+        acc.check_build(stats, cfg.output.max_dead_letter_fraction)
+    except acc.AccountingError:
         _cleanup_staging(plan)
-        raise acc.conservation_error(stats["counts"], stats["stages"])
+        raise
     files = _promote(plan)
     stats["output_files"] = files
     with FileSystems.create(f"{plan.out}/stats.json") as fh:
