@@ -51,8 +51,14 @@ def build(
         None, "--workers", "-w", help="DirectRunner workers (multi-processing when > 1)."),
     force: bool = typer.Option(False, "--force", help="Ignore checkpoints and rebuild."),
 ) -> None:
-    """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
-    from pipelines.accounting import ConservationError
+    """Run a curation build: read sources, apply stages, write Parquet, stats and report.
+
+    Exit codes: 0 success; 2 config error (before any work); 3 record accounting does not
+    balance or a counting stat is missing; 4 too many records went to dead_letter
+    (output.max_dead_letter_fraction, or every record); 5 an input file changed during the
+    build. Nothing is promoted to the output directory on a non-zero exit.
+    """
+    from pipelines.accounting import AccountingError
     from pipelines.config import ConfigError, load_build_config
     from pipelines.graph import run_build
 
@@ -80,8 +86,8 @@ def build(
     except ConfigError as err:
         _fail(str(err))
         return
-    except ConservationError as err:
-        _fail(str(err), code=3)
+    except AccountingError as err:  # issue 10: 3 imbalance, 4 dead letter, 5 changed input
+        _fail(str(err), code=err.exit_code)
         return
     _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped)
 
@@ -108,16 +114,30 @@ def _print_summary(stats: dict, out: str, seconds: float, skipped: bool) -> None
 
 @app.command("validate")
 def validate(config: Path = typer.Argument(..., help="Build config (YAML).")) -> None:
-    """Check a build config without running anything."""
+    """Check a build config without running anything.
+
+    Runs the build's planner (sources listed, stages instantiated, output columns resolved), so
+    it rejects what ``datamill build`` would reject before doing any work."""
     from pipelines.config import ConfigError, load_build_config
+    from pipelines.graph import plan_build
 
     try:
         cfg = load_build_config(config)
     except ConfigError as err:
         _fail(f"invalid config {err}")
         return
-    console.print(f"[green]ok[/]: {len(cfg.sources)} source(s), stages: "
-                  f"{', '.join(s.label or s.stage for s in cfg.stages) or '(none)'}")
+    try:
+        plan = plan_build(cfg, use_checkpoints=False)
+    except (ConfigError, ValueError) as err:  # issue 10: what the build would reject
+        _fail(f"invalid config {config}:\n{err}")
+        return
+    n_files = sum(len(sp.files or []) for sp in plan.sources)
+    skipped = [s for sp in plan.sources for s in getattr(sp, "skipped", [])]
+    for s in skipped[:20]:
+        console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
+    console.print(f"[green]ok[/]: {len(cfg.sources)} source(s), {n_files} file(s)"
+                  f"{f', {len(skipped)} skipped' if skipped else ''}, stages: "
+                  f"{', '.join(plan.labels) or '(none)'}")
 
 
 @app.command("stages")
