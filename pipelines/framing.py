@@ -36,7 +36,7 @@ RAW_PREFIX_BYTES = MAX_RAW_CHARS  # what a dead-letter row keeps of an oversize 
 RECORD, OVERSIZE, UNREADABLE = "record", "oversize", "unreadable"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Frame:
     kind: str  # RECORD, OVERSIZE or UNREADABLE
     lineno: int  # 1-based physical line number where the record starts

@@ -172,9 +172,9 @@ def _open_binary(path: str):
 # --------------------------------------------------------------------------- JSONL
 
 
-def _frame_to_output(src: SourceConfig, frame: Frame, f: InputFile):
+def _frame_to_output(src: SourceConfig, frame: Frame, f: InputFile, display: str):
     """Exactly one record or one dead-letter row for one frame; never raises."""
-    loc = f"{f.display}:{frame.lineno}"
+    loc = f"{display}:{frame.lineno}"
 
     def dead(reason: str, raw: Any) -> pvalue.TaggedOutput:
         return pvalue.TaggedOutput(DEAD, dead_letter("read", reason, raw, source=src.name,
@@ -184,7 +184,7 @@ def _frame_to_output(src: SourceConfig, frame: Frame, f: InputFile):
         return dead(f"record_too_large: {frame.size:,} bytes > max_record_bytes "
                     f"{src.max_record_bytes:,} (first {len(frame.data):,} bytes kept)", frame.data)
     if frame.kind == UNREADABLE:
-        return dead(f"read_error: {frame.error}", frame.data or f"<file {f.display}>")
+        return dead(f"read_error: {frame.error}", frame.data or f"<file {display}>")
     try:
         decoded = frame.data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -212,17 +212,19 @@ class _ReadJsonl(beam.DoFn):
         src = self._src
         changed = file_change(f)
         records = nbytes = 0
+        display = f.display
         if changed is None:
             framed = FramedFile(f.path, src.max_record_bytes)
             complete = True
             for frame in framed:
-                complete = complete and frame.kind != UNREADABLE
-                yield _frame_to_output(src, frame, f)
+                if frame.kind == UNREADABLE:
+                    complete = False
+                yield _frame_to_output(src, frame, f, display)
             records, nbytes = framed.records, framed.bytes_read
             changed = file_change(f)
             if changed is None and complete and nbytes != f.size:
                 changed = f"read {nbytes:,} bytes but {f.size:,} were planned"
-        yield _counted(src, f.display, records, nbytes, changed)
+        yield _counted(src, display, records, nbytes, changed)
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -267,9 +269,10 @@ class _ReadParquet(beam.DoFn):
         import pyarrow.parquet as pq
 
         src = self._src
+        display = f.display
         changed = file_change(f)
         if changed is not None:
-            yield _counted(src, f.display, 0, 0, changed)
+            yield _counted(src, display, 0, 0, changed)
             return
 
         def dead(reason: str, raw: Any, location: str, records: int = 1):
@@ -287,9 +290,9 @@ class _ReadParquet(beam.DoFn):
         except Exception as err:  # noqa: BLE001 - not Parquet, unreadable footer...
             if fh is not None:
                 fh.close()
-            yield dead(f"read_error: {type(err).__name__}: {err}", f"<file {f.display}>",
-                       f"{f.display}#footer")
-            yield _counted(src, f.display, 1, 0, file_change(f))
+            yield dead(f"read_error: {type(err).__name__}: {err}", f"<file {display}>",
+                       f"{display}#footer")
+            yield _counted(src, display, 1, 0, file_change(f))
             return
         row = 0
         with fh:
@@ -300,7 +303,7 @@ class _ReadParquet(beam.DoFn):
             try:
                 for batch in pf.iter_batches(batch_size=self.BATCH_ROWS, columns=cols):
                     for obj, error, raw in _rows_of(batch):
-                        loc = f"{f.display}#row={row}"
+                        loc = f"{display}#row={row}"
                         if error is not None:
                             yield dead(error, raw, loc)
                         else:
@@ -310,14 +313,14 @@ class _ReadParquet(beam.DoFn):
             except Exception as err:  # noqa: BLE001 - a corrupt page: the rest is unreadable
                 if row < n_rows:
                     yield dead(f"read_error: {type(err).__name__}: {err}",
-                               f"<rows {row}..{n_rows - 1} of {f.display}>",
-                               f"{f.display}#rows={row}-{n_rows - 1}", n_rows - row)
+                               f"<rows {row}..{n_rows - 1} of {display}>",
+                               f"{display}#rows={row}-{n_rows - 1}", n_rows - row)
                     row = n_rows
         if row < n_rows:  # the reader ended early without an error
             yield dead("read_error: fewer rows than the file's metadata",
-                       f"<rows {row}..{n_rows - 1} of {f.display}>",
-                       f"{f.display}#rows={row}-{n_rows - 1}", n_rows - row)
-        yield _counted(src, f.display, n_rows, f.size, file_change(f))
+                       f"<rows {row}..{n_rows - 1} of {display}>",
+                       f"{display}#rows={row}-{n_rows - 1}", n_rows - row)
+        yield _counted(src, display, n_rows, f.size, file_change(f))
 
 
 # --------------------------------------------------------------------------- Hugging Face
