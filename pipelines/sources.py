@@ -43,12 +43,12 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.config import ConfigError, SourceConfig
-from pipelines.framing import OVERSIZE, UNREADABLE, Frame, FramedFile
+from pipelines.framing import OVERSIZE, UNREADABLE, Frame, FramedFile, iter_lines
 from pipelines.input_files import InputFile, SkippedFile, list_input_files, printable
 from pipelines.records import MAX_RAW_CHARS, dead_letter
 
 __all__ = ["DEAD", "COUNTED", "InputFile", "SkippedFile", "ReadSource", "describe_inputs",
-           "expand_files"]
+           "expand_files", "iter_lines"]
 
 DEAD = "dead"
 COUNTED = "counted"

@@ -377,3 +377,25 @@ def test_validate_runs_the_planner(tmp_path):
     code, out = validate(str(tmp_path))
     assert code == 0 and "1 file(s), 2 skipped" in out and "notes.txt" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_framer_is_independent_of_chunk_boundaries():
+    import random
+
+    rng = random.Random(7)
+    alphabet = [b"a", b"b", b" ", b"\n", b"\n", b"\r", b"\t", b"\xff"]
+    for _ in range(200):
+        data = b"".join(rng.choice(alphabet) * rng.choice([1, 7, 40, 700])
+                        for _ in range(rng.randint(0, 30)))
+        limit = rng.choice([1024, 1200, 5000])
+        want = []
+        for n, line in enumerate(data.split(b"\n"), 1):
+            if len(line) > limit:
+                want.append(("oversize", n, len(line)))
+            elif line and not line.isspace():
+                want.append(("record", n, line[:-1] if line.endswith(b"\r") else line))
+        cuts = sorted(rng.sample(range(len(data) + 1), min(len(data) + 1, rng.randint(0, 8))))
+        chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)]) if b > a]
+        framer = RecordFramer(iter(chunks), max_record_bytes=limit)
+        got = [(f.kind, f.lineno, f.size if f.kind == "oversize" else f.data) for f in framer]
+        assert got == want and framer.records == len(want)
