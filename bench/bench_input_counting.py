@@ -52,6 +52,7 @@ def run_once(tree: Path, corpus: Path, out: Path) -> dict:
         raise RuntimeError(f"{tree}: build failed ({proc.returncode})")
     res = json.loads(stdout.decode().strip().splitlines()[-1])
     res["rss_mb"] = usage.ru_maxrss / 1024  # KiB on Linux
+    res["cpu"] = usage.ru_utime + usage.ru_stime  # whole process, incl. Beam start-up
     shutil.rmtree(out, ignore_errors=True)
     return res
 
@@ -79,14 +80,16 @@ def main() -> None:
             for name, tree in (("old", args.old), ("new", args.new)):
                 res = run_once(tree.resolve(), corpus, work / f"out-{name}")
                 results[name].append(res)
-                print(f"round {r + 1} {name}: {res['wall']:.2f} s, "
+                print(f"round {r + 1} {name}: {res['wall']:.2f} s build wall, "
+                      f"{res['cpu']:.2f} s process CPU, "
                       f"{res['counts']['input'] / res['wall']:,.0f} docs/s, "
                       f"peak RSS {res['rss_mb']:.0f} MB, counts {res['counts']}", flush=True)
-        med = {k: statistics.median(x["wall"] for x in v) for k, v in results.items()}
-        ratios = [n["wall"] / o["wall"] for o, n in zip(results["old"], results["new"])]
-        print(f"median wall: old {med['old']:.2f} s, new {med['new']:.2f} s; "
-              f"new/old per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
-              f"median ratio {statistics.median(ratios):.3f}")
+        for key in ("wall", "cpu"):
+            med = {k: statistics.median(x[key] for x in v) for k, v in results.items()}
+            ratios = [n[key] / o[key] for o, n in zip(results["old"], results["new"])]
+            print(f"median {key}: old {med['old']:.2f} s, new {med['new']:.2f} s; "
+                  f"new/old per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
+                  f"median ratio {statistics.median(ratios):.3f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -86,7 +86,10 @@ def validate_model(model: type[M], data: Any, prefix: str = "", strict: bool = F
 
 def _as_json(data: Any) -> str:
     # default=str: YAML dates and the like become text (and fail where text is not allowed)
-    return json.dumps(data, default=str, allow_nan=True)
+    try:
+        return json.dumps(data, default=str, allow_nan=True)
+    except TypeError as err:  # a mapping key YAML read as a date or the like
+        raise ConfigError(f"a mapping key is not text or a number ({err}); quote it") from None
 
 
 MAX_YAML_NODES = 100_000  # values after alias expansion; real configs have a few hundred

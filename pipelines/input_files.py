@@ -205,14 +205,14 @@ def list_input_files(pattern: str, source_type: str) -> tuple[list[InputFile], l
         files, skipped = _remote(pattern), []
     elif os.path.isdir(pattern):
         files, skipped = _walk_directory(pattern, source_type)
-    elif _GLOB_CHARS & set(pattern):
-        files, skipped = _local_glob(pattern)
-    elif os.path.lexists(pattern):
+    elif os.path.lexists(pattern):  # a literal name first, even with [ ] * ? in it
         why = not_readable_reason(pattern)
         if why is None:
             files, skipped = [_local_file(pattern, os.path.basename(pattern))], []
         else:
             files, skipped = [], [SkippedFile(printable(pattern), why)]
+    elif _GLOB_CHARS & set(pattern):
+        files, skipped = _local_glob(pattern)
     else:
         files, skipped = [], []
     files.sort(key=lambda f: f.path)

@@ -128,11 +128,15 @@ def _make_record(
 # --------------------------------------------------------------------------- file identity
 
 
-def file_change(f: InputFile) -> str | None:
+def file_change(f: InputFile, before_reading: bool = False) -> str | None:
     """Why ``f`` is no longer the file that was planned (None when size and mtime match).
 
-    Stat only: nothing is opened (a file replaced by a FIFO must not block the build)."""
+    Stat only: nothing is opened (a file replaced by a FIFO must not block the build). Remote
+    files are checked after reading only (one listing call per file; the raw bytes read are
+    compared with the planned size as well)."""
     if "://" in f.path:
+        if before_reading:
+            return None
         try:
             found = FileSystems.match([f.path])[0].metadata_list
         except Exception as err:  # noqa: BLE001
@@ -210,7 +214,7 @@ class _ReadJsonl(beam.DoFn):
 
     def process(self, f: InputFile):
         src = self._src
-        changed = file_change(f)
+        changed = file_change(f, before_reading=True)
         records = nbytes = 0
         display = f.display
         if changed is None:
@@ -270,7 +274,7 @@ class _ReadParquet(beam.DoFn):
 
         src = self._src
         display = f.display
-        changed = file_change(f)
+        changed = file_change(f, before_reading=True)
         if changed is not None:
             yield _counted(src, display, 0, 0, changed)
             return

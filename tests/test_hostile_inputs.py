@@ -399,3 +399,16 @@ def test_framer_is_independent_of_chunk_boundaries():
         framer = RecordFramer(iter(chunks), max_record_bytes=limit)
         got = [(f.kind, f.lineno, f.size if f.kind == "oversize" else f.data) for f in framer]
         assert got == want and framer.records == len(want)
+
+
+def test_literal_names_with_glob_characters_and_odd_yaml_keys(tmp_path):
+    literal = tmp_path / "run[2].jsonl"  # a glob would match run2.jsonl, not this file
+    literal.write_bytes(_line(1))
+    (tmp_path / "run2.jsonl").write_bytes(_line(2))
+    files, skipped = list_input_files(str(literal), "jsonl")
+    assert [f.path for f in files] == [str(literal)] and skipped == []
+    bad = tmp_path / "dates.yaml"
+    bad.write_text("sources: [{name: s, type: jsonl, path: x}]\noutput: {dir: o}\n"
+                   "2024-01-01: release\n")
+    with pytest.raises(ConfigError, match="mapping key is not text or a number"):
+        load_build_config(bad)
