@@ -304,22 +304,25 @@ class _ReadParquet(beam.DoFn):
             if src.text_field in names:
                 cols = [src.text_field] + (
                     [src.id_field] if src.id_field and src.id_field in names else [])
-            try:
-                for batch in pf.iter_batches(batch_size=self.BATCH_ROWS, columns=cols):
-                    for obj, error, raw in _rows_of(batch):
-                        loc = f"{display}#row={row}"
-                        if error is not None:
-                            yield dead(error, raw, loc)
-                        else:
-                            rec, bad = _make_record(src, obj, f"{f.rel}#{row}", loc)
-                            yield rec if rec is not None else pvalue.TaggedOutput(DEAD, bad)
-                        row += 1
-            except Exception as err:  # noqa: BLE001 - a corrupt page: the rest is unreadable
-                if row < n_rows:
-                    yield dead(f"read_error: {type(err).__name__}: {err}",
-                               f"<rows {row}..{n_rows - 1} of {display}>",
-                               f"{display}#rows={row}-{n_rows - 1}", n_rows - row)
-                    row = n_rows
+            for group in range(pf.metadata.num_row_groups):  # a corrupt group loses only itself
+                end = row + pf.metadata.row_group(group).num_rows
+                try:
+                    for batch in pf.iter_batches(batch_size=self.BATCH_ROWS, columns=cols,
+                                                 row_groups=[group]):
+                        for obj, error, raw in _rows_of(batch):
+                            loc = f"{display}#row={row}"
+                            if error is not None:
+                                yield dead(error, raw, loc)
+                            else:
+                                rec, bad = _make_record(src, obj, f"{f.rel}#{row}", loc)
+                                yield rec if rec is not None else pvalue.TaggedOutput(DEAD, bad)
+                            row += 1
+                except Exception as err:  # noqa: BLE001 - a corrupt page or column chunk
+                    if row < end:
+                        yield dead(f"read_error: {type(err).__name__}: {err}",
+                                   f"<rows {row}..{end - 1} of {display}>",
+                                   f"{display}#rows={row}-{end - 1}", end - row)
+                        row = end
         if row < n_rows:  # the reader ended early without an error
             yield dead("read_error: fewer rows than the file's metadata",
                        f"<rows {row}..{n_rows - 1} of {display}>",

@@ -412,3 +412,24 @@ def test_literal_names_with_glob_characters_and_odd_yaml_keys(tmp_path):
                    "2024-01-01: release\n")
     with pytest.raises(ConfigError, match="mapping key is not text or a number"):
         load_build_config(bad)
+
+
+def test_corrupt_parquet_row_group_loses_only_its_rows(tmp_path):
+    from pipelines.sources import _ReadParquet
+
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"text": [f"{TEXT} Row {i}." for i in range(3000)]}), path,
+                   row_group_size=1000, compression="snappy")
+    chunk = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    start = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+    for i in range(start, start + chunk.total_compressed_size):
+        data[i] = (data[i] * 7 + 13) % 256  # garble the second row group's pages
+    path.write_bytes(bytes(data))
+    files, _ = list_input_files(str(path), "parquet")
+    src = SourceConfig(name="s", type="parquet", path=str(path))
+    recs, dead, counted = _outputs(_ReadParquet(src), files[0])
+    assert len(recs) == 2000 and len(dead) == 1, [d["location"] for d in dead]
+    assert dead[0]["location"].endswith("c.parquet#rows=1000-1999")
+    assert dead[0]["records"] == 1000 and dead[0]["reason"].startswith("read_error: ")
+    assert counted[0]["records"] == 3000 == len(recs) + acc.dead_weight(dead[0])
