@@ -14,8 +14,8 @@ Each source becomes a PTransform returning three PCollections (contract C1):
   fails naming it (a partly read file cannot be reported as complete).
 
 Per file, records + dead rows == ``counted["records"]``, where a dead row with a
-``"records": n`` field stands for n input records: that is only used for the unreadable rest of
-a Parquet file or ``hf`` shard (row range in ``location``). Every other unparseable record is
+``"records": n`` field stands for n input records: that is only used for an unreadable Parquet
+row group or the unreadable rest of an ``hf`` shard (row range in ``location``). Every other unparseable record is
 its own dead row; a JSONL or Parquet file whose records cannot be counted at all (truncated
 archive tail, unreadable Parquet footer) contributes one record and one dead row for that part.
 
