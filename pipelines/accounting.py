@@ -7,6 +7,12 @@ Each input line/row ends as exactly one of: kept, ``removed/<stage>/<reason>`` o
 the data itself (not only from runner metrics, which some runners drop or approximate), so the
 check ``input == kept + removed + dead`` is exact on every runner.
 The same counts are also published as Beam Metrics (namespace ``datamill``) for runner UIs.
+
+``input`` itself is not counted from parsed records: it is the sum of the per-file counts the
+sources take from the raw data (``_stats/input_counts.json``, contract C1), so a parser that
+loses records cannot balance the check. :func:`check_build` turns a finished build's stats into
+an :class:`AccountingError` (changed inputs, imbalance, too much dead letter) before anything
+is promoted.
 """
 
 from __future__ import annotations
@@ -24,8 +30,32 @@ from pipelines.records import reason_category
 LOG10_MAX = 7.0  # length histograms cover 1 .. 10^7 characters on a log scale
 
 
-class ConservationError(RuntimeError):
-    """Records were lost or duplicated between input and outputs."""
+class AccountingError(RuntimeError):
+    """The build ran but its outputs cannot be trusted; nothing is promoted.
+
+    ``exit_code`` is what ``datamill build`` exits with (documented in README)."""
+
+    exit_code = 3
+
+
+class ConservationError(AccountingError):
+    """Records were lost or duplicated between input and outputs (exit code 3)."""
+
+
+class MissingCountError(ConservationError):
+    """A counting stat the conservation check needs was not written (exit code 3)."""
+
+
+class DeadLetterError(AccountingError):
+    """Too many input records went to dead_letter (exit code 4)."""
+
+    exit_code = 4
+
+
+class InputChangedError(AccountingError):
+    """An input file changed between planning and reading (exit code 5)."""
+
+    exit_code = 5
 
 
 def removed_key(label: str, reason: str) -> str:
@@ -156,3 +186,55 @@ def conservation_error(counts: dict[str, int], stages: dict[str, Any]) -> Conser
         f"record accounting does not balance: input={counts['input']} but kept={counts['kept']}"
         f" + removed={counts['removed']} + dead_letter={counts['dead_letter']} = {total}; "
         f"per stage: {per_stage}")
+
+
+def require_stat(stats: dict[str, Any], name: str, where: str) -> Any:
+    """A counting stat from ``_stats/``; a missing one fails loudly instead of counting as 0."""
+    if name not in stats or stats[name] is None:
+        raise MissingCountError(
+            f"counting stat {where}/_stats/{name}.json is missing: the record accounting cannot "
+            "be checked, so nothing was promoted (a runner or sink dropped the stats output?)")
+    return stats[name]
+
+
+def input_total(counted: list[dict]) -> int:
+    """Input records of a build: the sum of the sources' per-file raw counts."""
+    return sum(int(row["records"]) for row in counted)
+
+
+def dead_weight(dead_row: dict) -> int:
+    """Input records one dead-letter row stands for (``records`` field, default 1)."""
+    return int(dead_row.get("records") or 1)
+
+
+def check_build(stats: dict[str, Any], max_dead_letter_fraction: float) -> None:
+    """Raise the AccountingError a finished build deserves, most specific first."""
+    changed = [f for f in stats.get("input_files") or [] if f.get("changed")]
+    if changed:
+        shown = "; ".join(f"{f['path']}: {f['changed']}" for f in changed[:10])
+        more = f" (and {len(changed) - 10} more)" if len(changed) > 10 else ""
+        raise InputChangedError(
+            f"{len(changed)} input file(s) changed while the build ran, so their records cannot "
+            f"be accounted for: {shown}{more}. Nothing was promoted; rerun once the inputs are "
+            "stable (copy files that are still being written).")
+    c = stats["counts"]
+    if not stats["conservation_ok"]:
+        raise conservation_error(c, stats["stages"])
+    n_in, dead = c["input"], c["dead_letter"]
+    if n_in and (dead == n_in or dead > max_dead_letter_fraction * n_in):
+        reasons = _top_dead_reasons(stats)
+        every = "every input record" if dead == n_in else f"{dead / n_in:.1%} of the input"
+        raise DeadLetterError(
+            f"{every} went to dead_letter ({dead:,} of {n_in:,}; "
+            f"output.max_dead_letter_fraction is {max_dead_letter_fraction}); top reasons: "
+            f"{reasons}. Nothing was promoted: fix sources[].text_field / id_field or the "
+            "input files, or raise output.max_dead_letter_fraction (0..1) to accept this.")
+
+
+def _top_dead_reasons(stats: dict[str, Any], n: int = 3) -> str:
+    items = []
+    for label, st in {"read": stats.get("read") or {}, **(stats.get("stages") or {})}.items():
+        for reason, k in (st.get("dead_letter") or {}).items():
+            items.append((k, f"{label}/{reason}"))
+    items.sort(key=lambda kv: (-kv[0], kv[1]))
+    return ", ".join(f"{name}: {k:,}" for k, name in items[:n]) or "none recorded"

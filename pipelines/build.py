@@ -38,7 +38,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines import accounting as acc
 from pipelines import promote as prom
-from pipelines.build_errors import AccountingError, BuildInterrupted, DiskFull, disk_full_cause
+from pipelines.build_errors import BuildInterrupted, DiskFull, disk_full_cause
 from pipelines import progress
 from pipelines.build_stats import gather_stats
 from pipelines.buildfs import exists, is_url, read_json, within
@@ -114,7 +114,7 @@ def _check_outputs(plan: BuildPlan, stats: dict, files: list[dict]) -> None:
     rows = sum(f["rows"] for f in files)
     n = plan.cfg.output.shards
     if rows != kept or (plan.partition_by is None and len(files) != n):
-        raise AccountingError(
+        raise acc.ConservationError(
             f"the staged output holds {len(files)} data file(s) with {rows} records, but the "
             f"accounting counted {kept} kept records"
             + ("" if plan.partition_by else f" in {n} shard(s)")
@@ -149,6 +149,14 @@ def run_build(
         if plan.resume is not None:
             log(f"resuming from checkpoint {plan.resume.path} "
                 f"({plan.resume.manifest['rows']} records after stage {plan.resume.label!r})")
+        skipped = [(sp.config.name, s) for sp in plan.sources for s in sp.skipped]
+        if skipped:
+            log(f"skipping {len(skipped)} file(s) found but not read (listed in stats.json "
+                "skipped_files):")
+            for name, s in skipped[:20]:
+                log(f"  [{name}] {s.path}: {s.reason}")
+            if len(skipped) > 20:
+                log(f"  ... and {len(skipped) - 20} more")
         try:
             _remove_stale_checkpoints(plan)
             stats, files = _run(plan, cfg, extra_args, log, on_progress, progress_interval)
@@ -215,8 +223,8 @@ def _run(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress=None,
     runtime, runtime_source = stage_runtime(result, plan.labels)  # pipelines/metrics.py
     stats = gather_stats(plan, wall, runtime)
     stats["runtime_source"] = runtime_source
-    if not stats["conservation_ok"]:
-        raise acc.conservation_error(stats["counts"], stats["stages"])
+    # changed inputs, imbalance, dead-letter share (nothing is promoted on any of them)
+    acc.check_build(stats, cfg.output.max_dead_letter_fraction)
     files = prom.staged_data_files(plan)
     _check_outputs(plan, stats, files)
     return stats, files

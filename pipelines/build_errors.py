@@ -1,7 +1,8 @@
 """Errors a build raises after its config was accepted, each with its CLI exit code.
 
 Exit codes of ``datamill build`` (documented in README "Output directory safety"):
-0 ok, 2 config error, 3 accounting error (records or counting stats missing),
+0 ok, 2 config error, 3 accounting error (records or counting stats missing), 4 too many
+records dead-lettered, 5 an input file changed during the build (pipelines/accounting.py),
 74 disk full / I/O error (sysexits EX_IOERR), 75 output directory locked by another build
 (sysexits EX_TEMPFAIL: retry later), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
@@ -10,17 +11,13 @@ from __future__ import annotations
 
 import errno
 
-from pipelines.accounting import ConservationError
+from pipelines.accounting import AccountingError  # noqa: F401 - re-exported (exit 3, 4, 5)
 
 
 class BuildError(RuntimeError):
     """A build failed for a reason the user can act on; ``exit_code`` is the CLI's code."""
 
     exit_code = 1
-
-
-class AccountingError(ConservationError):
-    """A counting side output or an output file the accounting relies on is missing/wrong."""
 
 
 class OutputLocked(BuildError):

@@ -8,7 +8,6 @@ from typing import Any
 
 from pipelines import accounting as acc
 from pipelines.breakdown import summarize_breakdown
-from pipelines.build_errors import AccountingError
 from pipelines.buildfs import list_files, read_json
 from pipelines.checkpoint import chain
 from pipelines.plan import BuildPlan
@@ -33,7 +32,7 @@ def _require(parts: list[tuple[str, dict[str, Any]]], name: str) -> None:
     workers that wrote elsewhere) must never report "balanced"."""
     if not any(name in part for _, part in parts):
         where = ", ".join(f"{d}/_stats" for d, _ in parts)
-        raise AccountingError(
+        raise acc.MissingCountError(
             f"counting stat {name}.json is missing (looked in {where}); the workers did not "
             "write the build's accounting where the driver reads it (a relative or "
             "worker-local output path?), so nothing was promoted")
@@ -52,6 +51,7 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
     _require(named[-1:], "counts")
     _require(named[-1:], "kept_profile")
     _require(named, "input_profile")
+    _require(named, "input_counts")
     raw_parts = [part for _, part in named]
     counts: dict[str, int] = {}
     merged: dict[str, Any] = {}
@@ -60,10 +60,11 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
         for k, v in part.items():
             if k != "counts":
                 merged[k] = v
-    # input = parsed records + lines that failed to parse; kept = records written
-    counts["input"] = (merged.get("input_profile") or {}).get("count", 0) + sum(
-        n for k, n in counts.items() if k.startswith("dead/read/"))
-    counts["kept"] = (merged.get("kept_profile") or {}).get("count", 0)
+    # input = records counted from the raw data per file (contract C1), not from what the
+    # parser managed to read; a missing counting stat fails loudly
+    input_files = acc.require_stat(merged, "input_counts", plan.staging)
+    counts["input"] = acc.input_total(input_files)
+    counts["kept"] = acc.require_stat(merged, "kept_profile", plan.staging)["count"]
     summary = acc.summarize(counts, plan.labels)
     stages_out: dict[str, Any] = {}
     for i, (stage, label) in enumerate(zip(plan.stages, plan.labels)):
@@ -88,7 +89,10 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
         "conservation_ok": summary["ok"],
         "read": summary["stages"]["read"],
         "stages": stages_out,
-        "stage_order": list(plan.labels),  # stats.json sorts keys; this keeps pipeline order
+        "stage_order": list(plan.labels),
+        "input_files": input_files,
+        "skipped_files": [{"source": sp.config.name, "path": s.path, "reason": s.reason}
+                          for sp in plan.sources for s in sp.skipped],  # stats.json sorts keys; this keeps pipeline order
         "columns": plan.columns,
         "breakdown": summarize_breakdown(
             merged.get("kept_breakdown"),

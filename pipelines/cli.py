@@ -80,9 +80,16 @@ def build(
         10.0, "--progress-every", help="Seconds between progress lines when stderr is not a "
         "terminal (a terminal gets a live table); 0 turns progress off."),
 ) -> None:
-    """Run a curation build: read sources, apply stages, write Parquet, stats and report."""
-    from pipelines.accounting import ConservationError
-    from pipelines.build import run_build
+    """Run a curation build: read sources, apply stages, write Parquet, stats and report.
+
+    Exit codes: 0 success; 2 config error (before any work); 3 record accounting does not
+    balance or a counting stat is missing; 4 too many records went to dead_letter
+    (output.max_dead_letter_fraction, or every record); 5 an input file changed during the
+    build; 74 disk full; 75 the output directory is locked by another build; 130/143
+    interrupted (Ctrl-C / SIGTERM). Nothing is promoted to the output directory on a non-zero
+    exit.
+    """
+    from pipelines.accounting import AccountingError
     from pipelines.build_errors import BuildError
     from pipelines.config import ConfigError, load_build_config
 
@@ -105,8 +112,8 @@ def build(
     except ConfigError as err:
         _fail(str(err))
         return
-    except ConservationError as err:
-        _fail(str(err), code=3)
+    except AccountingError as err:  # issue 10: 3 imbalance, 4 dead letter, 5 changed input
+        _fail(str(err), code=err.exit_code)
         return
     except BuildError as err:  # lock held, disk full, Ctrl-C/SIGTERM: one line, documented code
         _fail(str(err), code=err.exit_code)
@@ -200,9 +207,20 @@ def _validate_kind(kind: str, config: Path, data: object) -> str:
     from pipelines.config import ConfigError, load_build_config, validate_model
 
     if kind == "build":
+        from pipelines.plan import plan_build
+
         cfg = load_build_config(config)
-        stages = ", ".join(s.label or s.stage for s in cfg.stages) or "(none)"
-        return f"build config: {len(cfg.sources)} source(s), stages: {stages}"
+        try:  # the build's own planner: rejects what `datamill build` would, before any work
+            plan = plan_build(cfg, use_checkpoints=False)
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"{config}:\n{err}") from None
+        n_files = sum(len(sp.files or []) for sp in plan.sources)
+        skipped = [s for sp in plan.sources for s in sp.skipped]
+        for s in skipped[:20]:
+            console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
+        stages = ", ".join(plan.labels) or "(none)"
+        return (f"build config: {len(cfg.sources)} source(s), {n_files} file(s)"
+                f"{f', {len(skipped)} skipped' if skipped else ''}, stages: {stages}")
     if kind == "synth":
         from pipelines.synth_pipeline import load_synth_config
 

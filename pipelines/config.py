@@ -3,6 +3,12 @@
 Every mistake becomes a :class:`ConfigError` whose message names the field path
 (``stages[2].min_words``), the bad value and what is allowed, so the user can fix it.
 Other commands (synth, recommend) reuse :func:`load_yaml` / :func:`validate_model`.
+
+Build configs are validated with strict types (as if the YAML were JSON): ``min_words: true``,
+``shards: 2.0`` or ``jsonl: "yes"`` are errors, not silently coerced; an integer is accepted
+where a float is expected. YAML anchors/aliases may not expand to more than
+``MAX_YAML_NODES`` values (a few-KB "billion laughs" file would otherwise take GBs). Stage
+labels must match :data:`LABEL_PATTERN` (they become directory names).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +24,7 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError,
                       field_validator, model_validator)
 
+from pipelines.framing import DEFAULT_MAX_RECORD_BYTES
 from pipelines.stage import UNAVAILABLE, StageParams, load_stages
 
 M = TypeVar("M", bound=BaseModel)
@@ -47,15 +55,97 @@ def format_validation_error(err: ValidationError, prefix: str = "") -> str:
             continue
         got = e.get("input")
         shown = json.dumps(got, default=str)[:120] if got is not None else "nothing"
-        lines.append(f"{where}: {msg} (got {shown})")
+        hint = _TYPE_HINTS.get(e["type"], "")
+        if e["type"] in ("float_type", "float_parsing") and isinstance(got, str):
+            hint = "; YAML reads 1e-3 as text: write 1.0e-3 or 0.001"
+        lines.append(f"{where}: {msg} (got {shown}){hint}")
     return "\n".join(lines)
 
 
-def validate_model(model: type[M], data: Any, prefix: str = "") -> M:
+_TYPE_HINTS = {
+    "int_type": "; write a whole number without quotes or decimal point, e.g. 4",
+    "int_from_float": "; write a whole number without a decimal point, e.g. 4",
+    "bool_type": "; write true or false, without quotes",
+    "string_type": "; put the value in quotes",
+    "float_type": "; write a number, e.g. 0.5",
+    "list_type": "; write a list, e.g. [a, b]",
+    "dict_type": "; write a mapping, e.g. {key: value}",
+}
+
+
+def validate_model(model: type[M], data: Any, prefix: str = "", strict: bool = False) -> M:
+    """Validate ``data`` against ``model``; ``strict`` validates it as JSON with strict types
+    (no bool/str/float -> int coercion; lists are fine for tuples; int keys as strings)."""
     try:
+        if strict:
+            return model.model_validate_json(_as_json(data), strict=True)
         return model.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, prefix)) from None
+
+
+def _as_json(data: Any) -> str:
+    # default=str: YAML dates and the like become text (and fail where text is not allowed)
+    try:
+        return json.dumps(data, default=str, allow_nan=True)
+    except TypeError as err:  # a mapping key YAML read as a date or the like
+        raise ConfigError(f"a mapping key is not text or a number ({err}); quote it") from None
+
+
+MAX_YAML_NODES = 100_000  # values after alias expansion; real configs have a few hundred
+
+
+def _expanded_size(root: yaml.Node, limit: int) -> int:
+    """Number of nodes ``root`` stands for once every alias is expanded (stops past limit).
+
+    Aliases are shared node objects in PyYAML's graph, so sizes are memoized per node:
+    the work is linear in the file, not in the expansion."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise ConfigError("YAML anchor refers to itself (recursive alias)")
+        active.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child)
+                if total > limit:
+                    break
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+                if total > limit:
+                    break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def parse_yaml(text: str, name: str = "<config>") -> Any:
+    """``yaml.safe_load`` with alias expansion bounded to ``MAX_YAML_NODES`` values."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_size(node, MAX_YAML_NODES)
+        if n > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{name}: YAML expands to more than {MAX_YAML_NODES:,} values through "
+                "anchors/aliases (&x / *x); a config never needs that many: remove the "
+                "repeated aliases")
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(f"{name}: YAML nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -63,9 +153,11 @@ def load_yaml(path: str | Path) -> Any:
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
+        return parse_yaml(p.read_text(encoding="utf-8"), str(p))
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{p}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 # --------------------------------------------------------------------------- models
@@ -90,6 +182,11 @@ class SourceConfig(_Strict):
     )
     split: str = Field(default="train", description="hf only: split to read.")
     hf_shards: int = Field(default=4, ge=1, description="hf only: parallel read shards.")
+    max_record_bytes: int = Field(
+        default=DEFAULT_MAX_RECORD_BYTES, ge=1024, le=1 << 31,
+        description="Longest input record (JSONL line, or text value) read; longer ones go to "
+        "dead_letter with their first 20,000 bytes, without being loaded whole. Default 32 MiB.",
+    )
     demo_docs: int = Field(default=3000, ge=50, description="demo_corpus only: base documents.")
     # --- warc / html sources (pipelines/web_sources.py)
     extractor: Literal["resiliparse", "trafilatura"] = Field(
@@ -116,6 +213,12 @@ class OutputConfig(_Strict):
                        "(YAML header + sources, stages, counts, languages, tokens).")
     license: str | None = Field(default=None, description="Licence for the dataset card header "
                                 "(an SPDX id such as 'odc-by' or 'cc-by-4.0'); unset: 'other'.")
+    max_dead_letter_fraction: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="The build fails (exit code 4, nothing promoted) when more than this "
+        "fraction of the input records went to dead_letter; it always fails when every record "
+        "did (e.g. a wrong text_field).",
+    )
     partition_by: str | None = Field(
         default=None,
         description="Split kept records into data/<column>=<value>/ folders, e.g. 'language' "
@@ -159,6 +262,19 @@ class BuildConfig(_Strict):
         return self
 
 
+LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_LABEL_RE = re.compile(LABEL_PATTERN)
+
+
+def label_problem(label: Any) -> str | None:
+    """Why ``label`` is not a safe stage label (None when it is): labels name directories."""
+    if isinstance(label, str) and _LABEL_RE.match(label) and ".." not in label:
+        return None
+    return (f"{json.dumps(label, default=str)[:80]} is not allowed: use 1-64 characters from "
+            "A-Z a-z 0-9 _ . - starting with a letter or digit, without '..' "
+            "(labels become directory names)")
+
+
 def parse_stages(raw: Any) -> list[StageParams]:
     """Validate each stage block against its own stage's Params model."""
     if raw is None:
@@ -186,9 +302,15 @@ def parse_stages(raw: Any) -> list[StageParams]:
             )
             continue
         try:
-            parsed.append(registry[name].Params.model_validate(item))
+            params = registry[name].Params.model_validate_json(_as_json(item), strict=True)
         except ValidationError as err:
             problems.append(format_validation_error(err, where))
+            continue
+        bad = label_problem(params.label) if params.label is not None else None
+        if bad:
+            problems.append(f"{where}.label: {bad}")
+            continue
+        parsed.append(params)
     if not problems:
         seen: set[str] = set()
         for i, label in enumerate(stage_labels(parsed)):
@@ -223,7 +345,7 @@ def build_config_from_dict(data: Any) -> BuildConfig:
         problems.append(str(err))
         stages = []
     try:
-        cfg = BuildConfig.model_validate({**data, "stages": []})
+        cfg = BuildConfig.model_validate_json(_as_json({**data, "stages": []}), strict=True)
     except ValidationError as err:
         problems.insert(0, format_validation_error(err))
         cfg = None

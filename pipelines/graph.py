@@ -20,6 +20,7 @@ stay importable from here.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable
 
 import apache_beam as beam
@@ -58,17 +59,22 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     dead_all: list[Any] = []
     first = 0
 
+    input_counts = None  # per-file record counts taken from the raw data (contract C1)
     if plan.resume is None:
-        parts, deads = [], []
+        parts, deads, counted = [], [], []
         for i, sp in enumerate(plan.sources):
             res = p | f"Read[{sp.config.name}]" >> ReadSource(sp.config, sp.files, sp.n_rows)
             parts.append(res["records"])
             deads.append(res["dead"])
+            counted.append(res["counted"])
         records = parts | "AllSources" >> beam.Flatten()
         read_dead = deads | "AllReadDead" >> beam.Flatten()
         dead_all.append(read_dead)
-        events.append(read_dead | "ReadDeadEvent" >> beam.Map(
-            lambda d: acc.dead_key("read", d["reason"])))
+        # a dead row may stand for n unreadable records ("records": n)
+        events.append(read_dead | "ReadDeadEvent" >> beam.FlatMap(
+            lambda d: itertools.repeat(acc.dead_key("read", d["reason"]), acc.dead_weight(d))))
+        input_counts = counted | "AllInputCounts" >> beam.Flatten()
+        acc.write_json(input_counts, f"{staging}/_stats/input_counts.json", "InputCountsJson")
         input_profile = records | "InputProfile" >> beam.CombineGlobally(
             acc.RecordProfile(cfg.length_histogram_bins))
         acc.write_json(input_profile, f"{staging}/_stats/input_profile.json", "InputProfileJson",
@@ -106,7 +112,8 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
             stage_stats.append((f"stage.{label}.{name}", pc))
         if cfg.stages[i].checkpoint:
             write_checkpoint(plan, i, records, events, removed_all, dead_all,
-                             [*stage_stats, *([("input_profile", input_profile)]
+                             [*stage_stats, *([("input_profile", input_profile),
+                                               ("input_counts", input_counts)]
                                               if input_profile is not None else [])], p)
 
     schema = arrow_schema(plan.columns)

@@ -434,7 +434,7 @@ def input_size(sources) -> tuple[int | None, int | None]:
         if src.type not in ("jsonl", "parquet", "demo_corpus"):
             return None, None
         try:
-            files = expand_files(src, i)
+            files, _skipped = expand_files(src, i)
         except Exception:  # noqa: BLE001 - sizing is best effort; reading reports real errors
             return None, None
         for f in files:

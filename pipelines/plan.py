@@ -21,7 +21,7 @@ from pipelines.checkpoint import Checkpoint, checkpoint_valid
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
 from pipelines.records import BASE_COLUMNS, arrow_schema
-from pipelines.sources import InputFile, describe_inputs
+from pipelines.sources import InputFile, SkippedFile, describe_inputs
 from pipelines.stage import Stage, StageContext, load_stages
 
 
@@ -31,6 +31,7 @@ class SourcePlan:
     files: list[InputFile] | None
     n_rows: int
     fingerprint: dict
+    skipped: list[SkippedFile] = field(default_factory=list)  # found, not read (with reason)
 
 
 @dataclass
@@ -90,8 +91,8 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
     for i, src in enumerate(cfg.sources):
         if src.type == "demo_corpus":
             src = _ensure_demo(src)
-        files, n_rows, fp = describe_inputs(src, i)
-        sources.append(SourcePlan(src, files, n_rows, fp))
+        files, n_rows, fp, skipped = describe_inputs(src, i)
+        sources.append(SourcePlan(src, files, n_rows, fp, skipped))
     source_fp = hashlib.sha256(
         json.dumps([s.fingerprint for s in sources], sort_keys=True).encode()
     ).hexdigest()

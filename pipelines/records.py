@@ -47,6 +47,9 @@ def arrow_schema(columns: dict[str, str]) -> pa.Schema:
 def raw_text(raw: Any) -> str:
     """Render raw input (bytes, str, dict) for a dead-letter row, losslessly where possible."""
     if isinstance(raw, bytes):
+        if len(raw) > MAX_RAW_CHARS:  # cut first: never decode a huge input whole
+            return _encodable(raw[:MAX_RAW_CHARS].decode("utf-8", errors="backslashreplace")
+                              + f"...[truncated: {len(raw):,} bytes in all]")
         text = raw.decode("utf-8", errors="backslashreplace")
     elif isinstance(raw, str):
         text = raw

@@ -1,14 +1,29 @@
-"""Sources: JSONL (plain, .gz, .zst, .bz2), Parquet and Hugging Face ``datasets``.
+"""Sources: JSONL (plain, .gz, .bz2, .zst), Parquet and Hugging Face ``datasets``.
 
-Each source becomes a PTransform whose main output is records (``id``, ``text``, ``source``) and
-whose ``dead`` output holds every line/row that could not be turned into a record, with a
-reason. One line or row of input is exactly one record or one dead-letter row, so the build
-can check ``input = kept + removed + dead_letter``. Blank lines in JSONL are not records.
+Each source becomes a PTransform returning three PCollections (contract C1):
+
+* ``records``: parsed records (``id``, ``text``, ``source``);
+* ``dead``: one dead-letter row (stage ``read``, a reason, the raw input) per input record that
+  could not be turned into a record;
+* ``counted``: one row per input file (per shard for ``hf``):
+  ``{"source", "path", "records", "bytes", "changed"}``, where ``records`` is counted from the
+  raw data independently of parsing: JSONL by :mod:`pipelines.framing` (non-blank
+  newline-delimited records of the decompressed stream), Parquet from the file's metadata,
+  ``hf`` from the dataset's row count. ``changed`` is None, or why the file is not the one that
+  was planned (size or mtime differ, deleted, replaced by a special file): the build then
+  fails naming it (a partly read file cannot be reported as complete).
+
+Per file, records + dead rows == ``counted["records"]``, where a dead row with a
+``"records": n`` field stands for n input records: that is only used for an unreadable Parquet
+row group or the unreadable rest of an ``hf`` shard (row range in ``location``). Every other unparseable record is
+its own dead row; a JSONL or Parquet file whose records cannot be counted at all (truncated
+archive tail, unreadable Parquet footer) contributes one record and one dead row for that part.
 
 Parallelism: files are distributed across workers (a file is read by one worker, streamed, so
 very large single files should be split upstream); a ``datasets`` source is read in
-``hf_shards`` contiguous row ranges. Globs are expanded once when the graph is built, so the
-file list is recorded in the manifest and the same files are read on every worker.
+``hf_shards`` contiguous row ranges. Files are listed once when the graph is built
+(:mod:`pipelines.input_files`), so the file list is recorded in the manifest and the same files
+are read on every worker.
 
 Ids: the ``id_field`` value when configured (string or integer), otherwise
 ``<path relative to the glob's base directory>:<line or row number>`` (1-based lines, 0-based
@@ -17,10 +32,9 @@ rows), which is stable across machines and runs for the same files.
 
 from __future__ import annotations
 
-import glob as globlib
 import json
 import os
-from dataclasses import dataclass
+import stat
 from typing import Any
 
 import apache_beam as beam
@@ -30,70 +44,50 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines import progress
 from pipelines.config import ConfigError, SourceConfig
-from pipelines.records import dead_letter
+from pipelines.framing import OVERSIZE, UNREADABLE, Frame, FramedFile, iter_lines
+from pipelines.input_files import InputFile, SkippedFile, list_input_files, printable
+from pipelines.records import MAX_RAW_CHARS, dead_letter
+
+__all__ = ["DEAD", "COUNTED", "InputFile", "SkippedFile", "ReadSource", "describe_inputs",
+           "expand_files", "iter_lines"]
 
 DEAD = "dead"
-_GLOB_CHARS = set("*?[")
+COUNTED = "counted"
 
 
-@dataclass(frozen=True)
-class InputFile:
-    path: str
-    rel: str  # path relative to the glob's base directory (used in ids)
-    size: int
-    mtime: float
-
-
-def _glob_base(pattern: str) -> str:
-    parts = pattern.replace("\\", "/").split("/")
-    base: list[str] = []
-    for part in parts:
-        if _GLOB_CHARS & set(part):
-            break
-        base.append(part)
-    else:
-        base = base[:-1]  # a plain file: its directory is the base
-    return "/".join(base) or "."
-
-
-def expand_files(src: SourceConfig, index: int) -> list[InputFile]:
-    """Resolve a source's path/glob/directory to a sorted file list (raises ConfigError)."""
-    pattern = src.path
-    if "://" not in pattern and os.path.isdir(pattern):
-        suffixes = {
-            "jsonl": (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".jsonl.bz2"),
-            "parquet": (".parquet",),
-        }.get(src.type, ("",))
-        pattern = os.path.join(pattern, "**", "*")
-        matched = [
-            p
-            for p in globlib.glob(pattern, recursive=True)
-            if os.path.isfile(p) and p.endswith(suffixes)
-        ]
-        base = src.path
-        files = [
-            InputFile(p, os.path.relpath(p, base), os.path.getsize(p), os.path.getmtime(p))
-            for p in matched
-        ]
-    else:
-        base = _glob_base(pattern)
-        try:
-            results = FileSystems.match([pattern])[0].metadata_list
-        except Exception as err:  # noqa: BLE001 - filesystem errors become config errors
-            raise ConfigError(f"sources[{index}].path: cannot list {pattern!r}: {err}") from None
-        files = []
-        for m in results:
-            rel = m.path[len(base) :].lstrip("/") if m.path.startswith(base) else m.path
-            if base == "." and not os.path.isabs(pattern):
-                rel = os.path.relpath(m.path)
-            files.append(InputFile(m.path, rel, m.size_in_bytes, float(m.last_updated_in_seconds)))
-    files.sort(key=lambda f: f.path)
+def expand_files(src: SourceConfig, index: int) -> tuple[list[InputFile], list[SkippedFile]]:
+    """Resolve a source's path/glob/directory to its files and the files it skips
+    (raises ConfigError when it cannot be listed or no file would be read)."""
+    try:
+        files, skipped = list_input_files(src.path, src.type)
+    except Exception as err:  # noqa: BLE001 - filesystem errors become config errors
+        raise ConfigError(f"sources[{index}].path: cannot list {src.path!r}: {err}") from None
     if not files:
+        extra = ""
+        if skipped:
+            shown = "; ".join(f"{s.path}: {s.reason}" for s in skipped[:5])
+            extra = f"; found but not read: {shown}" + (" ..." if len(skipped) > 5 else "")
         raise ConfigError(
-            f"sources[{index}].path: no {src.type} files match {src.path!r} "
-            "(check the path relative to the current directory, or the glob)"
+            f"sources[{index}].path: no {src.type} files match {printable(src.path)!r} "
+            f"(check the path relative to the current directory, or the glob){extra}"
         )
-    return files
+    return files, skipped
+
+
+def _unencodable(value: str) -> str | None:
+    try:
+        value.encode("utf-8")
+        return None
+    except UnicodeEncodeError as err:
+        return f"{err.reason} at character {err.start}"
+
+
+def _too_long(text: str, limit: int) -> int:
+    """Bytes of ``text`` in UTF-8 when above ``limit`` (0 otherwise), encoding only if needed."""
+    if len(text) * 4 <= limit:
+        return 0
+    n = len(text.encode("utf-8", "surrogatepass"))
+    return n if n > limit else 0
 
 
 def _make_record(
@@ -101,93 +95,132 @@ def _make_record(
 ) -> tuple[dict | None, dict | None]:
     """Validate one parsed object; returns (record, None) or (None, dead_letter)."""
     name = src.name
+
+    def dead(reason: str, raw: Any = obj) -> tuple[None, dict]:
+        return None, dead_letter("read", reason, raw, source=name, location=location)
+
     if not isinstance(obj, dict):
-        return None, dead_letter("read", "not_an_object", obj, source=name, location=location)
-    text = obj.get(src.text_field)
+        return dead("not_an_object")
     if src.text_field not in obj:
-        return None, dead_letter(
-            "read", f"missing_text_field: no field {src.text_field!r}", obj, source=name,
-            location=location,
-        )
+        return dead(f"missing_text_field: no field {src.text_field!r}")
+    text = obj[src.text_field]
     if not isinstance(text, str):
-        return None, dead_letter(
-            "read", f"non_string_text: {src.text_field!r} is {type(text).__name__}", obj,
-            source=name, location=location,
-        )
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as err:
-        return None, dead_letter(
-            "read", f"invalid_unicode: {err.reason}", obj, source=name, location=location
-        )
+        return dead(f"non_string_text: {src.text_field!r} is {type(text).__name__}")
+    bad = _unencodable(text)
+    if bad:
+        return dead(f"invalid_unicode: {bad}")
+    size = _too_long(text, src.max_record_bytes)
+    if size:
+        return dead(f"record_too_large: text of {size:,} bytes > max_record_bytes "
+                    f"{src.max_record_bytes:,}", text[:MAX_RAW_CHARS])
     if src.id_field:
         rid = obj.get(src.id_field)
         if isinstance(rid, bool) or not isinstance(rid, (str, int)) or rid == "":
-            return None, dead_letter(
-                "read", f"bad_id: {src.id_field!r} missing or not a string/integer", obj,
-                source=name, location=location,
-            )
+            return dead(f"bad_id: {src.id_field!r} missing or not a string/integer")
         rid = str(rid)
+        bad = _unencodable(rid)
+        if bad:
+            return dead(f"bad_id: {src.id_field!r} is not valid Unicode ({bad})")
     else:
         rid = fallback_id
     return {"id": rid, "text": text, "source": name}, None
 
 
-def _zstd_chunks(raw, chunk: int = 1 << 20):
-    """Decompress a (multi-frame) .zst stream, raising EOFError if it is truncated.
-
-    (zstandard's stream reader returns the decoded prefix of a truncated file silently.)
-    """
-    import zstandard
-
-    dctx = zstandard.ZstdDecompressor()
-    dobj = dctx.decompressobj()
-    pending = False
-    while True:
-        data = raw.read(chunk)
-        if not data:
-            break
-        while data:
-            out = dobj.decompress(data)
-            pending = not dobj.eof
-            if out:
-                yield out
-            data = dobj.unused_data if dobj.eof else b""
-            if dobj.eof:
-                dobj = dctx.decompressobj()
-                pending = bool(data)
-    if pending:
-        raise EOFError("zstd stream ended before the end of its frame (truncated file)")
+# --------------------------------------------------------------------------- file identity
 
 
-def _chunk_lines(chunks):
-    buf = b""
-    for c in chunks:
-        buf += c
-        lines = buf.split(b"\n")
-        buf = lines.pop()
-        for line in lines:
-            yield line + b"\n"
-    if buf:
-        yield buf
+def file_change(f: InputFile, before_reading: bool = False) -> str | None:
+    """Why ``f`` is no longer the file that was planned (None when size and mtime match).
+
+    Stat only: nothing is opened (a file replaced by a FIFO must not block the build). Remote
+    files are checked after reading only (one listing call per file; the raw bytes read are
+    compared with the planned size as well)."""
+    if "://" in f.path:
+        if before_reading:
+            return None
+        try:
+            found = FileSystems.match([f.path])[0].metadata_list
+        except Exception as err:  # noqa: BLE001
+            return f"cannot be listed any more: {err}"
+        if not found:
+            return "deleted since planning"
+        size, mtime = found[0].size_in_bytes, float(found[0].last_updated_in_seconds)
+    else:
+        try:
+            st = os.stat(f.path)
+        except FileNotFoundError:
+            return "deleted since planning"
+        except OSError as err:
+            return f"cannot stat any more: {err.strerror or err}"
+        if not stat.S_ISREG(st.st_mode):
+            return "no longer a regular file"
+        size, mtime = st.st_size, st.st_mtime
+    if size != f.size:
+        return f"size changed since planning: {f.size:,} -> {size:,} bytes"
+    if mtime != f.mtime:
+        return f"modified since planning (mtime {f.mtime} -> {mtime})"
+    return None
 
 
-def iter_lines(path: str):
-    """Lines (bytes) of a possibly compressed file; truncated archives raise instead of
-    ending early (Beam's own decompressing reader stops silently on a truncated .gz)."""
-    import bz2
-    import gzip
+def _counted(src: SourceConfig, path: str, records: int, nbytes: int,
+             changed: str | None) -> pvalue.TaggedOutput:
+    progress.flush()  # the file is done: show its totals now
+    return pvalue.TaggedOutput(COUNTED, {"source": src.name, "path": path, "records": records,
+                                         "bytes": nbytes, "changed": changed})
 
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        lower = path.lower()
-        if lower.endswith(".gz"):
-            yield from iter(gzip.GzipFile(fileobj=raw).readline, b"")
-        elif lower.endswith(".bz2"):
-            yield from iter(bz2.BZ2File(raw).readline, b"")
-        elif lower.endswith((".zst", ".zstd")):
-            yield from _chunk_lines(_zstd_chunks(raw))
-        else:
-            yield from iter(raw.readline, b"")
+
+def _open_binary(path: str):
+    if "://" in path:
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    return open(path, "rb")  # noqa: SIM115 - local names may hold undecodable bytes
+
+
+# --------------------------------------------------------------------------- JSONL
+
+
+def _frame_to_output(src: SourceConfig, frame: Frame, f: InputFile, display: str):
+    """Exactly one record or one dead-letter row for one frame; never raises."""
+    loc = f"{display}:{frame.lineno}"
+
+    def dead(reason: str, raw: Any) -> pvalue.TaggedOutput:
+        return pvalue.TaggedOutput(DEAD, dead_letter("read", reason, raw, source=src.name,
+                                                     location=loc))
+
+    if frame.kind == OVERSIZE:
+        return dead(f"record_too_large: {frame.size:,} bytes > max_record_bytes "
+                    f"{src.max_record_bytes:,} (first {len(frame.data):,} bytes kept)", frame.data)
+    if frame.kind == UNREADABLE:
+        return dead(f"read_error: {frame.error}", frame.data or f"<file {display}>")
+    try:
+        decoded = frame.data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return dead(f"invalid_utf8: byte {err.start}", frame.data)
+    try:
+        obj = json.loads(decoded)
+    except RecursionError:
+        return dead("bad_json: nested too deeply to parse", frame.data)
+    except ValueError as err:
+        return dead(f"bad_json: {err}", decoded)
+    except Exception as err:  # noqa: BLE001 - MemoryError and the like: this record only
+        return dead(f"bad_json: {type(err).__name__}: {err}", frame.data)
+    try:
+        rec, bad = _make_record(src, obj, f"{f.rel}:{frame.lineno}", loc)
+    except Exception as err:  # noqa: BLE001
+        return dead(f"exception: {type(err).__name__}: {err}", frame.data)
+    return rec if rec is not None else pvalue.TaggedOutput(DEAD, bad)
+
+
+class _Shown:
+    """What a reader has reported to the live progress so far (pipelines/progress.py)."""
+
+    def __init__(self, source: str):
+        self._keys = (f"read/{source}/records", f"read/{source}/bytes")
+        self._records = self._bytes = 0
+
+    def update(self, records: int, nbytes: int) -> None:
+        progress.add(self._keys[0], records - self._records)
+        progress.add(self._keys[1], nbytes - self._bytes)
+        self._records, self._bytes = records, nbytes
 
 
 class _ReadJsonl(beam.DoFn):
@@ -196,44 +229,62 @@ class _ReadJsonl(beam.DoFn):
 
     def process(self, f: InputFile):
         src = self._src
-        lineno = 0
-        key = f"read/{src.name}/records"
+        changed = file_change(f, before_reading=True)
+        records = nbytes = 0
+        display = f.display
+        if changed is None:
+            framed = FramedFile(f.path, src.max_record_bytes)
+            complete = True
+            shown = _Shown(src.name)
+            for n, frame in enumerate(framed, 1):
+                if frame.kind == UNREADABLE:
+                    complete = False
+                yield _frame_to_output(src, frame, f, display)
+                if n % 1000 == 0:
+                    shown.update(framed.records, framed.bytes_read)
+            records, nbytes = framed.records, framed.bytes_read
+            shown.update(records, nbytes)
+            changed = file_change(f)
+            if changed is None and complete and nbytes != f.size:
+                changed = f"read {nbytes:,} bytes but {f.size:,} were planned"
+        yield _counted(src, display, records, nbytes, changed)
+
+
+# --------------------------------------------------------------------------- Parquet
+
+
+def _rows_of(batch) -> list[tuple[dict | None, str | None, Any]]:
+    """``(row, None, None)`` per row, or ``(None, error, raw)`` for rows pyarrow cannot
+    convert (e.g. invalid UTF-8 in a string column): only those rows are lost."""
+    try:
+        return [(r, None, None) for r in batch.to_pylist()]
+    except Exception:  # noqa: BLE001 - find the bad rows one by one
+        pass
+    import pyarrow as pa
+
+    out: list[tuple[dict | None, str | None, Any]] = []
+    for j in range(batch.num_rows):
+        one = batch.slice(j, 1)
         try:
-            for lineno, raw in enumerate(iter_lines(f.path), 1):
-                if lineno % 1000 == 0:
-                    progress.add(key, 1000)
-                line = raw.rstrip(b"\r\n")
-                if not line.strip():
-                    continue
-                loc = f"{f.path}:{lineno}"
+            out.append((one.to_pylist()[0], None, None))
+        except Exception as err:  # noqa: BLE001
+            raw = {}
+            for name, col in zip(one.schema.names, one.columns):
+                if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                    col = col.view(pa.binary() if pa.types.is_string(col.type)
+                                   else pa.large_binary())
                 try:
-                    decoded = line.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    yield pvalue.TaggedOutput(DEAD, dead_letter(
-                        "read", f"invalid_utf8: byte {err.start}", line, source=src.name,
-                        location=loc))
-                    continue
-                try:
-                    obj = json.loads(decoded)
-                except ValueError as err:
-                    yield pvalue.TaggedOutput(DEAD, dead_letter(
-                        "read", f"bad_json: {err}", decoded, source=src.name, location=loc))
-                    continue
-                rec, dead = _make_record(src, obj, f"{f.rel}:{lineno}", loc)
-                if rec is not None:
-                    yield rec
-                else:
-                    yield pvalue.TaggedOutput(DEAD, dead)
-        except Exception as err:  # noqa: BLE001 - truncated archive, I/O error...
-            yield pvalue.TaggedOutput(DEAD, dead_letter(
-                "read", f"read_error: {type(err).__name__}: {err}", f"<file {f.path}>",
-                source=src.name, location=f"{f.path}:{lineno + 1}"))
-        progress.add(key, lineno % 1000)
-        progress.add(f"read/{src.name}/bytes", f.size)
-        progress.flush()
+                    raw[name] = col.to_pylist()[0]
+                except Exception:  # noqa: BLE001
+                    raw[name] = "<unconvertible>"
+            reason = "invalid_utf8" if isinstance(err, UnicodeDecodeError) else "bad_value"
+            out.append((None, f"{reason}: {type(err).__name__}: {err}", raw))
+    return out
 
 
 class _ReadParquet(beam.DoFn):
+    BATCH_ROWS = 1024
+
     def __init__(self, src: SourceConfig):
         self._src = src
 
@@ -241,32 +292,65 @@ class _ReadParquet(beam.DoFn):
         import pyarrow.parquet as pq
 
         src = self._src
-        row = 0
+        display = f.display
+        changed = file_change(f, before_reading=True)
+        if changed is not None:
+            yield _counted(src, display, 0, 0, changed)
+            return
+
+        def dead(reason: str, raw: Any, location: str, records: int = 1):
+            row = dead_letter("read", reason, raw, source=src.name, location=location)
+            if records != 1:
+                row["records"] = records
+            return pvalue.TaggedOutput(DEAD, row)
+
+        fh = None
         try:
-            with FileSystems.open(f.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-                pf = pq.ParquetFile(fh)
-                names = set(pf.schema_arrow.names)
-                if src.text_field not in names:
-                    raise KeyError(f"no column {src.text_field!r} (columns: {sorted(names)})")
+            fh = _open_binary(f.path)
+            pf = pq.ParquetFile(fh)
+            n_rows = pf.metadata.num_rows
+            names = set(pf.schema_arrow.names)
+        except Exception as err:  # noqa: BLE001 - not Parquet, unreadable footer...
+            if fh is not None:
+                fh.close()
+            yield dead(f"read_error: {type(err).__name__}: {err}", f"<file {display}>",
+                       f"{display}#footer")
+            yield _counted(src, display, 1, 0, file_change(f))
+            return
+        row = 0
+        with fh:
+            cols = None  # every column, so that rows without the text column keep their data
+            if src.text_field in names:
                 cols = [src.text_field] + (
-                    [src.id_field] if src.id_field and src.id_field in names else []
-                )
-                for batch in pf.iter_batches(batch_size=4096, columns=cols):
-                    progress.add(f"read/{src.name}/records", batch.num_rows)
-                    for obj in batch.to_pylist():
-                        loc = f"{f.path}#row={row}"
-                        rec, dead = _make_record(src, obj, f"{f.rel}#{row}", loc)
-                        row += 1
-                        if rec is not None:
-                            yield rec
-                        else:
-                            yield pvalue.TaggedOutput(DEAD, dead)
-        except Exception as err:  # noqa: BLE001
-            yield pvalue.TaggedOutput(DEAD, dead_letter(
-                "read", f"read_error: {type(err).__name__}: {err}", f"<file {f.path}>",
-                source=src.name, location=f"{f.path}#row={row}"))
-        progress.add(f"read/{src.name}/bytes", f.size)
-        progress.flush()
+                    [src.id_field] if src.id_field and src.id_field in names else [])
+            for group in range(pf.metadata.num_row_groups):  # a corrupt group loses only itself
+                end = row + pf.metadata.row_group(group).num_rows
+                try:
+                    for batch in pf.iter_batches(batch_size=self.BATCH_ROWS, columns=cols,
+                                                 row_groups=[group]):
+                        for obj, error, raw in _rows_of(batch):
+                            loc = f"{display}#row={row}"
+                            if error is not None:
+                                yield dead(error, raw, loc)
+                            else:
+                                rec, bad = _make_record(src, obj, f"{f.rel}#{row}", loc)
+                                yield rec if rec is not None else pvalue.TaggedOutput(DEAD, bad)
+                            row += 1
+                except Exception as err:  # noqa: BLE001 - a corrupt page or column chunk
+                    if row < end:
+                        yield dead(f"read_error: {type(err).__name__}: {err}",
+                                   f"<rows {row}..{end - 1} of {display}>",
+                                   f"{display}#rows={row}-{end - 1}", end - row)
+                        row = end
+        if row < n_rows:  # the reader ended early without an error
+            yield dead("read_error: fewer rows than the file's metadata",
+                       f"<rows {row}..{n_rows - 1} of {display}>",
+                       f"{display}#rows={row}-{n_rows - 1}", n_rows - row)
+        _Shown(src.name).update(n_rows, f.size)
+        yield _counted(src, display, n_rows, f.size, file_change(f))
+
+
+# --------------------------------------------------------------------------- Hugging Face
 
 
 def _load_hf(src: SourceConfig):
@@ -297,19 +381,35 @@ class _ReadHfShard(beam.DoFn):
         src = self._src
         index, n_shards = shard
         start, end = index * self._n // n_shards, (index + 1) * self._n // n_shards
-        cols = [c for c in (src.text_field, src.id_field) if c and c in self._ds.column_names]
-        part = self._ds.select_columns(cols).select(range(start, end))
-        for offset, obj in enumerate(part):
-            row = start + offset
-            rec, dead = _make_record(src, obj, f"{src.path}#{src.split}#{row}", f"row={row}")
-            if rec is not None:
-                yield rec
-            else:
-                yield pvalue.TaggedOutput(DEAD, dead)
+        done = start
+        try:
+            cols = [c for c in (src.text_field, src.id_field) if c and c in self._ds.column_names]
+            part = self._ds.select_columns(cols).select(range(start, end))
+            for obj in part:
+                loc = f"row={done}"
+                try:
+                    rec, bad = _make_record(src, obj, f"{src.path}#{src.split}#{done}", loc)
+                except Exception as err:  # noqa: BLE001
+                    rec, bad = None, dead_letter("read", f"exception: {type(err).__name__}: {err}",
+                                                 obj, source=src.name, location=loc)
+                done += 1
+                yield rec if rec is not None else pvalue.TaggedOutput(DEAD, bad)
+        except Exception as err:  # noqa: BLE001 - the rest of the shard cannot be read
+            if done < end:
+                row = dead_letter("read", f"read_error: {type(err).__name__}: {err}",
+                                  f"<rows {done}..{end - 1}>", source=src.name,
+                                  location=f"rows={done}-{end - 1}")
+                row["records"] = end - done
+                yield pvalue.TaggedOutput(DEAD, row)
+        yield _counted(src, f"{printable(src.path)}#{src.split}#shard={index}", end - start, 0,
+                       None)
+
+
+# --------------------------------------------------------------------------- transform
 
 
 class ReadSource(beam.PTransform):
-    """Read one configured source. Main output: records; tagged output ``dead``."""
+    """Read one configured source: ``{"records", "dead", "counted"}`` (see module doc)."""
 
     def __init__(self, src: SourceConfig, files: list[InputFile] | None, n_rows: int = 0):
         super().__init__()
@@ -319,29 +419,49 @@ class ReadSource(beam.PTransform):
 
     def expand(self, pbegin):
         src = self._src
-        if src.type in ("warc", "html"):  # web sources: pipelines/web_sources.py
-            from pipelines.web_sources import ReadWeb
-            return pbegin | "ReadWeb" >> ReadWeb(src, self._files)
         if src.type == "hf":
             shards = [(i, src.hf_shards) for i in range(src.hf_shards)]
-            return (
+            outs = (
                 pbegin
                 | "Shards" >> beam.Create(shards)
                 | "Spread" >> beam.Reshuffle()
                 | "ReadHF" >> beam.ParDo(_ReadHfShard(src, self._n_rows)).with_outputs(
-                    DEAD, main="records")
+                    DEAD, COUNTED, main="records")
             )
-        reader = _ReadParquet(src) if src.type == "parquet" else _ReadJsonl(src)
-        return (
-            pbegin
-            | "Files" >> beam.Create(self._files)
-            | "Spread" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(reader).with_outputs(DEAD, main="records")
-        )
+        elif src.type in ("warc", "html"):  # web sources: pipelines/web_sources.py
+            from pipelines.web_sources import ReadWeb
+
+            return pbegin | "ReadWeb" >> ReadWeb(src, self._files)
+        else:
+            reader = _ReadParquet(src) if src.type == "parquet" else _ReadJsonl(src)
+            outs = (
+                pbegin
+                | "Files" >> beam.Create(self._files)
+                | "Spread" >> beam.Reshuffle()
+                | "Read" >> beam.ParDo(reader).with_outputs(DEAD, COUNTED, main="records")
+            )
+        return {"records": outs["records"], "dead": outs[DEAD], "counted": outs[COUNTED]}
 
 
-def describe_inputs(src: SourceConfig, index: int) -> tuple[list[InputFile] | None, int, dict]:
-    """Resolve a source at graph-construction time: its files (or row count) and fingerprint."""
+def _check_parquet_text_field(src: SourceConfig, index: int, first: InputFile) -> None:
+    """A text_field that is not a column of the first file is a config error, before work."""
+    import pyarrow.parquet as pq
+
+    try:
+        with _open_binary(first.path) as fh:
+            names = pq.ParquetFile(fh).schema_arrow.names
+    except Exception:  # noqa: BLE001 - an unreadable file is dead-lettered by the reader
+        return
+    if src.text_field not in names:
+        raise ConfigError(
+            f"sources[{index}].text_field: {src.text_field!r} is not a column of "
+            f"{first.display!r}; columns: {names} (set text_field to one of them)")
+
+
+def describe_inputs(src: SourceConfig, index: int
+                    ) -> tuple[list[InputFile] | None, int, dict, list[SkippedFile]]:
+    """Resolve a source at graph-construction time: its files (or row count), fingerprint and
+    the files found but not read."""
     if src.type == "hf":
         try:
             ds = _load_hf(src)
@@ -358,7 +478,9 @@ def describe_inputs(src: SourceConfig, index: int) -> tuple[list[InputFile] | No
                 f"{src.path!r}; columns: {ds.column_names}"
             )
         fp = {"path": src.path, "rows": len(ds), "fingerprint": getattr(ds, "_fingerprint", "")}
-        return None, len(ds), fp
-    files = expand_files(src, index)
-    fp = {"files": [[f.path, f.size, f.mtime] for f in files]}
-    return files, 0, fp
+        return None, len(ds), fp, []
+    files, skipped = expand_files(src, index)
+    if src.type == "parquet":
+        _check_parquet_text_field(src, index, files[0])
+    fp = {"files": [[f.display, f.size, f.mtime] for f in files]}
+    return files, 0, fp, skipped

@@ -85,7 +85,8 @@ def test_every_bad_input_kind_is_dead_lettered_and_counted(tmp_path):
     write_jsonl(truncated, GOOD * 50, "gz")
     truncated.write_bytes(truncated.read_bytes()[:-30])  # corrupt archive tail
     res = build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in*")}],
-                       [{"stage": "test_explode"}], tmp_path / "out"))
+                       [{"stage": "test_explode"}], tmp_path / "out",
+                       max_dead_letter_fraction=1.0))  # 8 of 10 records are dead on purpose
     dead = read_jsonl_gz(tmp_path / "out" / "dead_letter")
     reasons = sorted(d["reason"].split(":")[0] for d in dead)
     assert reasons == ["bad_json", "exception", "invalid_unicode", "invalid_utf8",

@@ -111,3 +111,28 @@ def test_overrides_apply(tmp_path):
     """))
     cfg = load_build_config(f, {"output.dir": "elsewhere", "runner.direct_num_workers": 2})
     assert cfg.output.dir == "elsewhere" and cfg.runner.direct_num_workers == 2
+
+
+def test_strict_types_keep_yaml_and_manifest_forms_working():
+    # ints where floats are expected, lists for tuples, int dict keys written as JSON strings
+    # (a config read back from manifest.json) are all still valid under strict types
+    stages = [{"stage": "minhash_dedup", "threshold": 0.8, "fp_weight": 1},
+              {"stage": "gopher_repetition", "max_top_ngram_char_frac": {2: 0.2, 3: 0.18}},
+              {"stage": "score_select", "column": "n_words", "threshold": 5,
+               "hist_range": [0, 100]}]
+    stages = [s for s in stages if s["stage"] in __import__("pipelines.stage",
+                                                             fromlist=["x"]).load_stages()]
+    cfg = build_config_from_dict(_cfg(stages=[{"stage": "length_filter"}] + stages))
+    again = build_config_from_dict(cfg.model_dump(mode="json"))
+    assert again.model_dump() == cfg.model_dump()
+
+
+def test_strict_type_errors_name_field_value_and_fix():
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(stages=[{"stage": "minhash_dedup", "threshold": "1e-1"}]))
+    msg = str(e.value)
+    assert 'stages[0].threshold' in msg and '"1e-1"' in msg and "write 1.0e-3" in msg
+    with pytest.raises(ConfigError) as e:
+        build_config_from_dict(_cfg(sources=[{"name": "s", "type": "jsonl", "path": "x",
+                                              "text_field": 3}]))
+    assert "sources[0].text_field" in str(e.value) and "put the value in quotes" in str(e.value)

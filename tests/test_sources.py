@@ -68,13 +68,21 @@ def test_parquet_source(tmp_path):
     assert res.stats["counts"]["input"] == 3
 
 
-def test_parquet_without_text_column_is_dead_lettered(tmp_path):
-    pq.write_table(pa.Table.from_pylist([{"body": "x"}]), tmp_path / "in.parquet")
-    res = build(config([{"name": "pq", "type": "parquet", "path": str(tmp_path / "in.parquet")}],
+def test_parquet_text_column_checked_before_work_and_per_row(tmp_path):
+    # the first file's schema is checked while planning: a config error naming the columns
+    pq.write_table(pa.Table.from_pylist([{"body": "x"}]), tmp_path / "a.parquet")
+    with pytest.raises(ConfigError, match=r"sources\[0\]\.text_field: 'text' is not a column.*"
+                                          r"\['body'\]"):
+        build(config([{"name": "pq", "type": "parquet", "path": str(tmp_path / "a.parquet")}],
+                     [], tmp_path / "out"))
+    # a later file without the column: each of its rows is dead-lettered with its data
+    pq.write_table(pa.Table.from_pylist([{"text": DOCS[0]}]), tmp_path / "0.parquet")
+    res = build(config([{"name": "pq", "type": "parquet", "path": str(tmp_path / "*.parquet")}],
                        [], tmp_path / "out"))
     dead = read_jsonl_gz(tmp_path / "out" / "dead_letter")
-    assert len(dead) == 1 and dead[0]["reason"].startswith("read_error: KeyError")
-    assert res.stats["conservation_ok"]
+    assert [(d["reason"], json.loads(d["raw"])) for d in dead] == [
+        ("missing_text_field: no field 'text'", {"body": "x"})]
+    assert res.stats["counts"] == {"input": 2, "kept": 1, "removed": 0, "dead_letter": 1}
 
 
 def test_hf_load_from_disk_source(tmp_path):

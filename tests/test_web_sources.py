@@ -42,7 +42,7 @@ def _read(src_dict, pattern):
     cfg = build_config_from_dict({"sources": [{**src_dict, "path": pattern}],
                                   "output": {"dir": "/tmp/unused"}})
     src = cfg.sources[0]
-    files = expand_files(src, 0)
+    files, _skipped = expand_files(src, 0)
     p = local_pipeline()
     res = p | ReadWeb(src, files)
     keys = {k: collect(res[k], k) for k in ("records", "dead", "counted")}
