@@ -111,8 +111,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_path):
+def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_path,
+                                                             monkeypatch):
+    """Also the relative-path case: the config names the corpus and the output relative to the
+    driver's directory; planning resolves them once, so workers started elsewhere read and
+    write the same files (issue 12)."""
     root, ref_stats, ref_files = direct_build
+    monkeypatch.chdir(tmp_path)
     workdir = tmp_path / "elsewhere"  # the workers' working directory: not the repo, not cwd
     workdir.mkdir()
     port = _free_port()
@@ -127,7 +132,7 @@ def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_p
             cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_listening(port, pool, log, timeout=60)
-        cfg = demo_config(root / "corpus", tmp_path / "portable")
+        cfg = demo_config(Path(os.path.relpath(root / "corpus", tmp_path)), Path("portable"))
         args = ["--runner", "portable", "--job_endpoint=embed", "--environment_type=EXTERNAL",
                 f"--environment_config=localhost:{port}"]
         res = run_build(build_config_from_dict(cfg), extra_args=args)
