@@ -100,6 +100,9 @@ class CodeSection(_Strict):
     template: str = "code_solve_v1"
     timeout_s: float = Field(default=10.0, gt=0)
     min_tests: int = Field(default=1, ge=1)
+    min_agreeing_samples: int = Field(default=2, ge=1, description="Generated tests: "
+                                      "independent samples that must agree (CodeT) to keep "
+                                      "a task; the model's own reference does not count.")
     topics: list[str] = Field(default_factory=list, description="Generate tasks (question, "
                               "solution, tests) about these topics (KodCode-style).")
     task_max_tokens: int = Field(default=384, ge=8)
@@ -430,7 +433,8 @@ class SolveCode(_BackendDoFn):
         c = self.cfg.code  # type: ignore[union-attr]
         return CodeSampling(n=c.n, temperature=c.temperature, top_p=c.top_p,
                             max_tokens=c.max_tokens, seed=self.cfg.seed,  # type: ignore[union-attr]
-                            template=c.template, timeout_s=c.timeout_s, min_tests=c.min_tests)
+                            template=c.template, timeout_s=c.timeout_s, min_tests=c.min_tests,
+                            min_agreeing=c.min_agreeing_samples)
 
     def process(self, batch: dict):
         from synth.tasks import sample_code, verify_code
@@ -440,7 +444,8 @@ class SolveCode(_BackendDoFn):
         s = self._sampling()
 
         def gen(items: list[dict]) -> list[dict]:
-            tasks = [{"id": it["id"], "question": it["problem"]} for it in items]
+            tasks = [{"id": it["id"], "question": it["problem"], "tests": it.get("tests"),
+                      "reference_solution": it.get("reference_solution")} for it in items]
             samples = sample_code(self.backend(), tasks, s)
             return [{"id": it["id"], "samples": samples[it["id"]]} for it in items]
 
@@ -462,6 +467,9 @@ class SolveCode(_BackendDoFn):
                 "n_samples": len(samples),
                 "n_correct": round(v.pass_rate * len(samples)),
                 "solutions": v.kept_solutions,
+                "keep_reason": v.keep_reason,
+                "evidence": v.evidence,
+                "reference_agrees": v.reference_agrees,
                 "tests": v.kept_tests,
                 "rejected_tests": v.rejected_tests,
                 "verdicts": v.results,

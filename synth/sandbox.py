@@ -452,6 +452,7 @@ try:
     info["seccomp"] = seccomp()
     if _no_net is not None:
         sys.addaudithook(_no_net)
+    KEEP_GOING = bool(cfg.get("keep_going"))
     del cfg, libc
     try:
         hello = recv()
@@ -467,22 +468,30 @@ try:
         for n in hello.get("names", []):
             if type(n) is str and n.isidentifier():
                 tns[n] = remote(n)
+        outcomes = verdict["outcomes"] = []
         for i, stmt in enumerate(tree.body):
             code = compile(ast.Module([stmt], []), "tests.py", "exec", dont_inherit=True,
                            optimize=0)
             try:
                 exec(code, tns)
+                outcomes.append(True)
             except BaseException as e:
-                verdict["failed_statement"] = i
-                verdict["failed_line"] = stmt.lineno
-                if isinstance(e, SystemExit):
-                    verdict["error"] = (f"SystemExit({e.code!r}) raised by the tests at line "
-                                        f"{stmt.lineno}: the remaining tests did not run")
-                else:
-                    verdict["error"] = f"{type(e).__name__}: {e}"[:2000]
-                    traceback.print_exc()
-                break
-            verdict["completed"] = i + 1
+                outcomes.append(False)
+                if "error" not in verdict:
+                    verdict["failed_statement"] = i
+                    verdict["failed_line"] = stmt.lineno
+                    if isinstance(e, SystemExit):
+                        verdict["error"] = (f"SystemExit({e.code!r}) raised by the tests at line "
+                                            f"{stmt.lineno}: the remaining tests did not run"
+                                            if not KEEP_GOING else
+                                            f"SystemExit({e.code!r}) raised by the tests at line "
+                                            f"{stmt.lineno}")
+                    else:
+                        verdict["error"] = f"{type(e).__name__}: {e}"[:2000]
+                        traceback.print_exc()
+                if not KEEP_GOING:
+                    break
+            verdict["completed"] = sum(outcomes)
 except BaseException as e:
     verdict["harness_error"] = f"{type(e).__name__}: {e}"[:2000]
 verdict["candidate_exit"] = candidate_status()
@@ -638,12 +647,15 @@ def count_statements(tests: str) -> int | None:
 
 
 def run_python(program: str, tests: str = "", limits: SandboxLimits | None = None,
-               *, drop_privileges: bool | None = None) -> SandboxResult:
+               *, drop_privileges: bool | None = None, keep_going: bool = False
+               ) -> SandboxResult:
     """Run ``program`` in a candidate process and ``tests`` in a separate harness process.
 
     ``passed`` is True only when the program ran to its end and the harness reports that
     every top-level statement of ``tests`` ran to the end (see the module docstring). With
     empty tests it means the program itself finished without an exception or exit.
+    ``keep_going``: run every test statement even after a failure; ``details['outcomes']``
+    then holds one bool per top-level statement (one run fills a CodeT pass-matrix row).
     """
     lim = limits or SandboxLimits()
     n_statements = count_statements(tests)
@@ -673,6 +685,7 @@ def run_python(program: str, tests: str = "", limits: SandboxLimits | None = Non
             "seccomp": lim.seccomp and not lim.network,
             "uid": uid, "uid2": uid2,
             "verdict_fd": wfd,
+            "keep_going": keep_going,
             "solution": str(sol),
             "keep": keep,
             "hide": _hide_list(lim, keep, str(work)),
@@ -762,7 +775,7 @@ def _judge(v: dict, n_statements: int, rc: int | None, timed_out: bool, lim: San
     network = info.get("network", "")
     details = {**info, "private_tmp": bool(info.get("private_mounts")),
                **{k: v.get(k) for k in ("statements", "completed", "candidate_exit",
-                                         "failed_line") if k in v}}
+                                         "failed_line", "outcomes") if k in v}}
     uid = uid if network else None
 
     def res(status: str, error: str | None) -> SandboxResult:

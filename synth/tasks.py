@@ -14,6 +14,7 @@ and re-verified on a rerun without regenerating:
 
 from __future__ import annotations
 
+import ast
 import random
 import re
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synth.backends import Backend, GenerationRequest, SamplingParams, derive_seed
-from synth.code import codet_select, extract_code, run_tests, split_asserts
+from synth.code import (assert_statements, codet_select, entry_points, extract_code,
+                        last_code_block, pass_row, run_tests)
 from synth.math import answers_equivalent, extract_answer, majority_vote
 from synth.prompts import get_template
 from synth.sandbox import SandboxLimits, run_python
@@ -53,7 +55,7 @@ def _params(s: MathSampling, seed: int, n: int | None = None) -> SamplingParams:
 
 def pot_answer(program_text: str, timeout_s: float = 5.0) -> tuple[str | None, str]:
     """Run a program-of-thought response; its answer is the last line it prints."""
-    code = extract_code(program_text)
+    code = last_code_block(program_text)
     if code is None:
         return None, "no_code"
     res = run_python(code, "", SandboxLimits(timeout_s=timeout_s, cpu_s=int(timeout_s) + 1,
@@ -225,6 +227,7 @@ class CodeSampling:
     template: str = "code_solve_v1"
     timeout_s: float = 10.0
     min_tests: int = 1
+    min_agreeing: int = 2  # generated tests: independent samples that must agree (CodeT)
 
 
 _DEF = re.compile(r"^def\s+\w+\s*\([^)]*\)\s*(?:->\s*[^:]+)?:", re.MULTILINE)
@@ -249,6 +252,7 @@ def task_from_generation(text: str, topic: str) -> dict | None:
 
 def sample_code(backend: Backend, tasks: list[dict], s: CodeSampling) -> dict[str, list[dict]]:
     tmpl = get_template(s.template)
+    entry = {t["id"]: task_entry_point(t) for t in tasks}
     reqs = [GenerationRequest(
         id=t["id"], params=SamplingParams(s.n, s.temperature, s.top_p, s.max_tokens, (),
                                           derive_seed(s.seed, t["id"], "solve")),
@@ -256,7 +260,8 @@ def sample_code(backend: Backend, tasks: list[dict], s: CodeSampling) -> dict[st
     out: dict[str, list[dict]] = {t["id"]: [] for t in tasks}
     for res in backend.generate(reqs):
         for smp in res.samples:
-            out[res.request_id].append({"text": smp.text, "code": extract_code(smp.text),
+            out[res.request_id].append({"text": smp.text,
+                                        "code": extract_code(smp.text, entry.get(res.request_id)),
                                         "num_tokens": smp.num_tokens,
                                         "finish_reason": smp.finish_reason})
         if res.error:
@@ -268,46 +273,94 @@ def sample_code(backend: Backend, tasks: list[dict], s: CodeSampling) -> dict[st
 @dataclass
 class CodeVerdict:
     keep: bool
-    reason: str
-    pass_rate: float
+    reason: str  # "verified" or the removal reason
+    pass_rate: float  # independent samples passing the kept tests / samples drawn
     kept_solutions: list[str]
     kept_tests: list[str]
     rejected_tests: list[str]
     results: list[dict[str, Any]]
+    keep_reason: str = ""  # the evidence a kept task rests on (stats count these)
+    evidence: str = ""  # short key: given_tests | codet_consensus
+    reference_agrees: bool | None = None
+
+
+def task_entry_point(task: dict) -> str | None:
+    """The function a task's solution must define: from the reference or from the tests."""
+    ref = task.get("reference_solution")
+    if ref:
+        m = _DEF.search(ref)
+        if m:
+            return m.group(0)[4:].split("(")[0].strip()
+    names = entry_points(task.get("tests") or "")
+    return names[0] if names else None
 
 
 def verify_code(task: dict, samples: list[dict], s: CodeSampling, *, tests_generated: bool
                 ) -> CodeVerdict:
-    """Execute candidates; user-given tests must all pass, generated tests go through CodeT."""
-    cands = [x["code"] for x in samples if x.get("code")]
-    ref = task.get("reference_solution")
-    if tests_generated and ref:
-        cands = [ref] + cands
-    if not cands:
-        return CodeVerdict(False, "no_code", 0.0, [], [], [], [])
-    n_sampled = len(samples) or 1
+    """Execute candidates; keep a task only on evidence from independent samples.
+
+    * given tests (seed tasks): a sample must pass every test statement; the task is kept
+      when at least one sampled solution does (the tests are independent of the model);
+    * generated tests (the model wrote question, reference and tests together): the model's
+      reference is *not* evidence -- a wrong reference with matching wrong tests agrees with
+      itself. CodeT runs over the sampled solutions only; the task is kept when at least
+      ``min_agreeing`` independent samples agree on at least ``min_tests`` tests. The
+      reference is kept only if it passes the agreed tests (``reference_agrees``).
+    """
+    entry = task_entry_point(task)
+    codes = [extract_code(x.get("text") or "", entry) if x.get("text") else x.get("code")
+             for x in samples]
+    n = len(samples)
+    rows: list[dict[str, Any]] = [{"sample": i, "code_found": c is not None}
+                                  for i, c in enumerate(codes)]
+    cand = [i for i, c in enumerate(codes) if c]
+    if not cand:
+        return CodeVerdict(False, "no_code", 0.0, [], [], [], rows)
+    tests = task.get("tests") or ""
+    if not tests.strip():
+        return CodeVerdict(False, "no_tests", 0.0, [], [], [], rows)
     if not tests_generated:
-        if not (task.get("tests") or "").strip():
-            return CodeVerdict(False, "no_tests", 0.0, [], [], [], [])
-        results = [run_tests(c, task["tests"], s.timeout_s) for c in cands]
-        rows = [{"passed": r.passed, "status": r.status, "error": r.error} for r in results]
-        kept = [c for c, r in zip(cands, results) if r.passed]
-        rate = sum(r.passed for r in results) / n_sampled
-        return CodeVerdict(bool(kept), "verified" if kept else "no_passing_solution", rate,
-                           kept, [task["tests"]], [], rows)
-    cases = split_asserts(task["tests"])
-    if not cases:
-        return CodeVerdict(False, "no_tests", 0.0, [], [], [], [])
-    matrix_res = [[run_tests(c, t, s.timeout_s) for t in cases] for c in cands]
-    matrix = [[r.passed for r in row] for row in matrix_res]
+        results = {i: run_tests(codes[i], tests, s.timeout_s) for i in cand}
+        for i, r in results.items():
+            rows[i].update(passed=r.passed, status=r.status, error=r.error)
+        ok = [i for i in cand if results[i].passed]
+        n_stmt = next(iter(results.values())).details.get("statements")
+        if not ok:
+            return CodeVerdict(False, "no_passing_solution", 0.0, [], [tests], [], rows)
+        return CodeVerdict(True, "verified", len(ok) / max(1, n), [codes[i] for i in ok],
+                           [tests], [], rows,
+                           f"{len(ok)} of {n} independent samples pass all {n_stmt} "
+                           "statements of the given tests", "given_tests")
+    parsed = assert_statements(tests)
+    if not parsed or not parsed[0]:
+        return CodeVerdict(False, "no_tests", 0.0, [], [], [], rows)
+    idx, asserts = parsed
+    tree = ast.parse(tests)
+    prelude = "\n".join(ast.get_source_segment(tests, node) or "" for k, node in
+                        enumerate(tree.body) if k not in set(idx))
+    cases = [(prelude + "\n" if prelude else "") + a + "\n" for a in asserts]
+    matrix = []
+    for i in cand:
+        row, r = pass_row(codes[i], tests, timeout_s=s.timeout_s)
+        rows[i].update(passes=row, status=r.status, error=r.error)
+        matrix.append(row)
     agree = codet_select(matrix)
-    rows = [{"passed": all(row), "passes": [r.passed for r in row]} for row in matrix_res]
+    kept_samples = [cand[j] for j in agree.kept_solutions]
     kept_tests = [cases[t] for t in agree.kept_tests]
-    kept = [cands[i] for i in agree.kept_solutions]
-    sampled_ok = [i for i in agree.kept_solutions if not (ref and i == 0)]
-    rate = len(sampled_ok) / n_sampled
-    if len(kept_tests) < s.min_tests or not kept:
-        return CodeVerdict(False, "no_agreement", rate, [], kept_tests,
-                           [cases[t] for t in agree.rejected_tests], rows)
-    return CodeVerdict(True, "verified", rate, kept, kept_tests,
-                       [cases[t] for t in agree.rejected_tests], rows)
+    rejected = [cases[t] for t in agree.rejected_tests]
+    ref = task.get("reference_solution")
+    ref_row = pass_row(ref, tests, timeout_s=s.timeout_s)[0] if ref else []
+    ref_agrees = bool(ref_row) and bool(agree.kept_tests) and all(ref_row[t]
+                                                                 for t in agree.kept_tests)
+    rate = len(kept_samples) / max(1, n)
+    if len(kept_samples) < s.min_agreeing or len(kept_tests) < s.min_tests:
+        reason = "only_reference_passes" if any(ref_row) and not kept_samples else \
+            "no_agreement"
+        return CodeVerdict(False, reason, rate, [], kept_tests, rejected, rows,
+                           reference_agrees=ref_agrees if ref else None)
+    sols = [codes[i] for i in kept_samples]
+    why = (f"CodeT consensus: {len(kept_samples)} of {n} independent samples agree on "
+           f"{len(kept_tests)} of {len(cases)} generated tests; reference "
+           + ("agrees" if ref_agrees else "disagrees (not kept)"))
+    return CodeVerdict(True, "verified", rate, sols, kept_tests, rejected, rows, why,
+                       "codet_consensus", ref_agrees if ref else None)

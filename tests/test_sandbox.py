@@ -224,7 +224,8 @@ def test_home_tmpdir_and_tempfile_work_inside():
 
 def test_extract_code_and_split_asserts():
     text = "Here:\n```python\ndef f(x):\n    return x\n```\nand\n```python\nprint(1)\n```"
-    assert extract_code(text) == "print(1)\n"
+    assert extract_code(text) == "def f(x):\n    return x\n"  # not the usage example
+    assert extract_code("```python\nprint(1)\n```") == "print(1)\n"
     assert extract_code("no code") is None
     cases = split_asserts("import math\nassert f(1) == 1\nassert f(\n    2) == 2\n")
     assert cases == ["import math\nassert f(1) == 1\n", "import math\nassert f(\n    2) == 2\n"]
