@@ -366,3 +366,74 @@ def make_backend(cfg: BackendConfig) -> Backend:
     if cfg.type == "vllm":
         return VLLMBackend(resolve_model(cfg.model), **cfg.options)
     raise ValueError(f"backend.type: unknown backend {cfg.type!r}; use transformers, openai or vllm")
+
+
+# --------------------------------------------------------------------------- provenance
+
+_COMMIT = __import__("re").compile(r"/snapshots/([0-9a-f]{40})(?:/|$)")
+
+
+def _datamill_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("datamill")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "unknown"
+
+
+def model_provenance(cfg: BackendConfig, *, max_hash_bytes: int = 2 * 1024**3) -> dict[str, Any]:
+    """Where the weights came from: resolved path or repo, and a revision that pins them.
+
+    * a Hugging Face cache snapshot path: the commit hash in ``snapshots/<commit>/``;
+    * another local directory or file: sha256 over every file (relative name + content),
+      unless the files exceed ``max_hash_bytes``, then sha256 over (name, size, mtime) and
+      ``revision_kind='stat'`` says it is not a content hash;
+    * a server (openai backend): the model name and base URL; the server's weights are not
+      visible from here (``revision_kind='remote'``).
+    """
+    out: dict[str, Any] = {"backend": cfg.type, "model": cfg.model, "model_resolved": None,
+                           "model_revision": None, "revision_kind": None,
+                           "datamill_version": _datamill_version()}
+    if cfg.type == "openai":
+        base = cfg.options.get("base_url", "http://localhost:8000/v1")
+        out.update(model_resolved=f"{base.rstrip('/')}#{cfg.model}", revision_kind="remote")
+        return out
+    try:
+        path = resolve_model(cfg.model)
+    except Exception as e:  # noqa: BLE001 - reported, not fatal for provenance
+        out["revision_kind"] = f"unresolved: {type(e).__name__}"
+        return out
+    out["model_resolved"] = path
+    p = os.path.realpath(path)
+    m = _COMMIT.search(path) or _COMMIT.search(p)
+    if m:
+        out.update(model_revision=m.group(1), revision_kind="hub_commit")
+        return out
+    if not os.path.exists(p):
+        out["revision_kind"] = "hub_name_unresolved"
+        return out
+    files = []
+    if os.path.isdir(p):
+        for root, _, names in os.walk(p):
+            for nm in names:
+                files.append(os.path.join(root, nm))
+    else:
+        files = [p]
+    files.sort()
+    total = sum(os.path.getsize(f) for f in files)
+    h = hashlib.sha256()
+    if total <= max_hash_bytes:
+        for f in files:
+            h.update(os.path.relpath(f, p).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        kind = "sha256"
+    else:
+        for f in files:
+            st = os.stat(f)
+            h.update(f"{os.path.relpath(f, p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        kind = "stat"
+    out.update(model_revision=h.hexdigest(), revision_kind=kind)
+    return out
