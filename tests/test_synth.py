@@ -143,7 +143,8 @@ def _req(i, text, n=2):
 
 
 def test_openai_backend_batches_with_bounded_concurrency(server):
-    b = OpenAICompatibleBackend("m", server.url, max_concurrency=3, timeout_s=5, backoff_s=0.01)
+    b = OpenAICompatibleBackend("m", server.url, max_concurrency=3, timeout_s=5, backoff_s=0.01,
+                                split_n=False)
     reqs = [_req(i, f"q{i}") for i in range(12)]
     res = b.generate(reqs)
     assert [r.request_id for r in res] == [f"r{i}" for i in range(12)]
@@ -416,7 +417,8 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
         cfg = {
             "name": "code", "task": "code",
             "backend": {"type": "openai", "model": "test",
-                        "options": {"base_url": srv.url, "max_concurrency": 2}},
+                        "options": {"base_url": srv.url, "max_concurrency": 2,
+                                    "split_n": False}},
             "seeds": {"inline": [
                 {"id": "add", "question": "Write a Python function `add(a, b)` returning a+b.",
                  "tests": "assert add(2, 3) == 5\n"},
@@ -461,3 +463,32 @@ def test_dedup_dofn_handles_repeated_ids():
     assert len(kept) + len(removed) == 3
     assert sorted(r["id"] for r in kept) == ["a", "b"]
     assert removed[0][0] == "exact_duplicate" and removed[0][1]["duplicate_of"] == "a"
+
+
+def test_openai_backend_is_concurrent_beyond_one_batch(server):
+    # 2 problems x 4 samples: split into 8 requests, all in flight at once (the old client
+    # kept at most len(requests) = 2 in flight whatever max_concurrency said)
+    b = OpenAICompatibleBackend("m", server.url, max_concurrency=8, timeout_s=5, backoff_s=0.01)
+    res = b.generate([_req(0, "a", n=4), _req(1, "b", n=4)])
+    assert [len(r.samples) for r in res] == [4, 4] and all(r.error is None for r in res)
+    assert len(server.calls) == 8 and all(c["n"] == 1 for c in server.calls)
+    seeds = {c["seed"] for c in server.calls if c["messages"][-1]["content"] == "a"}
+    assert seeds == {derive_seed(derive_seed(0, 0), j) for j in range(4)}
+    assert server.max_active >= 6 and b.max_in_flight <= 8
+    # the pool is shared by concurrent generate calls: still bounded by max_concurrency
+    server.max_active = 0
+    b2 = OpenAICompatibleBackend("m", server.url, max_concurrency=3, timeout_s=5)
+    threads = [threading.Thread(target=b2.generate, args=([_req(i, f"t{i}", n=4)],))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert server.max_active <= 3 and b2.max_in_flight <= 3
+    b.close()
+    b2.close()
+
+
+def test_openai_backend_rejects_zero_concurrency():
+    with pytest.raises(ValueError, match="max_concurrency"):
+        OpenAICompatibleBackend("m", "http://127.0.0.1:9/v1", max_concurrency=0)

@@ -40,7 +40,7 @@ def _run(tmp_path, name, **extra):
     try:
         cfg = {"name": name, "task": "math",
                "backend": {"type": "openai", "model": "test-model",
-                           "options": {"base_url": srv.url, "max_concurrency": 4,
+                           "options": {"base_url": srv.url, "max_concurrency": 4, "split_n": False,
                                        "backoff_s": 0.01}},
                "seeds": {"inline": [{"id": "s1", "question": "Tom has 3 apples and buys 4 "
                                      "more apples. How many apples does Tom have now?",

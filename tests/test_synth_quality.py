@@ -105,7 +105,8 @@ def _reply(user, i, body):
 @pytest.fixture
 def backend():
     srv = _Server(reply=_reply)
-    yield OpenAICompatibleBackend("test", srv.url, max_concurrency=4, backoff_s=0.01), srv
+    yield OpenAICompatibleBackend("test", srv.url, max_concurrency=4, backoff_s=0.01,
+                                  split_n=False), srv
     srv.close()
 
 
