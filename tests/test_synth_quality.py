@@ -136,3 +136,12 @@ def test_llm_judge_verdicts(backend):
     assert len(judge_calls) == 3 and all(c["n"] == 3 for c in judge_calls)
     assert parse_judge("VERDICT: SOUND ... on reflection VERDICT: flawed") == "flawed"
     assert parse_judge("**VERDICT:** SOUND") == "sound"
+
+
+def test_pipeline_verification_uses_the_last_number_fallback():
+    samples = [_smp("3 + 4 = 7 apples in total."), _smp("So Tom has 7 apples."),
+               _smp("The answer is 7.")]
+    v = verify_math(samples, "7", MathSampling(n=3))
+    assert v.keep and v.n_correct == 3 and v.checks == {"last_number": 2, "answer_is": 1}
+    v = verify_math(samples, "7", MathSampling(n=3, fallback_last_number=False))
+    assert v.n_correct == 1 and v.checks["no_answer"] == 2
