@@ -58,7 +58,6 @@ import logging
 import os
 import random
 import re
-import secrets
 import shutil
 import signal
 import subprocess

@@ -340,8 +340,9 @@ def test_end_to_end_math_with_smollm2(tmp_path):
          "does Sam have?", "answer": "12"},
     ]
     path = _write_cfg(tmp_path, "smollm2", seeds={"inline": seeds},
-                      math={"n": 4, "temperature": 0.3, "max_tokens": 64, "adaptive": True,
-                            "max_rounds": 2, "min_correct": 2})
+                      math={"n": 4, "temperature": 0.3, "max_tokens": 192,
+                            "allocation": "until_correct", "max_rounds": 2, "min_correct": 2,
+                            "integer_answers": "always"})
     stats = run_synth(load_synth_config(path))
     kept = [json.loads(ln) for ln in (tmp_path / "out/records.jsonl").open()]
     assert stats["kept"] == len(kept) >= 1
@@ -349,7 +350,12 @@ def test_end_to_end_math_with_smollm2(tmp_path):
         ref = next(s["answer"] for s in seeds if s["id"] == r["id"])
         assert r["answer"] == ref and r["solutions"] and 0 < r["pass_rate"] <= 1
         assert r["provenance"]["template"] == "math_cot_v1"
-        assert all(any(v["correct"] for v in r["verdicts"]) for _ in [0])
+        assert r["provenance"]["revision_kind"] == "sha256" and r["provenance"]["model_revision"]
+        assert r["messages"][1]["content"] == r["solutions"][0]
+        assert any(v["correct"] for v in r["verdicts"])
+    checks = stats["sample_checks"]
+    # the default-sized budget is not what decides: most samples finish before max_tokens
+    assert checks.get("truncated", 0) < sum(checks.values()) / 2, checks
     assert stats["coverage"]["ks"] and stats["generation_tokens_per_s"] > 0
 
 
