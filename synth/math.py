@@ -15,6 +15,7 @@ Equivalence is decided in two tiers:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -34,10 +35,8 @@ log = logging.getLogger(__name__)
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"####\s*(.+)")
 # "The answer is X", "final answer: X", "**Answer:** X"; the last occurrence counts
-_ANSWER_IS = re.compile(
-    r"(?:final\s+answer|the\s+answer|\banswer)\s*(?:\*\*)?\s*(?:is|=|:)\s*:?\s*(?:\*\*)?\s*",
-    re.IGNORECASE,
-)
+_ANSWER_IS = re.compile(  # covers "final answer", "the answer", "Answer"
+    r"\banswer\s*(?:\*\*)?\s*(?:is|=|:)\s*:?\s*(?:\*\*)?\s*", re.IGNORECASE)
 _LAST_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 # an answer that stops on an operator or an open bracket was cut off ("100 + 50 =")
 _INCOMPLETE = re.compile(r"(?:[=+\-*/^(\[{,]|\\(?:frac|sqrt|cdot|times|div))\s*$")
@@ -83,6 +82,7 @@ def boxed_answers(text: str) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=65536)
 def is_incomplete(ans: str) -> bool:
     """True for an answer cut off mid-expression (ends with an operator or open bracket)."""
     s = normalize_answer(ans)
@@ -108,8 +108,9 @@ def extract_answer_with_source(text: str | None, *, fallback_last_number: bool =
     if hashes:
         cands.append((_clean_tail(hashes[-1]), "hashes"))
     last = None
-    for m in _ANSWER_IS.finditer(text):
-        last = m
+    if "nswer" in text or "NSWER" in text:  # cheap pre-check: the regex scan is the cost
+        for m in _ANSWER_IS.finditer(text):
+            last = m
     if last is not None:
         cands.append((_clean_tail(text[last.end():]), "answer_is"))
     for ans, how in cands:
@@ -138,6 +139,7 @@ _LATEX_FRAC_SHORT = re.compile(r"^(-)?\\[dt]?frac(\d)(\d)$")
 _ROW = "\x00ROW\x00"
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_answer(ans: str) -> str:
     """Light, meaning-preserving cleanup of an answer string (used for voting keys too)."""
     s = ans.strip()
@@ -165,6 +167,7 @@ def final_value(ans: str) -> str:
     return s
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_number(ans: str) -> Fraction | None:
     """Exact value of a plain numeric answer, else None.
 
@@ -213,6 +216,7 @@ _UNIT_ALIASES = {
 }
 
 
+@functools.lru_cache(maxsize=65536)
 def answer_unit(ans: str) -> str | None:
     """The unit word after a number (``5 km`` -> ``kilometer``), canonical, or None."""
     s = normalize_answer(ans).lstrip("$€£").strip()
