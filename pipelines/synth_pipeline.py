@@ -188,6 +188,14 @@ class SynthConfig(_Strict):
             raise ValueError("problem_generation.concepts: must not be empty in concepts mode")
         if self.task == "code" and not has_seeds and not self.code.topics:
             raise ValueError("code: give seeds (tasks with tests) or code.topics")
+        from synth.prompts import TEMPLATES
+
+        for where, tid in (("math.template", self.math.template),
+                           ("math.judge.template", self.math.judge.template),
+                           ("code.template", self.code.template)):
+            if tid not in TEMPLATES:
+                raise ValueError(f"{where}: unknown prompt template {tid!r}; known: "
+                                 f"{', '.join(sorted(TEMPLATES))}")
         return self
 
 

@@ -117,3 +117,18 @@ def test_fields_outside_the_schema_are_an_error_not_lost():
 
     with pytest.raises(ValueError, match="outside the declared schema"):
         to_table([{"id": "a", "surprise": 1}], MATH_SCHEMA)
+
+
+def test_unknown_template_fails_before_any_work(tmp_path):
+    import pytest
+
+    from pipelines.config import ConfigError
+    from pipelines.synth_pipeline import load_synth_config
+
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"),
+                                 "seeds": {"inline": [{"question": "q"}]},
+                                 "math": {"judge": {"enabled": True, "template": "nope_v9"}}}))
+    with pytest.raises(ConfigError, match=r"math\.judge\.template.*nope_v9"):
+        load_synth_config(p)
+    assert not (tmp_path / "o").exists()
