@@ -3,8 +3,9 @@
     python bench/bench_sandbox.py [--runs 30]
 
 A trivial program (define a function, one assert) is run
-  1. through synth.sandbox.run_python with full isolation (netns, private /tmp, private uid,
-     rlimits, scrubbed env, temp dir, process-group + uid kill);
+  1. through synth.sandbox.run_python with full isolation (candidate + separate harness
+     process, verdict pipe, netns, seccomp, read-only remount + hidden paths + tmpfs quota,
+     two private uids, rlimits, scrubbed env, process-group + uid kill);
   2. the same with the network namespace and uid drop turned off;
   3. baseline: a bare `subprocess.run([python, -I, -c, program])`;
   4. in-process exec (no isolation at all), for scale.

@@ -35,7 +35,7 @@ from pipelines.records import dead_letter
 
 log = logging.getLogger(__name__)
 
-REMOVED, DEAD = "removed", "dead"
+REMOVED, DEAD, PAIRS = "removed", "dead", "pairs"
 
 
 # --------------------------------------------------------------------------- config
@@ -77,19 +77,49 @@ class ProblemGenSection(_Strict):
     keep_seeds: bool = Field(default=False, description="Also solve the seed problems.")
 
 
+class JudgeSection(_Strict):
+    enabled: bool = Field(default=False, description="LLM-as-judge solvability/consistency "
+                          "check through the same backend, after the vote.")
+    applies_to: Literal["generated", "all"] = Field(default="generated", description="Judge "
+                                                    "only generated problems, or seeds too.")
+    template: str = "math_judge_v1"
+    n: int = Field(default=1, ge=1, le=16, description="Judge samples; majority verdict.")
+    temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int = Field(default=96, ge=8)
+    on_unparseable: Literal["drop", "keep"] = Field(default="drop", description="A reply "
+                                                    "without 'VERDICT: SOUND/FLAWED'.")
+
+
 class MathSection(_Strict):
     n: int = Field(default=4, ge=1, le=1024)
     temperature: float = Field(default=0.7, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
-    max_tokens: int = Field(default=256, ge=8)
+    max_tokens: int = Field(default=512, ge=8, description="Per sample; samples that hit it "
+                            "are dropped as truncated (stats: sample_checks.truncated).")
     template: str = "math_cot_v1"
     pot_n: int = Field(default=0, ge=0, description="Program-of-thought samples per problem.")
-    adaptive: bool = Field(default=False, description="DART-Math difficulty-aware extra rounds.")
+    adaptive: bool = Field(default=False, description="Legacy: same as allocation "
+                           "'until_correct'.")
+    allocation: Literal["uniform", "until_correct", "prop2diff"] = Field(
+        default="uniform", description="DART-Math sample allocation: until_correct (extra "
+        "rounds while < min_correct correct) or prop2diff (extra samples in proportion to "
+        "1 - pass rate of the first round).")
     min_correct: int = Field(default=2, ge=1)
     max_rounds: int = Field(default=3, ge=1, le=64)
+    extra_per_problem: float = Field(default=4.0, ge=0, description="prop2diff: mean extra "
+                                     "samples per problem.")
+    max_extra: int = Field(default=16, ge=0, description="prop2diff: cap per problem.")
     vote_threshold: float = Field(default=0.5, gt=0, le=1)
     min_votes: int = Field(default=2, ge=1)
     verify_timeout_s: float = Field(default=5.0, gt=0)
+    fallback_last_number: bool = Field(default=True, description="A finished sample without "
+                                       "an answer marker answers with its last number.")
+    integer_answers: Literal["off", "counting", "always"] = Field(
+        default="off", description="Reject non-integer answers: for counting problems "
+        "('how many', 'number of') or for every problem (GSM8K-like domains).")
+    drop_all_correct: bool = Field(default=False, description="Drop problems every sample "
+                                   "solves (too easy to teach anything).")
+    judge: JudgeSection = Field(default_factory=JudgeSection)
 
 
 class CodeSection(_Strict):
@@ -100,9 +130,22 @@ class CodeSection(_Strict):
     template: str = "code_solve_v1"
     timeout_s: float = Field(default=10.0, gt=0)
     min_tests: int = Field(default=1, ge=1)
+    min_agreeing_samples: int = Field(default=2, ge=1, description="Generated tests: "
+                                      "independent samples that must agree (CodeT) to keep "
+                                      "a task; the model's own reference does not count.")
     topics: list[str] = Field(default_factory=list, description="Generate tasks (question, "
                               "solution, tests) about these topics (KodCode-style).")
     task_max_tokens: int = Field(default=384, ge=8)
+
+
+class OutputSection(_Strict):
+    formats: list[Literal["messages", "sharegpt"]] = Field(
+        default_factory=lambda: ["messages", "sharegpt"], description="Chat columns to fill: "
+        "messages (OpenAI/HF chat) and/or conversations (ShareGPT).")
+    preference_pairs: bool = Field(default=True, description="Write preference_pairs.jsonl/"
+                                   ".parquet for DPO (chosen verified correct, rejected "
+                                   "verified wrong).")
+    max_pairs_per_problem: int = Field(default=2, ge=1)
 
 
 class DecontamSection(_Strict):
@@ -129,6 +172,7 @@ class SynthConfig(_Strict):
     code: CodeSection = Field(default_factory=CodeSection)
     decontam: DecontamSection = Field(default_factory=DecontamSection)
     dedup: DedupSection = Field(default_factory=DedupSection)
+    output: OutputSection = Field(default_factory=OutputSection)
     batch_size: int = Field(default=8, ge=1, le=100_000, description="Problems per prompt batch.")
     output_dir: str
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
@@ -144,6 +188,14 @@ class SynthConfig(_Strict):
             raise ValueError("problem_generation.concepts: must not be empty in concepts mode")
         if self.task == "code" and not has_seeds and not self.code.topics:
             raise ValueError("code: give seeds (tasks with tests) or code.topics")
+        from synth.prompts import TEMPLATES
+
+        for where, tid in (("math.template", self.math.template),
+                           ("math.judge.template", self.math.judge.template),
+                           ("code.template", self.code.template)):
+            if tid not in TEMPLATES:
+                raise ValueError(f"{where}: unknown prompt template {tid!r}; known: "
+                                 f"{', '.join(sorted(TEMPLATES))}")
         return self
 
 
@@ -260,8 +312,9 @@ def backend_fingerprint(cfg: SynthConfig) -> dict:
 class _BackendDoFn(beam.DoFn):
     """Loads the backend lazily, once per worker (only if some batch must be generated)."""
 
-    def __init__(self, cfg_json: str):
+    def __init__(self, cfg_json: str, model_prov: dict | None = None):
         self._cfg_json = cfg_json
+        self.model_prov = model_prov or {}
         self.cfg: SynthConfig | None = None
         self._backend: Any = None
         self.generated = Metrics.counter("synth", "batches_generated")
@@ -358,46 +411,89 @@ class SolveMath(_BackendDoFn):
         return MathSampling(n=m.n, temperature=m.temperature, top_p=m.top_p,
                             max_tokens=m.max_tokens, seed=self.cfg.seed,  # type: ignore[union-attr]
                             template=m.template, pot_n=m.pot_n, adaptive=m.adaptive,
-                            min_correct=m.min_correct, max_rounds=m.max_rounds,
-                            vote_threshold=m.vote_threshold, min_votes=m.min_votes)
+                            allocation=m.allocation, min_correct=m.min_correct,
+                            max_rounds=m.max_rounds, extra_per_problem=m.extra_per_problem,
+                            max_extra=m.max_extra, vote_threshold=m.vote_threshold,
+                            min_votes=m.min_votes, fallback_last_number=m.fallback_last_number,
+                            integer_answers=m.integer_answers,
+                            drop_all_correct=m.drop_all_correct)
 
     def _equiv(self, a: str, b: str) -> bool:
         from synth.math import answers_equivalent
 
         return answers_equivalent(a, b, worker=self._worker)
 
+    def _judged(self, it: dict) -> bool:
+        j = self.cfg.math.judge  # type: ignore[union-attr]
+        return j.enabled and (j.applies_to == "all" or it.get("source") == "generated")
+
     def process(self, batch: dict):
-        from synth.tasks import sample_math, verify_math
+        from synth.output import add_chat_formats, preference_pairs, provenance_row
+        from synth.prompts import get_template
+        from synth.tasks import judge_problems, sample_math, verify_math
 
         cfg = self.cfg
         assert cfg is not None
         s = self._sampling()
+        jcfg = cfg.math.judge
 
         def gen(items: list[dict]) -> list[dict]:
             samples = sample_math(self.backend(), items, s, self._equiv)
-            return [{"id": it["id"], "samples": samples[it["id"]]} for it in items]
+            rows = [{"id": it["id"], "samples": samples[it["id"]]} for it in items]
+            # the judge sees the problem and one verified solution, so it runs after the vote;
+            # its replies are saved with the batch (a rerun re-verifies without regenerating)
+            ask = []
+            for it, row in zip(items, rows):
+                if not self._judged(it):
+                    continue
+                v = verify_math(row["samples"], it.get("reference"), s, self._equiv,
+                                problem=it["problem"])
+                if v.keep:
+                    ask.append({"id": it["id"], "problem": it["problem"],
+                                "solution": row["samples"][v.verified[0]]["text"]})
+            if ask:
+                verdicts = judge_problems(self.backend(), ask, template=jcfg.template,
+                                          n=jcfg.n, temperature=jcfg.temperature,
+                                          max_tokens=jcfg.max_tokens, seed=cfg.seed)
+                for row in rows:
+                    if row["id"] in verdicts:
+                        row["judge"] = verdicts[row["id"]]
+            return rows
 
         rows, _ = self._load_or_generate(batch, gen)
-        by_id = {r["id"]: r["samples"] for r in rows}
+        by_id = {r["id"]: r for r in rows}
+        tmpl = get_template(s.template)
         prov_base = {
-            "backend": cfg.backend.type, "model": cfg.backend.model,
-            "template": s.template, "pot_template": s.pot_template if s.pot_n else None,
+            **self.model_prov,
+            "template": s.template, "template_version": tmpl.version,
+            "judge_template": get_template(jcfg.template).version if jcfg.enabled else None,
             "sampling": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
-                         "max_tokens": s.max_tokens, "pot_n": s.pot_n, "adaptive": s.adaptive,
-                         "min_correct": s.min_correct, "max_rounds": s.max_rounds},
+                         "max_tokens": s.max_tokens, "allocation": s.mode, "pot_n": s.pot_n},
             "seed": cfg.seed, "batch_id": batch["batch_id"],
-            "verifier": "synth.math.answers_equivalent (exact numeric + math-verify)",
+            "verifier": "synth.math.answers_equivalent (exact numeric + math-verify, symmetric)",
         }
         for it in batch["items"]:
-            samples = by_id.get(it["id"], [])
+            row = by_id.get(it["id"], {})
+            samples = row.get("samples", [])
             errors = [x["error"] for x in samples if x.get("error")]
             if errors and len(errors) == len(samples):
                 yield pvalue.TaggedOutput(DEAD, dead_letter(
                     "solve", f"generation_error: {errors[0]}", it, record_id=it["id"],
                     source=it.get("source")))
                 continue
-            v = verify_math(samples, it.get("reference"), s, self._equiv)
-            verified = [samples[i]["text"] for i in v.verified]
+            v = verify_math(samples, it.get("reference"), s, self._equiv, problem=it["problem"])
+            reason, keep = v.reason, v.keep
+            judge = row.get("judge")
+            if keep and self._judged(it):
+                jv = (judge or {}).get("verdict", "missing")
+                if jv == "flawed":
+                    keep, reason = False, "judge_flawed"
+                elif jv != "sound" and jcfg.on_unparseable == "drop":
+                    keep, reason = False, f"judge_{jv}"
+            verified = [samples[i]["text"] for i in v.verified] if keep else []
+            by = "reference" if it.get("reference") is not None else "majority_vote"
+            prov = provenance_row(prov_base, problem_template=it.get("problem_template"),
+                                  parent=it.get("parent"))
             rec = {
                 "id": it["id"],
                 "text": it["problem"] + ("\n\n" + verified[0] if verified else ""),
@@ -411,16 +507,31 @@ class SolveMath(_BackendDoFn):
                 "n_correct": v.n_correct,
                 "rounds": 1 + max((x.get("round", 0) for x in samples), default=0),
                 "solutions": verified,
-                "verdicts": [{"answer": x.get("answer"), "kind": x.get("kind"),
-                              "round": x.get("round"), "correct": c}
-                             for x, c in zip(samples, v.correct)],
-                "provenance": {**prov_base, "problem_template": it.get("problem_template"),
-                               "parent": it.get("parent")},
+                "keep_reason": (f"{v.n_correct} of {v.n_samples} samples agree with the "
+                                + ("reference answer" if by == "reference" else
+                                   f"majority answer (agreement {v.agreement:.2f})")
+                                + ("; judge: sound" if keep and self._judged(it) else ""))
+                if keep else None,
+                "verdicts": [{"answer": None if c is None else str(c), "kind": x.get("kind"),
+                              "round": x.get("round"), "correct": ok, "check": chk,
+                              "finish_reason": x.get("finish_reason")}
+                             for x, ok, (c, chk) in zip(samples, v.correct, v.screened)],
+                "sample_checks": [{"check": k, "count": n} for k, n in sorted(v.checks.items())],
+                "judge": None if judge is None else {
+                    "verdict": judge.get("verdict"), "text": (judge.get("texts") or [""])[0]},
+                "provenance": prov,
             }
-            if v.keep:
+            add_chat_formats(rec, cfg.output.formats)
+            if keep:
+                if cfg.output.preference_pairs:
+                    chosen = [(samples[i]["text"], v.screened[i][0]) for i in v.verified]
+                    rejected = [(samples[i]["text"], v.screened[i][0]) for i in v.wrong]
+                    for pair in preference_pairs(it["id"], it["problem"], chosen, rejected, by,
+                                                 prov, cfg.output.max_pairs_per_problem):
+                        yield pvalue.TaggedOutput(PAIRS, pair)
                 yield rec
             else:
-                yield pvalue.TaggedOutput(REMOVED, (v.reason, rec))
+                yield pvalue.TaggedOutput(REMOVED, (reason, rec))
 
 
 class SolveCode(_BackendDoFn):
@@ -430,9 +541,12 @@ class SolveCode(_BackendDoFn):
         c = self.cfg.code  # type: ignore[union-attr]
         return CodeSampling(n=c.n, temperature=c.temperature, top_p=c.top_p,
                             max_tokens=c.max_tokens, seed=self.cfg.seed,  # type: ignore[union-attr]
-                            template=c.template, timeout_s=c.timeout_s, min_tests=c.min_tests)
+                            template=c.template, timeout_s=c.timeout_s, min_tests=c.min_tests,
+                            min_agreeing=c.min_agreeing_samples)
 
     def process(self, batch: dict):
+        from synth.output import add_chat_formats, preference_pairs, provenance_row
+        from synth.prompts import get_template
         from synth.tasks import sample_code, verify_code
 
         cfg = self.cfg
@@ -440,7 +554,8 @@ class SolveCode(_BackendDoFn):
         s = self._sampling()
 
         def gen(items: list[dict]) -> list[dict]:
-            tasks = [{"id": it["id"], "question": it["problem"]} for it in items]
+            tasks = [{"id": it["id"], "question": it["problem"], "tests": it.get("tests"),
+                      "reference_solution": it.get("reference_solution")} for it in items]
             samples = sample_code(self.backend(), tasks, s)
             return [{"id": it["id"], "samples": samples[it["id"]]} for it in items]
 
@@ -462,20 +577,33 @@ class SolveCode(_BackendDoFn):
                 "n_samples": len(samples),
                 "n_correct": round(v.pass_rate * len(samples)),
                 "solutions": v.kept_solutions,
+                "keep_reason": v.keep_reason,
+                "evidence": v.evidence,
+                "reference_agrees": v.reference_agrees,
                 "tests": v.kept_tests,
                 "rejected_tests": v.rejected_tests,
-                "verdicts": v.results,
-                "provenance": {
-                    "backend": cfg.backend.type, "model": cfg.backend.model,
-                    "template": s.template, "task_template": it.get("problem_template"),
-                    "sampling": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
-                                 "max_tokens": s.max_tokens},
-                    "seed": cfg.seed, "batch_id": batch["batch_id"],
-                    "verifier": "synth.sandbox" + (" + CodeT agreement" if generated_tests
-                                                   else ""),
-                },
+                "verdicts": [{k: r.get(k) for k in ("sample", "code_found", "passed", "passes",
+                                                    "status", "error")} for r in v.results],
+                "provenance": provenance_row(
+                    self.model_prov, template=s.template,
+                    template_version=get_template(s.template).version,
+                    problem_template=it.get("problem_template"),
+                    sampling={"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
+                              "max_tokens": s.max_tokens, "allocation": "uniform", "pot_n": 0},
+                    seed=cfg.seed, batch_id=batch["batch_id"],
+                    verifier="synth.sandbox (separate harness process)"
+                    + (" + CodeT agreement over independent samples" if generated_tests
+                       else "")),
             }
+            add_chat_formats(rec, cfg.output.formats)
             if v.keep:
+                if cfg.output.preference_pairs:
+                    texts = [x.get("text") or "" for x in samples]
+                    for pair in preference_pairs(
+                            it["id"], it["problem"], [(texts[i], None) for i in v.chosen],
+                            [(texts[i], None) for i in v.wrong],
+                            "failed_tests", rec["provenance"], cfg.output.max_pairs_per_problem):
+                        yield pvalue.TaggedOutput(PAIRS, pair)
                 yield rec
             else:
                 yield pvalue.TaggedOutput(REMOVED, (v.reason, rec))
@@ -530,8 +658,8 @@ class Decontaminate(beam.DoFn):
 
         benchmarks, field, n, _ = self._args
         self._index = NgramIndex(n)
-        for b in benchmarks:
-            self._index.add_jsonl(b, field=field)
+        for b in benchmarks:  # FileSystems: benchmark files may live on gs:// / s3://
+            self._index.add_jsonl(b, field=field, opener=FileSystems.open)
 
     def process(self, rec: dict):
         hit = self._index.check(rec["problem"], self._args[3])
@@ -573,14 +701,22 @@ class _WriteAll(beam.DoFn):
         self._out = out_dir
         self._cfg_json = cfg_json
 
-    def process(self, _: Any, kept: list, removed: list, dead: list):
+    def process(self, _: Any, kept: list, removed: list, dead: list, pairs: list):
         from synth.coverage import coverage_curve, fit_coverage
+        from synth.output import PAIR_SCHEMA, SCHEMA_VERSION, schema_for
 
+        cfg = SynthConfig.model_validate_json(self._cfg_json)
         kept = sorted(kept, key=lambda r: r["id"])
         removed = sorted(removed, key=lambda x: (x[1]["id"], x[0]))
         dead = sorted(dead, key=lambda d: (str(d.get("id")), d["reason"]))
+        pairs = sorted(pairs, key=lambda x: (x["id"], x["pair"]))
         _write_jsonl(FileSystems.join(self._out, "records.jsonl"), kept)
-        _write_parquet(FileSystems.join(self._out, "records.parquet"), kept)
+        _write_parquet(FileSystems.join(self._out, "records.parquet"), kept,
+                       schema_for(cfg.task))
+        if cfg.output.preference_pairs:
+            _write_jsonl(FileSystems.join(self._out, "preference_pairs.jsonl"), pairs)
+            _write_parquet(FileSystems.join(self._out, "preference_pairs.parquet"), pairs,
+                           PAIR_SCHEMA)
         _write_jsonl(FileSystems.join(self._out, "removed.jsonl"),
                      [dict(r, removal_reason=reason) for reason, r in removed])
         _write_jsonl(FileSystems.join(self._out, "dead_letter.jsonl"), dead)
@@ -588,7 +724,17 @@ class _WriteAll(beam.DoFn):
         for reason, _r in removed:
             key = reason.split(":", 1)[0] if reason.startswith("contaminated") else reason
             reasons[key] = reasons.get(key, 0) + 1
+        kept_because: dict[str, int] = {}
+        for r in kept:
+            key = r.get("evidence") or ("reference" if r.get("reference") is not None
+                                        else "majority_vote")
+            kept_because[key] = kept_because.get(key, 0) + 1
+        sample_checks: dict[str, int] = {}
+        for r in kept + [r for _, r in removed]:
+            for c in r.get("sample_checks") or []:
+                sample_checks[c["check"]] = sample_checks.get(c["check"], 0) + c["count"]
         solved = [r for r in kept] + [r for _, r in removed if "n_samples" in r]
+        # coverage counts verified-correct samples only (a rejected vote verifies nothing)
         counts = [(int(r["n_samples"]), int(r["n_correct"])) for r in solved
                   if r.get("n_samples")]
         ks, cov = coverage_curve(counts) if counts else ([], [])
@@ -596,7 +742,12 @@ class _WriteAll(beam.DoFn):
         rates = [r["pass_rate"] for r in solved if "pass_rate" in r]
         stats = {
             "kept": len(kept), "removed": reasons, "dead_letter": len(dead),
+            "kept_because": kept_because,
+            "sample_checks": sample_checks,
+            "preference_pairs": len(pairs) if cfg.output.preference_pairs else None,
+            "schema_version": SCHEMA_VERSION,
             "problems_solved": len(solved),
+            "samples_drawn": sum(int(r.get("n_samples") or 0) for r in solved),
             "mean_pass_rate": sum(rates) / len(rates) if rates else None,
             "pass_rate_histogram": _hist(rates),
             "coverage": {"ks": ks, "coverage": cov,
@@ -621,15 +772,13 @@ def _write_jsonl(path: str, rows: list[dict]) -> None:
             f.write((json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def _write_parquet(path: str, rows: list[dict]) -> None:
-    import pyarrow as pa
+def _write_parquet(path: str, rows: list[dict], schema: Any) -> None:
+    """A Parquet file of the declared schema (also when ``rows`` is empty)."""
     import pyarrow.parquet as pq
 
-    flat = []
-    for r in rows:
-        flat.append({k: (json.dumps(v, sort_keys=True) if isinstance(v, dict) or (
-            isinstance(v, list) and v and isinstance(v[0], dict)) else v) for k, v in r.items()})
-    table = pa.Table.from_pylist(flat)
+    from synth.output import to_table
+
+    table = to_table(rows, schema)
     with FileSystems.create(path) as f:
         pq.write_table(table, f)
 
@@ -650,10 +799,14 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     bad = [s for s in seeds if "bad" in s]
     seeds = [s for s in seeds if "bad" not in s]
     fp_gen = _h(backend_fingerprint(cfg), cfg.seed)
+    from synth.backends import BackendConfig, model_provenance
+
+    model_prov = model_provenance(BackendConfig(cfg.backend.type, cfg.backend.model,
+                                                dict(cfg.backend.options)))
     runner, opts = make_options(cfg.runner, extra_args)
     p = beam.Pipeline(runner=runner, options=opts)
 
-    removed_parts, dead_parts = [], []
+    removed_parts, dead_parts, pair_parts = [], [], []
     dead_parts.append(p | "BadSeeds" >> beam.Create(
         [dead_letter("read_seeds", s["bad"], s.get("raw"), record_id=s["id"]) for s in bad]))
     pg = cfg.problem_generation
@@ -679,7 +832,7 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
                 problems = (problems, p | "Seeds" >> beam.Create(seeds)) | beam.Flatten()
         else:
             problems = p | "Seeds" >> beam.Create(seeds)
-        solver: beam.DoFn = SolveMath(cfg_json)
+        solver: beam.DoFn = SolveMath(cfg_json, model_prov)
     else:
         fp_solve = _h(fp_gen, cfg.code.model_dump())
         problems = p | "Seeds" >> beam.Create(seeds)
@@ -693,7 +846,7 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
             removed_parts.append(gen[REMOVED])
             dead_parts.append(gen[DEAD])
             problems = (problems, gen["main"]) | "AllTasks" >> beam.Flatten()
-        solver = SolveCode(cfg_json)
+        solver = SolveCode(cfg_json, model_prov)
 
     # 2. decontaminate and deduplicate the problems before spending generation on them
     if cfg.decontam.benchmarks:
@@ -714,7 +867,7 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     batches = plist | "SolveBatches" >> beam.FlatMap(
         lambda xs: _solution_batches(xs, cfg, fp_solve))
     solved = (batches | "Reshuffle" >> beam.Reshuffle()
-              | "Solve" >> beam.ParDo(solver).with_outputs(REMOVED, DEAD, main="main"))
+              | "Solve" >> beam.ParDo(solver).with_outputs(REMOVED, DEAD, PAIRS, main="main"))
     removed_parts.append(solved[REMOVED])
     dead_parts.append(solved[DEAD])
     records = solved["main"]
@@ -724,7 +877,7 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
      | "Write" >> beam.ParDo(
          _WriteAll(cfg.output_dir, cfg_json),
          kept=pvalue.AsList(records), removed=pvalue.AsList(removed_all),
-         dead=pvalue.AsList(dead_all)))
+         dead=pvalue.AsList(dead_all), pairs=pvalue.AsList(solved[PAIRS])))
     t0 = time.perf_counter()
     result = p.run()
     result.wait_until_finish()

@@ -202,17 +202,26 @@ class TransformersBackend:
 class OpenAICompatibleBackend:
     """Client for an OpenAI-compatible server (``/v1/chat/completions`` or ``/v1/completions``).
 
-    ``max_concurrency`` requests are in flight at once (threads); each HTTP call has
-    ``timeout_s``; 429/5xx/connection errors are retried ``max_retries`` times with exponential
-    backoff and jitter. A request that still fails yields a result with ``error`` set (the
-    pipeline dead-letters it) instead of raising.
+    Truly concurrent: one persistent pool of ``max_concurrency`` worker threads per backend
+    bounds the requests in flight across every ``generate`` call (and every thread calling
+    it). With ``split_n`` (default) a request for n samples becomes n HTTP requests with
+    ``n=1`` and seeds ``derive_seed(seed, j)``, so a batch of b problems keeps up to
+    ``min(max_concurrency, b * n)`` requests in flight instead of b. Each HTTP call has
+    ``timeout_s``; 408/409/425/429/5xx and connection errors are retried ``max_retries`` times
+    with exponential backoff and jitter (a ``Retry-After`` header is honoured, capped at 30 s).
+    A request that still fails yields a result with ``error`` set (the pipeline dead-letters it)
+    instead of raising.
     """
 
     name = "openai"
 
     def __init__(self, model: str, base_url: str = "http://localhost:8000/v1", *,
                  api_key: str | None = None, max_concurrency: int = 8, timeout_s: float = 120.0,
-                 max_retries: int = 4, backoff_s: float = 1.0, chat: bool = True):
+                 max_retries: int = 4, backoff_s: float = 1.0, chat: bool = True,
+                 split_n: bool = True):
+        if max_concurrency < 1:
+            raise ValueError(f"backend.options.max_concurrency: must be >= 1, got "
+                             f"{max_concurrency}")
         self.model = model
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
@@ -221,7 +230,20 @@ class OpenAICompatibleBackend:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.chat_api = chat
+        self.split_n = split_n
         self.retries = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.max_concurrency,
+                                                thread_name_prefix="openai-backend")
+            return self._pool
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload).encode()
@@ -231,55 +253,89 @@ class OpenAICompatibleBackend:
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
             req = urllib.request.Request(self.base_url + path, data=data, headers=headers)
+            wait = None
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read().decode())
+                with self._stats_lock:
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                        return json.loads(resp.read().decode())
+                finally:
+                    with self._stats_lock:
+                        self.in_flight -= 1
             except urllib.error.HTTPError as e:
                 body = e.read().decode(errors="replace")[:300]
                 last = RuntimeError(f"HTTP {e.code}: {body}")
                 if e.code not in (408, 409, 425, 429) and e.code < 500:
                     raise last from None
+                try:
+                    ra = e.headers.get("Retry-After") if e.headers else None
+                    wait = min(30.0, float(ra)) if ra else None
+                except ValueError:
+                    wait = None
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as e:
                 last = e
             if attempt < self.max_retries:
-                self.retries += 1
-                time.sleep(self.backoff_s * (2**attempt) * (0.5 + random.random() / 2))
+                with self._stats_lock:
+                    self.retries += 1
+                time.sleep(wait if wait is not None else
+                           self.backoff_s * (2**attempt) * (0.5 + random.random() / 2))
         assert last is not None
         raise last
 
-    def _one(self, r: GenerationRequest) -> GenerationResult:
+    def _call(self, r: GenerationRequest, n: int, seed: int) -> tuple[list[Sample], float]:
         p = r.params
         t0 = time.perf_counter()
         payload: dict[str, Any] = {
-            "model": self.model, "n": p.n, "temperature": p.temperature, "top_p": p.top_p,
-            "max_tokens": p.max_tokens, "seed": p.seed,
+            "model": self.model, "n": n, "temperature": p.temperature, "top_p": p.top_p,
+            "max_tokens": p.max_tokens, "seed": seed,
         }
         if p.stop:
             payload["stop"] = list(p.stop)
-        try:
-            if self.chat_api and r.messages:
-                body = self._post("/chat/completions", {**payload, "messages": r.chat()})
-                texts = [(c["message"].get("content") or "", c.get("finish_reason") or "stop")
-                         for c in sorted(body["choices"], key=lambda c: c.get("index", 0))]
-            else:
-                prompt = r.prompt or "\n\n".join(c for _, c in r.messages)
-                body = self._post("/completions", {**payload, "prompt": prompt})
-                texts = [(c.get("text") or "", c.get("finish_reason") or "stop")
-                         for c in sorted(body["choices"], key=lambda c: c.get("index", 0))]
-            usage = body.get("usage") or {}
-            total = int(usage.get("completion_tokens") or 0)
-            per = [total // max(1, len(texts))] * len(texts)
-            samples = [Sample(t, n, f) for (t, f), n in zip(texts, per)]
-            return GenerationResult(r.id, samples, None, time.perf_counter() - t0)
-        except Exception as e:  # noqa: BLE001 - becomes a dead-letter row upstream
-            return GenerationResult(r.id, [], f"{type(e).__name__}: {e}", time.perf_counter() - t0)
+        if self.chat_api and r.messages:
+            body = self._post("/chat/completions", {**payload, "messages": r.chat()})
+            texts = [(c["message"].get("content") or "", c.get("finish_reason") or "stop")
+                     for c in sorted(body["choices"], key=lambda c: c.get("index", 0))]
+        else:
+            prompt = r.prompt or "\n\n".join(c for _, c in r.messages)
+            body = self._post("/completions", {**payload, "prompt": prompt})
+            texts = [(c.get("text") or "", c.get("finish_reason") or "stop")
+                     for c in sorted(body["choices"], key=lambda c: c.get("index", 0))]
+        usage = body.get("usage") or {}
+        total = int(usage.get("completion_tokens") or 0)
+        per = [total // max(1, len(texts))] * len(texts)
+        return [Sample(t, k, f) for (t, f), k in zip(texts, per)], time.perf_counter() - t0
 
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        with ThreadPoolExecutor(max_workers=max(1, self.max_concurrency)) as pool:
-            return list(pool.map(self._one, requests))
+        pool = self._executor()
+        jobs: list[tuple[int, Any]] = []
+        for k, r in enumerate(requests):
+            n = r.params.n
+            if self.split_n and n > 1:
+                for j in range(n):
+                    jobs.append((k, pool.submit(self._call, r, 1,
+                                                derive_seed(r.params.seed, j))))
+            else:
+                jobs.append((k, pool.submit(self._call, r, n, r.params.seed)))
+        samples: list[list[Sample]] = [[] for _ in requests]
+        errors: list[str | None] = [None] * len(requests)
+        secs = [0.0] * len(requests)
+        for k, fut in jobs:
+            try:
+                got, dt = fut.result()
+                samples[k].extend(got)
+                secs[k] += dt
+            except Exception as e:  # noqa: BLE001 - becomes a dead-letter row upstream
+                errors[k] = errors[k] or f"{type(e).__name__}: {e}"
+        return [GenerationResult(r.id, [] if errors[k] else samples[k], errors[k], secs[k])
+                for k, r in enumerate(requests)]
 
     def close(self) -> None:
-        pass
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
 
 # --------------------------------------------------------------------------- vLLM
@@ -366,3 +422,74 @@ def make_backend(cfg: BackendConfig) -> Backend:
     if cfg.type == "vllm":
         return VLLMBackend(resolve_model(cfg.model), **cfg.options)
     raise ValueError(f"backend.type: unknown backend {cfg.type!r}; use transformers, openai or vllm")
+
+
+# --------------------------------------------------------------------------- provenance
+
+_COMMIT = __import__("re").compile(r"/snapshots/([0-9a-f]{40})(?:/|$)")
+
+
+def _datamill_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("datamill")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "unknown"
+
+
+def model_provenance(cfg: BackendConfig, *, max_hash_bytes: int = 2 * 1024**3) -> dict[str, Any]:
+    """Where the weights came from: resolved path or repo, and a revision that pins them.
+
+    * a Hugging Face cache snapshot path: the commit hash in ``snapshots/<commit>/``;
+    * another local directory or file: sha256 over every file (relative name + content),
+      unless the files exceed ``max_hash_bytes``, then sha256 over (name, size, mtime) and
+      ``revision_kind='stat'`` says it is not a content hash;
+    * a server (openai backend): the model name and base URL; the server's weights are not
+      visible from here (``revision_kind='remote'``).
+    """
+    out: dict[str, Any] = {"backend": cfg.type, "model": cfg.model, "model_resolved": None,
+                           "model_revision": None, "revision_kind": None,
+                           "datamill_version": _datamill_version()}
+    if cfg.type == "openai":
+        base = cfg.options.get("base_url", "http://localhost:8000/v1")
+        out.update(model_resolved=f"{base.rstrip('/')}#{cfg.model}", revision_kind="remote")
+        return out
+    try:
+        path = resolve_model(cfg.model)
+    except Exception as e:  # noqa: BLE001 - reported, not fatal for provenance
+        out["revision_kind"] = f"unresolved: {type(e).__name__}"
+        return out
+    out["model_resolved"] = path
+    p = os.path.realpath(path)
+    m = _COMMIT.search(path) or _COMMIT.search(p)
+    if m:
+        out.update(model_revision=m.group(1), revision_kind="hub_commit")
+        return out
+    if not os.path.exists(p):
+        out["revision_kind"] = "hub_name_unresolved"
+        return out
+    files = []
+    if os.path.isdir(p):
+        for root, _, names in os.walk(p):
+            for nm in names:
+                files.append(os.path.join(root, nm))
+    else:
+        files = [p]
+    files.sort()
+    total = sum(os.path.getsize(f) for f in files)
+    h = hashlib.sha256()
+    if total <= max_hash_bytes:
+        for f in files:
+            h.update(os.path.relpath(f, p).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        kind = "sha256"
+    else:
+        for f in files:
+            st = os.stat(f)
+            h.update(f"{os.path.relpath(f, p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        kind = "stat"
+    out.update(model_revision=h.hexdigest(), revision_kind=kind)
+    return out

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _WORD = re.compile(r"\w+")
 
@@ -45,20 +47,33 @@ class NgramIndex:
         self.items += 1
 
     def add_jsonl(self, path: str | Path, field: str = "question", name: str | None = None,
+                  limit: int | None = None, opener: Any = None) -> int:
+        """Index the ``field`` of every JSON line of ``path``.
+
+        ``opener(path)`` returns a binary or text file; Beam workers pass
+        ``apache_beam.io.filesystems.FileSystems.open`` so that gs://, s3:// and local paths
+        read alike. The default is the built-in ``open``.
+        """
+        name = name or Path(str(path)).stem
+        f = opener(str(path)) if opener is not None else open(path, "rb")  # noqa: SIM115
+        with f:
+            return self.add_lines(f, field, name, limit)
+
+    def add_lines(self, lines: Iterable[str | bytes], field: str, name: str,
                   limit: int | None = None) -> int:
-        name = name or Path(path).stem
         count = 0
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if limit is not None and i >= limit:
-                    break
-                line = line.strip()
-                if not line:
-                    continue
-                text = json.loads(line).get(field)
-                if isinstance(text, str):
-                    self.add(name, i, text)
-                    count += 1
+        for i, line in enumerate(lines):
+            if limit is not None and i >= limit:
+                break
+            if isinstance(line, bytes):
+                line = line.decode("utf-8")
+            line = line.strip()
+            if not line:
+                continue
+            text = json.loads(line).get(field)
+            if isinstance(text, str):
+                self.add(name, i, text)
+                count += 1
         return count
 
     def check(self, text: str, min_overlap: int = 1) -> Hit | None:

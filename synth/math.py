@@ -15,6 +15,7 @@ Equivalence is decided in two tiers:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -33,9 +34,12 @@ log = logging.getLogger(__name__)
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASHES = re.compile(r"####\s*(.+)")
-_ANSWER_IS = re.compile(
-    r"(?:final answer|the answer)\s*(?:is|=|:)\s*:?\s*(.+)", re.IGNORECASE
-)
+# "The answer is X", "final answer: X", "**Answer:** X"; the last occurrence counts
+_ANSWER_IS = re.compile(  # covers "final answer", "the answer", "Answer"
+    r"\banswer\s*(?:\*\*)?\s*(?:is|=|:)\s*:?\s*(?:\*\*)?\s*", re.IGNORECASE)
+_LAST_NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+# an answer that stops on an operator or an open bracket was cut off ("100 + 50 =")
+_INCOMPLETE = re.compile(r"(?:[=+\-*/^(\[{,]|\\(?:frac|sqrt|cdot|times|div))\s*$")
 
 
 def _balanced(text: str, start: int) -> str | None:
@@ -68,37 +72,60 @@ def _clean_tail(ans: str) -> str:
     return ans
 
 
-def extract_answer(text: str | None, *, fallback_last_number: bool = False) -> str | None:
-    """The final answer stated in a solution, or None.
-
-    Looks, in order of priority, for the last ``\\boxed{...}`` (nested braces allowed), the
-    last ``#### X`` line (GSM8K) and the last "The answer is X" / "final answer is X".
-    With ``fallback_last_number`` the last number in the text is used when none is found.
-    """
-    if not text:
-        return None
-    boxed = None
-    for m in _BOXED.finditer(text):
+def boxed_answers(text: str) -> list[str]:
+    """Contents of every ``\\boxed{...}`` / ``\\fbox{...}`` (nested braces allowed), in order."""
+    out = []
+    for m in _BOXED.finditer(text or ""):
         inner = _balanced(text, m.end())
         if inner is not None and inner.strip():
-            boxed = inner.strip()
-    if boxed is not None:
-        return boxed
+            out.append(inner.strip())
+    return out
+
+
+@functools.lru_cache(maxsize=65536)
+def is_incomplete(ans: str) -> bool:
+    """True for an answer cut off mid-expression (ends with an operator or open bracket)."""
+    s = normalize_answer(ans)
+    return not s or bool(_INCOMPLETE.search(s)) or s.count("{") != s.count("}")
+
+
+def extract_answer_with_source(text: str | None, *, fallback_last_number: bool = False
+                               ) -> tuple[str | None, str]:
+    """``(answer, how)``: how is boxed | hashes | answer_is | last_number | none | incomplete.
+
+    Priority: the last ``\\boxed{...}``, the last ``#### X`` line (GSM8K), the last "The
+    answer is X" / "Answer: X" / "final answer is X", then (with ``fallback_last_number``) the
+    last number in the text. An answer that ends on an operator ("100 + 50 =") is reported as
+    ``incomplete`` with no answer: it was cut off, and must not be compared.
+    """
+    if not text:
+        return None, "none"
+    boxed = boxed_answers(text)
+    cands: list[tuple[str, str]] = []
+    if boxed:
+        cands.append((boxed[-1], "boxed"))
     hashes = _HASHES.findall(text)
     if hashes:
-        ans = _clean_tail(hashes[-1])
+        cands.append((_clean_tail(hashes[-1]), "hashes"))
+    last = None
+    if "nswer" in text or "NSWER" in text:  # cheap pre-check: the regex scan is the cost
+        for m in _ANSWER_IS.finditer(text):
+            last = m
+    if last is not None:
+        cands.append((_clean_tail(text[last.end():]), "answer_is"))
+    for ans, how in cands:
         if ans:
-            return ans
-    found = _ANSWER_IS.findall(text)
-    if found:
-        ans = _clean_tail(found[-1])
-        if ans:
-            return ans
+            return (None, "incomplete") if is_incomplete(ans) else (ans, how)
     if fallback_last_number:
-        nums = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+        nums = _LAST_NUMBER.findall(text)
         if nums:
-            return nums[-1].rstrip(",")
-    return None
+            return nums[-1].rstrip(",").lstrip("$").replace("-$", "-"), "last_number"
+    return None, "none"
+
+
+def extract_answer(text: str | None, *, fallback_last_number: bool = False) -> str | None:
+    """The final answer stated in a solution, or None (see :func:`extract_answer_with_source`)."""
+    return extract_answer_with_source(text, fallback_last_number=fallback_last_number)[0]
 
 
 # --------------------------------------------------------------------------- fast numeric path
@@ -109,10 +136,15 @@ _LATEX_FRAC = re.compile(r"^(-)?\\[dt]?frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s
 _LATEX_FRAC_SHORT = re.compile(r"^(-)?\\[dt]?frac(\d)(\d)$")
 
 
+_ROW = "\x00ROW\x00"
+
+
+@functools.lru_cache(maxsize=65536)
 def normalize_answer(ans: str) -> str:
     """Light, meaning-preserving cleanup of an answer string (used for voting keys too)."""
     s = ans.strip()
     s = s.strip("$").strip()
+    s = s.replace("\\\\", _ROW)  # LaTeX row break: keep it out of the spacing rules below
     s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|\s)", lambda m: "" if m.group(0) not in
                ("\\,", "\\;", "\\ ") else " ", s)
     s = re.sub(r"\\text\{\s*([^{}]*)\}", r" \1", s)  # \text{ dollars} -> dollars
@@ -121,9 +153,21 @@ def normalize_answer(ans: str) -> str:
     s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("°", "")
     s = s.replace("\\%", "%").replace("\\$", "$")
     s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"\s*(" + re.escape(_ROW) + r"|&)\s*", r"\1", s)
+    return s.replace(_ROW, "\\\\")
+
+
+def final_value(ans: str) -> str:
+    """The last side of a chained equation: ``12 + 60 = 72`` -> ``72`` (else unchanged)."""
+    s = normalize_answer(ans)
+    if "=" in s and not re.search(r"[<>!]=|=[<>]|\\(?:le|ge|neq)", s):
+        rhs = s.rsplit("=", 1)[1].strip()
+        if rhs:
+            return rhs
     return s
 
 
+@functools.lru_cache(maxsize=65536)
 def parse_number(ans: str) -> Fraction | None:
     """Exact value of a plain numeric answer, else None.
 
@@ -159,6 +203,32 @@ def parse_number(ans: str) -> Fraction | None:
         except (ValueError, ZeroDivisionError):
             return None
     return None
+
+
+_UNIT_ALIASES = {
+    "m": "meter", "metre": "meter", "km": "kilometer", "kilometre": "kilometer",
+    "cm": "centimeter", "centimetre": "centimeter", "mm": "millimeter", "millimetre": "millimeter",
+    "g": "gram", "kg": "kilogram", "mg": "milligram", "l": "liter", "litre": "liter",
+    "ml": "milliliter", "millilitre": "milliliter", "s": "second", "sec": "second",
+    "min": "minute", "h": "hour", "hr": "hour", "mi": "mile", "ft": "foot", "feet": "foot",
+    "in": "inch", "inches": "inch", "lb": "pound", "lbs": "pound", "oz": "ounce",
+    "$": "dollar", "usd": "dollar", "cents": "cent", "¢": "cent", "%": "percent",
+}
+
+
+@functools.lru_cache(maxsize=65536)
+def answer_unit(ans: str) -> str | None:
+    """The unit word after a number (``5 km`` -> ``kilometer``), canonical, or None."""
+    s = normalize_answer(ans).lstrip("$€£").strip()
+    m = re.match(r"^-?[\d.,/]+\s*([a-zA-Z][a-zA-Z\s.]*)$", s)
+    if not m:
+        return None
+    u = m.group(1).strip().rstrip(".").lower()
+    u = re.sub(r"^(?:square|sq\.?)\s+", "square ", u)
+    u = _UNIT_ALIASES.get(u, u)
+    if len(u) > 3 and u.endswith("s") and not u.endswith("ss"):
+        u = u[:-1]
+    return _UNIT_ALIASES.get(u, u)
 
 
 def _numbers_close(a: Fraction, b: Fraction) -> bool:
@@ -305,13 +375,20 @@ def answers_equivalent(a: str, b: str, *, timeout_s: float | None = None,
 
     Numbers are compared exactly (after removing thousands separators, currency, percent and
     unit words); other forms (``\\sqrt{2}/2``, ``x+1``, intervals, sets) via math-verify in a
-    helper process bounded by ``timeout_s`` (default 5 s).
+    helper process bounded by ``timeout_s`` (default 5 s), in both directions, so the relation
+    is symmetric. Answers cut off mid-expression are never equivalent to anything; different
+    units (``5 km`` vs ``5 m``) are not equivalent; a chained equation compares by its last
+    side (``12 + 60 = 72`` ~ ``72``).
     """
     if a is None or b is None:
         return False
     a, b = str(a), str(b)
-    if not a.strip() or not b.strip():
+    if not a.strip() or not b.strip() or is_incomplete(a) or is_incomplete(b):
         return False
+    ua, ub = answer_unit(a), answer_unit(b)
+    if ua is not None and ub is not None and ua != ub:
+        return False  # 5 km is not 5 m (no unit conversion is attempted)
+    a, b = final_value(a), final_value(b)
     na, nb = normalize_answer(a), normalize_answer(b)
     if na == nb:
         return True
@@ -321,7 +398,9 @@ def answers_equivalent(a: str, b: str, *, timeout_s: float | None = None,
     w = worker or default_worker()
     if timeout_s is not None and timeout_s != w.timeout_s:
         w.timeout_s = timeout_s
-    return w.check(na, nb)
+    # math-verify's verify(gold, pred) is asymmetric; equivalence must not depend on which
+    # sample came first, so both directions must hold
+    return w.check(na, nb) and w.check(nb, na)
 
 
 # --------------------------------------------------------------------------- voting

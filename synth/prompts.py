@@ -11,6 +11,14 @@ class Template:
     system: str
     user: str  # str.format template
 
+    @property
+    def version(self) -> str:
+        """``id@sha256[:12]`` of the template text: changes whenever the wording changes."""
+        import hashlib
+
+        h = hashlib.sha256(f"{self.id}\x1f{self.system}\x1f{self.user}".encode()).hexdigest()
+        return f"{self.id}@{h[:12]}"
+
     def messages(self, **kw: str) -> tuple[tuple[str, str], ...]:
         msgs = []
         if self.system:
@@ -49,6 +57,14 @@ TEMPLATES: dict[str, Template] = {t.id: t for t in [
         "You write Python programming exercises with tests. Reply with a ```python block that "
         "defines the function, then a second ```python block with assert statements testing it.",
         "Write a small exercise about: {topic}",
+    ),
+    Template(
+        "math_judge_v1",
+        "You check math word problems. A problem is SOUND when it is self-consistent, gives all "
+        "the information needed and has exactly one numeric answer, and the proposed solution's "
+        "final answer follows from it. Otherwise it is FLAWED. Reply with one line "
+        "'VERDICT: SOUND' or 'VERDICT: FLAWED', then one sentence saying why.",
+        "Problem:\n{problem}\n\nProposed solution:\n{solution}",
     ),
     Template(
         "code_solve_v1",

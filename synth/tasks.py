@@ -14,6 +14,7 @@ and re-verified on a rerun without regenerating:
 
 from __future__ import annotations
 
+import ast
 import random
 import re
 from collections.abc import Callable
@@ -21,8 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synth.backends import Backend, GenerationRequest, SamplingParams, derive_seed
-from synth.code import codet_select, extract_code, run_tests, split_asserts
-from synth.math import answers_equivalent, extract_answer, majority_vote
+from synth.code import (assert_statements, codet_select, entry_points, extract_code,
+                        last_code_block, pass_row, run_tests)
+from synth.math import (answers_equivalent, boxed_answers, extract_answer_with_source,
+                        majority_vote, parse_number)
 from synth.prompts import get_template
 from synth.sandbox import SandboxLimits, run_python
 
@@ -32,18 +35,32 @@ class MathSampling:
     n: int = 4
     temperature: float = 0.7
     top_p: float = 0.95
-    max_tokens: int = 256
+    max_tokens: int = 512  # SmolLM2/Qwen2.5 GSM8K chains: 128 truncated 38 of 48 samples
     seed: int = 0
     template: str = "math_cot_v1"
     pot_n: int = 0  # program-of-thought samples per problem (executed in the sandbox)
     pot_template: str = "math_pot_v1"
-    # DART-Math difficulty-aware rejection sampling (Tong et al. 2024): problems with fewer
-    # than `min_correct` correct samples get extra rounds of n samples, up to `max_rounds`.
-    adaptive: bool = False
+    # DART-Math difficulty-aware rejection sampling (Tong et al. 2024):
+    #   until_correct ("Uniform" in DART): extra rounds of n samples while a problem has fewer
+    #     than `min_correct` correct samples, up to `max_rounds` rounds;
+    #   prop2diff: after a first round of n, `extra_per_problem * #problems` extra samples
+    #     are split in proportion to difficulty (1 - pass rate), at most `max_extra` each.
+    adaptive: bool = False  # legacy switch: True means allocation="until_correct"
+    allocation: str = "uniform"  # uniform | until_correct | prop2diff
     min_correct: int = 2
     max_rounds: int = 3
+    extra_per_problem: float = 4.0
+    max_extra: int = 16
     vote_threshold: float = 0.5
     min_votes: int = 2
+    fallback_last_number: bool = True  # last number of a finished sample as its answer
+    integer_answers: str = "off"  # off | counting (how many / number of ...) | always
+    drop_all_correct: bool = False  # drop problems every sample solves (no learning signal)
+
+    @property
+    def mode(self) -> str:
+        return "until_correct" if self.adaptive and self.allocation == "uniform" \
+            else self.allocation
 
 
 def _params(s: MathSampling, seed: int, n: int | None = None) -> SamplingParams:
@@ -53,7 +70,7 @@ def _params(s: MathSampling, seed: int, n: int | None = None) -> SamplingParams:
 
 def pot_answer(program_text: str, timeout_s: float = 5.0) -> tuple[str | None, str]:
     """Run a program-of-thought response; its answer is the last line it prints."""
-    code = extract_code(program_text)
+    code = last_code_block(program_text)
     if code is None:
         return None, "no_code"
     res = run_python(code, "", SandboxLimits(timeout_s=timeout_s, cpu_s=int(timeout_s) + 1,
@@ -64,12 +81,60 @@ def pot_answer(program_text: str, timeout_s: float = 5.0) -> tuple[str | None, s
     return (lines[-1][:200] if lines else None), "ok"
 
 
+def screen_sample(text: str, finish_reason: str, *, fallback_last_number: bool = True,
+                  equiv: Callable = answers_equivalent) -> tuple[str | None, str]:
+    """Format/truncation filter + extraction for one chain-of-thought sample.
+
+    Returns ``(answer, check)``; ``answer`` is None when the sample is rejected, with
+    ``check`` one of: truncated (hit max_tokens), conflicting_boxed (several different boxed
+    answers), incomplete (answer cut off mid-expression), no_answer. Kept samples have check
+    boxed | hashes | answer_is | last_number (how the answer was found).
+    """
+    if finish_reason == "length":
+        return None, "truncated"
+    if finish_reason == "error":
+        return None, "error"
+    boxed = boxed_answers(text)
+    if len(boxed) > 1 and any(not equiv(boxed[-1], b) for b in boxed[:-1]):
+        return None, "conflicting_boxed"
+    ans, how = extract_answer_with_source(text, fallback_last_number=fallback_last_number)
+    if ans is None:
+        return None, "incomplete" if how == "incomplete" else "no_answer"
+    return ans, how
+
+
 def _correct_count(samples: list[dict], reference: str | None, equiv: Callable) -> int:
     answers = [s.get("answer") for s in samples]
     if reference is not None:
         return sum(1 for a in answers if a is not None and equiv(reference, a))
     vote = majority_vote(answers, threshold=0.0, min_votes=1, equiv=equiv)
     return max((size for _, size in vote.clusters), default=0)
+
+
+def dart_allocation(pass_rates: list[float], budget: int, cap: int) -> list[int]:
+    """Prop2Diff (DART-Math): split ``budget`` extra samples in proportion to 1 - pass rate.
+
+    Deterministic largest-remainder rounding (ties by index); no problem gets more than
+    ``cap``; problems every sample solved get none.
+    """
+    w = [max(0.0, 1.0 - p) for p in pass_rates]
+    total = sum(w)
+    if budget <= 0 or total == 0:
+        return [0] * len(w)
+    raw = [budget * x / total for x in w]
+    out = [min(cap, int(r)) for r in raw]
+    left = budget - sum(out)
+    order = sorted(range(len(w)), key=lambda i: (-(raw[i] - int(raw[i])), i))
+    while left > 0:
+        moved = False
+        for i in order:
+            if left and w[i] > 0 and out[i] < cap:
+                out[i] += 1
+                left -= 1
+                moved = True
+        if not moved:
+            break
+    return out
 
 
 def sample_math(backend: Backend, problems: list[dict], s: MathSampling,
@@ -80,36 +145,77 @@ def sample_math(backend: Backend, problems: list[dict], s: MathSampling,
     """
     cot = get_template(s.template)
     out: dict[str, list[dict]] = {p["id"]: [] for p in problems}
-    todo = list(problems)
-    rounds = s.max_rounds if s.adaptive else 1
-    for rnd in range(rounds):
-        if not todo:
-            break
-        reqs = [GenerationRequest(id=p["id"], params=_params(s, derive_seed(s.seed, p["id"], rnd)),
-                                  messages=cot.messages(problem=p["problem"])) for p in todo]
-        if s.pot_n and rnd == 0:
-            pot = get_template(s.pot_template)
-            reqs += [GenerationRequest(id=p["id"] + "#pot",
-                                       params=_params(s, derive_seed(s.seed, p["id"], "pot"),
-                                                      s.pot_n),
-                                       messages=pot.messages(problem=p["problem"])) for p in todo]
+
+    def run(reqs: list[GenerationRequest], rnd: int) -> None:
         for res in backend.generate(reqs):
             pid, kind = (res.request_id[:-4], "pot") if res.request_id.endswith("#pot") \
                 else (res.request_id, "cot")
             if res.error:
                 out[pid].append({"text": "", "answer": None, "kind": kind, "round": rnd,
-                                 "num_tokens": 0, "finish_reason": "error", "error": res.error})
+                                 "num_tokens": 0, "finish_reason": "error", "error": res.error,
+                                 "check": "error"})
             for smp in res.samples:
                 if kind == "pot":
                     ans, how = pot_answer(smp.text)
                 else:
-                    ans, how = extract_answer(smp.text), "extracted"
+                    ans, how = screen_sample(smp.text, smp.finish_reason,
+                                             fallback_last_number=s.fallback_last_number,
+                                             equiv=equiv)
                 out[pid].append({"text": smp.text, "answer": ans, "kind": kind, "round": rnd,
                                  "num_tokens": smp.num_tokens, "finish_reason": smp.finish_reason,
                                  "check": how})
-        todo = [p for p in todo
-                if _correct_count(out[p["id"]], p.get("reference"), equiv) < s.min_correct]
+
+    def cot_reqs(todo: list[dict], rnd: int, n: dict[str, int] | None = None) -> list:
+        return [GenerationRequest(id=p["id"], params=_params(s, derive_seed(s.seed, p["id"], rnd),
+                                                             (n or {}).get(p["id"])),
+                                  messages=cot.messages(problem=p["problem"])) for p in todo]
+
+    first = cot_reqs(problems, 0)
+    if s.pot_n:
+        pot = get_template(s.pot_template)
+        first += [GenerationRequest(id=p["id"] + "#pot",
+                                    params=_params(s, derive_seed(s.seed, p["id"], "pot"),
+                                                   s.pot_n),
+                                    messages=pot.messages(problem=p["problem"]))
+                  for p in problems]
+    run(first, 0)
+    mode = s.mode
+    if mode == "until_correct":
+        for rnd in range(1, s.max_rounds):
+            todo = [p for p in problems
+                    if _correct_count(out[p["id"]], p.get("reference"), equiv) < s.min_correct]
+            if not todo:
+                break
+            run(cot_reqs(todo, rnd), rnd)
+    elif mode == "prop2diff":
+        rates = [_correct_count(out[p["id"]], p.get("reference"), equiv)
+                 / max(1, len(out[p["id"]])) for p in problems]
+        extra = dart_allocation(rates, int(round(s.extra_per_problem * len(problems))),
+                                s.max_extra)
+        todo = [p for p, e in zip(problems, extra) if e > 0]
+        if todo:
+            run(cot_reqs(todo, 1, {p["id"]: e for p, e in zip(problems, extra) if e > 0}), 1)
+    elif mode != "uniform":
+        raise ValueError(f"math allocation {mode!r}: use uniform, until_correct or prop2diff")
     return out
+
+
+_COUNTING = re.compile(r"\bhow many\b|\bnumber of\b|\bhow much\b.*\b(?:people|items|"
+                       r"apples|pieces|students|books|cars|eggs)\b", re.IGNORECASE)
+
+
+def needs_integer(problem: str | None, mode: str) -> bool:
+    """Whether the configured domain demands an integer answer for this problem."""
+    if mode == "always":
+        return True
+    if mode == "counting":
+        return bool(problem and _COUNTING.search(problem))
+    return False
+
+
+def is_integer_answer(ans: str | None) -> bool:
+    v = parse_number(ans) if ans is not None else None
+    return v is not None and v.denominator == 1
 
 
 @dataclass
@@ -118,41 +224,101 @@ class MathVerdict:
     reason: str  # "verified" or the removal reason
     answer: str | None
     agreement: float
-    pass_rate: float
+    pass_rate: float  # verified-correct samples / samples (0 when nothing was verified)
     n_samples: int
-    n_correct: int
+    n_correct: int  # verified correct: match the reference, or in an *accepted* vote cluster
     verified: list[int] = field(default_factory=list)  # indices of verified samples
     correct: list[bool] = field(default_factory=list)
+    wrong: list[int] = field(default_factory=list)  # verified wrong: an answer, not the answer
+    checks: dict[str, int] = field(default_factory=dict)  # per-sample screening outcomes
+    screened: list[tuple[str | None, str]] = field(default_factory=list)  # (answer, check)
 
 
 def verify_math(samples: list[dict], reference: str | None, s: MathSampling,
-                equiv: Callable = answers_equivalent) -> MathVerdict:
-    """Majority vote over all samples; with a reference, samples must match it instead.
+                equiv: Callable = answers_equivalent, *, problem: str | None = None
+                ) -> MathVerdict:
+    """Screen samples, then majority vote; with a reference, samples must match it instead.
 
-    ``pass_rate`` = samples matching the reference (or the agreed answer) / samples.
+    Samples are re-screened from their text (truncated, conflicting boxed answers, incomplete
+    answers and samples without a final answer carry no vote), so a rerun with new filters
+    re-verifies saved generations. ``pass_rate`` counts only verified-correct samples: a
+    rejected vote verifies nothing (coverage(k) must not count it).
     """
-    answers = [x.get("answer") for x in samples]
+    answers: list[str | None] = []
+    checks: dict[str, int] = {}
+    screened: list[tuple[str | None, str]] = []
+    for x in samples:
+        if x.get("kind") == "pot" or "text" not in x:
+            a, how = x.get("answer"), x.get("check") or "pot"
+        else:
+            a, how = screen_sample(x.get("text") or "", x.get("finish_reason") or "stop",
+                                   fallback_last_number=s.fallback_last_number, equiv=equiv)
+        answers.append(a)
+        screened.append((a, how))
+        checks[how] = checks.get(how, 0) + 1
     n = len(answers)
     vote = majority_vote(answers, threshold=s.vote_threshold, min_votes=s.min_votes, equiv=equiv)
+
+    def verdict(keep, reason, answer, correct, accepted=True):
+        k = sum(correct) if accepted else 0
+        verified = [i for i, c in enumerate(correct) if c] if accepted else []
+        wrong = [i for i, (c, a) in enumerate(zip(correct, answers))
+                 if accepted and not c and a is not None]
+        rate = k / n if n else 0.0
+        if keep and needs_integer(problem, s.integer_answers) and not is_integer_answer(answer):
+            keep, reason = False, "non_integer_answer"
+        if keep and s.drop_all_correct and k == n:
+            keep, reason = False, "all_samples_correct"
+        return MathVerdict(keep, reason, answer, vote.agreement, rate, n, k,
+                           verified if keep else [], correct, wrong if keep else [], checks,
+                           screened)
+
     if n == 0 or vote.n_extracted == 0:
-        return MathVerdict(False, "no_answer", None, 0.0, 0.0, n, 0, [], [False] * n)
+        trunc = checks.get("truncated", 0)
+        reason = "all_truncated" if n and trunc == n else "no_answer"
+        return verdict(False, reason, None, [False] * n, accepted=False)
     if reference is not None:
         correct = [a is not None and equiv(reference, a) for a in answers]
-        k = sum(correct)
-        verified = [i for i, c in enumerate(correct) if c]
-        keep = k > 0
-        return MathVerdict(keep, "verified" if keep else "reference_mismatch", reference,
-                           vote.agreement, k / n, n, k, verified, correct)
-    best = -1
-    for ci, (rep, _) in enumerate(vote.clusters):
-        if rep == vote.answer:
-            best = ci
+        keep = any(correct)
+        return verdict(keep, "verified" if keep else "reference_mismatch", reference, correct)
+    best = next((ci for ci, (rep, _) in enumerate(vote.clusters) if rep == vote.answer), -1)
     correct = [c == best for c in vote.cluster_of]
-    k = sum(correct)
-    verified = [i for i, c in enumerate(correct) if c]
-    keep = vote.accepted
-    return MathVerdict(keep, "verified" if keep else "no_agreement", vote.answer,
-                       vote.agreement, k / n, n, k, verified if keep else [], correct)
+    return verdict(vote.accepted, "verified" if vote.accepted else "no_agreement", vote.answer,
+                   correct, accepted=vote.accepted)
+
+
+# --------------------------------------------------------------------------- LLM-as-judge
+
+_JUDGE = re.compile(r"VERDICT\s*[:=]\s*\**\s*(SOUND|FLAWED)", re.IGNORECASE)
+
+
+def parse_judge(text: str) -> str:
+    """``sound`` | ``flawed`` | ``unparseable`` from a judge reply (the last verdict counts)."""
+    found = _JUDGE.findall(text or "")
+    return found[-1].lower() if found else "unparseable"
+
+
+def judge_problems(backend: Backend, items: list[dict], *, template: str = "math_judge_v1",
+                   n: int = 1, temperature: float = 0.0, max_tokens: int = 128, seed: int = 0
+                   ) -> dict[str, dict]:
+    """Ask the model (same backend) whether each problem is well-posed and its answer sound.
+
+    ``items``: ``{id, problem, solution}``. With ``n > 1`` samples the majority verdict wins
+    (a tie or no parseable verdict is ``unparseable``). Returns per id ``{verdict, texts}``.
+    """
+    tmpl = get_template(template)
+    reqs = [GenerationRequest(
+        id=x["id"], params=SamplingParams(n, temperature, 0.95 if temperature else 1.0,
+                                          max_tokens, (), derive_seed(seed, x["id"], "judge")),
+        messages=tmpl.messages(problem=x["problem"], solution=x["solution"])) for x in items]
+    out: dict[str, dict] = {}
+    for res in backend.generate(reqs):
+        votes = [parse_judge(smp.text) for smp in res.samples]
+        sound, flawed = votes.count("sound"), votes.count("flawed")
+        v = "sound" if sound > flawed else "flawed" if flawed > sound else "unparseable"
+        out[res.request_id] = {"verdict": v if not res.error else "error",
+                               "texts": [smp.text for smp in res.samples], "error": res.error}
+    return out
 
 
 # --------------------------------------------------------------------------- problem generation
@@ -225,6 +391,7 @@ class CodeSampling:
     template: str = "code_solve_v1"
     timeout_s: float = 10.0
     min_tests: int = 1
+    min_agreeing: int = 2  # generated tests: independent samples that must agree (CodeT)
 
 
 _DEF = re.compile(r"^def\s+\w+\s*\([^)]*\)\s*(?:->\s*[^:]+)?:", re.MULTILINE)
@@ -249,6 +416,7 @@ def task_from_generation(text: str, topic: str) -> dict | None:
 
 def sample_code(backend: Backend, tasks: list[dict], s: CodeSampling) -> dict[str, list[dict]]:
     tmpl = get_template(s.template)
+    entry = {t["id"]: task_entry_point(t) for t in tasks}
     reqs = [GenerationRequest(
         id=t["id"], params=SamplingParams(s.n, s.temperature, s.top_p, s.max_tokens, (),
                                           derive_seed(s.seed, t["id"], "solve")),
@@ -256,7 +424,8 @@ def sample_code(backend: Backend, tasks: list[dict], s: CodeSampling) -> dict[st
     out: dict[str, list[dict]] = {t["id"]: [] for t in tasks}
     for res in backend.generate(reqs):
         for smp in res.samples:
-            out[res.request_id].append({"text": smp.text, "code": extract_code(smp.text),
+            out[res.request_id].append({"text": smp.text,
+                                        "code": extract_code(smp.text, entry.get(res.request_id)),
                                         "num_tokens": smp.num_tokens,
                                         "finish_reason": smp.finish_reason})
         if res.error:
@@ -268,46 +437,99 @@ def sample_code(backend: Backend, tasks: list[dict], s: CodeSampling) -> dict[st
 @dataclass
 class CodeVerdict:
     keep: bool
-    reason: str
-    pass_rate: float
+    reason: str  # "verified" or the removal reason
+    pass_rate: float  # independent samples passing the kept tests / samples drawn
     kept_solutions: list[str]
     kept_tests: list[str]
     rejected_tests: list[str]
     results: list[dict[str, Any]]
+    keep_reason: str = ""  # the evidence a kept task rests on (stats count these)
+    evidence: str = ""  # short key: given_tests | codet_consensus
+    reference_agrees: bool | None = None
+    chosen: list[int] = field(default_factory=list)  # sample indices verified correct
+    wrong: list[int] = field(default_factory=list)  # samples that ran and failed the kept tests
+
+
+def task_entry_point(task: dict) -> str | None:
+    """The function a task's solution must define: from the reference or from the tests."""
+    ref = task.get("reference_solution")
+    if ref:
+        m = _DEF.search(ref)
+        if m:
+            return m.group(0)[4:].split("(")[0].strip()
+    names = entry_points(task.get("tests") or "")
+    return names[0] if names else None
 
 
 def verify_code(task: dict, samples: list[dict], s: CodeSampling, *, tests_generated: bool
                 ) -> CodeVerdict:
-    """Execute candidates; user-given tests must all pass, generated tests go through CodeT."""
-    cands = [x["code"] for x in samples if x.get("code")]
-    ref = task.get("reference_solution")
-    if tests_generated and ref:
-        cands = [ref] + cands
-    if not cands:
-        return CodeVerdict(False, "no_code", 0.0, [], [], [], [])
-    n_sampled = len(samples) or 1
+    """Execute candidates; keep a task only on evidence from independent samples.
+
+    * given tests (seed tasks): a sample must pass every test statement; the task is kept
+      when at least one sampled solution does (the tests are independent of the model);
+    * generated tests (the model wrote question, reference and tests together): the model's
+      reference is *not* evidence -- a wrong reference with matching wrong tests agrees with
+      itself. CodeT runs over the sampled solutions only; the task is kept when at least
+      ``min_agreeing`` independent samples agree on at least ``min_tests`` tests. The
+      reference is kept only if it passes the agreed tests (``reference_agrees``).
+    """
+    entry = task_entry_point(task)
+    codes = [extract_code(x.get("text") or "", entry) if x.get("text") else x.get("code")
+             for x in samples]
+    n = len(samples)
+    rows: list[dict[str, Any]] = [{"sample": i, "code_found": c is not None}
+                                  for i, c in enumerate(codes)]
+    cand = [i for i, c in enumerate(codes) if c]
+    if not cand:
+        return CodeVerdict(False, "no_code", 0.0, [], [], [], rows)
+    tests = task.get("tests") or ""
+    if not tests.strip():
+        return CodeVerdict(False, "no_tests", 0.0, [], [], [], rows)
     if not tests_generated:
-        if not (task.get("tests") or "").strip():
-            return CodeVerdict(False, "no_tests", 0.0, [], [], [], [])
-        results = [run_tests(c, task["tests"], s.timeout_s) for c in cands]
-        rows = [{"passed": r.passed, "status": r.status, "error": r.error} for r in results]
-        kept = [c for c, r in zip(cands, results) if r.passed]
-        rate = sum(r.passed for r in results) / n_sampled
-        return CodeVerdict(bool(kept), "verified" if kept else "no_passing_solution", rate,
-                           kept, [task["tests"]], [], rows)
-    cases = split_asserts(task["tests"])
-    if not cases:
-        return CodeVerdict(False, "no_tests", 0.0, [], [], [], [])
-    matrix_res = [[run_tests(c, t, s.timeout_s) for t in cases] for c in cands]
-    matrix = [[r.passed for r in row] for row in matrix_res]
+        results = {i: run_tests(codes[i], tests, s.timeout_s) for i in cand}
+        for i, r in results.items():
+            rows[i].update(passed=r.passed, status=r.status, error=r.error)
+        ok = [i for i in cand if results[i].passed]
+        n_stmt = next(iter(results.values())).details.get("statements")
+        if not ok:
+            return CodeVerdict(False, "no_passing_solution", 0.0, [], [tests], [], rows)
+        wrong = [i for i in cand if results[i].status == "failed"]
+        return CodeVerdict(True, "verified", len(ok) / max(1, n), [codes[i] for i in ok],
+                           [tests], [], rows,
+                           f"{len(ok)} of {n} independent samples pass all {n_stmt} "
+                           "statements of the given tests", "given_tests", None, ok, wrong)
+    parsed = assert_statements(tests)
+    if not parsed or not parsed[0]:
+        return CodeVerdict(False, "no_tests", 0.0, [], [], [], rows)
+    idx, asserts = parsed
+    tree = ast.parse(tests)
+    prelude = "\n".join(ast.get_source_segment(tests, node) or "" for k, node in
+                        enumerate(tree.body) if k not in set(idx))
+    cases = [(prelude + "\n" if prelude else "") + a + "\n" for a in asserts]
+    matrix = []
+    for i in cand:
+        row, r = pass_row(codes[i], tests, timeout_s=s.timeout_s)
+        rows[i].update(passes=row, status=r.status, error=r.error)
+        matrix.append(row)
     agree = codet_select(matrix)
-    rows = [{"passed": all(row), "passes": [r.passed for r in row]} for row in matrix_res]
+    kept_samples = [cand[j] for j in agree.kept_solutions]
     kept_tests = [cases[t] for t in agree.kept_tests]
-    kept = [cands[i] for i in agree.kept_solutions]
-    sampled_ok = [i for i in agree.kept_solutions if not (ref and i == 0)]
-    rate = len(sampled_ok) / n_sampled
-    if len(kept_tests) < s.min_tests or not kept:
-        return CodeVerdict(False, "no_agreement", rate, [], kept_tests,
-                           [cases[t] for t in agree.rejected_tests], rows)
-    return CodeVerdict(True, "verified", rate, kept, kept_tests,
-                       [cases[t] for t in agree.rejected_tests], rows)
+    rejected = [cases[t] for t in agree.rejected_tests]
+    ref = task.get("reference_solution")
+    ref_row = pass_row(ref, tests, timeout_s=s.timeout_s)[0] if ref else []
+    ref_agrees = bool(ref_row) and bool(agree.kept_tests) and all(ref_row[t]
+                                                                 for t in agree.kept_tests)
+    rate = len(kept_samples) / max(1, n)
+    if len(kept_samples) < s.min_agreeing or len(kept_tests) < s.min_tests:
+        reason = "only_reference_passes" if any(ref_row) and not kept_samples else \
+            "no_agreement"
+        return CodeVerdict(False, reason, rate, [], kept_tests, rejected, rows,
+                           reference_agrees=ref_agrees if ref else None)
+    sols = [codes[i] for i in kept_samples]
+    why = (f"CodeT consensus: {len(kept_samples)} of {n} independent samples agree on "
+           f"{len(kept_tests)} of {len(cases)} generated tests; reference "
+           + ("agrees" if ref_agrees else "disagrees (not kept)"))
+    wrong = [cand[j] for j, row in enumerate(matrix)
+             if cand[j] not in kept_samples and not all(row[t] for t in agree.kept_tests)]
+    return CodeVerdict(True, "verified", rate, sols, kept_tests, rejected, rows, why,
+                       "codet_consensus", ref_agrees if ref else None, kept_samples, wrong)

@@ -10,7 +10,9 @@ import pytest
 from synth.math import (
     MathVerifyWorker,
     answers_equivalent,
+    boxed_answers,
     extract_answer,
+    extract_answer_with_source,
     gsm8k_reference,
     majority_vote,
     normalize_answer,
@@ -135,3 +137,65 @@ def test_majority_vote_threshold_and_ties():
 def test_pass_rate():
     assert pass_rate(["1,000", "1000.0", "999", None], "1000") == 0.5
     assert pass_rate([], "1") == 0.0
+
+
+# --------------------------------------------------------------------------- issue 15 bugs
+
+MAT = "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}"
+
+
+def test_latex_row_break_survives_normalization():
+    assert "\\\\" in normalize_answer(MAT) and "\\ " not in normalize_answer(MAT)
+    assert answers_equivalent(MAT, "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}")
+    assert not answers_equivalent(MAT, "\\begin{pmatrix}1&2\\\\3&5\\end{pmatrix}")
+    assert not answers_equivalent(MAT, "\\begin{pmatrix}1\\\\2\\\\3\\\\4\\end{pmatrix}")
+
+
+@pytest.mark.parametrize("cut", ["100 + 50 =", "3 \\times", "\\frac{1}{", "2 +"])
+def test_truncated_answers_match_nothing(cut):
+    assert not answers_equivalent(cut, "50") and not answers_equivalent("50", cut)
+    assert not answers_equivalent(cut, cut)
+    assert extract_answer(f"The answer is {cut}") is None
+
+
+@pytest.mark.parametrize("a,b,eq", [
+    ("72", "12 + 60 = 72", True), ("x = 5", "5", True), ("\\frac{1}{2}", "0.5", True),
+    ("x+1", "1+x", True), ("2", "3", False), ("x \\le 3", "3", False),
+])
+def test_equivalence_is_symmetric(a, b, eq):
+    assert answers_equivalent(a, b) is eq and answers_equivalent(b, a) is eq
+
+
+def test_vote_does_not_depend_on_sample_order():
+    answers = ["12 + 60 = 72", "72", "72.0", "70"]
+    for order in (answers, answers[::-1], answers[1:] + answers[:1]):
+        v = majority_vote(order, threshold=0.5)
+        assert v.accepted and sorted(size for _, size in v.clusters) == [1, 3]
+
+
+@pytest.mark.parametrize("a,b,eq", [
+    ("5 km", "5 m", False), ("5 m", "5 meters", True), ("5 km", "5 kilometres", True),
+    ("5 km", "5", True), ("3 hours", "3 h", True), ("3 hours", "3 minutes", False),
+    ("$18", "18 dollars", True), ("12 apples", "12 apple", True),
+])
+def test_units_must_agree(a, b, eq):
+    assert answers_equivalent(a, b) is eq and answers_equivalent(b, a) is eq
+
+
+@pytest.mark.parametrize("text,expected,how", [
+    ("The answer is 5. The answer is 6.", "6", "answer_is"),
+    ("Answer: 17", "17", "answer_is"),
+    ("**Answer:** 17", "17", "answer_is"),
+    ("Final answer: 9\nThe answer is 10.", "10", "answer_is"),
+    ("She has 3 + 4 = 7 apples left", None, "none"),
+])
+def test_extract_answer_last_marker_and_answer_colon(text, expected, how):
+    assert extract_answer_with_source(text) == (expected, how)
+
+
+def test_last_number_fallback_is_marked():
+    assert extract_answer_with_source("She has 3 + 4 = 7 apples left.",
+                                      fallback_last_number=True) == ("7", "last_number")
+    assert extract_answer_with_source("It costs $1,250 in total", fallback_last_number=True) \
+        == ("1,250", "last_number")
+    assert boxed_answers("\\boxed{3} or \\boxed{4}") == ["3", "4"]

@@ -65,7 +65,7 @@ def test_output_is_captured_and_capped():
 
 def test_exiting_early_does_not_count_as_passing():
     r = run_tests("import sys\nsys.exit(0)\n", "raise AssertionError('never ran')\n")
-    assert not r.passed and "before the tests completed" in r.error
+    assert not r.passed and "SystemExit(0) raised in solution.py before the tests ran" in r.error
     r = run_tests("import os\nos._exit(0)\n", "assert False\n")
     assert not r.passed and r.error == "the program exited before the tests completed"
 
@@ -182,7 +182,7 @@ def test_network_is_blocked():
     assert not r.passed and accepted == []
     assert r.network in ("netns", "userns+netns", "audit_hook")
     assert "Network is unreachable" in r.error or "Connection refused" in r.error \
-        or "network access is disabled" in r.error
+        or "network access is disabled" in r.error or "Operation not permitted" in r.error
 
 
 def test_network_fallback_audit_hook_blocks_sockets():
@@ -210,7 +210,8 @@ def test_network_allowed_when_asked():
 def test_environment_is_scrubbed(monkeypatch):
     monkeypatch.setenv("DM_SECRET_TOKEN", "hunter2")
     r = run_python("import os\nprint(sorted(os.environ))\nprint(os.getcwd())\n", "", LIM)
-    assert r.passed and "DM_SECRET_TOKEN" not in r.stdout and "dm-sbx-" in r.stdout
+    assert r.passed and "DM_SECRET_TOKEN" not in r.stdout
+    assert ("/tmp/work" if r.details.get("quota_mb") else "dm-sbx-") in r.stdout
 
 
 def test_home_tmpdir_and_tempfile_work_inside():
@@ -223,7 +224,8 @@ def test_home_tmpdir_and_tempfile_work_inside():
 
 def test_extract_code_and_split_asserts():
     text = "Here:\n```python\ndef f(x):\n    return x\n```\nand\n```python\nprint(1)\n```"
-    assert extract_code(text) == "print(1)\n"
+    assert extract_code(text) == "def f(x):\n    return x\n"  # not the usage example
+    assert extract_code("```python\nprint(1)\n```") == "print(1)\n"
     assert extract_code("no code") is None
     cases = split_asserts("import math\nassert f(1) == 1\nassert f(\n    2) == 2\n")
     assert cases == ["import math\nassert f(1) == 1\n", "import math\nassert f(\n    2) == 2\n"]
@@ -238,3 +240,180 @@ def test_codet_rejects_a_wrong_test_and_wrong_solutions():
     assert agree.kept_solutions == [0, 1, 3]
     assert agree.kept_tests == [0, 1] and agree.rejected_tests == [2]
     assert codet_select([[False, False]]).kept_solutions == []
+
+
+# --------------------------------------------------------------------------- verdict attacks
+# Each program below passed the old in-process harness; every one must fail now.
+
+ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
+WRONG_ADD = "def add(a, b):\n    return 0\n"
+
+
+def test_attack_tests_calling_sys_exit_zero():
+    r = run_tests(WRONG_ADD, "import sys\nsys.exit(0)\nassert add(2, 3) == 5\n", 5)
+    assert not r.passed and r.status == "failed"
+    assert "SystemExit(0) raised by the tests at line 2" in r.error
+    assert r.details["completed"] == 1 and r.details["statements"] == 3
+    r = run_tests(WRONG_ADD, "import os\nos._exit(0)\nassert add(2, 3) == 5\n", 5)
+    assert not r.passed and r.status == "launcher_error" and "no verdict" in r.error
+
+
+def test_attack_solution_function_calling_sys_exit_zero():
+    prog = "import sys\ndef add(a, b):\n    sys.exit(0)\n"
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and "SystemExit" in r.error
+    prog = "import os\ndef add(a, b):\n    os._exit(0)\n"
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and "candidate process ended" in r.error
+
+
+def test_attack_solution_replacing_builtins_exec():
+    prog = "import builtins\nbuiltins.exec = lambda *a, **k: None\n" + WRONG_ADD
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and "AssertionError" in r.error
+
+
+def test_attack_compile_with_optimize_2_strips_no_asserts():
+    prog = ("import builtins\n_c = builtins.compile\n"
+            "builtins.compile = lambda s, f, m, *a, **k: _c(s, f, m, optimize=2)\n" + WRONG_ADD)
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and "AssertionError" in r.error
+
+
+def test_attack_reading_harness_state_and_forging_a_verdict():
+    # the old marker lived in __main__; now try everything a same-process attack could: print
+    # markers, write a forged "all passed" verdict to every open fd and to the parent's fds
+    prog = r'''
+import __main__, json, os, sys
+for k, v in list(vars(__main__).items()):
+    print(k, v, file=sys.stderr)
+forged = json.dumps({"isolation": {"network": "netns"}, "loaded": True, "statements": 2,
+                     "completed": 2, "candidate_exit": None}).encode()
+for fd in range(3, 64):
+    try:
+        os.write(fd, forged)
+    except OSError:
+        pass
+for pid in (os.getppid(), os.getpid()):
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                fd = os.open(f"/proc/{pid}/fd/{name}", os.O_WRONLY)
+                os.write(fd, forged)
+            except OSError:
+                pass
+    except OSError:
+        pass
+print("__SANDBOX_DONE__", file=sys.stderr)
+os._exit(0)
+'''
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and r.status == "failed"
+
+
+def test_attack_always_equal_result_is_refused():
+    prog = "class A:\n    def __eq__(self, other):\n        return True\n" \
+           "    __hash__ = object.__hash__\ndef add(a, b):\n    return A()\n"
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and "not plain data" in r.error
+    prog = "class I(int):\n    def __eq__(self, other):\n        return True\n" \
+           "def add(a, b):\n    return I(0)\n"
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed and "not plain data" in r.error
+    # nested inside a list too
+    prog = "class A:\n    __eq__ = lambda s, o: True\ndef add(a, b):\n    return [A()]\n"
+    r = run_tests(prog, "assert add(1, 2) == [3]\n", 5)
+    assert not r.passed
+
+
+def test_plain_data_round_trips_and_exceptions_keep_their_type():
+    prog = ("def f():\n    return {'a': (1, 2.5, None), 2: {1, 2}, 'b': b'x', 'c': 1j,"
+            " 'd': frozenset([3]), 'e': [True, 'z']}\n"
+            "def g(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x\n")
+    tests = ("assert f() == {'a': (1, 2.5, None), 2: {1, 2}, 'b': b'x', 'c': 1j, "
+             "'d': frozenset([3]), 'e': [True, 'z']}\n"
+             "assert type(f()['a']) is tuple\n"
+             "try:\n    g(-1)\n    raise AssertionError('no raise')\nexcept ValueError as e:\n"
+             "    assert 'negative' in str(e)\n"
+             "assert g(x=4) == 4\n")
+    r = run_tests(prog, tests, 5)
+    assert r.passed, r.error
+
+
+def test_candidate_cannot_read_the_tests():
+    prog = ("import os\nfor root, dirs, files in os.walk('/tmp'):\n    print(root, files)\n"
+            "print(os.listdir('.'))\n" + WRONG_ADD)
+    r = run_tests(prog, "SECRET_EXPECTED = 12345\nassert add(2, 3) == 5\n", 5)
+    assert not r.passed and "12345" not in r.stdout and "tests.py" not in r.stdout
+
+
+def test_candidate_killing_the_harness_fails():
+    prog = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + WRONG_ADD
+    r = run_tests(prog, ADD_TESTS, 5)
+    assert not r.passed
+
+
+# --------------------------------------------------------------------------- isolation gaps
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespace + uids need root")
+
+
+@root_only
+def test_run_lock_and_world_writable_dirs_are_not_writable():
+    ww = Path(f"/run/dm-sbx-ww-{os.getpid()}")
+    ww.mkdir(mode=0o777)
+    os.chmod(ww, 0o777)
+    try:
+        lock = f"/run/lock/dm-sbx-{os.getpid()}"
+        prog = (f"open({lock!r}, 'w').write('x')\n"
+                f"try:\n    open({str(ww / 'x')!r}, 'w').write('x')\n    print('WROTE')\n"
+                "except OSError as e:\n    print(type(e).__name__, e.errno)\n")
+        r = run_python(prog, "", LIM)
+        assert r.passed, r.stderr
+        assert not os.path.exists(lock)  # a private tmpfs that vanished with the run
+        assert "WROTE" not in r.stdout and not (ww / "x").exists()
+        assert "30" in r.stdout  # EROFS: every pre-existing mount is read-only inside
+    finally:
+        shutil.rmtree(ww, ignore_errors=True)
+
+
+def test_filesystem_unix_sockets_are_unreachable():
+    path = f"/run/dm-sbx-{os.getpid()}.sock" if os.access("/run", os.W_OK) else \
+        str(Path.home() / f".dm-sbx-{os.getpid()}.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    os.chmod(path, 0o777)
+    srv.listen(1)
+    srv.settimeout(0.5)
+    try:
+        prog = (f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({path!r})\n"
+                "s.sendall(b'hi')\n")
+        r = run_python(prog, "", LIM)
+        assert not r.passed
+        with pytest.raises(OSError):
+            srv.accept()
+    finally:
+        srv.close()
+        os.unlink(path)
+
+
+@root_only
+def test_project_checkout_and_home_are_hidden():
+    import synth.sandbox as sb
+
+    target = str(Path(sb.__file__).resolve())
+    prog = f"print(len(open({target!r}).read()))\n"
+    r = run_python(prog, "", LIM)
+    assert not r.passed and r.error.startswith(("FileNotFoundError", "PermissionError"))
+    assert str(Path(sb.__file__).resolve().parents[1]) in r.details["hidden"]
+
+
+@root_only
+def test_disk_quota_stops_a_writer_quickly():
+    lim = SandboxLimits(timeout_s=10, cpu_s=5, memory_mb=512, file_size_mb=1024, disk_mb=16)
+    prog = ("chunk = b'x' * (1 << 20)\nfor i in range(64):\n"
+            "    with open(f'f{i}.bin', 'wb') as f:\n        f.write(chunk * 16)\n")
+    t0 = time.perf_counter()
+    r = run_python(prog, "", lim)
+    assert not r.passed and r.status == "disk_quota", (r.status, r.error)
+    assert time.perf_counter() - t0 < 5 and r.details["quota_mb"] == 16

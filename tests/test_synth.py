@@ -143,7 +143,8 @@ def _req(i, text, n=2):
 
 
 def test_openai_backend_batches_with_bounded_concurrency(server):
-    b = OpenAICompatibleBackend("m", server.url, max_concurrency=3, timeout_s=5, backoff_s=0.01)
+    b = OpenAICompatibleBackend("m", server.url, max_concurrency=3, timeout_s=5, backoff_s=0.01,
+                                split_n=False)
     reqs = [_req(i, f"q{i}") for i in range(12)]
     res = b.generate(reqs)
     assert [r.request_id for r in res] == [f"r{i}" for i in range(12)]
@@ -245,7 +246,7 @@ def test_pipeline_plumbing_and_resume(tmp_path, random_model):
     removed = [json.loads(ln) for ln in (tmp_path / "out/removed.jsonl").open()]
     reasons = {r["id"]: r["removal_reason"] for r in removed}
     assert reasons["p3"] == "exact_duplicate"
-    assert reasons["p1"] in ("reference_mismatch", "no_answer", "verified")
+    assert reasons["p1"] in ("reference_mismatch", "no_answer", "verified", "all_truncated")
     p1 = next(r for r in removed if r["id"] == "p1")
     assert p1["provenance"]["model"] == random_model and p1["provenance"]["seed"] == 0
     assert p1["provenance"]["sampling"]["n"] == 2 and p1["n_samples"] in (2, 4)
@@ -338,17 +339,34 @@ def test_end_to_end_math_with_smollm2(tmp_path):
         {"id": "cookies", "question": "A box has 6 cookies. Sam buys 2 boxes. How many cookies "
          "does Sam have?", "answer": "12"},
     ]
-    path = _write_cfg(tmp_path, "smollm2", seeds={"inline": seeds},
-                      math={"n": 4, "temperature": 0.3, "max_tokens": 64, "adaptive": True,
-                            "max_rounds": 2, "min_correct": 2})
+    # kept small (2 problems x 2 samples, one generate call): the machine running the suite
+    # is shared; the shipped demo config is the larger run
+    seeds = seeds[:2]
+    path = _write_cfg(tmp_path, "smollm2", seeds={"inline": seeds}, batch_size=2,
+                      math={"n": 2, "temperature": 0.3, "max_tokens": 160,
+                            "min_votes": 1, "integer_answers": "always"})
     stats = run_synth(load_synth_config(path))
     kept = [json.loads(ln) for ln in (tmp_path / "out/records.jsonl").open()]
-    assert stats["kept"] == len(kept) >= 1
+    removed = [json.loads(ln) for ln in (tmp_path / "out/removed.jsonl").open()]
+    # every problem is accounted for, with a reason; every sample has a screening outcome
+    assert stats["kept"] == len(kept) and len(kept) + len(removed) == len(seeds)
+    assert all(r["removal_reason"] in ("all_truncated", "reference_mismatch", "no_answer",
+                                       "non_integer_answer") for r in removed)
+    checks = stats["sample_checks"]
+    assert sum(checks.values()) == stats["samples_drawn"] == 2 * len(seeds)
+    for r in kept + removed:
+        for v in r["verdicts"]:
+            if v["finish_reason"] == "length":  # SmolLM2 often loops until max_tokens
+                assert v["answer"] is None and v["check"] == "truncated" and not v["correct"]
     for r in kept:
         ref = next(s["answer"] for s in seeds if s["id"] == r["id"])
         assert r["answer"] == ref and r["solutions"] and 0 < r["pass_rate"] <= 1
         assert r["provenance"]["template"] == "math_cot_v1"
-        assert all(any(v["correct"] for v in r["verdicts"]) for _ in [0])
+        assert r["provenance"]["revision_kind"] == "sha256" and r["provenance"]["model_revision"]
+        assert r["messages"][1]["content"] == r["solutions"][0]
+        assert any(v["correct"] for v in r["verdicts"])
+    p = removed[0]["provenance"] if removed else kept[0]["provenance"]
+    assert p["revision_kind"] == "sha256" and len(p["model_revision"]) == 64
     assert stats["coverage"]["ks"] and stats["generation_tokens_per_s"] > 0
 
 
@@ -416,7 +434,8 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
         cfg = {
             "name": "code", "task": "code",
             "backend": {"type": "openai", "model": "test",
-                        "options": {"base_url": srv.url, "max_concurrency": 2}},
+                        "options": {"base_url": srv.url, "max_concurrency": 2,
+                                    "split_n": False}},
             "seeds": {"inline": [
                 {"id": "add", "question": "Write a Python function `add(a, b)` returning a+b.",
                  "tests": "assert add(2, 3) == 5\n"},
@@ -441,7 +460,8 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
     topic = kept["topic-0000"]
     # CodeT: the wrong generated test (xyz -> 5) is rejected, the wrong solution dropped
     assert topic["rejected_tests"] == ['assert count_vowels("xyz") == 5\n']
-    assert len(topic["tests"]) == 2 and len(topic["solutions"]) == 3  # reference + 2 sampled
+    assert len(topic["tests"]) == 2 and len(topic["solutions"]) == 2  # sampled only
+    assert topic["reference_agrees"] is True and topic["evidence"] == "codet_consensus"
     assert removed["none"]["removal_reason"] == "no_code"
     assert removed["untested"]["removal_reason"] == "no_tests"  # nothing to verify against
     assert stats["kept"] == 2
@@ -460,3 +480,32 @@ def test_dedup_dofn_handles_repeated_ids():
     assert len(kept) + len(removed) == 3
     assert sorted(r["id"] for r in kept) == ["a", "b"]
     assert removed[0][0] == "exact_duplicate" and removed[0][1]["duplicate_of"] == "a"
+
+
+def test_openai_backend_is_concurrent_beyond_one_batch(server):
+    # 2 problems x 4 samples: split into 8 requests, all in flight at once (the old client
+    # kept at most len(requests) = 2 in flight whatever max_concurrency said)
+    b = OpenAICompatibleBackend("m", server.url, max_concurrency=8, timeout_s=5, backoff_s=0.01)
+    res = b.generate([_req(0, "a", n=4), _req(1, "b", n=4)])
+    assert [len(r.samples) for r in res] == [4, 4] and all(r.error is None for r in res)
+    assert len(server.calls) == 8 and all(c["n"] == 1 for c in server.calls)
+    seeds = {c["seed"] for c in server.calls if c["messages"][-1]["content"] == "a"}
+    assert seeds == {derive_seed(derive_seed(0, 0), j) for j in range(4)}
+    assert server.max_active >= 6 and b.max_in_flight <= 8
+    # the pool is shared by concurrent generate calls: still bounded by max_concurrency
+    server.max_active = 0
+    b2 = OpenAICompatibleBackend("m", server.url, max_concurrency=3, timeout_s=5)
+    threads = [threading.Thread(target=b2.generate, args=([_req(i, f"t{i}", n=4)],))
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert server.max_active <= 3 and b2.max_in_flight <= 3
+    b.close()
+    b2.close()
+
+
+def test_openai_backend_rejects_zero_concurrency():
+    with pytest.raises(ValueError, match="max_concurrency"):
+        OpenAICompatibleBackend("m", "http://127.0.0.1:9/v1", max_concurrency=0)

@@ -39,7 +39,8 @@ def _math_reply(user, i, body):
 @pytest.fixture
 def backend():
     srv = _Server(reply=_math_reply)
-    yield OpenAICompatibleBackend("test", srv.url, max_concurrency=4, backoff_s=0.01), srv
+    yield OpenAICompatibleBackend("test", srv.url, max_concurrency=4, backoff_s=0.01,
+                                  split_n=False), srv
     srv.close()
 
 
@@ -134,7 +135,8 @@ def test_pipeline_concept_generation_dedups_and_votes(tmp_path):
         cfg = {
             "name": "concepts", "task": "math", "seed": 1,
             "backend": {"type": "openai", "model": "test",
-                        "options": {"base_url": srv.url, "max_concurrency": 4}},
+                        "options": {"base_url": srv.url, "max_concurrency": 4,
+                                    "split_n": False}},
             "problem_generation": {"enabled": True, "mode": "concepts", "n_prompts": 3,
                                    "per_item": 2, "concepts": ["fractions", "ratios", "area"]},
             "math": {"n": 3},
