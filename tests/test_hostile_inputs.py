@@ -285,7 +285,7 @@ def test_missing_input_count_stat_fails_loudly(tmp_path, monkeypatch):
         return real(pcoll, path, label, single)
 
     monkeypatch.setattr(acc, "write_json", drop_input_counts)
-    with pytest.raises(acc.MissingCountError, match=r"_stats/input_counts\.json is missing"):
+    with pytest.raises(acc.MissingCountError, match=r"input_counts\.json is missing"):
         build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "a.jsonl")}], [],
                      tmp_path / "out"))
     assert not (tmp_path / "out" / "data").exists()
