@@ -150,23 +150,23 @@ def build_config(corpus: str, stages: str, out: str, shards: int, workers: int) 
 
 
 def run_one(corpus: str, stages: str, workers: int, shards: int, work: Path,
-            keep_out: bool = False) -> dict:
+            keep_out: bool = False, repo: Path = ROOT) -> dict:
     import yaml
 
     out = work / f"out-{stages}-w{workers}"
     cfg_path = work / f"cfg-{stages}-w{workers}.yaml"
     cfg_path.write_text(yaml.safe_dump(build_config(corpus, stages, str(out), shards, workers)))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(repo))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
-                             "build", str(cfg_path), "--force"], env=env, cwd=str(ROOT),
+                             "build", str(cfg_path), "--force"], env=env, cwd=str(repo),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
     log, _ = proc.communicate()
     sampler.stop()
     wall = time.perf_counter() - t0
-    res = {"stages": stages, "workers": workers, "wall_s": round(wall, 1), "rc": proc.returncode,
+    res = {"repo": str(repo), "stages": stages, "workers": workers, "wall_s": round(wall, 1), "rc": proc.returncode,
            "peak_rss_gb": round(sampler.peak / 2**30, 2)}
     stats_path = out / "stats.json"
     if proc.returncode == 0 and stats_path.exists():
@@ -196,6 +196,8 @@ def main() -> None:
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--work", default=None, help="scratch folder (default: a temp dir)")
     ap.add_argument("--keep-out", action="store_true")
+    ap.add_argument("--repo", nargs="+", default=[str(ROOT)],
+                    help="checkouts to run (e.g. the main branch and this one, alternated)")
     a = ap.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="datamill-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -208,8 +210,9 @@ def main() -> None:
     print(f"corpus {corpus}: {size / 2**20:,.0f} MiB; cores {os.cpu_count()}", flush=True)
     for stages in a.stages:
         for w in a.workers:
-            r = run_one(corpus, stages, w, a.shards, work, a.keep_out)
-            print(json.dumps(r), flush=True)
+            for repo in a.repo:
+                r = run_one(corpus, stages, w, a.shards, work, a.keep_out, Path(repo))
+                print(json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ zstd-compressed pickle frames) and emits only the file's path; a later step read
 one frame at a time. Paths are what crosses the shuffle, never the rows.
 
 Files are written through Beam's ``FileSystems`` (local disk, gs://, s3://...). They are deleted
-by :class:`DeleteFiles` after a Reshuffle, i.e. once the step that read them has committed its
+by :class:`DeleteFiles` after a GroupByKey, i.e. once the step that read them has committed its
 output, so a retried bundle on a distributed runner still finds its inputs.
 """
 
@@ -96,9 +96,16 @@ class _Delete(beam.DoFn):
                     break
 
 
+class _DeleteAll(_Delete):
+    def process(self, item):
+        for path in item[1]:
+            yield from super().process(path) or ()
+
+
 class DeleteFiles(beam.PTransform):
-    """Delete the spill files named by a PCollection of paths (after a Reshuffle, so that
-    the step that produced the paths has committed)."""
+    """Delete the spill files named by a PCollection of paths, after a GroupByKey (a commit
+    point: the step that produced the paths has finished and its output is durable)."""
 
     def expand(self, paths):
-        return paths | "Commit" >> beam.Reshuffle() | "Delete" >> beam.ParDo(_Delete())
+        return (paths | "One" >> beam.Map(lambda p: (0, p))
+                | "Commit" >> beam.GroupByKey() | "Delete" >> beam.ParDo(_DeleteAll()))
