@@ -9,7 +9,7 @@ set is fixed by ``num_shards``.
 Memory is bounded by the work in flight, not by the shard or the corpus (an external sort):
 
 1. ``Spill``: each worker buffers incoming rows up to ``spill_bytes`` of text, sorts the buffer
-   per shard by key and writes it as one sorted *run* file (zstd-compressed pickle frames)
+   per shard by key and writes it as one sorted *run* file (pickle frames)
    next to the output (``<prefix>-runs/``); only the run's path crosses the shuffle;
 2. ``Merge``: per shard, the run files are merged (``heapq.merge``) and streamed into the
    shard file (Parquet row groups of ``row_group_size`` rows, or one gzip stream), then

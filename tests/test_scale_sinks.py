@@ -166,3 +166,18 @@ def test_exact_dedup_keep_longest_across_spill_files(tmp_path, monkeypatch):
     assert len(res["kept"]) == 6  # canonicalize none: trailing spaces make them distinct
     res = run_stage({"stage": "exact_dedup", "keep": "longest"}, recs, output_dir=str(tmp_path))
     assert [(r["id"], r["dup_count"]) for r in res["kept"]] == [("x5", 6)]
+
+
+def test_canonical_without_regex_matches_the_regex_definition():
+    import re
+
+    from filters.text_hash import canonical
+
+    ws = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
+    samples = [d.replace(" ", ws[i % len(ws)] * (1 + i % 3)) for i, d in enumerate(_docs(40))]
+    samples += ["", ws, ws + "a" + ws, "x\u200by", "Ünïcödé\u00a0\u00a0text", "\ufeffbom"]
+    for text in samples:
+        want = re.sub(r"\s+", " ", text).strip()
+        assert canonical(text) == want
+        assert canonical(text, "lower") == want.lower()
+        assert canonical(text, "none") == text
