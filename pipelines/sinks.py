@@ -237,12 +237,13 @@ class WriteSortedShards(beam.PTransform):
     def __init__(self, prefix: str, num_shards: int, fmt: str = "parquet",
                  sort_key: Callable[[Any], str] = lambda r: r["id"],
                  schema: pa.Schema | None = None, partition_by: str | None = None,
-                 spill_bytes: int = SPILL_BYTES, row_group_size: int = ROW_GROUP_SIZE):
+                 spill_bytes: int | None = None, row_group_size: int = ROW_GROUP_SIZE):
         super().__init__()
         if fmt not in ("parquet", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
         if fmt == "parquet" and schema is None:
             raise ValueError("parquet shards need a schema")
+        spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
         if spill_bytes < 1 or row_group_size < 1:
             raise ValueError("spill_bytes and row_group_size must be >= 1")
         self._prefix, self._n, self._fmt = prefix.rstrip("/"), num_shards, fmt
