@@ -17,6 +17,8 @@ _WS = re.compile(r"\s+")  # the definition canonical() implements without a rege
 def canonical(text: str, mode: str = "whitespace") -> str:
     """``none``: text as is; ``whitespace``: runs of whitespace -> one space, stripped;
     ``lower``: whitespace + lower-case."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, not {type(text).__name__}")
     if mode == "none":
         return text
     # str.split() splits on exactly the characters ``\s`` matches in a str pattern (both use
