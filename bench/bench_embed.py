@@ -5,7 +5,9 @@ repeated with a numeric suffix up to ``--n``) with the same model, already loade
 shares the process-wide model cache, as a Beam worker shares it across its threads), and
 normalize the vectors. The Beam time covers the whole pipeline run on the in-process runner
 (create, batch, encode, convert to lists, count). Runs alternate; the best of ``--repeats`` is
-reported for each side.
+reported for each side, and each Beam run is split into graph construction, time inside
+``Embedder.encode`` and the rest (runner start-up, batching, conversion), so a gap between the
+two sides can be attributed.
 
     python bench/bench_embed.py --n 2000 --repeats 2
 """
@@ -50,7 +52,22 @@ def run_raw(model, data, encode_batch: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_beam(data, batch: int, encode_batch: int) -> float:
+_ENCODE = {"s": 0.0}  # time spent in Embedder.encode inside the stage (same process)
+
+
+def _timed_encode(orig):
+    def encode(self, texts):
+        t = time.perf_counter()
+        try:
+            return orig(self, texts)
+        finally:
+            _ENCODE["s"] += time.perf_counter() - t
+
+    return encode
+
+
+def run_beam(data, batch: int, encode_batch: int) -> tuple[float, float, float]:
+    """(total, graph construction, encode inside the stage) in seconds."""
     import apache_beam as beam
 
     from pipelines.config import parse_stages
@@ -61,14 +78,16 @@ def run_beam(data, batch: int, encode_batch: int) -> float:
                            "encode_batch_size": encode_batch}])
     stage = load_stages()["embed"](sp, StageContext("embed", 0, "/tmp/bench-embed", {}))
     records = [{"id": f"d{i:07d}", "text": t, "source": "bench"} for i, t in enumerate(data)]
+    _ENCODE["s"] = 0.0
     t0 = time.perf_counter()
     p = local_pipeline()
     res = stage.expand(p | beam.Create(records))
     key = collect(res.kept | beam.combiners.Count.Globally(), "n")
+    t1 = time.perf_counter()
     p.run().wait_until_finish()
     n = collected(key)[0]
     assert n == len(data), n
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, t1 - t0, _ENCODE["s"]
 
 
 def main() -> None:
@@ -81,21 +100,29 @@ def main() -> None:
 
     import torch
 
+    from filters import embedding
     from filters.embedding import load_model
+
+    embedding.Embedder.encode = _timed_encode(embedding.Embedder.encode)
 
     data = texts(args.n)
     model = load_model(None)
     model.encode(data[:64], batch_size=args.encode_batch)  # warm-up
-    raw, beam_t = [], []
+    raw, beam_t, parts = [], [], []
     for _ in range(args.repeats):
         raw.append(run_raw(model, data, args.encode_batch))
-        beam_t.append(run_beam(data, args.batch, args.encode_batch))
+        total, construct, enc = run_beam(data, args.batch, args.encode_batch)
+        beam_t.append(total)
+        parts.append((construct, enc, total - construct - enc))
     r, b = min(raw), min(beam_t)
     print(f"texts={len(data)} torch_threads={torch.get_num_threads()} batch={args.batch} "
           f"encode_batch={args.encode_batch}")
     print(f"raw model.encode : {r:7.2f} s  {len(data) / r:8.1f} texts/s  (runs {raw})")
     print(f"beam embed stage : {b:7.2f} s  {len(data) / b:8.1f} texts/s  (runs {beam_t})")
     print(f"throughput ratio beam/raw = {r / b:.3f}")
+    for i, (c, e, rest) in enumerate(parts):
+        print(f"  beam run {i + 1}: graph construction {c:.2f} s, encode inside the stage "
+              f"{e:.2f} s (= {raw[i] / e:.3f}x raw speed), rest of the run {rest:.2f} s")
 
 
 if __name__ == "__main__":

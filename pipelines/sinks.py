@@ -1,20 +1,34 @@
-"""Deterministic sharded writers (Parquet and JSONL).
+"""Deterministic sharded writers (Parquet and JSONL) whose memory does not grow with the data.
 
 Beam's file sinks assign records to shards arbitrarily, so two runs (or 1 vs 2 workers) give
 different files. Here a record's shard is ``xxh64(sort key) % num_shards`` and every shard is
-sorted by that key before writing, so the same records always produce byte-identical files.
-Every shard index is written, empty or not, so the file set is fixed by ``num_shards``.
-Each shard is held in memory by one worker while it is sorted: choose ``num_shards`` so that
-a shard stays well under a worker's memory (e.g. 1 shard per 0.5-1 GB of text).
+sorted by that key (rows with equal keys by their full JSON content), so the same records
+always produce byte-identical files. Every shard index is written, empty or not, so the file
+set is fixed by ``num_shards``.
+
+Memory is bounded by the work in flight, not by the shard or the corpus (an external sort):
+
+1. ``Spill``: each worker buffers incoming rows up to ``spill_bytes`` of text, sorts the buffer
+   per shard by key and writes it as one sorted *run* file (pickle frames)
+   next to the output (``<prefix>-runs/``); only the run's path crosses the shuffle;
+2. ``Merge``: per shard, the run files are merged (``heapq.merge``) and streamed into the
+   shard file (Parquet row groups of ``row_group_size`` rows, or one gzip stream), then
+   deleted. A worker holds one frame per run plus one row group.
+
+The local runner materializes every PCollection that crosses a shuffle in memory; with this
+layout that is only run paths, never the rows themselves.
 """
 
 from __future__ import annotations
 
 import gzip
+import heapq
 import io
 import json
 import re
-from collections.abc import Callable
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -23,6 +37,13 @@ import pyarrow.parquet as pq
 import xxhash
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam import pvalue
+from apache_beam.transforms.window import GlobalWindows
+
+from pipelines.spill import DeleteFiles, approx_size, read_spill, write_spill
+
+ROW_GROUP_SIZE = 50_000
+SPILL_BYTES = 64 << 20  # text buffered per worker before a sorted run is written
 
 
 def shard_name(prefix: str, index: int, total: int, ext: str, partition: str | None = None) -> str:
@@ -44,37 +65,68 @@ def _write_bytes(path: str, data: bytes) -> None:
         fh.write(data)
 
 
-def parquet_bytes(rows: list[dict], schema: pa.Schema, row_group_size: int = 50_000) -> bytes:
+def parquet_bytes(rows: list[dict], schema: pa.Schema, row_group_size: int = ROW_GROUP_SIZE) -> bytes:
     table = pa.Table.from_pylist(rows, schema=schema)
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=row_group_size, compression="zstd")
     return buf.getvalue()
 
 
+def _json_line(r: Any) -> str:
+    return json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) + "\n"
+
+
 def jsonl_gz_bytes(rows: list[Any]) -> bytes:
-    body = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) + "\n"
-                   for r in rows).encode("utf-8")
+    body = "".join(_json_line(r) for r in rows).encode("utf-8")
     # mtime=0: identical bytes on every run; level 6 is ~3x faster than the default 9
     return gzip.compress(body, compresslevel=6, mtime=0)
 
 
-class _WriteShard(beam.DoFn):
-    def __init__(self, prefix: str, total: int, fmt: str, sort_key: Callable[[Any], str],
-                 schema: pa.Schema | None):
-        self._prefix, self._total, self._fmt = prefix, total, fmt
-        self._sort_key, self._schema = sort_key, schema
+def write_parquet_stream(path: str, rows: Iterable[dict], schema: pa.Schema,
+                         row_group_size: int = ROW_GROUP_SIZE) -> int:
+    """Stream ``rows`` into one Parquet file, one row group at a time. The bytes equal
+    ``parquet_bytes(list(rows), schema, row_group_size)``. Returns the row count."""
+    it = iter(rows)
+    first = _take(it, row_group_size)
+    if not first:
+        _write_bytes(path, parquet_bytes([], schema, row_group_size))
+        return 0
+    n = 0
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+            chunk = first
+            while chunk:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema),
+                                   row_group_size=row_group_size)
+                n += len(chunk)
+                chunk = _take(it, row_group_size)
+    return n
 
-    def process(self, item):
-        key, groups = item
-        partition, index = key if isinstance(key, tuple) else (None, key)
-        rows = deterministic_sort(groups["rows"], self._sort_key)
-        if self._fmt == "parquet":
-            path = shard_name(self._prefix, index, self._total, ".parquet", partition)
-            _write_bytes(path, parquet_bytes(rows, self._schema))
-        else:
-            path = shard_name(self._prefix, index, self._total, ".jsonl.gz", partition)
-            _write_bytes(path, jsonl_gz_bytes(rows))
-        yield {"path": path, "rows": len(rows)}
+
+def write_jsonl_gz_stream(path: str, rows: Iterable[Any], lines_per_write: int = 1024) -> int:
+    """Stream ``rows`` as gzip-compressed JSON lines; bytes equal ``jsonl_gz_bytes``
+    (one deflate stream, level 6, zero mtime)."""
+    comp = zlib.compressobj(6, zlib.DEFLATED, 31)
+    n = 0
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        it = iter(rows)
+        while True:
+            chunk = _take(it, lines_per_write)
+            if not chunk:
+                break
+            n += len(chunk)
+            fh.write(comp.compress("".join(_json_line(r) for r in chunk).encode("utf-8")))
+        fh.write(comp.flush())
+    return n
+
+
+def _take(it: Iterator, n: int) -> list:
+    out = []
+    for x in it:
+        out.append(x)
+        if len(out) >= n:
+            break
+    return out
 
 
 def _stable(r: Any) -> str:
@@ -91,41 +143,131 @@ def deterministic_sort(items: Any, key: Callable[[Any], Any]) -> list:
     return rows
 
 
+def order_ties(rows: Iterable[Any], key: Callable[[Any], Any]) -> Iterator[Any]:
+    """Rows already sorted by ``key``: order each run of equal keys by full content (the
+    streaming counterpart of :func:`deterministic_sort`)."""
+    group: list = []
+    gk: Any = None
+    for r in rows:
+        k = key(r)
+        if group and k != gk:
+            yield from group if len(group) == 1 else sorted(group, key=_stable)
+            group = []
+        gk = k
+        group.append(r)
+    if group:
+        yield from group if len(group) == 1 else sorted(group, key=_stable)
+
+
+# --------------------------------------------------------------------------- sorted runs
+
+
+class _SpillSortedRuns(beam.DoFn):
+    """rows -> ``(shard key, run path)``: sorted runs of at most ``spill_bytes`` each."""
+
+    def __init__(self, run_dir: str, total: int, sort_key: Callable[[Any], str],
+                 partition_by: str | None, spill_bytes: int):
+        self._dir, self._n, self._key = run_dir, total, sort_key
+        self._col, self._limit = partition_by, spill_bytes
+
+    def start_bundle(self) -> None:
+        self._buf: dict[Any, list] = {}
+        self._size = 0
+
+    def _shard(self, r: Any) -> Any:
+        idx = xxhash.xxh64_intdigest(self._key(r).encode("utf-8")) % self._n
+        return (partition_dir(self._col, r.get(self._col)), idx) if self._col else idx
+
+    def process(self, r):
+        self._buf.setdefault(self._shard(r), []).append(r)
+        self._size += approx_size(r)
+        if self._size >= self._limit:
+            yield from self._flush()
+
+    def finish_bundle(self):
+        for item in self._flush():
+            yield GlobalWindows.windowed_value(item)
+
+    def _flush(self):
+        buf, self._buf, self._size = self._buf, {}, 0
+        batch = uuid.uuid4().hex
+        for shard in sorted(buf, key=str):
+            rows = buf.pop(shard)
+            rows.sort(key=self._key)
+            name = shard if not isinstance(shard, tuple) else (
+                f"{shard[1]}-{xxhash.xxh64_hexdigest(shard[0].encode('utf-8'))}")
+            path = f"{self._dir}/run-{name}-{batch}.bin"
+            write_spill(path, rows)
+            yield (shard, path)
+
+
+class _MergeShard(beam.DoFn):
+    def __init__(self, prefix: str, total: int, fmt: str, sort_key: Callable[[Any], str],
+                 schema: pa.Schema | None, row_group_size: int):
+        self._prefix, self._total, self._fmt = prefix, total, fmt
+        self._sort_key, self._schema = sort_key, schema
+        self._rgs = row_group_size
+
+    def process(self, item):
+        key, groups = item
+        partition, index = key if isinstance(key, tuple) else (None, key)
+        runs = sorted(groups["runs"])
+        rows = order_ties(heapq.merge(*(read_spill(p) for p in runs), key=self._sort_key),
+                          self._sort_key)
+        if self._fmt == "parquet":
+            path = shard_name(self._prefix, index, self._total, ".parquet", partition)
+            n = write_parquet_stream(path, rows, self._schema, self._rgs)
+        else:
+            path = shard_name(self._prefix, index, self._total, ".jsonl.gz", partition)
+            n = write_jsonl_gz_stream(path, rows)
+        yield {"path": path, "rows": n}
+        for run in runs:
+            yield pvalue.TaggedOutput("merged", run)
+
+
 class WriteSortedShards(beam.PTransform):
     """Write a PCollection to ``num_shards`` deterministic files under ``prefix``.
 
     With ``partition_by`` (a column name) records are split into Hive-style folders
     (``language=en/part-...``), ``num_shards`` per value; then only non-empty shards are written.
     Output: one ``{"path", "rows"}`` dict per shard written (for manifests and checks).
+    Temporary sorted runs live in ``<prefix>-runs/`` and are deleted once merged.
     """
 
     def __init__(self, prefix: str, num_shards: int, fmt: str = "parquet",
                  sort_key: Callable[[Any], str] = lambda r: r["id"],
-                 schema: pa.Schema | None = None, partition_by: str | None = None):
+                 schema: pa.Schema | None = None, partition_by: str | None = None,
+                 spill_bytes: int | None = None, row_group_size: int = ROW_GROUP_SIZE):
         super().__init__()
         if fmt not in ("parquet", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
         if fmt == "parquet" and schema is None:
             raise ValueError("parquet shards need a schema")
+        spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
+        if spill_bytes < 1 or row_group_size < 1:
+            raise ValueError("spill_bytes and row_group_size must be >= 1")
         self._prefix, self._n, self._fmt = prefix.rstrip("/"), num_shards, fmt
         self._sort_key, self._schema = sort_key, schema
         self._partition_by = partition_by
+        self._spill, self._rgs = spill_bytes, row_group_size
 
     def expand(self, pcoll):
-        n, key, col = self._n, self._sort_key, self._partition_by
+        n, col = self._n, self._partition_by
+        runs = pcoll | "Spill" >> beam.ParDo(_SpillSortedRuns(
+            f"{self._prefix}-runs", n, self._sort_key, col, self._spill))
         if col:
-            keyed = pcoll | "Key" >> beam.Map(lambda r: (
-                (partition_dir(col, r.get(col)), xxhash.xxh64_intdigest(key(r).encode()) % n), r))
             indices = pcoll.pipeline | "AllShards" >> beam.Create([])
         else:
-            keyed = pcoll | "Key" >> beam.Map(
-                lambda r: (xxhash.xxh64_intdigest(key(r).encode("utf-8")) % n, r))
             indices = pcoll.pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
-        return (
-            {"rows": keyed, "slot": indices}
+        written = (
+            {"runs": runs, "slot": indices}
             | "Group" >> beam.CoGroupByKey()
-            | "Write" >> beam.ParDo(_WriteShard(self._prefix, n, self._fmt, key, self._schema))
+            | "Write" >> beam.ParDo(_MergeShard(self._prefix, n, self._fmt, self._sort_key,
+                                                self._schema, self._rgs)).with_outputs(
+                "merged", main="shards")
         )
+        written.merged | "DeleteRuns" >> DeleteFiles()
+        return written.shards
 
 
 def to_output_row(record: dict, columns: list[str]) -> dict:

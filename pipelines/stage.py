@@ -275,3 +275,96 @@ class _BoundFactory:
 
     def __call__(self) -> RecordScorer:
         return self._cls(self._params, self._ctx).make_scorer()
+
+
+# --------------------------------------------------------------------------- fused record stages
+
+
+class _ScoreFused(beam.DoFn):
+    """Several RecordScorers applied one after the other to each batch: the records a stage
+    keeps go straight into the next scorer, with no Beam element boundary in between.
+    Removed / dead / flagged outputs are tagged per stage (``removed<i>``, ``dead<i>``,
+    ``flagged<i>``), so accounting stays per stage."""
+
+    def __init__(self, parts: list[_ScoreBatches]):
+        self._parts = parts
+
+    def setup(self) -> None:
+        for part in self._parts:
+            part.setup()
+
+    def teardown(self) -> None:
+        for part in self._parts:
+            part.teardown()
+
+    def process(self, batch: Sequence[dict]):
+        current = list(batch)
+        for i, part in enumerate(self._parts):
+            if not current:
+                return
+            survivors = []
+            for out in part.process(current):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(f"{out.tag}{i}", out.value)
+                else:
+                    survivors.append(out)
+            current = survivors
+        yield from current
+
+
+class FusedRecordStages(beam.PTransform):
+    """Apply consecutive :class:`RecordStage` s as one batched ParDo.
+
+    Output: a list with one dict per stage (``kept``, ``removed``, ``dead`` and ``stat:<name>``
+    PCollections, as ``_StageScope`` in the graph returns them); ``kept`` is only set for the
+    last stage (the records that survive all of them). Batches use the first stage's
+    ``batch_size``. Outputs are identical to applying the stages one by one: every scorer sees
+    exactly the records the previous one kept, in batches.
+    """
+
+    def __init__(self, stages: Sequence[RecordStage]):
+        super().__init__()
+        if not stages or not all(isinstance(s, RecordStage) for s in stages):
+            raise TypeError("FusedRecordStages needs one or more RecordStage instances")
+        self._stages = list(stages)
+
+    def expand(self, records):
+        stages = self._stages
+        size = stages[0].params.batch_size  # type: ignore[attr-defined]
+        parts = [_ScoreBatches(s.label, s.scorer_factory(), s.params.annotate_only)  # type: ignore[attr-defined]
+                 for s in stages]
+        tags = [f"{t}{i}" for i in range(len(stages)) for t in (REMOVED, DEAD, FLAGGED)]
+        outs = (
+            records
+            | "Batch" >> beam.BatchElements(min_batch_size=size, max_batch_size=size)
+            | "Score" >> beam.ParDo(_ScoreFused(parts)).with_outputs(*tags, main=KEPT)
+        )
+        result = []
+        for i, s in enumerate(stages):
+            res: dict[str, Any] = {"kept": outs[KEPT] if i == len(stages) - 1 else None,
+                                   "removed": outs[f"{REMOVED}{i}"], "dead": outs[f"{DEAD}{i}"]}
+            if s.params.annotate_only:  # type: ignore[attr-defined]
+                res["stat:would_remove"] = (
+                    outs[f"{FLAGGED}{i}"]
+                    | f"CountFlagged[{s.label}]" >> beam.combiners.Count.PerElement()
+                    | f"FlaggedDict[{s.label}]" >> beam.combiners.ToDict())
+            result.append(res)
+        return result
+
+
+def fusible_runs(stages: Sequence[Stage], checkpoints: Sequence[bool]) -> list[list[int]]:
+    """Group stage indices into runs to apply together: consecutive plain RecordStages (same
+    ``expand`` as the base class, so no custom Beam code) form one run; a stage that writes a
+    checkpoint ends its run (its own kept records must exist); every other stage is alone."""
+    runs: list[list[int]] = []
+    for i, st in enumerate(stages):
+        prev = runs[-1] if runs else None
+        if _plain(st) and prev and not checkpoints[i - 1] and _plain(stages[prev[-1]]):
+            prev.append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _plain(st: Stage) -> bool:
+    return isinstance(st, RecordStage) and type(st).expand is RecordStage.expand

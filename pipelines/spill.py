@@ -1,0 +1,108 @@
+"""Spill files: rows written to disk by one step and streamed back by a later one.
+
+The local runner (FnApiRunner) keeps every PCollection that crosses a fusion break (a
+GroupByKey, or the main input of a step waiting for a side input) in memory. A step that needs a
+global decision before it can route records (exact dedup, the sinks' sort) therefore either
+holds the corpus in memory or writes it out and reads it back. These helpers do the latter: a
+DoFn buffers rows up to a byte budget, writes them as one *spill file* (length-prefixed pickle
+frames, not compressed: zstd level 1 cost more CPU than the disk writes it saved) and emits only
+the file's path; a later step reads the file back one frame at a time. Paths are what crosses the shuffle, never the rows.
+
+Files are written through Beam's ``FileSystems`` (local disk, gs://, s3://...). They are deleted
+by :class:`DeleteFiles` after a GroupByKey, i.e. once the step that read them has committed its
+output, so a retried bundle on a distributed runner still finds its inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+FRAME_ROWS = 256  # rows per frame (a reader holds one frame per open file)
+
+
+def approx_size(row: Any) -> int:
+    """Cheap size estimate of a row in bytes (string payloads, one level of nesting)."""
+    if isinstance(row, dict):
+        text = row.get("text")
+        if isinstance(text, str):  # records: the text dominates
+            return 256 + len(text)
+        n = 64
+        for v in row.values():
+            if isinstance(v, str):
+                n += len(v)
+            elif isinstance(v, dict):
+                n += approx_size(v)
+            elif isinstance(v, (list, tuple)):
+                n += 8 * len(v)
+            else:
+                n += 8
+        return n
+    if isinstance(row, tuple):
+        return 16 + sum(approx_size(x) for x in row)
+    return 64 + (len(row) if isinstance(row, (str, bytes)) else 0)
+
+
+def write_spill(path: str, rows: list) -> None:
+    """Write ``rows`` (in order) to ``path``."""
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        for i in range(0, len(rows), FRAME_ROWS):
+            data = pickle.dumps(rows[i:i + FRAME_ROWS], protocol=5)
+            fh.write(struct.pack("<Q", len(data)))
+            fh.write(data)
+
+
+def read_spill(path: str) -> Iterator:
+    """The rows of a spill file, in order, one frame in memory at a time."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        while True:
+            head = fh.read(8)
+            if not head:
+                return
+            if len(head) != 8:
+                raise EOFError(f"truncated spill file {path}")
+            (size,) = struct.unpack("<Q", head)
+            data = fh.read(size)
+            if len(data) != size:
+                raise EOFError(f"truncated spill file {path}")
+            yield from pickle.loads(data)
+
+
+class _Delete(beam.DoFn):
+    def process(self, path: str):
+        try:
+            FileSystems.delete([path])
+        except Exception:  # noqa: BLE001 - already deleted by an earlier attempt
+            pass
+        if "://" not in path:  # the folder once its last file is gone, and empty parents
+            folder = os.path.dirname(path)  # that only spill files use
+            for d, name in ((folder, None), (os.path.dirname(folder), "spill"),
+                            (os.path.dirname(os.path.dirname(folder)), "_staging")):
+                if name is not None and os.path.basename(d) != name:
+                    break
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
+
+
+class _DeleteAll(_Delete):
+    def process(self, item):
+        for path in item[1]:
+            yield from super().process(path) or ()
+
+
+class DeleteFiles(beam.PTransform):
+    """Delete the spill files named by a PCollection of paths, after a GroupByKey (a commit
+    point: the step that produced the paths has finished and its output is durable)."""
+
+    def expand(self, paths):
+        return (paths | "One" >> beam.Map(lambda p: (0, p))
+                | "Commit" >> beam.GroupByKey() | "Delete" >> beam.ParDo(_DeleteAll()))

@@ -1,0 +1,218 @@
+"""External-sort sinks and spilling exact dedup: same bytes and decisions whatever the budget."""
+
+import gzip
+import hashlib
+import inspect
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import sinks
+from pipelines.spill import read_spill, write_spill
+from pipelines.stages import exact_dedup
+from pipelines.testing import local_pipeline, run_stage
+
+
+def _docs(n=120):
+    import collections
+    import functools
+    import json as j
+    import textwrap
+
+    out = []
+    for mod in (collections, functools, j, textwrap, inspect, pathlib_mod()):
+        for _name, obj in sorted(vars(mod).items()):
+            doc = inspect.getdoc(obj) if callable(obj) else None
+            if doc and len(doc.split()) > 8:
+                out.append(doc)
+    return sorted(set(out))[:n]
+
+
+def pathlib_mod():
+    import pathlib
+
+    return pathlib
+
+
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("n", pa.int64())])
+
+
+def _rows():
+    docs = _docs()
+    rows = [{"id": f"d{i:04d}", "text": t, "n": i} for i, t in enumerate(docs)]
+    # ties on the sort key (same id, different content) and exact repeats
+    rows += [{"id": "d0003", "text": "another text with the same id", "n": -1},
+             {"id": "d0003", "text": "a third one, also d0003", "n": -2}, dict(rows[5])]
+    return rows
+
+
+def _write(rows, out, fmt, spill_bytes, row_group_size=sinks.ROW_GROUP_SIZE, part=None,
+           workers=1):
+    p = local_pipeline(workers, "in_memory" if workers == 1 else "multi_processing")
+    (p | beam.Create(rows) | sinks.WriteSortedShards(
+        str(out), 3, fmt, schema=SCHEMA if fmt == "parquet" else None, partition_by=part,
+        spill_bytes=spill_bytes, row_group_size=row_group_size))
+    p.run().wait_until_finish()
+    return {str(f.relative_to(out)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(Path(out).rglob("*")) if f.is_file()}
+
+
+def test_stream_writers_equal_one_shot_bytes(tmp_path):
+    rows = _rows()
+    for rgs in (7, 50_000):
+        path = tmp_path / f"a{rgs}.parquet"
+        n = sinks.write_parquet_stream(str(path), iter(rows), SCHEMA, rgs)
+        assert n == len(rows)
+        assert path.read_bytes() == sinks.parquet_bytes(rows, SCHEMA, rgs)
+    empty = tmp_path / "e.parquet"
+    assert sinks.write_parquet_stream(str(empty), iter([]), SCHEMA) == 0
+    assert empty.read_bytes() == sinks.parquet_bytes([], SCHEMA)
+    gz = tmp_path / "a.jsonl.gz"
+    assert sinks.write_jsonl_gz_stream(str(gz), iter(rows), lines_per_write=5) == len(rows)
+    assert gz.read_bytes() == sinks.jsonl_gz_bytes(rows)
+    assert [json.loads(x) for x in gzip.decompress(gz.read_bytes()).splitlines()] == rows
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_external_sort_same_files_for_any_spill_budget(tmp_path, fmt):
+    rows = _rows()
+    one_run = _write(rows, tmp_path / "big", fmt, spill_bytes=1 << 30)
+    many_runs = _write(list(reversed(rows)), tmp_path / "small", fmt, spill_bytes=2000)
+    assert one_run == many_runs
+    assert sorted(one_run) == [f"part-0000{i}-of-00003.{'parquet' if fmt == 'parquet' else 'jsonl.gz'}"
+                               for i in range(3)]
+    assert not (tmp_path / "small-runs").exists() and not (tmp_path / "big-runs").exists()
+    # content: every row once, each shard sorted by id, ties by content
+    got = []
+    for f in sorted((tmp_path / "small").glob("part-*")):
+        if fmt == "parquet":
+            shard = pq.read_table(f).to_pylist()
+        else:
+            shard = [json.loads(x) for x in gzip.decompress(f.read_bytes()).splitlines()]
+        assert shard == sinks.deterministic_sort(shard, lambda r: r["id"])
+        got.extend(shard)
+    assert sorted(map(sinks._stable, got)) == sorted(map(sinks._stable, rows))
+
+
+def test_parquet_many_row_groups_equal_one_shot(tmp_path):
+    rows = _rows()
+    files = _write(rows, tmp_path / "x", "parquet", spill_bytes=3000, row_group_size=4)
+    for name in files:
+        data = pq.read_table(tmp_path / "x" / name).to_pylist()
+        assert (tmp_path / "x" / name).read_bytes() == sinks.parquet_bytes(data, SCHEMA, 4)
+
+
+def test_partitioned_shards(tmp_path):
+    rows = [dict(r, lang="en" if r["n"] % 2 else "de/../x") for r in _rows()]
+    schema = SCHEMA.append(pa.field("lang", pa.string()))
+    p = local_pipeline()
+    (p | beam.Create(rows) | sinks.WriteSortedShards(str(tmp_path / "o"), 2, "parquet",
+                                                    schema=schema, partition_by="lang",
+                                                    spill_bytes=5000))
+    p.run().wait_until_finish()
+    folders = sorted(d.name for d in (tmp_path / "o").iterdir())
+    assert folders == ["lang=de_.._x", "lang=en"]
+    total = sum(pq.read_metadata(f).num_rows for f in (tmp_path / "o").rglob("*.parquet"))
+    assert total == len(rows)
+
+
+def test_spill_file_roundtrip_and_truncation(tmp_path):
+    rows = [(b"k%d" % i, {"id": str(i), "text": t}) for i, t in enumerate(_docs() * 3)]
+    path = tmp_path / "s.bin"
+    write_spill(str(path), rows)
+    assert list(read_spill(str(path))) == rows
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(EOFError, match="truncated"):
+        list(read_spill(str(path)))
+
+
+def test_exact_dedup_same_decisions_with_many_spill_files(tmp_path, monkeypatch):
+    docs = _docs(60)
+    recs = []
+    for i, t in enumerate(docs):
+        recs.append({"id": f"a{i:03d}", "text": t, "source": "s"})
+        if i % 3 == 0:  # a whitespace variant (same canonical text), with a larger id
+            recs.append({"id": f"b{i:03d}", "text": t.replace(" ", "  ", 2) + "\n", "source": "s"})
+        if i % 7 == 0:  # the very same record twice: exactly one copy survives
+            recs.append({"id": f"a{i:03d}", "text": t, "source": "s"})
+    big = run_stage({"stage": "exact_dedup"}, recs, output_dir=str(tmp_path / "o1"))
+    monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 500)
+    small = run_stage({"stage": "exact_dedup"}, list(reversed(recs)),
+                      output_dir=str(tmp_path / "o2"))
+    for res in (big, small):
+        assert [r["id"] for r in res["kept"]] == [f"a{i:03d}" for i in range(len(docs))]
+        dc = {r["id"]: r["dup_count"] for r in res["kept"]}
+        assert dc["a000"] == 3 and dc["a003"] == 2 and dc["a001"] == 1 and dc["a007"] == 2
+        assert len(res["removed"]) == len(recs) - len(docs)
+        assert all(reason == "duplicate" for reason, _ in res["removed"])
+    assert big["kept"] == small["kept"]
+    assert sorted(map(sinks._stable, big["removed"])) == sorted(map(sinks._stable,
+                                                                    small["removed"]))
+    # spill files are gone, and so are the folders only they used
+    for out in ("o1", "o2"):
+        assert not (tmp_path / out / "_staging").exists()
+
+
+def test_exact_dedup_keep_longest_across_spill_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 200)
+    base = _docs(5)
+    recs = [{"id": f"x{i}", "text": base[0] + " " * i, "source": "s"} for i in range(6)]
+    res = run_stage({"stage": "exact_dedup", "keep": "longest", "canonicalize": "none"}, recs,
+                    output_dir=str(tmp_path))
+    assert len(res["kept"]) == 6  # canonicalize none: trailing spaces make them distinct
+    res = run_stage({"stage": "exact_dedup", "keep": "longest"}, recs, output_dir=str(tmp_path))
+    assert [(r["id"], r["dup_count"]) for r in res["kept"]] == [("x5", 6)]
+
+
+def test_canonical_without_regex_matches_the_regex_definition():
+    import re
+
+    from filters.text_hash import canonical
+
+    ws = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2005\u200a\u2028\u2029\u202f\u205f\u3000"
+    samples = [d.replace(" ", ws[i % len(ws)] * (1 + i % 3)) for i, d in enumerate(_docs(40))]
+    samples += ["", ws, ws + "a" + ws, "x\u200by", "Ünïcödé\u00a0\u00a0text", "\ufeffbom"]
+    for text in samples:
+        want = re.sub(r"\s+", " ", text).strip()
+        assert canonical(text) == want
+        assert canonical(text, "lower") == want.lower()
+        assert canonical(text, "none") == text
+
+
+@pytest.mark.slow
+def test_many_spill_files_same_bytes_with_one_and_two_workers(tmp_path, monkeypatch):
+    """Small budgets: exact dedup spills many files and every sink merges many runs, which the
+    second worker reads and merges in its own process; the files must not change."""
+    import filecmp
+
+    from tests.buildutil import build, config
+
+    monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 20_000)
+    monkeypatch.setattr(sinks, "SPILL_BYTES", 30_000)
+
+    def cfg(out, workers):
+        c = config([{"name": "pydocs", "type": "demo_corpus", "path": str(tmp_path / "corpus"),
+                     "demo_docs": 400}],
+                   [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 5},
+                    {"stage": "exact_dedup"}], out, shards=3, jsonl=True)
+        c["runner"] = {"direct_num_workers": workers,
+                       "direct_running_mode": "in_memory" if workers == 1 else "multi_processing"}
+        return c
+
+    a = build(cfg(tmp_path / "one", 1))
+    b = build(cfg(tmp_path / "two", 2))
+    assert a.stats["counts"] == b.stats["counts"] and a.stats["conservation_ok"]
+    assert a.stats["counts"]["removed"] > 0
+    for sub in ("data", "jsonl", "removed", "dead_letter"):
+        names = sorted(p.name for p in (tmp_path / "one" / sub).iterdir())
+        assert names and names == sorted(p.name for p in (tmp_path / "two" / sub).iterdir())
+        _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one" / sub, tmp_path / "two" / sub,
+                                               names, shallow=False)
+        assert not mismatch and not errors, (sub, mismatch, errors)
+    for out in ("one", "two"):  # no run or spill file is left behind
+        leftovers = [p for p in (tmp_path / out).rglob("*.bin")]
+        assert not leftovers and not (tmp_path / out / "_staging").exists()
