@@ -34,7 +34,7 @@ from pipelines.records import arrow_schema, reason_category
 from pipelines.side_outputs import flatten, write_side_outputs
 from pipelines.sinks import WriteSortedShards, to_output_row
 from pipelines.sources import ReadSource
-from pipelines.stage import Stage, StageResult
+from pipelines.stage import FusedRecordStages, Stage, StageResult, fusible_runs
 
 __all__ = ["BuildPlan", "construct", "plan_build"]  # + run_build, BuildResult (lazy)
 
@@ -89,12 +89,20 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
             | "ReadCheckpoint" >> beam.ParDo(ReadParquetRows())
         )
 
-    for i in range(first, len(plan.stages)):
+    # consecutive plain record stages run fused on batches (pipelines.stage.FusedRecordStages)
+    runs = fusible_runs(plan.stages[first:], [s.checkpoint for s in cfg.stages[first:]])
+    applied: list[tuple[int, dict[str, Any]]] = []
+    for run in runs:
+        idx = [first + j for j in run]
+        applied_run = list(zip(idx, _apply_run(plan, idx, records)))
+        records = applied_run[-1][1]["kept"]
+        applied.extend(applied_run)
+    for i, outs in applied:
         stage, label = plan.stages[i], plan.labels[i]
-        outs = _apply_stage(stage, label, records)
         res = StageResult(outs["kept"], outs["removed"], outs["dead"],
                           {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
-        records = res.kept
+        if res.kept is not None:
+            records = res.kept
         events.append(res.removed | f"{label}/RemovedEvent" >> beam.Map(
             _progress_key(f"stage/{label}/removed", acc.removed_key, label, lambda it: it[0])))
         events.append(res.dead | f"{label}/DeadEvent" >> beam.Map(
@@ -145,6 +153,14 @@ class _progress_key:  # noqa: N801 - used like a function in beam.Map
     def __call__(self, item: Any) -> str:
         progress.add(self._p)
         return self._make(self._label, self._reason(item))
+
+
+def _apply_run(plan: BuildPlan, idx: list[int], records) -> list[dict[str, Any]]:
+    """Apply the stages ``idx`` (one, or a fusible run of record stages) to ``records``."""
+    if len(idx) == 1:
+        return [_apply_stage(plan.stages[idx[0]], plan.labels[idx[0]], records)]
+    name = "+".join(plan.labels[i] for i in idx)  # metrics split this scope by stage timers
+    return records | name >> FusedRecordStages([plan.stages[i] for i in idx])
 
 
 def _apply_stage(stage: Stage, label: str, records) -> dict[str, Any]:

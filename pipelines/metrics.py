@@ -71,13 +71,30 @@ def transform_msecs(result: Any, labels: list[str]) -> dict[str, float]:
         top = (c.key.step or "").split("/", 1)[0]
         if top.startswith("Read["):
             group = "read"
-        elif top in labels:
-            group = top
+        elif top in labels or (top and all(part in labels for part in top.split("+"))):
+            group = top  # a stage, or a fused run of stages ("normalize+length_filter")
         elif top.startswith(("Write", "Checkpoint[", "Final")):
             group = "write"
         else:
             group = "accounting"
         out[group] = out.get(group, 0.0) + float(_value(c) or 0)
+    return out
+
+
+def _split_fused(groups: dict[str, float], timers: dict[str, float]) -> dict[str, float]:
+    """Share the time of a fused run ("a+b") among its stages in proportion to their own
+    stage timers (equally when they have none)."""
+    out: dict[str, float] = {}
+    for group, ms in groups.items():
+        parts = group.split("+")
+        if len(parts) == 1:
+            out[group] = out.get(group, 0.0) + ms
+            continue
+        weights = [timers.get(p, 0.0) for p in parts]
+        total = sum(weights)
+        for p, w in zip(parts, weights):
+            share = w / total if total > 0 else 1 / len(parts)
+            out[p] = out.get(p, 0.0) + ms * share
     return out
 
 
@@ -102,6 +119,6 @@ def stage_runtime(result: Any, labels: list[str]) -> tuple[dict[str, float], str
     stages' own timers (user metrics, reported by every runner with metrics)."""
     out = transform_msecs(result, labels)
     if out:
-        return out, "transform"
+        return _split_fused(out, user_msecs(result)), "transform"
     out = user_msecs(result)
     return (out, "user") if out else ({}, "none")
