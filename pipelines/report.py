@@ -210,6 +210,13 @@ def render(stats: dict, out: str, stages: list[Any] | None = None,
         ("Removed and dead-lettered, per stage and reason",
          _reasons(stats) + _dead_examples(files_dir or out)),
     ]
+    skipped = stats.get("skipped_files") or []
+    if skipped:  # found under a source path but not read (wrong suffix, FIFO, broken link...)
+        shown = [[s["source"], s["path"], s["reason"]] for s in skipped[:50]]
+        more = f"<p class=muted>... and {len(skipped) - 50:,} more (stats.json skipped_files)</p>"
+        sections.append((f"Skipped input files ({len(skipped):,})",
+                         table_html(["source", "path", "reason"], shown)
+                         + (more if len(skipped) > 50 else "")))
     breakdown = _breakdown(stats)
     if breakdown:
         sections.append(("Per source and language", breakdown))

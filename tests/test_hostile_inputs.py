@@ -146,6 +146,8 @@ def test_hostile_files_lose_nothing(hostile_tree):
     assert "name does not end in" in skipped["notes.txt"]
     assert any("skipping 4 file(s)" in m for m in logs)
     assert any("pipe.jsonl: special file (FIFO)" in m for m in logs)
+    page = (t / "out" / "report.html").read_text()
+    assert "Skipped input files (4)" in page and "special file (FIFO), never opened" in page
 
 
 # ----------------------------------------------------------------- files changed during the build
