@@ -221,8 +221,14 @@ class OutputConfig(_Strict):
     )
     partition_by: str | None = Field(
         default=None,
-        description="Split kept records into data/<column>=<value>/ folders, e.g. 'language' "
-        "after the language_id stage (per-language outputs).",
+        description="Split kept records into data/<column>-<value>/ folders, e.g. 'language' "
+        "after the language_id stage (per-language outputs); the files keep the column, so "
+        "pandas, pyarrow, duckdb and datasets read the folder alike.",
+    )
+    partition_rows_per_shard: int = Field(
+        default=100_000, ge=1,
+        description="partition_by: shards per partition = ceil(records / this), at most "
+        "'shards' (a small language gets one file, not 'shards' tiny ones).",
     )
 
 

@@ -128,11 +128,14 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     columns = list(schema.names)
     out_rows = records | "OutputRows" >> beam.Map(to_output_row, columns)
     part = plan.partition_by
+    per_shard = cfg.output.partition_rows_per_shard
     out_rows | "WriteParquet" >> WriteSortedShards(f"{staging}/data", n_shards, "parquet",
-                                                   schema=schema, partition_by=part)
+                                                   schema=schema, partition_by=part,
+                                                   rows_per_shard=per_shard)
     if cfg.output.jsonl:
         out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
-                                                     partition_by=part)
+                                                     partition_by=part,
+                                                     rows_per_shard=per_shard)
     acc.write_json(records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
                    f"{staging}/_stats/kept_breakdown.json", "KeptBreakdownJson", single=True)
     acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(

@@ -55,9 +55,20 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def partition_dir(column: str, value: Any) -> str:
-    """Hive-style folder name, e.g. ``language=en`` (unsafe characters become ``_``)."""
+    """Folder name of a partition, e.g. ``language-en`` (unsafe characters become ``_``).
+
+    Not Hive-style ``language=en`` on purpose: the files keep the column itself, and a Hive
+    folder would make pandas/pyarrow/duckdb add a second ``language`` column of another type
+    (dictionary) while ``datasets`` drops it; with plain folder names every reader sees the
+    column exactly as written."""
     text = "__null__" if value is None or value == "" else _SAFE.sub("_", str(value))[:100]
-    return f"{column}={text}"
+    return f"{column}-{text}"
+
+
+def partition_shards(rows: int, max_shards: int, rows_per_shard: int) -> int:
+    """Shards for a partition of ``rows`` records: enough for ``rows_per_shard`` each, at most
+    ``max_shards`` (``output.shards``), at least one."""
+    return max(1, min(max_shards, -(-rows // rows_per_shard)))
 
 
 def _write_bytes(path: str, data: bytes) -> None:
@@ -198,7 +209,25 @@ class _SpillSortedRuns(beam.DoFn):
                 f"{shard[1]}-{xxhash.xxh64_hexdigest(shard[0].encode('utf-8'))}")
             path = f"{self._dir}/run-{name}-{batch}.bin"
             write_spill(path, rows)
-            yield (shard, path)
+            # partitioned: the row count sizes the partition's shards (_PartitionShard)
+            yield (shard, (path, len(rows)) if isinstance(shard, tuple) else path)
+
+
+class _PartitionShard(beam.DoFn):
+    """``((partition, fine index), (run, rows))`` -> ``((partition, index, shards), run)``.
+
+    Runs are spilled under ``num_shards`` fine indices per partition; once the partition's
+    record count is known (a side input summed from the runs' row counts: no record waits for
+    it), fine index ``f`` goes to shard ``f % k`` of ``k = partition_shards(...)``, so a small
+    partition gets one file instead of ``num_shards`` tiny ones, deterministically."""
+
+    def __init__(self, total: int, rows_per_shard: int):
+        self._n, self._per = total, rows_per_shard
+
+    def process(self, item, sizes):
+        (part, fine), (run, _rows) = item
+        k = partition_shards(sizes.get(part, 1), self._n, self._per)
+        yield ((part, fine % k, k), run)
 
 
 class _MergeShard(beam.DoFn):
@@ -210,15 +239,15 @@ class _MergeShard(beam.DoFn):
 
     def process(self, item):
         key, groups = item
-        partition, index = key if isinstance(key, tuple) else (None, key)
+        partition, index, total = key if isinstance(key, tuple) else (None, key, self._total)
         runs = sorted(groups["runs"])
         rows = order_ties(heapq.merge(*(read_spill(p) for p in runs), key=self._sort_key),
                           self._sort_key)
         if self._fmt == "parquet":
-            path = shard_name(self._prefix, index, self._total, ".parquet", partition)
+            path = shard_name(self._prefix, index, total, ".parquet", partition)
             n = write_parquet_stream(path, rows, self._schema, self._rgs)
         else:
-            path = shard_name(self._prefix, index, self._total, ".jsonl.gz", partition)
+            path = shard_name(self._prefix, index, total, ".jsonl.gz", partition)
             n = write_jsonl_gz_stream(path, rows)
         yield {"path": path, "rows": n}
         for run in runs:
@@ -228,8 +257,10 @@ class _MergeShard(beam.DoFn):
 class WriteSortedShards(beam.PTransform):
     """Write a PCollection to ``num_shards`` deterministic files under ``prefix``.
 
-    With ``partition_by`` (a column name) records are split into Hive-style folders
-    (``language=en/part-...``), ``num_shards`` per value; then only non-empty shards are written.
+    With ``partition_by`` (a column name) records are split into one folder per value
+    (``language-en/part-...``; the files keep the column), each with as many shards as its
+    record count needs at ``rows_per_shard`` records per shard, at most ``num_shards``; only
+    non-empty shards are written.
     Output: one ``{"path", "rows"}`` dict per shard written (for manifests and checks).
     Temporary sorted runs live in ``<prefix>-runs/`` and are deleted once merged.
     """
@@ -237,7 +268,8 @@ class WriteSortedShards(beam.PTransform):
     def __init__(self, prefix: str, num_shards: int, fmt: str = "parquet",
                  sort_key: Callable[[Any], str] = lambda r: r["id"],
                  schema: pa.Schema | None = None, partition_by: str | None = None,
-                 spill_bytes: int | None = None, row_group_size: int = ROW_GROUP_SIZE):
+                 spill_bytes: int | None = None, row_group_size: int = ROW_GROUP_SIZE,
+                 rows_per_shard: int = 100_000):
         super().__init__()
         if fmt not in ("parquet", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
@@ -250,11 +282,18 @@ class WriteSortedShards(beam.PTransform):
         self._sort_key, self._schema = sort_key, schema
         self._partition_by = partition_by
         self._spill, self._rgs = spill_bytes, row_group_size
+        self._per_shard = rows_per_shard
 
     def expand(self, pcoll):
         n, col = self._n, self._partition_by
         runs = pcoll | "Spill" >> beam.ParDo(_SpillSortedRuns(
             f"{self._prefix}-runs", n, self._sort_key, col, self._spill))
+        if col:  # records per partition, summed from the (few) runs, size its shards
+            sizes = (runs
+                     | "RunRows" >> beam.Map(lambda kv: (kv[0][0], kv[1][1]))
+                     | "PartitionRows" >> beam.CombinePerKey(sum))
+            runs = runs | "ToShard" >> beam.ParDo(
+                _PartitionShard(n, self._per_shard), beam.pvalue.AsDict(sizes))
         if col:
             indices = pcoll.pipeline | "AllShards" >> beam.Create([])
         else:

@@ -272,7 +272,7 @@ def test_partitioned_output_by_column(tmp_path):
     res = build(cfg)
     parts = sorted(p.relative_to(tmp_path / "out" / "data").as_posix()
                    for p in (tmp_path / "out" / "data").rglob("*.parquet"))
-    assert {p.split("/")[0] for p in parts} == {"n_words=2", "n_words=3"}
+    assert {p.split("/")[0] for p in parts} == {"n_words-2", "n_words-3"}
     assert all("/part-" in p for p in parts)
     assert sum(f["rows"] for f in res.stats["output_files"]) == 3
     bad = config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}], [],
@@ -307,5 +307,20 @@ def test_language_routing_partitions_output(tmp_path):
     build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
                  [{"stage": "language_id", "route_by_language": True, "min_score": 0.3}],
                  tmp_path / "out"))
-    folders = sorted(p.parent.name for p in (tmp_path / "out" / "data").rglob("*.parquet"))
-    assert folders == ["language=de", "language=en"]
+    data = tmp_path / "out" / "data"
+    files = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.parquet"))
+    # one file per small language (not output.shards of them), column kept in the files
+    assert files == ["language-de/part-00000-of-00001.parquet",
+                     "language-en/part-00000-of-00001.parquet"]
+    # readable alike by pandas, pyarrow and datasets, with `language` as written
+    import datasets
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    df = pd.read_parquet(data)
+    assert sorted(df["language"]) == ["de", "en"] and df["language"].dtype == object
+    table = pq.read_table(data)
+    assert table.schema.field("language").type == "string" and table.num_rows == 2
+    ds = datasets.load_dataset("parquet", data_files=str(data / "**" / "*.parquet"),
+                               split="train")
+    assert sorted(ds["language"]) == ["de", "en"]

@@ -115,9 +115,30 @@ def test_partitioned_shards(tmp_path):
                                                     spill_bytes=5000))
     p.run().wait_until_finish()
     folders = sorted(d.name for d in (tmp_path / "o").iterdir())
-    assert folders == ["lang=de_.._x", "lang=en"]
+    assert folders == ["lang-de_.._x", "lang-en"]
     total = sum(pq.read_metadata(f).num_rows for f in (tmp_path / "o").rglob("*.parquet"))
     assert total == len(rows)
+    # the default 100,000 rows per shard: each small partition is one file, not 2
+    assert sorted(f.name for f in (tmp_path / "o").rglob("*.parquet")) == [
+        "part-00000-of-00001.parquet"] * 2
+
+
+def test_partition_shards_follow_the_record_count(tmp_path):
+    assert sinks.partition_shards(0, 8, 100) == 1
+    assert sinks.partition_shards(250, 8, 100) == 3
+    assert sinks.partition_shards(10_000, 8, 100) == 8
+    rows = [dict(r, lang="en" if i % 4 else "de") for i, r in enumerate(_rows() * 3)]
+    schema = SCHEMA.append(pa.field("lang", pa.string()))
+    n_en = sum(r["lang"] == "en" for r in rows)
+    p = local_pipeline()
+    (p | beam.Create(rows) | sinks.WriteSortedShards(str(tmp_path / "o"), 8, "parquet",
+                                                    schema=schema, partition_by="lang",
+                                                    spill_bytes=5000, rows_per_shard=20))
+    p.run().wait_until_finish()
+    en = sorted((tmp_path / "o" / "lang-en").glob("*.parquet"))
+    k = sinks.partition_shards(n_en, 8, 20)
+    assert len(en) <= k and all(f.name.endswith(f"-of-{k:05d}.parquet") for f in en)
+    assert sum(pq.read_metadata(f).num_rows for f in en) == n_en
 
 
 def test_spill_file_roundtrip_and_truncation(tmp_path):
