@@ -191,6 +191,7 @@ class Watcher:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        flush()  # counters of work that ran in this process (in-memory runner)
         if self._old is None:
             os.environ.pop(ENV, None)
         else:

@@ -297,6 +297,9 @@ class _ScoreFused(beam.DoFn):
         for part in self._parts:
             part.teardown()
 
+    def finish_bundle(self) -> None:
+        progress.flush()
+
     def process(self, batch: Sequence[dict]):
         current = list(batch)
         for i, part in enumerate(self._parts):

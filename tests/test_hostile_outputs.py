@@ -342,10 +342,10 @@ def test_disk_full_is_one_clear_line(tmp_path, corpus, monkeypatch):
     import pipelines.sinks as sinks
     from pipelines.cli import app
 
-    def full(path, data):
+    def full(path, rows):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
-    monkeypatch.setattr(sinks, "_write_bytes", full)
+    monkeypatch.setattr(sinks, "write_spill", full)  # the sinks' first write of every shard
     cfg = tmp_path / "c.yaml"
     cfg.write_text(json.dumps(_cfg(corpus, tmp_path / "out")))
     res = CliRunner().invoke(app, ["build", str(cfg)])

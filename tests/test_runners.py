@@ -363,7 +363,8 @@ def test_dataflow_dry_run_demo_with_gs_paths(demo_root, tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.portability import common_urns
 
-    from pipelines.graph import SourcePlan, construct, plan_build
+    from pipelines.graph import construct
+    from pipelines.plan import SourcePlan, plan_build
     from pipelines.sources import InputFile
 
     root = demo_root
