@@ -216,7 +216,9 @@ class _Page:
         }, None
 
 
-class _ReadWarc(beam.DoFn):
+class _PageReader(beam.DoFn):
+    """Base of the WARC and HTML readers: the source config and its page extractor."""
+
     def __init__(self, src: Any):
         self._src = src
         self._page = _Page(src)
@@ -224,6 +226,8 @@ class _ReadWarc(beam.DoFn):
     def setup(self):
         self._page.setup()
 
+
+class _ReadWarc(_PageReader):
     def process(self, f):
         src = self._src
         name = src.name
@@ -309,14 +313,7 @@ def _parse_http_head(head: bytes) -> tuple[int | None, dict[str, str]]:
     return int(parts[1]), out
 
 
-class _ReadHtml(beam.DoFn):
-    def __init__(self, src: Any):
-        self._src = src
-        self._page = _Page(src)
-
-    def setup(self):
-        self._page.setup()
-
+class _ReadHtml(_PageReader):
     def process(self, f):
         src = self._src
         try:
