@@ -188,15 +188,6 @@ def conservation_error(counts: dict[str, int], stages: dict[str, Any]) -> Conser
         f"per stage: {per_stage}")
 
 
-def require_stat(stats: dict[str, Any], name: str, where: str) -> Any:
-    """A counting stat from ``_stats/``; a missing one fails loudly instead of counting as 0."""
-    if name not in stats or stats[name] is None:
-        raise MissingCountError(
-            f"counting stat {where}/_stats/{name}.json is missing: the record accounting cannot "
-            "be checked, so nothing was promoted (a runner or sink dropped the stats output?)")
-    return stats[name]
-
-
 def input_total(counted: list[dict]) -> int:
     """Input records of a build: the sum of the sources' per-file raw counts."""
     return sum(int(row["records"]) for row in counted)

@@ -88,7 +88,10 @@ def test_counters_from_several_processes_are_summed(tmp_path, monkeypatch):
     assert "50%" in progress.plain_line(s) and "ETA 10s" in progress.plain_line(s)
 
 
-def test_add_is_a_no_op_without_a_progress_folder(monkeypatch):
+def test_add_is_a_no_op_without_a_progress_folder(tmp_path, monkeypatch):
     monkeypatch.delenv(progress.ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(progress, "_COUNTERS", None)
     progress.add("x", 1)  # must not raise or write anywhere
     progress.flush()
+    assert progress._counters() is None and list(tmp_path.iterdir()) == []
