@@ -29,6 +29,11 @@ img{max-width:100%} code{background:#f4f4f4;padding:0 .2rem}
 .snip{white-space:pre-wrap;text-align:left;margin:.2rem 0;font-size:.9em}
 nav.toc{background:#fafafa;border:1px solid #eee;padding:.4rem 1rem;margin:1rem 0}
 nav.toc a{margin-right:1rem}
+table.pair{width:100%;table-layout:fixed} table.pair td{vertical-align:top;width:50%}
+table.pair th{text-align:left}
+table.pair caption{text-align:left;font-size:.9em;padding:.2rem 0}
+mark.d1{background:#fdd} mark.d2{background:#cfc}
+.skip{color:#888;font-style:italic}
 """
 
 

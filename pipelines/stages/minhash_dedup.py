@@ -19,6 +19,7 @@ mode). Every document's band keys are then added and the index is written to ``i
 
 from __future__ import annotations
 
+import heapq
 import logging
 import uuid
 from typing import Any, Literal
@@ -401,7 +402,25 @@ class MinHashDedupStage(Stage):
         dead = (sk[mb.DEAD], dups[mb.DEAD]) | "AllDead" >> beam.Flatten()
         n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        stats["near_dup_pairs"] = self._pair_sample(decisions, kept, removed)
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
+
+    def _pair_sample(self, decisions, kept, removed):
+        """Stat ``near_dup_pairs``: ``PAIR_SAMPLES`` removed documents (smallest seeded hash of
+        the id among those removed within this run) next to their cluster's kept document.
+        The sample is chosen from the decisions (ids only); its <= 2·k records are picked by id
+        from the kept and removed streams and only they, cut to ``PAIR_TEXT_CHARS``, are
+        gathered on one worker (with their shingle sets and signatures, for the Jaccard)."""
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        sample = decisions | "PairSample" >> beam.Map(sample_pairs, PAIR_SAMPLES, p.seed)
+        ids = pvalue.AsSingleton(sample)
+        pick = _PickSampled(self.mh_config)
+        picked_kept = kept | "PairPickKept" >> beam.ParDo(pick, ids)
+        picked_removed = (removed | "PairRemovedRecord" >> beam.Map(lambda it: it[1])
+                          | "PairPickRemoved" >> beam.ParDo(pick, ids))
+        return ((picked_kept, picked_removed) | "PairPicked" >> beam.Flatten()
+                | "PairGather" >> beam.combiners.ToList()
+                | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(sample)))
 
     # ------------------------------------------------------------------ report
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:
@@ -436,7 +455,96 @@ class MinHashDedupStage(Stage):
                 f"{clusters['docs_in_clusters']}, largest: {clusters['largest_clusters']}</p>"
             )
             parts.append(_histogram_img(hist))
+        pairs = _first(run.get("near_dup_pairs"))
+        if pairs and pairs.get("pairs"):
+            parts.append(_pairs_html(pairs, lsh.get("threshold")))
         return "\n".join(parts) if parts else None
+
+
+PAIR_SAMPLES = 8  # near-duplicate pairs shown in the report
+PAIR_TEXT_CHARS = 20_000  # characters of a sampled document kept for the side-by-side diff
+
+
+def sample_pairs(decisions: dict, k: int, seed: int) -> dict:
+    """The ``k`` removed documents with the smallest seeded id hash (those removed against a
+    document of this run; ``lshbloom_index`` matches have no partner) and their kept partner."""
+    from pipelines.score_report import sample_key
+
+    pool = ((sample_key(rid, seed), rid, rep) for rid, (rep, _size) in
+            decisions["assign"].items() if rep is not None and rep != INDEX_REP)
+    best = heapq.nsmallest(k, pool)
+    n = sum(1 for rep, _ in decisions["assign"].values() if rep is not None and rep != INDEX_REP)
+    sizes = {rid: decisions["assign"][rid][1] for _, rid, _rep in best}
+    return {"pairs": [(rid, rep) for _, rid, rep in best], "population": n, "seed": seed,
+            "sizes": sizes, "ids": {x for _, rid, rep in best for x in (rid, rep)}}
+
+
+class _PickSampled(beam.DoFn):
+    """Records whose id the sample names -> (id, compact record: text cut to
+    ``PAIR_TEXT_CHARS``, its length, shingle-hash set and signature)."""
+
+    def __init__(self, cfg: MinHashConfig):
+        self._cfg = cfg
+        self._mh = None
+
+    def process(self, rec, sample):
+        rid = rec.get("id") if isinstance(rec, dict) else None
+        if rid not in sample["ids"]:
+            return
+        from filters.minhash import MinHasher
+
+        if self._mh is None:
+            self._mh = MinHasher(self._cfg)
+        text = rec["text"]
+        sigs, sets = self._mh.signatures_and_shingles([text])
+        yield rid, {"text": text[:PAIR_TEXT_CHARS], "chars": len(text),
+                    "shingles": sets[0], "sig": sigs[0]}
+
+
+def pair_stats(picked: list, sample: dict) -> dict:
+    """Sampled pairs with exact and MinHash-estimated Jaccard and a word-level difference."""
+    from filters.minhash import exact_jaccard
+    from pipelines.report_diff import diff_segments
+
+    docs = dict(picked)
+    pairs = []
+    for rid, rep in sample["pairs"]:
+        a, b = docs.get(rep), docs.get(rid)
+        if a is None or b is None:  # not reached for records the stage decided on
+            continue
+        cut = a["chars"] > len(a["text"]) or b["chars"] > len(b["text"])
+        pairs.append({
+            "kept_id": rep, "removed_id": rid, "cluster_size": sample["sizes"].get(rid),
+            "kept_chars": a["chars"], "removed_chars": b["chars"],
+            "jaccard": round(float(exact_jaccard(a["shingles"], b["shingles"])), 4),
+            "jaccard_estimated": round(float((a["sig"] == b["sig"]).mean()), 4),
+            "diff": diff_segments(a["text"], b["text"], unit="word", cut=cut),
+        })
+    return {"pairs": pairs, "removed_within_run": sample["population"],
+            "sample": f"smallest xxh64(removed id, seed {sample['seed']})"}
+
+
+def _pairs_html(st: dict, threshold: Any) -> str:
+    import html
+
+    from pipelines.report_diff import side_by_side
+
+    shown = st["pairs"]
+    parts = [f"<h3>Near-duplicate pairs, side by side ({len(shown)} of "
+             f"{st.get('removed_within_run', len(shown)):,} removed, random with a fixed seed)"
+             "</h3><p class=muted>Left: the document kept for the cluster; right: a removed "
+             "member. Words only in one of them are marked. Jaccard: exact, of the word "
+             "n-gram sets; MinHash: signature agreement. A member joined through a chain of "
+             "pairs can be below the threshold"
+             + (f" ({html.escape(str(threshold))})" if threshold is not None else "")
+             + " against the kept document.</p>"]
+    for pr in shown:
+        cap = (f"Jaccard {pr['jaccard']:.3f} (MinHash {pr['jaccard_estimated']:.3f}); "
+               f"cluster of {pr.get('cluster_size') or '?'}")
+        parts.append(side_by_side(
+            pr["diff"], f"kept {pr['kept_id']} ({pr['kept_chars']:,} characters)",
+            f"removed {pr['removed_id']} ({pr['removed_chars']:,} characters)", caption=cap))
+    return "\n".join(parts)
 
 
 def _stat(decisions: dict, name: str):
