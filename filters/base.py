@@ -28,10 +28,13 @@ class Decision:
 
     ``drop``: ``None`` keeps the record; a short snake_case reason (``"too_short"``) drops it.
     ``columns``: values to add to the record (must match the scorer's declared ``columns``).
+    ``note``: optional small value for the stage's stats (not stored in the record); the stage
+    combines the notes with ``RecordStage.note_stats``.
     """
 
     drop: str | None = None
     columns: Mapping[str, Any] = field(default_factory=dict)
+    note: Any = None
 
     @property
     def kept(self) -> bool:

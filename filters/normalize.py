@@ -7,8 +7,11 @@ C0/C1 control character, the BOM and zero-width formatting characters are remove
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
+
+import xxhash
 
 from filters.base import Decision, Record, RecordScorer
 
@@ -33,34 +36,105 @@ def normalize_text(
 
     Every rewrite is guarded by a cheap substring test, so clean text costs a few scans.
     """
+    return _normalize(text, form, strip_control, collapse_spaces, max_blank_lines, None)
+
+
+def normalize_changes(text: str, **kw) -> tuple[str, dict[str, int]]:
+    """:func:`normalize_text` and what it changed: ``{kind: characters removed}`` for each kind
+    of rewrite that changed the text (kinds: ``line_endings``, ``unicode_<form>``,
+    ``control_chars``, ``spaces``, ``trailing_spaces``, ``blank_lines``, ``edges``). The count is
+    the net length change of that step: 0 or negative for a Unicode form that rewrites or
+    expands characters (NFKC turns "ﬁ" into "fi")."""
+    changes: dict[str, int] = {}
+    return _normalize(text, changes=changes, **{**_DEFAULTS, **kw}), changes
+
+
+_DEFAULTS = dict(form="NFC", strip_control=True, collapse_spaces=True, max_blank_lines=1)
+
+
+def _normalize(text: str, form: str, strip_control: bool, collapse_spaces: bool,
+               max_blank_lines: int, changes: dict[str, int] | None) -> str:
+    def step(kind: str, new: str) -> str:
+        if changes is not None and new != text:
+            changes[kind] = changes.get(kind, 0) + len(text) - len(new)
+        return new
+
     if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        text = step("line_endings", text.replace("\r\n", "\n").replace("\r", "\n"))
     if form != "none" and not unicodedata.is_normalized(form, text):
-        text = unicodedata.normalize(form, text)
+        text = step(f"unicode_{form.lower()}", unicodedata.normalize(form, text))
     if strip_control and _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
+        text = step("control_chars", _CONTROL.sub("", text))
     if collapse_spaces:
         if "  " in text or _ODD_SPACE.search(text):
-            text = _HSPACE.sub(" ", text)
+            text = step("spaces", _HSPACE.sub(" ", text))
         if " \n" in text:
-            text = _TRAILING.sub("\n", text)
+            text = step("trailing_spaces", _TRAILING.sub("\n", text))
     if max_blank_lines >= 0:
         keep = max_blank_lines + 1  # newlines in a row that are allowed
         if "\n" * (keep + 1) in text:
-            text = re.sub(f"\n{{{keep + 1},}}", "\n" * keep, text)
-    return text.strip()
+            text = step("blank_lines", re.sub(f"\n{{{keep + 1},}}", "\n" * keep, text))
+    return step("edges", text.strip())
+
+
+def first_difference(a: str, b: str) -> int:
+    """Length of the common prefix of ``a`` and ``b`` (compared in chunks, then by character)."""
+    n, i, step = min(len(a), len(b)), 0, 4096
+    while step:
+        while i + step <= n and a[i:i + step] == b[i:i + step]:
+            i += step
+        step //= 16
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def sample_rank(record_id: str, seed: int = 0) -> int:
+    """Seeded 64-bit hash of an id: the same rank as ``pipelines.score_report.sample_key``, so
+    examples are a fixed-seed random sample whatever the worker count."""
+    return xxhash.xxh64_intdigest(record_id.encode("utf-8", "surrogatepass"), seed=seed)
 
 
 class Normalizer(RecordScorer):
+    """Normalizes ``text``. With ``examples > 0`` every changed record's :class:`Decision`
+    carries a note ``(changes, example)`` for the stage's stats: ``changes`` as
+    :func:`normalize_changes` gives it, ``example`` ``None`` or, for a record whose
+    :func:`sample_rank` is among the ``examples`` smallest this scorer has seen (so every record
+    of the global sample has one), ``(rank, id, before, after, cut)``: windows of ``window``
+    characters of the text before and after, from a little before the first change."""
+
     columns = {}
 
     def __init__(self, form: str = "NFC", strip_control: bool = True,
-                 collapse_spaces: bool = True, max_blank_lines: int = 1):
+                 collapse_spaces: bool = True, max_blank_lines: int = 1,
+                 examples: int = 0, window: int = 2000, seed: int = 0):
         self.kw = dict(form=form, strip_control=strip_control,
                        collapse_spaces=collapse_spaces, max_blank_lines=max_blank_lines)
+        self._examples, self._window, self._seed = examples, window, seed
+        self._worst: list[int] = []  # max-heap (negated) of the smallest ranks seen
 
     def process(self, record: Record) -> Decision:
-        text = normalize_text(record["text"], **self.kw)
+        before = record["text"]
+        if not self._examples:
+            text, note = normalize_text(before, **self.kw), None
+        else:
+            text, changes = normalize_changes(before, **self.kw)
+            note = (changes, self._example(record, before, text)) if changes else None
         if not text:
-            return Decision(drop="empty", columns={"text": text})
-        return Decision(columns={"text": text})
+            return Decision(drop="empty", columns={"text": text}, note=note)
+        return Decision(columns={"text": text}, note=note)
+
+    def _example(self, record: Record, before: str, after: str):
+        rid = str(record.get("id"))
+        rank = sample_rank(rid, self._seed)
+        worst = self._worst
+        if len(worst) < self._examples:
+            heapq.heappush(worst, -rank)
+        elif rank <= -worst[0]:  # <= : a record scored twice (batch retry) keeps its example
+            heapq.heapreplace(worst, -rank)
+        else:
+            return None
+        start = max(0, first_difference(before, after) - 80)
+        end = start + self._window
+        return (rank, rid, before[start:end], after[start:end],
+                end < len(before) or end < len(after))

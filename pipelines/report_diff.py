@@ -97,21 +97,21 @@ def diff_segments(a: str, b: str, unit: str = "word", context: int = 12,
             "identical": ka == kb, "truncated": truncated}
 
 
-_NAMES = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "␍", "\u00a0": "⍽"}
+_NAMES = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "⟨CR⟩", "\x00": "⟨NUL⟩", "\x1b": "⟨ESC⟩",
+          "\x7f": "⟨DEL⟩", "\u00a0": "⟨NBSP⟩", "\ufeff": "⟨BOM⟩", "\u200b": "⟨ZWSP⟩"}
 
 
 def visible(text: str) -> str:
-    """Whitespace and invisible characters shown as symbols (for character-level changes)."""
+    """Whitespace and invisible characters shown as symbols or names (for character-level
+    changes): · space, → tab, ↵ line break, ⟨CR⟩, ⟨NUL⟩..., ⟨U+0301⟩ for other control,
+    format, space and combining characters. Plain ASCII/Latin symbols only, so that every
+    browser font shows them."""
     out = []
     for ch in text:
         if ch in _NAMES:
             out.append(_NAMES[ch])
-        elif ord(ch) < 0x20:
-            out.append(chr(0x2400 + ord(ch)))  # the Control Pictures block
-        elif ord(ch) == 0x7f:
-            out.append("␡")
         elif unicodedata.category(ch)[0] in "CZ" or unicodedata.combining(ch):
-            out.append(f"⟨U+{ord(ch):04X}⟩")  # format, space, combining: name the code point
+            out.append(f"⟨U+{ord(ch):04X}⟩")
         else:
             out.append(ch)
     return "".join(out)

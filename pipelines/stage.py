@@ -37,6 +37,7 @@ from pipelines.metrics import StageTimer
 from pipelines.records import dead_letter
 
 KEPT, REMOVED, DEAD, FLAGGED = "kept", "removed", "dead", "flagged"
+NOTES = "notes"  # per batch: the list of the scorer's Decision.note values (note_stats)
 
 
 class StageParams(BaseModel):
@@ -207,6 +208,9 @@ class _ScoreBatches(beam.DoFn):
         with self._timer:
             results = self._decide(batch)
         progress.add(f"stage/{self._label}/in", len(results))
+        notes = [d.note for _r, d, _e in results if d is not None and d.note is not None]
+        if notes:
+            yield pvalue.TaggedOutput(NOTES, notes)
         for record, decision, error in results:
             if decision is None:
                 yield pvalue.TaggedOutput(
@@ -239,6 +243,12 @@ class RecordStage(Stage):
     def output_columns(self) -> dict[str, str]:
         return dict(self.make_scorer().columns)
 
+    def note_stats(self, notes: Any) -> dict[str, Any]:
+        """Stats PCollections (name -> one small value) from ``notes``, the PCollection of the
+        scorer's ``Decision.note`` values (one list per batch). Transform labels must contain
+        ``self.label`` (fused stages share a scope). Default: no notes, no stats."""
+        return {}
+
     def expand(self, records: Any) -> StageResult:
         p: RecordStageParams = self.params  # type: ignore[assignment]
         outs = (
@@ -247,9 +257,9 @@ class RecordStage(Stage):
             | "Score"
             >> beam.ParDo(
                 _ScoreBatches(self.label, self.scorer_factory(), p.annotate_only)
-            ).with_outputs(REMOVED, DEAD, FLAGGED, main=KEPT)
+            ).with_outputs(REMOVED, DEAD, FLAGGED, NOTES, main=KEPT)
         )
-        stats = {}
+        stats = dict(self.note_stats(outs[NOTES]))
         if p.annotate_only:
             stats["would_remove"] = (
                 outs[FLAGGED]
@@ -336,7 +346,7 @@ class FusedRecordStages(beam.PTransform):
         size = stages[0].params.batch_size  # type: ignore[attr-defined]
         parts = [_ScoreBatches(s.label, s.scorer_factory(), s.params.annotate_only)  # type: ignore[attr-defined]
                  for s in stages]
-        tags = [f"{t}{i}" for i in range(len(stages)) for t in (REMOVED, DEAD, FLAGGED)]
+        tags = [f"{t}{i}" for i in range(len(stages)) for t in (REMOVED, DEAD, FLAGGED, NOTES)]
         outs = (
             records
             | "Batch" >> beam.BatchElements(min_batch_size=size, max_batch_size=size)
@@ -346,6 +356,8 @@ class FusedRecordStages(beam.PTransform):
         for i, s in enumerate(stages):
             res: dict[str, Any] = {"kept": outs[KEPT] if i == len(stages) - 1 else None,
                                    "removed": outs[f"{REMOVED}{i}"], "dead": outs[f"{DEAD}{i}"]}
+            for name, pc in s.note_stats(outs[f"{NOTES}{i}"]).items():
+                res[f"stat:{name}"] = pc
             if s.params.annotate_only:  # type: ignore[attr-defined]
                 res["stat:would_remove"] = (
                     outs[f"{FLAGGED}{i}"]
