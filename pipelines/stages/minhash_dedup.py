@@ -466,16 +466,24 @@ PAIR_TEXT_CHARS = 20_000  # characters of a sampled document kept for the side-b
 
 
 def sample_pairs(decisions: dict, k: int, seed: int) -> dict:
-    """The ``k`` removed documents with the smallest seeded id hash (those removed against a
-    document of this run; ``lshbloom_index`` matches have no partner) and their kept partner."""
-    from pipelines.score_report import sample_key
+    """The ``k`` removed documents with the smallest seeded id hash (the rank of
+    ``pipelines.score_report.sample_key``) among those removed against a document of this run
+    (``lshbloom_index`` matches have no partner), and their kept partner. One pass over the
+    decision map, O(k) extra memory."""
+    import xxhash
 
-    pool = ((sample_key(rid, seed), rid, rep) for rid, (rep, _size) in
-            decisions["assign"].items() if rep is not None and rep != INDEX_REP)
-    best = heapq.nsmallest(k, pool)
-    n = sum(1 for rep, _ in decisions["assign"].values() if rep is not None and rep != INDEX_REP)
+    h = xxhash.xxh64_intdigest
+    count = [0]
+
+    def pool():
+        for rid, (rep, _size) in decisions["assign"].items():
+            if rep is not None and rep != INDEX_REP:
+                count[0] += 1
+                yield h(rid.encode("utf-8", "surrogatepass"), seed), rid, rep
+
+    best = heapq.nsmallest(k, pool())
     sizes = {rid: decisions["assign"][rid][1] for _, rid, _rep in best}
-    return {"pairs": [(rid, rep) for _, rid, rep in best], "population": n, "seed": seed,
+    return {"pairs": [(rid, rep) for _, rid, rep in best], "population": count[0], "seed": seed,
             "sizes": sizes, "ids": {x for _, rid, rep in best for x in (rid, rep)}}
 
 
