@@ -97,15 +97,16 @@ def diff_segments(a: str, b: str, unit: str = "word", context: int = 12,
             "identical": ka == kb, "truncated": truncated}
 
 
-_NAMES = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "⟨CR⟩", "\x00": "⟨NUL⟩", "\x1b": "⟨ESC⟩",
-          "\x7f": "⟨DEL⟩", "\u00a0": "⟨NBSP⟩", "\ufeff": "⟨BOM⟩", "\u200b": "⟨ZWSP⟩"}
+_NAMES = {" ": "·", "\t": "→", "\n": "↵\n", "\r": "⟨CR⟩", "\x00": "⟨NUL⟩",
+          "\x1b": "⟨ESC⟩", "\x7f": "⟨DEL⟩", "\u00a0": "⟨NBSP⟩", "\ufeff": "⟨BOM⟩",
+          "\u200b": "⟨ZWSP⟩"}
 
 
 def visible(text: str) -> str:
     """Whitespace and invisible characters shown as symbols or names (for character-level
     changes): · space, → tab, ↵ line break, ⟨CR⟩, ⟨NUL⟩..., ⟨U+0301⟩ for other control,
-    format, space and combining characters. Plain ASCII/Latin symbols only, so that every
-    browser font shows them."""
+    format, space and combining characters. Names rather than the Control Pictures block
+    (␀, ␍), which common fonts lack."""
     out = []
     for ch in text:
         if ch in _NAMES:

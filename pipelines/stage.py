@@ -208,7 +208,7 @@ class _ScoreBatches(beam.DoFn):
         with self._timer:
             results = self._decide(batch)
         progress.add(f"stage/{self._label}/in", len(results))
-        notes = [d.note for _r, d, _e in results if d is not None and d.note is not None]
+        notes = [d.note for _r, d, _e in results if getattr(d, "note", None) is not None]
         if notes:
             yield pvalue.TaggedOutput(NOTES, notes)
         for record, decision, error in results:

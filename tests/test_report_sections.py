@@ -174,6 +174,26 @@ def test_clean_scorer_attaches_no_notes_without_examples():
     assert d.note is None
 
 
+def test_normalize_stage_alone_reports_dropped_and_annotated_records():
+    from pipelines.testing import run_stage
+
+    rows = _dirty_rows()[:20] + [{"id": "only-controls", "text": " \x00\ufeff\r\n ",
+                                  "source": "t"}]
+    out = run_stage({"stage": "normalize"}, rows)
+    (st,) = out["stats"]["normalize"]
+    assert [r["id"] for _reason, r in out["removed"]] == ["only-controls"]
+    assert st["docs_changed"] == sum(1 for r in rows if normalize_changes(r["text"])[1])
+    assert st["by_kind"]["control_chars"]["docs"] >= 1
+    assert st["chars_removed"] == sum(len(r["text"]) - len(normalize_text(r["text"]))
+                                      for r in rows)
+    section = out["stage"].report_section({"in": len(rows), "stats": {"normalize": st}})
+    assert "Documents changed" in section and section.count("<table class=pair>") == 5
+    # annotate_only: nothing dropped, same stats
+    ann = run_stage({"stage": "normalize", "annotate_only": True}, rows)
+    assert ann["removed"] == [] and ann["stats"]["normalize"] == [st]
+    assert ann["stats"]["would_remove"] == [{"empty": 1}]
+
+
 # --------------------------------------------------------------------------- near-dup sample
 
 

@@ -143,7 +143,8 @@ class NormalizeStage(RecordStage):
             parts.append(f"<h3>Before / after ({len(examples)} random changed documents, fixed "
                          "seed)</h3><p class=muted>Changes are marked; changed whitespace and "
                          "invisible characters are shown as symbols (· space, → tab, ↵ line "
-                         "break, ⟨CR⟩, ⟨NUL⟩, ⟨U+…⟩ other invisible code points).</p>")
+                         "break, ⟨CR⟩, ⟨NUL⟩, ⟨U+…⟩ other invisible code points)."
+                         "</p>")
             for ex in examples:
                 cap = (f"<code>{html.escape(str(ex['id']))}</code>: "
                        f"{html.escape(', '.join(ex.get('kinds', [])))}")
