@@ -110,15 +110,17 @@ class Normalizer(RecordScorer):
                  examples: int = 0, window: int = 2000, seed: int = 0):
         self.kw = dict(form=form, strip_control=strip_control,
                        collapse_spaces=collapse_spaces, max_blank_lines=max_blank_lines)
+        self._args = (form, strip_control, collapse_spaces, max_blank_lines)
         self._examples, self._window, self._seed = examples, window, seed
         self._worst: list[int] = []  # max-heap (negated) of the smallest ranks seen
 
     def process(self, record: Record) -> Decision:
         before = record["text"]
         if not self._examples:
-            text, note = normalize_text(before, **self.kw), None
+            text, note = _normalize(before, *self._args, None), None
         else:
-            text, changes = normalize_changes(before, **self.kw)
+            changes: dict[str, int] = {}
+            text = _normalize(before, *self._args, changes)
             note = (changes, self._example(record, before, text)) if changes else None
         if not text:
             return Decision(drop="empty", columns={"text": text}, note=note)
