@@ -541,8 +541,8 @@ def _pairs_html(st: dict, threshold: Any) -> str:
     parts = [f"<h3>Near-duplicate pairs, side by side ({len(shown)} of "
              f"{st.get('removed_within_run', len(shown)):,} removed, random with a fixed seed)"
              "</h3><p class=muted>Left: the document kept for the cluster; right: a removed "
-             "member. Words only in one of them are marked. Jaccard: exact, of the word "
-             "n-gram sets; MinHash: signature agreement. A member joined through a chain of "
+             "member. Words only in one of them are marked. Jaccard: exact, of the shingle "
+             "(n-gram) sets; MinHash: signature agreement. A member joined through a chain of "
              "pairs can be below the threshold"
              + (f" ({html.escape(str(threshold))})" if threshold is not None else "")
              + " against the kept document.</p>"]
