@@ -402,10 +402,13 @@ class MinHashDedupStage(Stage):
         dead = (sk[mb.DEAD], dups[mb.DEAD]) | "AllDead" >> beam.Flatten()
         n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
-        stats["near_dup_pairs"] = self._pair_sample(decisions, kept, removed)
+        # picked from each producer's outputs (not from the flattened streams), so the picking
+        # fuses with Apply / ApplyDupIds and no runner buffers the records again for it
+        stats["near_dup_pairs"] = self._pair_sample(
+            decisions, [applied[KEPT], dups[KEPT]], [applied["removed"], dups["removed"]])
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
 
-    def _pair_sample(self, decisions, kept, removed):
+    def _pair_sample(self, decisions, kept_parts, removed_parts):
         """Stat ``near_dup_pairs``: ``PAIR_SAMPLES`` removed documents (smallest seeded hash of
         the id among those removed within this run) next to their cluster's kept document.
         The sample is chosen from the decisions (ids only); its <= 2·k records are picked by id
@@ -415,10 +418,12 @@ class MinHashDedupStage(Stage):
         sample = decisions | "PairSample" >> beam.Map(sample_pairs, PAIR_SAMPLES, p.seed)
         ids = pvalue.AsSingleton(sample)
         pick = _PickSampled(self.mh_config)
-        picked_kept = kept | "PairPickKept" >> beam.ParDo(pick, ids)
-        picked_removed = (removed | "PairRemovedRecord" >> beam.Map(lambda it: it[1])
-                          | "PairPickRemoved" >> beam.ParDo(pick, ids))
-        return ((picked_kept, picked_removed) | "PairPicked" >> beam.Flatten()
+        picked = [part | f"PairPickKept{i}" >> beam.ParDo(pick, ids)
+                  for i, part in enumerate(kept_parts)]
+        picked += [part | f"PairRemovedRecord{i}" >> beam.Map(lambda it: it[1])
+                   | f"PairPickRemoved{i}" >> beam.ParDo(pick, ids)
+                   for i, part in enumerate(removed_parts)]
+        return (picked | "PairPicked" >> beam.Flatten()
                 | "PairGather" >> beam.combiners.ToList()
                 | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(sample)))
 
