@@ -411,7 +411,10 @@ def plan_fields(sources: list[Any], candidates: list[_Candidates | None], strict
             break
         chosen.add(key)
     col_types: dict[str, str] = {}
-    for i, key in sorted(wanted, key=lambda w: (w[0], _position(sources[w[0]], candidates[w[0]], w[1]))):
+    def first_seen(w: tuple[int, str]) -> tuple[int, int]:
+        return w[0], _position(sources[w[0]], candidates[w[0]], w[1])
+
+    for i, key in sorted(wanted, key=first_seen):
         if key not in chosen:
             continue
         t = candidates[i].types[key]  # type: ignore[union-attr]

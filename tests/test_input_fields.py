@@ -87,6 +87,10 @@ def test_jsonl_fields_become_typed_columns_readable_by_pandas_pyarrow_datasets(t
     assert ds.features["url"].dtype == "string" and len(ds) == len(rows)
     assert res.stats["columns"]["tags"] == "list<string>"
     assert res.stats["columns"]["meta"] == "json"
+    card = (out / "README.md").read_text()
+    assert "## Columns" in card and "| `section` | int64 |" in card
+    assert "`extra_fields` holds" in card
+    assert "url:string" in card  # the planning summary (also in stats.json "input_fields")
 
 
 def test_value_that_does_not_fit_or_field_after_the_sample_goes_to_extra_fields(tmp_path,
@@ -128,7 +132,8 @@ def test_merge_rule_for_types():
 
 def test_mixed_types_in_the_sample_and_across_sources(tmp_path):
     a = [{"text": d["text"], "date": d["date"], "n": i} for i, d in enumerate(DOCS[:10])]
-    b = [{"text": d["text"], "date": 20240101 + i, "n": i + 0.5} for i, d in enumerate(DOCS[10:20])]
+    b = [{"text": d["text"], "date": 20240101 + i, "n": i + 0.5}
+         for i, d in enumerate(DOCS[10:20])]
     write_jsonl(tmp_path / "a.jsonl", a)
     write_jsonl(tmp_path / "b.jsonl", b)
     out = tmp_path / "out"
