@@ -460,7 +460,10 @@ def describe(sources: list[Any], plans: list[FieldPlan]) -> list[str]:
         if not fp.keeps_any:
             lines.append(f"source {src.name}: no input fields kept (keep_fields: [])")
             continue
-        cols = ", ".join(f"{c}:{t}" for c, t in fp.columns.values()) or "(none seen)"
+        shown = list(fp.columns.values())
+        cols = ", ".join(f"{c}:{t}" for c, t in shown[:40]) or "(none seen)"
+        if len(shown) > 40:
+            cols += f", ... ({len(shown)} in all)"
         line = f"source {src.name}: input fields kept as columns: {cols}"
         if fp.renamed:
             line += "; renamed (name taken): " + ", ".join(

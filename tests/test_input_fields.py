@@ -329,3 +329,21 @@ def test_partition_by_a_kept_field_and_same_bytes_with_two_workers(tmp_path):
         assert not mismatch and not errors
     rows = pq.read_table(outs[0] / "data").to_pylist()
     assert {r["section"] for r in rows} == {1, 3} and len(rows) == kept
+
+
+def test_odd_field_names_and_values_never_become_columns_but_are_kept():
+    from pipelines.config import SourceConfig
+
+    src = SourceConfig(name="s", type="jsonl", path="unused")
+    cand = inf._Candidates()
+    obj = {"text": "t", "": 1, "tab\there": 2, "bad\ud800": 3, "x" * 200: 4, "ok": "\ud800",
+           "n": 1}
+    for k, v in obj.items():
+        cand.see(k, inf.value_type(v))
+    (plan,), columns = inf.plan_fields([src], [cand], [False], {"id", "text", "source"})
+    assert list(columns) == ["ok", "n", "extra_fields"] and columns["ok"] == "json"
+    values = plan.values(obj)
+    assert values["ok"] == '"\\ud800"' and values["n"] == 1
+    extra = json.loads(values["extra_fields"])
+    assert extra == {"": 1, "tab\there": 2, "bad\ud800": 3, "x" * 200: 4}
+    values["extra_fields"].encode("utf-8")  # always writable
