@@ -94,6 +94,7 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
         "skipped_files": [{"source": sp.config.name, "path": s.path, "reason": s.reason}
                           for sp in plan.sources for s in sp.skipped],  # stats.json sorts keys; this keeps pipeline order
         "columns": plan.columns,
+        "input_fields": plan.describe_fields(),  # kept fields, renames (pipelines/input_fields)
         "breakdown": summarize_breakdown(
             merged.get("kept_breakdown"),
             _merge_breakdowns([st["stats"].get("removed_breakdown")

@@ -46,6 +46,28 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _columns_section(stats: dict[str, Any]) -> list[str]:
+    """The columns of the data files with their types, and how input fields were kept."""
+    from pipelines.input_fields import EXTRA_FIELDS
+    from pipelines.records import BASE_COLUMNS
+
+    columns = {**BASE_COLUMNS, **(stats.get("columns") or {})}
+    out = ["", "## Columns", "", _table(["column", "type"], [[f"`{k}`", v]
+                                                          for k, v in columns.items()])]
+    notes = []
+    if "json" in columns.values():
+        notes.append("`json` columns hold JSON text (nested objects, mixed types): "
+                     "`json.loads` the value.")
+    if EXTRA_FIELDS in columns:
+        notes.append(f"`{EXTRA_FIELDS}` holds, as a JSON object text, the input fields that "
+                     "had no column (not seen when the types were planned, past the column "
+                     "cap) or a value that did not fit their column's type; null when empty.")
+    notes += list(stats.get("input_fields") or [])
+    if notes:
+        out += [""] + [f"- {n}" for n in notes]
+    return out
+
+
 def render_card(cfg: Any, stats: dict[str, Any], data_glob: str = "data/**/*.parquet",
                 command: str | None = None) -> str:
     """The card's text. ``cfg``: the BuildConfig; ``stats``: the build's stats.json dict."""
@@ -85,6 +107,7 @@ def render_card(cfg: Any, stats: dict[str, Any], data_glob: str = "data/**/*.par
         parts.append(_table(["source", "kept", "removed", "kept characters", "kept tokens"],
                             [[k, v["kept"], v["removed"], v["kept_chars"], v["kept_tokens"]]
                              for k, v in sorted(by_source.items())]))
+    parts += _columns_section(stats)
     parts += ["", "## Processing", "",
               "Stages in order, with the parameters they ran with:", ""]
     rows = []

@@ -218,6 +218,8 @@ def _validate_kind(kind: str, config: Path, data: object) -> str:
         skipped = [s for sp in plan.sources for s in sp.skipped]
         for s in skipped[:20]:
             console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
+        for line in plan.describe_fields():  # input fields kept, renames (pipelines/input_fields)
+            console.print(line, highlight=False, markup=False)
         stages = ", ".join(plan.labels) or "(none)"
         return (f"build config: {len(cfg.sources)} source(s), {n_files} file(s)"
                 f"{f', {len(skipped)} skipped' if skipped else ''}, stages: {stages}")

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, SerializeAsAny,
+                      ValidationError, field_validator, model_validator)
 
 from pipelines.framing import DEFAULT_MAX_RECORD_BYTES
 from pipelines.stage import UNAVAILABLE, StageParams, load_stages
@@ -194,6 +194,34 @@ class SourceConfig(_Strict):
     content_types: list[str] = Field(
         default_factory=lambda: ["text/html", "application/xhtml+xml"], min_length=1,
         description="warc/html only: MIME types extracted; other responses are dead-lettered.")
+    # --- input fields kept as columns (pipelines/input_fields.py)
+    keep_fields: list[str] | None = Field(
+        default=None,
+        description="Input fields kept as output columns (besides text_field/id_field); "
+        "unset: every field; []: none. Exclusive with drop_fields.")
+    drop_fields: list[str] | None = Field(
+        default=None, description="Input fields not kept; every other field is kept.")
+    # the planned FieldPlan (pipelines.plan sets it; derived from config + files, not config)
+    _input_fields: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _fields_ok(self) -> SourceConfig:
+        if self.keep_fields is not None and self.drop_fields is not None:
+            raise ValueError(
+                f"keep_fields {self.keep_fields} and drop_fields {self.drop_fields} are "
+                "mutually exclusive: keep only the list you need")
+        for key in ("keep_fields", "drop_fields"):
+            names = getattr(self, key) or []
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{key}: names repeated: {dup} (list each field once)")
+            if "" in names:
+                raise ValueError(f"{key}: an empty field name (remove it)")
+        if self.type in ("warc", "html") and (self.keep_fields or self.drop_fields):
+            raise ValueError(
+                f"keep_fields/drop_fields: type {self.type} records have no input fields "
+                "(their columns are url, fetch_date, ...); remove the option")
+        return self
 
     @field_validator("name")
     @classmethod

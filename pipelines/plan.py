@@ -20,8 +20,9 @@ from pipelines.buildfs import confined
 from pipelines.checkpoint import Checkpoint, checkpoint_valid
 from pipelines.config import (BuildConfig, ConfigError, SourceConfig, stage_fingerprint,
                               stage_labels)
+from pipelines.input_fields import FieldConfigError, FieldPlan, describe, plan_fields
 from pipelines.records import BASE_COLUMNS, arrow_schema
-from pipelines.sources import InputFile, SkippedFile, describe_inputs
+from pipelines.sources import InputFile, SkippedFile, describe_inputs, field_candidates
 from pipelines.stage import Stage, StageContext, load_stages
 
 
@@ -48,6 +49,11 @@ class BuildPlan:
     extra_args: list[str] = field(default_factory=list)
     partition_by: str | None = None  # output.partition_by, or a stage's route_by
     source_columns: dict[str, str] = field(default_factory=dict)  # columns sources add
+    input_fields: list[FieldPlan] = field(default_factory=list)  # per source, in order
+
+    def describe_fields(self) -> list[str]:
+        """Input fields kept per source, renames and the extra_fields rule (validate, stats)."""
+        return describe([sp.config for sp in self.sources], self.input_fields)
 
     @property
     def staging(self) -> str:
@@ -79,6 +85,29 @@ def _ensure_demo(src: SourceConfig) -> SourceConfig:
     return src.model_copy(update={"type": "jsonl", "path": f"{src.path}/*.jsonl*"})
 
 
+def _plan_stages(cfg: BuildConfig, registry: dict, labels: list[str], out: str,
+                 columns: dict[str, str]) -> tuple[list[Stage], list[dict[str, str]], set[str]]:
+    """Instantiate the stages in order: the stages, the columns present after each and the
+    names of the columns the stages add."""
+    columns = dict(columns)
+    added: set[str] = set()
+    stages: list[Stage] = []
+    stage_columns: list[dict[str, str]] = []
+    for i, params in enumerate(cfg.stages):
+        ctx = StageContext(label=labels[i], index=i, output_dir=out, columns=dict(columns),
+                           config=cfg)
+        stage = registry[params.stage](params, ctx)
+        for name, typ in stage.output_columns().items():
+            if name in BASE_COLUMNS and name != "text":
+                raise ValueError(f"stage {labels[i]!r} may not redefine column {name!r}")
+            if name != "text":
+                columns[name] = typ
+                added.add(name)
+        stages.append(stage)
+        stage_columns.append(dict(columns))
+    return stages, stage_columns, added
+
+
 def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
                use_checkpoints: bool = True) -> BuildPlan:
     """Resolve inputs, instantiate stages and find a checkpoint to resume from. No data work."""
@@ -96,26 +125,35 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
     source_fp = hashlib.sha256(
         json.dumps([s.fingerprint for s in sources], sort_keys=True).encode()
     ).hexdigest()
-    stages: list[Stage] = []
-    stage_columns: list[dict[str, str]] = []
-    # columns that sources add (web sources: url, fetch_date...); null for other sources
+    # columns that sources add: web sources (url, fetch_date...; null for other sources),
+    # then the input fields kept as columns (pipelines.input_fields), then extra_fields
     from pipelines.web_sources import check_web_source, source_columns
 
     for i, src in enumerate(cfg.sources):
         if src.type in ("warc", "html"):
             check_web_source(src, i)
-    columns: dict[str, str] = source_columns(cfg.sources)
-    for i, params in enumerate(cfg.stages):
-        ctx = StageContext(label=labels[i], index=i, output_dir=out, columns=dict(columns),
-                           config=cfg)
-        stage = registry[params.stage](params, ctx)
-        for name, typ in stage.output_columns().items():
-            if name in BASE_COLUMNS and name != "text":
-                raise ValueError(f"stage {labels[i]!r} may not redefine column {name!r}")
-            if name != "text":
-                columns[name] = typ
-        stages.append(stage)
-        stage_columns.append(dict(columns))
+    web = source_columns(cfg.sources)
+    cands = [field_candidates(sp.config, sp.files) for sp in sources]
+    reserved = {**BASE_COLUMNS, **web}
+    try:
+        field_plans, in_cols = plan_fields([sp.config for sp in sources],
+                                           [c for c, _ in cands], [s for _, s in cands],
+                                           reserved)
+        stages, stage_columns, added = _plan_stages(cfg, registry, labels, out,
+                                                    {**web, **in_cols})
+        if added & set(in_cols):  # an input field named like a stage column: rename it
+            field_plans, in_cols = plan_fields([sp.config for sp in sources],
+                                               [c for c, _ in cands], [s for _, s in cands],
+                                               reserved.keys() | added)
+            stages, stage_columns, _ = _plan_stages(cfg, registry, labels, out,
+                                                    {**web, **in_cols})
+    except FieldConfigError as err:
+        raise ConfigError(str(err)) from None
+    for sp, fp in zip(sources, field_plans):
+        sp.config = sp.config.model_copy()
+        sp.config._input_fields = fp  # read by pipelines.sources.ReadSource
+    src_cols = {**web, **in_cols}
+    columns = dict(stage_columns[-1]) if stage_columns else dict(src_cols)
     arrow_schema(columns)  # fail early on unknown column types
     part = cfg.output.partition_by
     if part is None:  # a stage may ask for routed outputs (language_id: route_by_language)
@@ -127,7 +165,7 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
             f"available: {', '.join([*BASE_COLUMNS, *columns])}")
     plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
                      time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
-                     list(extra_args or []), part, source_columns(cfg.sources))
+                     list(extra_args or []), part, src_cols, field_plans)
     if use_checkpoints:
         for i in reversed(range(len(stages))):
             if cfg.stages[i].checkpoint:

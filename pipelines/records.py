@@ -1,7 +1,8 @@
 """Record and dead-letter shapes shared by every Beam transform.
 
 A record is a plain ``dict`` (see ``filters/base.py``). The three base columns always exist;
-stages add typed score columns declared through ``Stage.output_columns``.
+input fields kept from the sources come next (:mod:`pipelines.input_fields`), then the typed
+score columns stages declare through ``Stage.output_columns``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "list<float32>": pa.list_(pa.float32()),
     "list<int64>": pa.list_(pa.int64()),
     "list<string>": pa.list_(pa.string()),
+    # input fields (pipelines/input_fields.py): lists of floats, and JSON text for nested
+    # objects / mixed types (a string column whose values are JSON documents)
+    "list<float64>": pa.list_(pa.float64()),
+    "json": pa.string(),
 }
 
 MAX_RAW_CHARS = 20_000  # dead-letter keeps at most this much of the raw input

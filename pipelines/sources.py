@@ -2,7 +2,8 @@
 
 Each source becomes a PTransform returning three PCollections (contract C1):
 
-* ``records``: parsed records (``id``, ``text``, ``source``);
+* ``records``: parsed records (``id``, ``text``, ``source``, and the input fields kept as
+  columns as planned by :mod:`pipelines.input_fields`, with ``extra_fields``);
 * ``dead``: one dead-letter row (stage ``read``, a reason, the raw input) per input record that
   could not be turned into a record;
 * ``counted``: one row per input file (per shard for ``hf``):
@@ -123,7 +124,14 @@ def _make_record(
             return dead(f"bad_id: {src.id_field!r} is not valid Unicode ({bad})")
     else:
         rid = fallback_id
-    return {"id": rid, "text": text, "source": name}, None
+    rec = {"id": rid, "text": text, "source": name}
+    fields = src._input_fields  # the planned FieldPlan (pipelines/input_fields.py), if any
+    if fields is not None and fields.keeps_any:
+        try:
+            rec.update(fields.values(obj))
+        except Exception as err:  # noqa: BLE001 - never expected; the record is not lost
+            return dead(f"bad_fields: {type(err).__name__}: {err}")
+    return rec, None
 
 
 # --------------------------------------------------------------------------- file identity
@@ -321,8 +329,12 @@ class _ReadParquet(beam.DoFn):
         with fh:
             cols = None  # every column, so that rows without the text column keep their data
             if src.text_field in names:
-                cols = [src.text_field] + (
-                    [src.id_field] if src.id_field and src.id_field in names else [])
+                fields = src._input_fields
+                if fields is not None and fields.keeps_any:
+                    cols = fields.read_columns(pf.schema_arrow.names)
+                else:
+                    cols = [src.text_field] + (
+                        [src.id_field] if src.id_field and src.id_field in names else [])
             for group in range(pf.metadata.num_row_groups):  # a corrupt group loses only itself
                 end = row + pf.metadata.row_group(group).num_rows
                 try:
@@ -384,6 +396,9 @@ class _ReadHfShard(beam.DoFn):
         done = start
         try:
             cols = [c for c in (src.text_field, src.id_field) if c and c in self._ds.column_names]
+            fields = src._input_fields
+            if fields is not None and fields.keeps_any:
+                cols = fields.read_columns(self._ds.column_names) or self._ds.column_names
             part = self._ds.select_columns(cols).select(range(start, end))
             for obj in part:
                 loc = f"row={done}"
@@ -456,6 +471,31 @@ def _check_parquet_text_field(src: SourceConfig, index: int, first: InputFile) -
         raise ConfigError(
             f"sources[{index}].text_field: {src.text_field!r} is not a column of "
             f"{first.display!r}; columns: {names} (set text_field to one of them)")
+
+
+def field_candidates(src: SourceConfig, files: list[InputFile] | None):
+    """What planning knows of a source's input fields: ``(candidates, strict)`` for
+    :func:`pipelines.input_fields.plan_fields`: Parquet and ``hf`` from their schemas
+    (``strict``: keep_fields/drop_fields must name columns), JSONL from a bounded sample of
+    the first records; ``(None, False)`` for web sources and ``keep_fields: []``."""
+    from pipelines import input_fields as inf
+
+    if src.type in ("warc", "html") or src.keep_fields == []:
+        return None, False
+    if src.type == "hf":
+        return inf.schema_candidates([_load_hf(src).features.arrow_schema]), True
+    if src.type == "parquet":
+        import pyarrow.parquet as pq
+
+        schemas = []
+        for f in (files or [])[:inf.SCHEMA_FILES]:
+            try:
+                with _open_binary(f.path) as fh:
+                    schemas.append(pq.ParquetFile(fh).schema_arrow)
+            except Exception:  # noqa: BLE001 - an unreadable file is dead-lettered by the reader
+                continue
+        return inf.schema_candidates(schemas), bool(schemas)
+    return inf.sample_jsonl([f.path for f in files or []], src.max_record_bytes), False
 
 
 def describe_inputs(src: SourceConfig, index: int

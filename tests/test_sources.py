@@ -116,7 +116,8 @@ def test_output_loads_with_datasets(tmp_path):
     files = sorted(str(p) for p in (tmp_path / "out" / "data").glob("*.parquet"))
     ds = datasets.load_dataset("parquet", data_files=files, split="train")
     assert sorted(ds["text"]) == sorted(DOCS)
-    assert set(ds.column_names) == {"id", "text", "source", "n_chars", "n_words"}
+    assert set(ds.column_names) == {"id", "text", "source", "n_chars", "n_words",
+                                   "extra_fields"}  # input fields: none besides text
     jsonl = read_jsonl_gz(tmp_path / "out" / "jsonl")
     assert sorted(r["text"] for r in jsonl) == sorted(DOCS)
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["conservation_ok"]
