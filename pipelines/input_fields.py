@@ -319,8 +319,12 @@ class _Candidates:
         return sorted(self.types, key=lambda k: (-self.counts[k], self.order[k]))
 
 
-def sample_jsonl(paths: list[str], max_record_bytes: int) -> _Candidates:
-    """Types of the fields of the first records of ``paths`` (bounded; see module doc)."""
+def sample_jsonl(paths: list[str], max_record_bytes: int, text_field: str | None = None
+                 ) -> _Candidates:
+    """Types of the fields of the first records of ``paths`` (bounded; see module doc).
+
+    Records the reader will dead-letter (no string ``text_field``) are not sampled: their
+    fields would otherwise become columns that are null in every kept row."""
     from pipelines.framing import RECORD, FramedFile
 
     cand = _Candidates()
@@ -337,6 +341,8 @@ def sample_jsonl(paths: list[str], max_record_bytes: int) -> _Candidates:
                 except Exception:  # noqa: BLE001 - dead-lettered by the reader, not sampled
                     continue
                 if not isinstance(obj, dict):
+                    continue
+                if text_field is not None and not isinstance(obj.get(text_field), str):
                     continue
                 for key, v in obj.items():
                     cand.see(key, value_type(v))

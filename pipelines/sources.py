@@ -495,7 +495,8 @@ def field_candidates(src: SourceConfig, files: list[InputFile] | None):
             except Exception:  # noqa: BLE001 - an unreadable file is dead-lettered by the reader
                 continue
         return inf.schema_candidates(schemas), bool(schemas)
-    return inf.sample_jsonl([f.path for f in files or []], src.max_record_bytes), False
+    return inf.sample_jsonl([f.path for f in files or []], src.max_record_bytes,
+                           src.text_field), False
 
 
 def describe_inputs(src: SourceConfig, index: int

@@ -347,3 +347,18 @@ def test_odd_field_names_and_values_never_become_columns_but_are_kept():
     extra = json.loads(values["extra_fields"])
     assert extra == {"": 1, "tab\there": 2, "bad\ud800": 3, "x" * 200: 4}
     values["extra_fields"].encode("utf-8")  # always writable
+
+
+def test_records_the_reader_dead_letters_are_not_sampled(tmp_path):
+    # a record without a string text field is dead-lettered whole (raw input kept there), so
+    # its fields must not become output columns that are null in every kept row
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, [{"id": "a", "text": "kept text", "url": "u1"},
+                       {"id": "b", "body": "no text field here", "url": "u2"},
+                       {"id": "c", "text": 7, "score": 1.5},
+                       {"id": "d", "text": "more kept text", "url": "u3"}])
+    cand = inf.sample_jsonl([str(path)], 1 << 20, "text")
+    assert set(cand.types) == {"id", "text", "url"}
+    assert cand.counts["url"] == 2
+    # without a text field every parsed object counts (used for schema-less sampling)
+    assert "body" in inf.sample_jsonl([str(path)], 1 << 20).types
