@@ -133,8 +133,8 @@ def test_removed_output_and_reasons(tmp_path):
     assert "too_few_words" in html and "balanced" in html and "data:image/png;base64" in html
 
 
-def _demo_cfg(root, out, workers, mode):
-    cfg = config([{"name": "pydocs", "type": "demo_corpus", "path": str(root / "corpus"),
+def _demo_cfg(corpus, out, workers, mode):
+    cfg = config([{"name": "pydocs", "type": "demo_corpus", "path": str(corpus),
                    "demo_docs": 300}],
                  [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 5},
                   {"stage": "exact_dedup", "keep": "longest"}], out, shards=3, jsonl=True)
@@ -143,12 +143,12 @@ def _demo_cfg(root, out, workers, mode):
 
 
 @pytest.fixture(scope="module")
-def one_worker_demo(tmp_path_factory):
+def one_worker_demo(tmp_path_factory, demo_corpus_300):
     """The reference for the worker-count tests: the demo build on one in-memory worker with the
     default spill budgets (built once for the module)."""
-    root = tmp_path_factory.mktemp("demo")
-    res = build(_demo_cfg(root, root / "one", 1, "in_memory"))
-    return root, res
+    out = tmp_path_factory.mktemp("demo") / "one"
+    res = build(_demo_cfg(demo_corpus_300, out, 1, "in_memory"))
+    return demo_corpus_300, out, res
 
 
 def _same_files(a: Path, b: Path, subs=("data", "jsonl", "removed", "dead_letter")):
@@ -168,23 +168,23 @@ def test_same_output_with_one_and_two_workers(one_worker_demo, tmp_path, monkeyp
     from pipelines import sinks
     from pipelines.stages import exact_dedup
 
-    root, a = one_worker_demo
+    corpus, one, a = one_worker_demo
     monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 15_000)
     monkeypatch.setattr(sinks, "SPILL_BYTES", 22_000)
-    b = build(_demo_cfg(root, tmp_path / "two", 2, "multi_processing"))
+    b = build(_demo_cfg(corpus, tmp_path / "two", 2, "multi_processing"))
     assert a.stats["counts"] == b.stats["counts"] and a.stats["conservation_ok"]
     assert a.stats["counts"]["removed"] > 0
-    _same_files(root / "one", tmp_path / "two")
+    _same_files(one, tmp_path / "two")
     # no run or spill file is left behind
     assert not list((tmp_path / "two").rglob("*.bin"))
     assert not (tmp_path / "two" / "_staging").exists()
 
 
 def test_same_output_with_threads(one_worker_demo, tmp_path):
-    root, a = one_worker_demo
-    b = build(_demo_cfg(root, tmp_path / "two", 2, "multi_threading"))
+    corpus, one, a = one_worker_demo
+    b = build(_demo_cfg(corpus, tmp_path / "two", 2, "multi_threading"))
     assert a.stats["counts"] == b.stats["counts"]
-    _same_files(root / "one", tmp_path / "two")
+    _same_files(one, tmp_path / "two")
 
 
 def test_resume_from_checkpoint_and_up_to_date(tmp_path):
