@@ -3,7 +3,8 @@
 #   bash bootstrap.sh demo   create .venv, install datamill, run the demo build
 #   bash bootstrap.sh test   create .venv, install datamill with test extras, run the test suite
 #   bash bootstrap.sh install [extras]   only install (default extras: embed; Dataflow: embed,gcp)
-# Environment: VENV (default .venv), PYTHON (default python3.11 or python3), PYTEST_ARGS.
+# Environment: VENV (default .venv), PYTHON (default python3.11 or python3), PYTEST_ARGS,
+#   PYTEST_WORKERS (test processes, default 2).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,8 +42,10 @@ case "${1:-}" in
     ;;
   test)
     install "embed,synth-cpu,dev,gcp"
+    # Two pytest-xdist workers (PYTEST_WORKERS=0: one process), whole files per worker so that
+    # module fixtures (one demo build shared by several tests) are built once.
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pytest ${PYTEST_ARGS:-} "${@:2}"
+    "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile ${PYTEST_ARGS:-} "${@:2}"
     ;;
   *)
     echo "usage: bash bootstrap.sh {demo|test|install [extras]}" >&2

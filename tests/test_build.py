@@ -133,8 +133,8 @@ def test_removed_output_and_reasons(tmp_path):
     assert "too_few_words" in html and "balanced" in html and "data:image/png;base64" in html
 
 
-def _demo_cfg(tmp_path, out, workers, mode):
-    cfg = config([{"name": "pydocs", "type": "demo_corpus", "path": str(tmp_path / "corpus"),
+def _demo_cfg(corpus, out, workers, mode):
+    cfg = config([{"name": "pydocs", "type": "demo_corpus", "path": str(corpus),
                    "demo_docs": 300}],
                  [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 5},
                   {"stage": "exact_dedup", "keep": "longest"}], out, shards=3, jsonl=True)
@@ -142,26 +142,49 @@ def _demo_cfg(tmp_path, out, workers, mode):
     return cfg
 
 
-@pytest.mark.slow
-def test_same_output_with_one_and_two_workers(tmp_path):
-    a = build(_demo_cfg(tmp_path, tmp_path / "one", 1, "in_memory"))
-    b = build(_demo_cfg(tmp_path, tmp_path / "two", 2, "multi_processing"))
-    assert a.stats["counts"] == b.stats["counts"]
-    for sub in ("data", "jsonl", "removed", "dead_letter"):
-        names = sorted(p.name for p in (tmp_path / "one" / sub).iterdir())
-        assert names == sorted(p.name for p in (tmp_path / "two" / sub).iterdir())
-        _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one" / sub, tmp_path / "two" / sub,
-                                               names, shallow=False)
+@pytest.fixture(scope="module")
+def one_worker_demo(tmp_path_factory, demo_corpus_300):
+    """The reference for the worker-count tests: the demo build on one in-memory worker with the
+    default spill budgets (built once for the module)."""
+    out = tmp_path_factory.mktemp("demo") / "one"
+    res = build(_demo_cfg(demo_corpus_300, out, 1, "in_memory"))
+    return demo_corpus_300, out, res
+
+
+def _same_files(a: Path, b: Path, subs=("data", "jsonl", "removed", "dead_letter")):
+    for sub in subs:
+        names = sorted(p.name for p in (a / sub).iterdir())
+        assert names and names == sorted(p.name for p in (b / sub).iterdir()), sub
+        _, mismatch, errors = filecmp.cmpfiles(a / sub, b / sub, names, shallow=False)
         assert not mismatch and not errors, (sub, mismatch, errors)
 
 
-def test_same_output_with_threads(tmp_path):
-    build(_demo_cfg(tmp_path, tmp_path / "one", 1, "in_memory"))
-    build(_demo_cfg(tmp_path, tmp_path / "two", 2, "multi_threading"))
-    names = sorted(p.name for p in (tmp_path / "one" / "data").iterdir())
-    _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one" / "data", tmp_path / "two" / "data",
-                                           names, shallow=False)
-    assert not mismatch and not errors
+@pytest.mark.slow
+def test_same_output_with_one_and_two_workers(one_worker_demo, tmp_path, monkeypatch):
+    """Two worker processes with small spill budgets against one in-memory worker with the
+    default ones: exact dedup spills many files and every sink merges many runs, which the
+    second worker reads and merges in its own process; not a byte may change. (The budgets are
+    read when the graph is built and pickled with the DoFns, so the workers get them too.)"""
+    from pipelines import sinks
+    from pipelines.stages import exact_dedup
+
+    corpus, one, a = one_worker_demo
+    monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 15_000)
+    monkeypatch.setattr(sinks, "SPILL_BYTES", 22_000)
+    b = build(_demo_cfg(corpus, tmp_path / "two", 2, "multi_processing"))
+    assert a.stats["counts"] == b.stats["counts"] and a.stats["conservation_ok"]
+    assert a.stats["counts"]["removed"] > 0
+    _same_files(one, tmp_path / "two")
+    # no run or spill file is left behind
+    assert not list((tmp_path / "two").rglob("*.bin"))
+    assert not (tmp_path / "two" / "_staging").exists()
+
+
+def test_same_output_with_threads(one_worker_demo, tmp_path):
+    corpus, one, a = one_worker_demo
+    b = build(_demo_cfg(corpus, tmp_path / "two", 2, "multi_threading"))
+    assert a.stats["counts"] == b.stats["counts"]
+    _same_files(one, tmp_path / "two")
 
 
 def test_resume_from_checkpoint_and_up_to_date(tmp_path):
@@ -201,12 +224,13 @@ def test_resume_from_checkpoint_and_up_to_date(tmp_path):
     changed = [{"stage": "normalize", "form": "NFKC"}] + later[1:]
     assert build(config(src, changed, out)).stats["resumed_from"] is None
 
-    # a corrupted checkpoint shard is detected and not used
-    build(config(src, later, out), force=True)
+    # a corrupted checkpoint shard is detected and not used (the checkpoint is the one the
+    # `changed` build just wrote, which a stage added after it would otherwise resume from)
+    after = changed + [{"stage": "normalize", "label": "n2"}]
+    assert plan_build(build_config_from_dict(config(src, after, out))).resume is not None
     shard = sorted((out / "checkpoints" / "02-exact_dedup" / "data").glob("*.parquet"))[0]
     shard.write_bytes(shard.read_bytes()[:50])
-    assert build(config(src, later + [{"stage": "normalize", "label": "n2"}], out)
-                 ).stats["resumed_from"] is None
+    assert build(config(src, after, out)).stats["resumed_from"] is None
 
 
 def test_input_change_invalidates_up_to_date(tmp_path):

@@ -6,6 +6,7 @@ import html
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipelines.card import size_category
@@ -62,28 +63,34 @@ def test_size_categories_follow_the_hub_buckets():
     assert size_category(2_500_000) == "1M<n<10M"
 
 
-def test_card_can_be_switched_off(tmp_path):
-    write_jsonl(tmp_path / "a.jsonl", stdlib_doc_rows(("json",)))
-    cfg = config([{"name": "docs", "type": "jsonl", "path": str(tmp_path / "a.jsonl")}], [],
-                 tmp_path / "out", card=False)
-    build(cfg)
-    assert not (tmp_path / "out" / "README.md").exists()
-
-
-def test_report_has_contents_breakdown_tables_and_kept_vs_removed_overlays(tmp_path):
+@pytest.fixture(scope="module")
+def no_card_build(tmp_path_factory):
+    """One build with the card switched off, shared by the two tests below."""
+    root = tmp_path_factory.mktemp("nocard")
     rows = stdlib_doc_rows(("json", "csv", "argparse"))
-    write_jsonl(tmp_path / "a.jsonl", rows)
-    cfg = config([{"name": "docs", "type": "jsonl", "path": str(tmp_path / "a.jsonl"),
+    write_jsonl(root / "a.jsonl", rows)
+    cfg = config([{"name": "docs", "type": "jsonl", "path": str(root / "a.jsonl"),
                    "id_field": "id"}],
-                 [{"stage": "language_id", "min_score": 0.9}], tmp_path / "out")
-    res = build(cfg)
+                 [{"stage": "language_id", "min_score": 0.9}], root / "out", card=False)
+    return root, build(cfg)
+
+
+def test_card_can_be_switched_off(no_card_build):
+    root, res = no_card_build
+    assert res.stats["conservation_ok"] and (root / "out" / "data").is_dir()
+    assert not (root / "out" / "README.md").exists()
+
+
+def test_report_has_contents_breakdown_tables_and_kept_vs_removed_overlays(no_card_build,
+                                                                          tmp_path):
+    root, res = no_card_build
     st = res.stats["stages"]["language_id"]["stats"]
     assert "removed_histograms" in st  # the removed part is drawn over the full histogram
-    page = (tmp_path / "out" / "report.html").read_text()
+    page = (root / "out" / "report.html").read_text()
     assert '<nav class=toc>' in page and 'href="#per-source-and-language"' in page
     assert '<h2 id="per-source-and-language">' in page and "<h3>Per language</h3>" in page
     assert 'href="#stage-language-id' in page
-    _check_in_a_real_browser(tmp_path / "out" / "report.html", tmp_path)
+    _check_in_a_real_browser(root / "out" / "report.html", tmp_path)
 
 
 def _check_in_a_real_browser(page: Path, tmp_path: Path) -> None:

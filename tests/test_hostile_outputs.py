@@ -311,9 +311,8 @@ def test_second_build_is_refused_while_the_first_holds_the_lock(tmp_path, corpus
     assert build(_cfg(corpus, out)).stats["conservation_ok"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_removes_staging_and_keeps_the_previous_build(tmp_path, corpus, monkeypatch,
-                                                                sig):
+def test_interrupt_removes_staging_and_keeps_the_previous_build(tmp_path, corpus, monkeypatch):
+    """SIGINT, then SIGTERM, each in the middle of a build after one complete build."""
     import pipelines.build as b
 
     out = tmp_path / "out"
@@ -323,17 +322,17 @@ def test_interrupt_removes_staging_and_keeps_the_previous_build(tmp_path, corpus
     first = build(_cfg(corpus, out)).stats["run_id"]
     assert not stale.exists()  # cleaned up by the next run
     real = b.gather_stats
+    for k, sig in enumerate((signal.SIGINT, signal.SIGTERM)):
+        def interrupted(plan, *a, _sig=sig):
+            os.kill(os.getpid(), _sig)
+            return real(plan, *a)
 
-    def interrupted(plan, *a):
-        os.kill(os.getpid(), sig)
-        return real(plan, *a)
-
-    monkeypatch.setattr(b, "gather_stats", interrupted)
-    with pytest.raises(BuildInterrupted) as err:
-        build(_cfg(corpus, out, min_words=4))
-    assert err.value.exit_code == 128 + sig
-    assert not (out / "_staging").exists()
-    assert one_complete_build(out) == first
+        monkeypatch.setattr(b, "gather_stats", interrupted)
+        with pytest.raises(BuildInterrupted) as err:
+            build(_cfg(corpus, out, min_words=4 + k))
+        assert err.value.exit_code == 128 + sig, sig
+        assert not (out / "_staging").exists(), sig
+        assert one_complete_build(out) == first, sig
 
 
 def test_disk_full_is_one_clear_line(tmp_path, corpus, monkeypatch):

@@ -58,12 +58,13 @@ def output_files(out: Path) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def demo_root(tmp_path_factory) -> Path:
-    """A folder holding the generated demo corpus (``corpus/``)."""
-    from pipelines.demo_corpus import ensure_demo_corpus
+def demo_root(tmp_path_factory, demo_corpus_300) -> Path:
+    """A folder holding the generated demo corpus (``corpus/``, a copy of the session's)."""
+    import shutil
 
+    assert DEMO_DOCS == 300
     root = tmp_path_factory.mktemp("runners")
-    ensure_demo_corpus(root / "corpus", n_docs=DEMO_DOCS)
+    shutil.copytree(demo_corpus_300, root / "corpus")
     return root
 
 

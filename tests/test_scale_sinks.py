@@ -204,36 +204,7 @@ def test_canonical_without_regex_matches_the_regex_definition():
         assert canonical(text, "none") == text
 
 
-@pytest.mark.slow
-def test_many_spill_files_same_bytes_with_one_and_two_workers(tmp_path, monkeypatch):
-    """Small budgets: exact dedup spills many files and every sink merges many runs, which the
-    second worker reads and merges in its own process; the files must not change."""
-    import filecmp
-
-    from tests.buildutil import build, config
-
-    monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 20_000)
-    monkeypatch.setattr(sinks, "SPILL_BYTES", 30_000)
-
-    def cfg(out, workers):
-        c = config([{"name": "pydocs", "type": "demo_corpus", "path": str(tmp_path / "corpus"),
-                     "demo_docs": 400}],
-                   [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 5},
-                    {"stage": "exact_dedup"}], out, shards=3, jsonl=True)
-        c["runner"] = {"direct_num_workers": workers,
-                       "direct_running_mode": "in_memory" if workers == 1 else "multi_processing"}
-        return c
-
-    a = build(cfg(tmp_path / "one", 1))
-    b = build(cfg(tmp_path / "two", 2))
-    assert a.stats["counts"] == b.stats["counts"] and a.stats["conservation_ok"]
-    assert a.stats["counts"]["removed"] > 0
-    for sub in ("data", "jsonl", "removed", "dead_letter"):
-        names = sorted(p.name for p in (tmp_path / "one" / sub).iterdir())
-        assert names and names == sorted(p.name for p in (tmp_path / "two" / sub).iterdir())
-        _, mismatch, errors = filecmp.cmpfiles(tmp_path / "one" / sub, tmp_path / "two" / sub,
-                                               names, shallow=False)
-        assert not mismatch and not errors, (sub, mismatch, errors)
-    for out in ("one", "two"):  # no run or spill file is left behind
-        leftovers = [p for p in (tmp_path / out).rglob("*.bin")]
-        assert not leftovers and not (tmp_path / out / "_staging").exists()
+# Many spill files with one and two worker processes, same bytes: one build with small spill
+# budgets on two workers against the default-budget one-worker build, in
+# tests/test_build.py::test_same_output_with_one_and_two_workers (one reference build shared
+# with the threads test instead of a second pair of demo builds here).
