@@ -243,3 +243,50 @@ def test_memoized_views_share_options_like_beams():
     a.streaming = False
     assert opts.view_as(StandardOptions).streaming is False
     assert PipelineOptions([]).view_as(StandardOptions).streaming is False
+
+
+# --------------------------------------------------------------------------- redistribution
+
+
+def test_spill_redistribute_returns_every_record_once_and_deletes_its_files(tmp_path):
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipelines.redistribute import SpillRedistribute
+    from pipelines.testing import local_pipeline
+
+    recs = [{"id": str(i), "text": t, "source": "s"} for i, t in enumerate(_docs(40))]
+    folder = tmp_path / "_staging" / "spill" / "redistribute-x"
+    p = local_pipeline()
+    out = p | beam.Create(recs) | SpillRedistribute(str(folder), spill_bytes=2000)
+    assert_that(out, equal_to(recs))
+    p.run().wait_until_finish()
+    assert not (tmp_path / "_staging").exists()  # files and the folders only they used
+
+
+def test_redistribution_only_where_it_spreads_work(tmp_path):
+    from pipelines import redistribute
+    from pipelines.config import build_config_from_dict
+    from pipelines.plan import plan_build
+    from tests.buildutil import config, write_jsonl
+
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "1", "text": "one two three"}])
+    src = [{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl"), "id_field": "id"}]
+
+    def plan(stages, workers, extra=None):
+        cfg = config(src, stages, tmp_path / "out")
+        cfg["runner"] = {"direct_num_workers": workers}
+        return plan_build(build_config_from_dict(cfg), extra, use_checkpoints=False)
+
+    marker = object()
+
+    class Fake:
+        def __or__(self, other):
+            return marker
+
+    heur = [{"stage": "gopher_quality"}]
+    assert redistribute.maybe_redistribute(plan(heur, 1), Fake()) is not marker
+    assert redistribute.workers(plan(heur, 1, ["--direct_num_workers=2"])) == 2
+    assert redistribute.maybe_redistribute(plan(heur, 2), Fake()) is marker
+    assert redistribute.maybe_redistribute(plan([{"stage": "exact_dedup"}], 2), Fake()) \
+        is not marker
