@@ -1,18 +1,25 @@
 """datamill against datatrove on the same documents, alternating A B A B in one run.
 
 Peers run from a separate bench-only virtualenv (``--peer-python``, e.g.
-``/work/bench-venv-scale-build/bin/python`` with ``datatrove==0.10.1`` and spaCy), never from
+``/work/bench-venv-perf/bin/python`` with ``datatrove==0.10.1``, spaCy and pyarrow), never from
 the project's own environment. Every contender runs as a child process; wall time and peak RSS
 (summed over the process tree, sampled from /proc) are recorded per run.
 
 ``exact``: exact deduplication of one JSONL corpus, end to end (read JSONL, deduplicate, write
-the kept documents and the removed ones):
+the kept documents and the removed ones), the same keys on both sides (``--canonical``:
+whitespace-canonical text by default, datamill's default; ``none``: the raw text):
 
-* datamill: ``datamill build`` with only the ``exact_dedup`` stage (1 worker), Parquet output +
-  removed JSONL + stats and report;
+* datamill: ``datamill build`` with only the ``exact_dedup`` stage, Parquet (zstd) output +
+  removed JSONL.gz + stats, report and dataset card (``--no-report``: without report.html);
 * datatrove: its local 3-step exact dedup (``ExactDedupSignature`` -> ``ExactFindDedups`` ->
-  ``ExactDedupFilter`` with an exclusion writer), ``LocalPipelineExecutor`` with 1 task, on
-  the text (datatrove's default ``content_getter``), writing kept and removed JSONL.gz.
+  ``ExactDedupFilter`` with an exclusion writer), ``LocalPipelineExecutor``, writing the
+  removed documents as JSONL.gz and the kept ones either as Parquet (zstd: the format datamill
+  writes) or as JSONL.gz (its default writer, gzip level 9; what the issue's first figure used).
+
+Both with ``--workers`` workers (datamill ``direct_num_workers`` in multi-processing mode;
+datatrove ``tasks`` = ``workers``); ``--files N`` splits the corpus into N files first (both
+tools parallelize reading by file). Wall time, CPU time (user + sys of every waited-for process)
+and peak RSS (summed over the process tree) per run.
 
 ``heuristics``: the four quality suites (Gopher quality + repetition, C4, FineWeb) in one
 process on the same documents: datamill's ``filters`` scorers (``process_batch``) against
@@ -20,6 +27,8 @@ datatrove's filters (``filter(doc)`` on every document), 1 process each, timed i
 seconds (robust to a shared machine; both are single-threaded).
 
     python bench/bench_peers.py exact --corpus /work/corpora/20k.jsonl --rounds 2
+    python bench/bench_peers.py exact --corpus /work/corpora/20k.jsonl --rounds 2 \
+        --workers 2 --files 2
     python bench/bench_peers.py heuristics --docs 3000 --rounds 2
 """
 
@@ -47,14 +56,21 @@ from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.pipeline.dedup.exact_dedup import (ExactDedupConfig, ExactDedupFilter,
                                                   ExactDedupSignature, ExactFindDedups)
 from datatrove.pipeline.readers import JsonlReader
-from datatrove.pipeline.writers import JsonlWriter
+from datatrove.pipeline.writers import JsonlWriter, ParquetWriter
 
-corpus_dir, pattern, work = sys.argv[1], sys.argv[2], sys.argv[3]
-cfg = ExactDedupConfig(content_getter=lambda d: d.text.encode("utf-8"))
+corpus_dir, pattern, work, writer, canon, tasks = sys.argv[1:7]
+tasks = int(tasks)
+if canon == "whitespace":  # the same keys as datamill's default canonicalization
+    getter = lambda d: " ".join(d.text.split()).encode("utf-8")
+else:
+    getter = lambda d: d.text.encode("utf-8")
+cfg = ExactDedupConfig(content_getter=getter)
+kept_writer = (ParquetWriter(f"{work}/kept", compression="zstd") if writer == "parquet"
+               else JsonlWriter(f"{work}/kept"))
 t0 = time.perf_counter()
 s1 = LocalPipelineExecutor(pipeline=[JsonlReader(corpus_dir, glob_pattern=pattern),
                                      ExactDedupSignature(f"{work}/sigs", cfg, finder_workers=1)],
-                           tasks=1, workers=1, logging_dir=f"{work}/logs1")
+                           tasks=tasks, workers=tasks, logging_dir=f"{work}/logs1")
 s1.run()
 s2 = LocalPipelineExecutor(pipeline=[ExactFindDedups(f"{work}/sigs", f"{work}/dups", cfg)],
                            tasks=1, workers=1, logging_dir=f"{work}/logs2")
@@ -62,11 +78,15 @@ s2.run()
 s3 = LocalPipelineExecutor(pipeline=[JsonlReader(corpus_dir, glob_pattern=pattern),
                                      ExactDedupFilter(f"{work}/dups", cfg,
                                                       exclusion_writer=JsonlWriter(f"{work}/removed")),
-                                     JsonlWriter(f"{work}/kept")],
-                           tasks=1, workers=1, logging_dir=f"{work}/logs3")
+                                     kept_writer],
+                           tasks=tasks, workers=tasks, logging_dir=f"{work}/logs3")
 s3.run()
 import glob, gzip
-kept = sum(1 for f in glob.glob(f"{work}/kept/*") for _ in gzip.open(f))
+if writer == "parquet":
+    import pyarrow.parquet as pq
+    kept = sum(pq.ParquetFile(f).metadata.num_rows for f in glob.glob(f"{work}/kept/*"))
+else:
+    kept = sum(1 for f in glob.glob(f"{work}/kept/*") for _ in gzip.open(f))
 removed = sum(1 for f in glob.glob(f"{work}/removed/*") for _ in gzip.open(f))
 print("RESULT", kept, removed, time.perf_counter() - t0)
 """
@@ -121,7 +141,18 @@ print("RESULT", len(docs), best)
 """
 
 
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+LAST_CPU = [0.0]  # CPU seconds (user + sys) of the last _run, over every waited-for process
+
+
 def _run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=cwd)
@@ -129,42 +160,62 @@ def _run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tup
     sampler.start()
     out, _ = proc.communicate()
     sampler.stop()
+    LAST_CPU[0] = _children_cpu() - cpu0
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed:\n{out[-3000:]}")
     return time.perf_counter() - t0, sampler.peak, out
 
 
-def _datamill_exact(corpus: str, work: Path) -> tuple[float, int, str]:
+def _datamill_exact(corpus: str, work: Path, workers: int = 1, canon: str = "whitespace",
+                    report: bool = True) -> tuple[float, int, str]:
     import yaml
 
     out = work / "dm-out"
+    runner = {"name": "DirectRunner", "direct_num_workers": workers}
+    if workers > 1:
+        runner["direct_running_mode"] = "multi_processing"
     cfg = {"name": "exact", "sources": [{"name": "bench", "type": "jsonl", "path": corpus,
                                          "id_field": "id"}],
-           "stages": [{"stage": "exact_dedup"}],
-           "output": {"dir": str(out), "shards": 4, "jsonl": False, "write_removed": True},
-           "runner": {"name": "DirectRunner", "direct_num_workers": 1}}
+           "stages": [{"stage": "exact_dedup", "canonicalize": canon}],
+           "output": {"dir": str(out), "shards": 4, "jsonl": False, "write_removed": True,
+                      "report": report},
+           "runner": runner}
     path = work / "exact.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     wall, peak, log = _run([sys.executable, "-c", "from pipelines.cli import main; main()",
-                            "build", str(path), "--force"], env=env, cwd=str(ROOT))
+                            "build", str(path), "--force", "--progress-every", "0"],
+                           env=env, cwd=str(ROOT))
     stats = json.loads((out / "stats.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
     c = stats["counts"]
     return wall, peak, f"kept {c['kept']}, removed {c['removed']}"
 
 
-def _datatrove_exact(peer: str, corpus: str, work: Path) -> tuple[float, int, str]:
+def _datatrove_exact(peer: str, corpus: str, work: Path, writer: str = "parquet",
+                     workers: int = 1, canon: str = "whitespace") -> tuple[float, int, str]:
     dt_work = work / "dt"
     shutil.rmtree(dt_work, ignore_errors=True)
     script = work / "dt_exact.py"
     script.write_text(DATATROVE_EXACT)
     p = Path(corpus)
-    wall, peak, log = _run([peer, str(script), str(p.parent), p.name, str(dt_work)],
-                           cwd=str(work))
+    pattern = p.name if p.is_file() else "*.jsonl"
+    folder = p.parent if p.is_file() else p
+    wall, peak, log = _run([peer, str(script), str(folder), pattern, str(dt_work), writer, canon,
+                            str(workers)], cwd=str(work))
     line = [x for x in log.splitlines() if x.startswith("RESULT")][-1].split()
     shutil.rmtree(dt_work, ignore_errors=True)
     return wall, peak, f"kept {line[1]}, removed {line[2]}"
+
+
+def _split_corpus(corpus: str, n: int, folder: Path) -> str:
+    """``n`` JSONL files of consecutive lines (both tools read a folder of files)."""
+    lines = open(corpus, "rb").read().splitlines(keepends=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    per = -(-len(lines) // n)
+    for i in range(n):
+        (folder / f"part-{i:03d}.jsonl").write_bytes(b"".join(lines[i * per:(i + 1) * per]))
+    return str(folder)
 
 
 def exact(a) -> None:
@@ -175,21 +226,42 @@ def exact(a) -> None:
         Path(corpus).parent.mkdir()
         make_interim_corpus(Path(corpus), a.make)
     n = sum(1 for _ in open(corpus, "rb"))
-    print(f"exact dedup: {corpus} ({n:,} docs, {Path(corpus).stat().st_size / 2**20:,.0f} MiB); "
-          f"load {os.getloadavg()[0]:.1f}", flush=True)
-    res: dict[str, list[tuple[float, int]]] = {"datamill": [], "datatrove": []}
+    size = Path(corpus).stat().st_size
+    if a.files > 1:
+        corpus = _split_corpus(corpus, a.files, work / "split")
+    writers = [w for w in a.datatrove_writers.split(",") if w]
+    names = ["datamill", *(f"datatrove-{w}" for w in writers)]
+    print(f"exact dedup: {a.corpus or corpus} ({n:,} docs, {size / 2**20:,.0f} MiB, "
+          f"{a.files} file(s)); {a.workers} worker(s) each; canonicalize {a.canonical}; "
+          f"datamill report {'on' if a.report else 'off'}; load {os.getloadavg()[0]:.1f}",
+          flush=True)
+    res: dict[str, list[tuple[float, int]]] = {k: [] for k in names}
+    cpu: dict[str, list[float]] = {k: [] for k in names}
     try:
         for r in range(a.rounds):
-            for name in ("datamill", "datatrove"):
+            for name in names:
+                load = os.getloadavg()[0]
                 if name == "datamill":
-                    wall, peak, what = _datamill_exact(corpus, work)
+                    wall, peak, what = _datamill_exact(corpus, work, a.workers, a.canonical,
+                                                       a.report)
                 else:
-                    wall, peak, what = _datatrove_exact(a.peer_python, corpus, work)
+                    wall, peak, what = _datatrove_exact(a.peer_python, corpus, work,
+                                                        name.split("-", 1)[1], a.workers,
+                                                        a.canonical)
                 res[name].append((wall, peak))
-                print(f"  round {r + 1} {name:9s}: {wall:7.1f} s  {n / wall:8.0f} docs/s  "
-                      f"peak RSS {peak / 2**30:.2f} GB  ({what}; load "
-                      f"{os.getloadavg()[0]:.1f})", flush=True)
-        _ratios(res, n)
+                cpu[name].append(LAST_CPU[0])
+                print(f"  round {r + 1} {name:17s}: {wall:7.1f} s wall {LAST_CPU[0]:6.1f} s CPU "
+                      f"{n / wall:7.0f} docs/s  peak RSS {peak / 2**30:.2f} GB  ({what}; load "
+                      f"{load:.1f} -> {os.getloadavg()[0]:.1f})", flush=True)
+        for other in names[1:]:
+            dm = [w for w, _ in res["datamill"]]
+            dt = [w for w, _ in res[other]]
+            pairs = [b / x for x, b in zip(dm, dt)]
+            cpairs = [b / x for x, b in zip(cpu["datamill"], cpu[other])]
+            print(f"datamill vs {other}: wall speed ratio per round {', '.join(f'{x:.2f}x' for x in pairs)}"
+                  f" (best vs best {min(dt) / min(dm):.2f}x); CPU ratio per round "
+                  f"{', '.join(f'{x:.2f}x' for x in cpairs)} (best vs best "
+                  f"{min(cpu[other]) / min(cpu['datamill']):.2f}x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -242,12 +314,23 @@ def main() -> None:
     e.add_argument("--corpus", help="JSONL corpus ({'id','text'} per line)")
     e.add_argument("--make", type=int, default=20_000, help="interim corpus size without --corpus")
     e.add_argument("--rounds", type=int, default=2)
+    e.add_argument("--workers", type=int, default=1, help="datamill workers / datatrove tasks")
+    e.add_argument("--files", type=int, default=1, help="split the corpus into this many files")
+    e.add_argument("--canonical", choices=("whitespace", "none"), default="whitespace",
+                   help="keys of both tools: whitespace-canonical text (datamill's default) "
+                        "or the raw text (datatrove's default)")
+    e.add_argument("--datatrove-writers", default="parquet,jsonl",
+                   help="datatrove kept-document writers to run: parquet (zstd, the format "
+                        "datamill writes) and/or jsonl (gzip JSONL, datatrove's default)")
+    e.add_argument("--no-report", dest="report", action="store_false",
+                   help="datamill without report.html (datatrove writes none)")
     h = sub.add_parser("heuristics")
     h.add_argument("--docs", type=int, default=3000)
     h.add_argument("--rounds", type=int, default=2)
     h.add_argument("--inner", type=int, default=2, help="passes per run (best is kept)")
     for p in (e, h):
-        p.add_argument("--peer-python", default="/work/bench-venv-scale-build/bin/python")
+        p.add_argument("--peer-python", default="/work/bench-venv-perf/bin/python",
+                       help="bench-only venv with datatrove==0.10.1, spaCy and pyarrow")
     a = ap.parse_args()
     exact(a) if a.what == "exact" else heuristics(a)
 

@@ -31,6 +31,7 @@ from pipelines.breakdown import BreakdownFn
 from pipelines.checkpoint import ReadParquetRows, write_checkpoint
 from pipelines.plan import BuildPlan, plan_build
 from pipelines.records import arrow_schema, reason_category
+from pipelines.redistribute import maybe_redistribute
 from pipelines.side_outputs import flatten, write_side_outputs
 from pipelines.sinks import WriteSortedShards, to_output_row
 from pipelines.sources import ReadSource
@@ -68,6 +69,7 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
             deads.append(res["dead"])
             counted.append(res["counted"])
         records = parts | "AllSources" >> beam.Flatten()
+        records = maybe_redistribute(plan, records)  # -w 2: spread the read (redistribute.py)
         read_dead = deads | "AllReadDead" >> beam.Flatten()
         dead_all.append(read_dead)
         # a dead row may stand for n unreadable records ("records": n)

@@ -251,6 +251,9 @@ def _absolute_setup_file(args: list[str]) -> list[str]:
 
 def make_options(cfg: RunnerConfig, extra_args: list[str] | None = None) -> tuple[Any, PipelineOptions]:
     """Return (runner or None, options). ``extra_args`` win over the config."""
+    from pipelines import beam_speedups
+
+    beam_speedups.install()  # memoized Beam introspection (graph construction, bundle setup)
     name = check_runner(cfg, extra_args)
     args = _absolute_setup_file(_without_runner(_all_args(cfg, extra_args)))
     if name in LOCAL_RUNNERS:
