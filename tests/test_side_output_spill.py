@@ -181,3 +181,22 @@ def test_build_graph_flattens_no_records(tmp_path):
     spills = [lab for lab, _ in flattens if lab.endswith("/Runs")]
     assert any(lab.startswith("FinalWriteRemoved") for lab in spills)
     assert any(lab.startswith("FinalWriteDead") for lab in spills)
+
+
+def test_minhash_packed_output_equals_plain():
+    """``hold: zstd`` packs Apply's kept/removed records through the Flatten; the records that
+    come out (and the repeated-id path) are the same as with ``hold: plain``."""
+    from pipelines.testing import run_stage
+
+    texts = _texts(60)
+    recs = [{"id": f"d{i:03d}", "text": t} for i, t in enumerate(texts)]
+    recs += [{"id": f"n{i:03d}", "text": t + " extra words at the very end"}
+             for i, t in enumerate(texts[:15]) if len(t.split()) > 40]  # near duplicates
+    recs += [dict(recs[3]), {"id": recs[4]["id"], "text": "same id, another text entirely"}]
+    base = {"stage": "minhash_dedup", "threshold": 0.7}
+    z = run_stage({**base, "hold": "zstd"}, recs)
+    plain = run_stage({**base, "hold": "plain"}, recs)
+    assert z["removed"] and z["dead"]  # near duplicates and repeated ids were exercised
+    for part in ("kept", "removed", "dead"):
+        assert z[part] == plain[part], part
+    assert len(z["kept"]) + len(z["removed"]) + len(z["dead"]) == len(recs)
