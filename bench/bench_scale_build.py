@@ -163,9 +163,10 @@ def run_one(corpus: str, stages: str, workers: int, shards: int, work: Path,
     cfg_path.write_text(yaml.safe_dump(build_config(corpus, stages, str(out), shards, workers)))
     env = dict(os.environ, PYTHONPATH=str(repo))
     t0 = time.perf_counter()
-    verbose = ["--verbose"] if rss_log else []  # Beam logs "Running <stage>": markers
+    # the build's progress lines (records in / kept / removed per stage every 10 s) are the
+    # stage markers of the RSS trace
     proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
-                             *verbose, "build", str(cfg_path), "--force"], env=env,
+                             "build", str(cfg_path), "--force"], env=env,
                             cwd=str(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     sampler = RssSampler(proc.pid, live=rss_log)
@@ -217,7 +218,8 @@ def main() -> None:
     ap.add_argument("--repo", nargs="+", default=[str(ROOT)],
                     help="checkouts to run (e.g. the main branch and this one, alternated)")
     ap.add_argument("--rss-log", default=None,
-                    help="append every RSS sample (seconds, GB) here; the build log goes next to it")
+                    help="append an RSS sample (seconds, GB, load) here every ~5 s while the build "
+                    "runs; its timestamped log (progress lines per stage) goes to <path>.build.log")
     a = ap.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="datamill-scale-"))
     work.mkdir(parents=True, exist_ok=True)
