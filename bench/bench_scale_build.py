@@ -68,9 +68,10 @@ def tree_rss(root: int) -> int:
 
 
 class RssSampler(threading.Thread):
-    def __init__(self, pid: int, interval: float = 0.25):
+    def __init__(self, pid: int, interval: float = 0.25, live: str | None = None):
         super().__init__(daemon=True)
         self.pid, self.interval, self.peak = pid, interval, 0
+        self.live = live  # append "seconds GB load1" here every ~5 s (a long run's trace)
         self.samples: list[tuple[float, int]] = []
         self._halt = threading.Event()
 
@@ -80,6 +81,10 @@ class RssSampler(threading.Thread):
             r = tree_rss(self.pid)
             self.peak = max(self.peak, r)
             self.samples.append((time.perf_counter() - t0, r))
+            if self.live and len(self.samples) % 20 == 1:
+                with open(self.live, "a") as fh:
+                    fh.write(f"{self.samples[-1][0]:.1f} {r / 2**30:.3f} "
+                             f"{os.getloadavg()[0]:.1f}\n")
             self._halt.wait(self.interval)
 
     def stop(self) -> None:
@@ -150,7 +155,7 @@ def build_config(corpus: str, stages: str, out: str, shards: int, workers: int) 
 
 
 def run_one(corpus: str, stages: str, workers: int, shards: int, work: Path,
-            keep_out: bool = False, repo: Path = ROOT) -> dict:
+            keep_out: bool = False, repo: Path = ROOT, rss_log: str | None = None) -> dict:
     import yaml
 
     out = work / f"out-{stages}-w{workers}"
@@ -158,15 +163,29 @@ def run_one(corpus: str, stages: str, workers: int, shards: int, work: Path,
     cfg_path.write_text(yaml.safe_dump(build_config(corpus, stages, str(out), shards, workers)))
     env = dict(os.environ, PYTHONPATH=str(repo))
     t0 = time.perf_counter()
+    # the build's progress lines (records in / kept / removed per stage every 10 s) are the
+    # stage markers of the RSS trace
     proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
-                             "build", str(cfg_path), "--force"], env=env, cwd=str(repo),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    sampler = RssSampler(proc.pid)
+                             "build", str(cfg_path), "--force"], env=env,
+                            cwd=str(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    sampler = RssSampler(proc.pid, live=rss_log)
     sampler.start()
-    log, _ = proc.communicate()
+    lines = []
+    live = open(rss_log + ".build.log", "w") if rss_log else None  # noqa: SIM115
+    for line in proc.stdout:  # timestamped, written as it comes (long runs)
+        lines.append(f"{time.perf_counter() - t0:8.2f} {line}")
+        if live:
+            live.write(lines[-1])
+            live.flush()
+    proc.wait()
+    if live:
+        live.close()
+    log = "".join(lines)
     sampler.stop()
     wall = time.perf_counter() - t0
-    res = {"repo": str(repo), "stages": stages, "workers": workers, "wall_s": round(wall, 1), "rc": proc.returncode,
+    res = {"repo": str(repo), "stages": stages, "workers": workers, "wall_s": round(wall, 1),
+           "rc": proc.returncode, "loadavg_end": os.getloadavg(),
            "peak_rss_gb": round(sampler.peak / 2**30, 2)}
     stats_path = out / "stats.json"
     if proc.returncode == 0 and stats_path.exists():
@@ -198,6 +217,9 @@ def main() -> None:
     ap.add_argument("--keep-out", action="store_true")
     ap.add_argument("--repo", nargs="+", default=[str(ROOT)],
                     help="checkouts to run (e.g. the main branch and this one, alternated)")
+    ap.add_argument("--rss-log", default=None,
+                    help="append an RSS sample (seconds, GB, load) here every ~5 s while the build "
+                    "runs; its timestamped log (progress lines per stage) goes to <path>.build.log")
     a = ap.parse_args()
     work = Path(a.work or tempfile.mkdtemp(prefix="datamill-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -211,7 +233,7 @@ def main() -> None:
     for stages in a.stages:
         for w in a.workers:
             for repo in a.repo:
-                r = run_one(corpus, stages, w, a.shards, work, a.keep_out, Path(repo))
+                r = run_one(corpus, stages, w, a.shards, work, a.keep_out, Path(repo), a.rss_log)
                 print(json.dumps(r), flush=True)
 
 

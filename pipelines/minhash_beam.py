@@ -370,12 +370,18 @@ def _annotate(rec: dict, dec: dict, with_sizes: bool):
 class Apply(beam.DoFn):
     """Held batches + decision map -> kept (main), removed (``removed``); records of repeated
     ids go to ``dupid`` keyed by id (they are few), invalid records are dropped (dead-lettered
-    by ``Sketch``)."""
+    by ``Sketch``).
 
-    def __init__(self, reason: str, with_sizes: bool):
-        self._reason, self._sizes = reason, with_sizes
+    With ``packed`` the kept and removed records of a batch leave as one :func:`pack`-ed
+    element each (unpack with ``FlatMap(unpack)``): the stage's kept output is the Flatten of
+    this step's and the repeated-id step's, which the local runner holds in memory until both
+    are done, so it holds them compressed (~3x smaller) instead of as records."""
+
+    def __init__(self, reason: str, with_sizes: bool, packed: bool = False):
+        self._reason, self._sizes, self._packed = reason, with_sizes, packed
 
     def process(self, held, dec):
+        out = _Packer(self._packed)
         for rec in unpack(held):
             if record_problem(rec):
                 continue
@@ -383,7 +389,32 @@ class Apply(beam.DoFn):
             if rid in dec["dup_ids"]:
                 yield pvalue.TaggedOutput(DUPID, (rid, rec))
             elif rid not in dec["failed"]:
-                yield from emit(rec, dec, self._reason, self._sizes)
+                yield from out.add(emit(rec, dec, self._reason, self._sizes))
+        yield from out.flush()
+
+
+class _Packer:
+    """Collects kept / ``removed`` outputs and emits each list as one packed element
+    (``packed``), or passes them through unchanged."""
+
+    def __init__(self, packed: bool):
+        self._packed, self._kept, self._removed = packed, [], []
+
+    def add(self, outputs):
+        for o in outputs:
+            if not self._packed:
+                yield o
+            elif isinstance(o, pvalue.TaggedOutput):
+                self._removed.append(o.value)
+            else:
+                self._kept.append(o)
+
+    def flush(self):
+        if self._kept:
+            yield pack(self._kept)
+        if self._removed:
+            yield pvalue.TaggedOutput("removed", pack(self._removed))
+        self._kept, self._removed = [], []
 
 
 def emit(rec: dict, dec: dict, reason: str, with_sizes: bool):
@@ -397,8 +428,9 @@ def emit(rec: dict, dec: dict, reason: str, with_sizes: bool):
 class ApplyDupIds(beam.DoFn):
     """(id, records sharing it) -> the chosen record (decided like the others), dead letters."""
 
-    def __init__(self, label: str, reason: str, with_sizes: bool):
+    def __init__(self, label: str, reason: str, with_sizes: bool, packed: bool = False):
         self._label, self._reason, self._sizes = label, reason, with_sizes
+        self._packed = packed  # kept / removed as packed one-record lists, like Apply's
 
     def process(self, kv, dec):
         rid, recs = kv
@@ -410,7 +442,9 @@ class ApplyDupIds(beam.DoFn):
             yield pvalue.TaggedOutput(DEAD, dead_letter(
                 self._label, "duplicate_id: another record has the same id", extra))
         if content_hash(first) == chosen and rid not in dec["failed"]:
-            yield from emit(first, dec, self._reason, self._sizes)
+            out = _Packer(self._packed)
+            yield from out.add(emit(first, dec, self._reason, self._sizes))
+            yield from out.flush()
 
 
 def json_safe(x):
@@ -464,6 +498,8 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
       (verify: estimated) ``4 * num_perm`` signature bytes, twice (gathered list + table);
     * shingle sets (verify: exact): 8 bytes per shingle (~1 per word, ~1 word per 6 bytes) for
       the candidate documents (``candidate_fraction`` of the corpus);
+    * output: the kept + removed records leave ``Apply`` through a Flatten that the runner
+      holds until the step is done, packed like the held batches (same factor);
     * 0.6 GB for the interpreter, Beam and numpy.
 
     Not included: what the rest of the build holds (e.g. the output writer).
@@ -471,6 +507,7 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
     per_doc = 8 * bands + 150 + (4 * num_perm if verify == "estimated" else 0)
     parts = {
         "held_batches": (0.4 if hold == "zstd" else 1.2) * text_bytes,
+        "output": (0.4 if hold == "zstd" else 1.2) * text_bytes,
         "sketches": 2.0 * per_doc * docs,
         "shingle_sets": (8 / 6) * text_bytes * candidate_fraction if verify == "exact" else 0,
         "runtime": 0.6e9,

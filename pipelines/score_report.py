@@ -24,6 +24,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from pipelines.partial_combine import combine_parts
 from pipelines.stage import StageResult
 
 SNIPPET_CHARS = 160
@@ -196,13 +197,10 @@ def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
     """Stats PCollections (each a single dict) for a filter stage's outputs."""
     out: dict[str, Any] = {}
     if specs:
-        scored = (
-            kept,
-            removed | f"{label}HistRemoved" >> beam.Map(lambda x: x[1]),
-        ) | f"{label}HistFlatten" >> beam.Flatten()
-        out["score_histograms"] = scored | f"{label}Hist" >> beam.CombineGlobally(
-            HistogramFn(specs)
-        )
+        # kept + removed, combined per side: a Flatten of the records would hold them all
+        # in the local runner's memory (pipelines.partial_combine)
+        scored = [kept, removed | f"{label}HistRemoved" >> beam.Map(lambda x: x[1])]
+        out["score_histograms"] = combine_parts(scored, HistogramFn(specs), f"{label}Hist")
         # the removed records alone, drawn over the full histogram (kept vs removed)
         out["removed_histograms"] = (
             removed

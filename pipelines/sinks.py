@@ -257,7 +257,8 @@ class _MergeShard(beam.DoFn):
 
 
 class WriteSortedShards(beam.PTransform):
-    """Write a PCollection to ``num_shards`` deterministic files under ``prefix``.
+    """Write a PCollection (or a tuple of them: the rows of all) to ``num_shards``
+    deterministic files under ``prefix``.
 
     With ``partition_by`` (a column name) records are split into one folder per value
     (``language-en/part-...``; the files keep the column), each with as many shards as its
@@ -288,8 +289,21 @@ class WriteSortedShards(beam.PTransform):
 
     def expand(self, pcoll):
         n, col = self._n, self._partition_by
-        runs = pcoll | "Spill" >> beam.ParDo(_SpillSortedRuns(
-            f"{self._prefix}-runs", n, self._sort_key, col, self._spill))
+        spill = _SpillSortedRuns(f"{self._prefix}-runs", n, self._sort_key, col, self._spill)
+        if isinstance(pcoll, (list, tuple)):
+            # several inputs (e.g. each stage's removed rows): spill each one where it is
+            # produced (fused into its producer's step) and flatten only the run paths; a
+            # Flatten of the rows themselves would be held in memory by the local runner
+            # until its last producer finished
+            inputs = list(pcoll)
+            if not inputs:
+                raise ValueError("WriteSortedShards needs at least one input PCollection")
+            pipeline = inputs[0].pipeline
+            runs = [pc | f"Spill[{i}]" >> beam.ParDo(spill) for i, pc in enumerate(inputs)]
+            runs = runs[0] if len(runs) == 1 else tuple(runs) | "Runs" >> beam.Flatten()
+        else:
+            pipeline = pcoll.pipeline
+            runs = pcoll | "Spill" >> beam.ParDo(spill)
         if col:  # records per partition, summed from the (few) runs, size its shards
             sizes = (runs
                      | "RunRows" >> beam.Map(lambda kv: (kv[0][0], kv[1][1]))
@@ -297,9 +311,9 @@ class WriteSortedShards(beam.PTransform):
             runs = runs | "ToShard" >> beam.ParDo(
                 _PartitionShard(n, self._per_shard), beam.pvalue.AsDict(sizes))
         if col:
-            indices = pcoll.pipeline | "AllShards" >> beam.Create([])
+            indices = pipeline | "AllShards" >> beam.Create([])
         else:
-            indices = pcoll.pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
+            indices = pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
         written = (
             {"runs": runs, "slot": indices}
             | "Group" >> beam.CoGroupByKey()

@@ -16,6 +16,7 @@ import apache_beam as beam
 from pydantic import Field, field_validator
 
 from filters.langid import UNDETERMINED, LanguageIdScorer
+from pipelines.partial_combine import count_parts
 from pipelines.score_report import HistSpec, ScoreReportMixin, flatten_stage_stats
 from pipelines.stage import RecordStage, RecordStageParams, register_stage
 
@@ -71,15 +72,12 @@ class LanguageIdStage(ScoreReportMixin, RecordStage):
 
     def expand(self, records):
         res = self.with_score_stats(super().expand(records))
-        scored = (res.kept, res.removed | "LangRemoved" >> beam.Map(lambda x: x[1])) | (
-            "LangFlatten" >> beam.Flatten()
-        )
-        res.stats["languages"] = (
-            scored
-            | "LangOf" >> beam.Map(lambda r: r.get("language", UNDETERMINED))
-            | "LangCount" >> beam.combiners.Count.PerElement()
-            | "LangDict" >> beam.combiners.ToDict()
-        )
+        # counted per side, not over a Flatten of the records (held in memory by the local
+        # runner): pipelines.partial_combine
+        res.stats["languages"] = count_parts([
+            res.kept | "LangOfKept" >> beam.Map(lambda r: r.get("language", UNDETERMINED)),
+            res.removed | "LangOfRemoved" >> beam.Map(
+                lambda x: x[1].get("language", UNDETERMINED))], "Lang")
         return res
 
     def report_section(self, stage_stats):

@@ -387,18 +387,23 @@ class MinHashDedupStage(Stage):
         for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
             stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
         dec = pvalue.AsSingleton(decisions)
+        # kept / removed cross a Flatten (held in memory by the local runner): packed
+        packed = p.hold == "zstd"
         applied = held | "Apply" >> beam.ParDo(
-            mb.Apply(REASON, with_sizes=not bloom), dec).with_outputs(
+            mb.Apply(REASON, with_sizes=not bloom, packed=packed), dec).with_outputs(
             mb.DUPID, "removed", main=KEPT)
         dups = (
             applied[mb.DUPID]
             | "GroupDupIds" >> beam.GroupByKey()
             | "ApplyDupIds" >> beam.ParDo(
-                mb.ApplyDupIds(self.label, REASON, with_sizes=not bloom), dec).with_outputs(
-                mb.DEAD, "removed", main=KEPT)
+                mb.ApplyDupIds(self.label, REASON, with_sizes=not bloom, packed=packed),
+                dec).with_outputs(mb.DEAD, "removed", main=KEPT)
         )
         kept = (applied[KEPT], dups[KEPT]) | "AllKept" >> beam.Flatten()
         removed = (applied["removed"], dups["removed"]) | "AllRemoved" >> beam.Flatten()
+        if packed:
+            kept = kept | "UnpackKept" >> beam.FlatMap(mb.unpack)
+            removed = removed | "UnpackRemoved" >> beam.FlatMap(mb.unpack)
         dead = (sk[mb.DEAD], dups[mb.DEAD]) | "AllDead" >> beam.Flatten()
         n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})

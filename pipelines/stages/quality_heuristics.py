@@ -28,6 +28,7 @@ from filters.heuristics_gopher import (
     GopherRepetitionConfig,
 )
 from filters.text_stats import Rule
+from pipelines.partial_combine import count_parts
 from pipelines.score_report import HistSpec, ScoreReportMixin
 from pipelines.stage import RecordStage, RecordStageParams, StageResult, register_stage
 
@@ -152,12 +153,12 @@ class GopherQualityStage(_HeuristicStage):
         if self.params.language_column and not _language_column(self):
             log.warning("stage %s: %s", self.label, _language_note(self, self.params.default_language))
         res = super().expand(records)
-        scored = (res.kept, res.removed | "StopListRemoved" >> beam.Map(lambda x: x[1])) | (
-            "StopListAll" >> beam.Flatten())
-        res.stats["stop_lists"] = (  # documents per stop-word list used (kept + removed)
-            scored | "StopListOf" >> beam.Map(lambda r: r.get("gopher_stop_list") or "none")
-            | "StopListCount" >> beam.combiners.Count.PerElement()
-            | "StopListDict" >> beam.combiners.ToDict())
+        # documents per stop-word list used (kept + removed), counted per side: a Flatten of
+        # the records would be held in memory (pipelines.partial_combine)
+        res.stats["stop_lists"] = count_parts([
+            res.kept | "StopListOf" >> beam.Map(lambda r: r.get("gopher_stop_list") or "none"),
+            res.removed | "StopListOfRemoved" >> beam.Map(
+                lambda x: x[1].get("gopher_stop_list") or "none")], "StopList")
         return res
 
     def hist_specs(self) -> list[HistSpec]:
