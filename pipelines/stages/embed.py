@@ -28,10 +28,10 @@ from pipelines.records import dead_letter
 from pipelines.stage import (
     DEAD,
     KEPT,
+    REMOVED,
     Stage,
     StageParams,
     StageResult,
-    empty_pcollection,
     register_stage,
 )
 
@@ -72,8 +72,8 @@ class EmbedParams(StageParams):
     persist_shards: int = Field(default=0, ge=0, description="0 lets the runner choose.")
     count_truncated: bool = Field(
         default=False,
-        description="Also count texts longer than max_seq_length (stat 'truncated'); costs an "
-        "extra tokenizer pass.",
+        description="Also count texts longer than max_seq_length (stat 'truncated'), from the "
+        "tokenizer pass that orders texts by length.",
     )
 
     @model_validator(mode="after")
@@ -122,6 +122,7 @@ class _EmbedBatches(beam.DoFn):
         self._p = p
         self._embedder = None
         self._edges: list[int] = []
+        self._limit = 0
         self._buckets: dict = {}
         self._held = 0
         self._count = Metrics.counter(label, "embedded")
@@ -134,6 +135,10 @@ class _EmbedBatches(beam.DoFn):
                                   max_seq_length=p.max_seq_length, empty_text=p.empty_text)
         self._embedder.setup()
         self._edges = length_bucket_edges(self._embedder.seq_length)
+        tok = self._embedder.model.tokenizer
+        special = getattr(tok, "num_special_tokens_to_add", None)
+        # word pieces a text may have before the model cuts it (e.g. [CLS], [SEP] take two)
+        self._limit = self._embedder.seq_length - (special(pair=False) if special else 2)
 
     def start_bundle(self) -> None:
         self._buckets = {}  # (window, bucket) -> [(record, text, timestamp)]
@@ -176,31 +181,53 @@ class _EmbedBatches(beam.DoFn):
         yield from self._encode(items, key[0])
 
     def _encode(self, items: list, window):
+        """Encode ``items`` (one group of similar length) and emit the records, with the
+        group's truncation count. One word-piece tokenization of the group orders its texts
+        by length, so that each forward pass of ``encode_batch_size`` texts pads little; the
+        same pass counts the truncated texts."""
+
         def emit(value, ts, tag=None):
             wv = WindowedValue(value, ts, (window,))
             return wv if tag is None else pvalue.TaggedOutput(tag, wv)
 
         texts = [t for _, t, _ in items]
         try:
-            vecs = self._embedder.encode(texts)
-        except Exception:  # noqa: BLE001 - isolate the failing records one by one
-            for r, t, ts in items:
-                try:
-                    out = dict(r)
-                    out[self._p.column] = self._embedder.encode([t])[0].tolist()
-                    yield emit(out, ts)
-                except Exception as e:  # noqa: BLE001
-                    yield emit(dead_letter(self._label, f"exception: {type(e).__name__}: {e}", r),
-                               ts, DEAD)
-            return
+            pieces = self._word_pieces(texts)
+        except Exception:  # noqa: BLE001 - the encode below isolates what fails
+            pieces = [len(t) for t in texts]
+        limit = self._limit
         if self._p.count_truncated:
-            yield emit(self._embedder.truncated_count(texts), window.max_timestamp(), TRUNCATED)
-        col = self._p.column
-        for (r, _, ts), v in zip(items, vecs.tolist()):
-            out = dict(r)
-            out[col] = v
-            yield emit(out, ts)
-        self._count.inc(len(items))
+            yield emit(sum(1 for n in pieces if n > limit), window.max_timestamp(), TRUNCATED)
+        order = sorted(range(len(items)), key=lambda i: -min(pieces[i], limit))
+        col, step = self._p.column, self._p.encode_batch_size
+        done = 0
+        for s in range(0, len(order), step):
+            chunk = [items[i] for i in order[s:s + step]]
+            try:
+                vecs = self._embedder.encode([t for _, t, _ in chunk]).tolist()
+            except Exception:  # noqa: BLE001 - isolate the failing records one by one
+                for r, t, ts in chunk:
+                    try:
+                        out = dict(r)
+                        out[col] = self._embedder.encode([t])[0].tolist()
+                        done += 1
+                        yield emit(out, ts)
+                    except Exception as e:  # noqa: BLE001
+                        yield emit(dead_letter(self._label,
+                                               f"exception: {type(e).__name__}: {e}", r), ts, DEAD)
+                continue
+            for (r, _, ts), v in zip(chunk, vecs):
+                out = dict(r)
+                out[col] = v
+                yield emit(out, ts)
+            done += len(chunk)
+        self._count.inc(done)
+
+    def _word_pieces(self, texts: list[str]) -> list[int]:
+        """Word pieces per text, without special tokens and without truncation."""
+        tok = self._embedder.model.tokenizer
+        return [len(ids) for ids in
+                tok(texts, add_special_tokens=False, truncation=False)["input_ids"]]
 
 
 @register_stage
@@ -225,7 +252,7 @@ class EmbedStage(Stage):
         outs = (
             records
             | "Embed" >> beam.ParDo(_EmbedBatches(self.label, p)).with_outputs(
-                DEAD, TRUNCATED, main=KEPT)
+                DEAD, TRUNCATED, REMOVED, main=KEPT)
         )
         kept = outs[KEPT]
         if p.persist == "parquet":
@@ -245,5 +272,7 @@ class EmbedStage(Stage):
         }
         if p.count_truncated:
             stats["truncated"] = outs[TRUNCATED] | "SumTruncated" >> beam.CombineGlobally(sum)
-        return StageResult(kept=kept, removed=empty_pcollection(records.pipeline, "NoRemoved"),
+        # nothing is removed: an output of the same ParDo that never receives an element
+        # (no extra Create and runner stage, unlike empty_pcollection)
+        return StageResult(kept=kept, removed=outs[REMOVED],
                            dead=outs[DEAD], stats=stats)
