@@ -56,6 +56,25 @@ def _number(v: Any) -> float | None:
     return None
 
 
+def _add_exact(partials: list, x: float) -> None:
+    """Add ``x`` to ``partials``, non-overlapping floats whose sum is exact (Shewchuk's
+    error-free addition, the algorithm behind ``math.fsum``). An exact sum does not depend on
+    the order records arrive or accumulators merge in, so the mean in stats.json is the same
+    bit for bit whatever the worker count or the bundle split."""
+    kept = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        high = x + y
+        low = y - (high - x)
+        if low:
+            partials[kept] = low
+            kept += 1
+        x = high
+    del partials[kept:]
+    partials.append(x)
+
+
 class HistogramFn(beam.CombineFn):
     """Fixed-bin histograms of several numeric columns of records, in one pass."""
 
@@ -63,8 +82,9 @@ class HistogramFn(beam.CombineFn):
         self._specs = list(specs)
 
     def create_accumulator(self):
-        # per column: [counts..., underflow, overflow, missing, n, sum, min, max]
-        return {s.column: [[0] * s.bins, 0, 0, 0, 0, 0.0, math.inf, -math.inf] for s in self._specs}
+        # per column: [counts..., underflow, overflow, missing, n, sum partials, min, max]
+        return {s.column: [[0] * s.bins, 0, 0, 0, 0, [], math.inf, -math.inf]
+                for s in self._specs}
 
     def _plan(self):
         plan = getattr(self, "_plan_cache", None)
@@ -92,7 +112,7 @@ class HistogramFn(beam.CombineFn):
                 a[3] += 1
                 continue
             a[4] += 1
-            a[5] += v
+            _add_exact(a[5], v)
             a[6] = min(a[6], v)
             a[7] = max(a[7], v)
             t = log10(1.0 + max(v, 0.0)) if log else v
@@ -114,7 +134,8 @@ class HistogramFn(beam.CombineFn):
                 o[0] = [x + y for x, y in zip(o[0], a[0])]
                 for j in (1, 2, 3, 4):
                     o[j] += a[j]
-                o[5] += a[5]
+                for part in a[5]:
+                    _add_exact(o[5], part)
                 o[6] = min(o[6], a[6])
                 o[7] = max(o[7], a[7])
         return out
@@ -133,7 +154,7 @@ class HistogramFn(beam.CombineFn):
                 "overflow": over,
                 "missing": missing,
                 "n": n,
-                "mean": total / n if n else None,
+                "mean": math.fsum(total) / n if n else None,
                 "min": vmin if n else None,
                 "max": vmax if n else None,
                 "thresholds": list(s.thresholds),

@@ -199,4 +199,8 @@ def test_minhash_packed_output_equals_plain():
     assert z["removed"] and z["dead"]  # near duplicates and repeated ids were exercised
     for part in ("kept", "removed", "dead"):
         assert z[part] == plain[part], part
+    # the report's pair sample is picked from the (unpacked) records in both layouts
+    pairs = z["stats"]["near_dup_pairs"]
+    assert pairs == plain["stats"]["near_dup_pairs"]
+    assert pairs[0]["pairs"] and all(pr["diff"] for pr in pairs[0]["pairs"])
     assert len(z["kept"]) + len(z["removed"]) + len(z["dead"]) == len(recs)

@@ -407,10 +407,16 @@ class MinHashDedupStage(Stage):
         dead = (sk[mb.DEAD], dups[mb.DEAD]) | "AllDead" >> beam.Flatten()
         n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
-        # picked from each producer's outputs (not from the flattened streams), so the picking
-        # fuses with Apply / ApplyDupIds and no runner buffers the records again for it
-        stats["near_dup_pairs"] = self._pair_sample(
-            decisions, [applied[KEPT], dups[KEPT]], [applied["removed"], dups["removed"]])
+        # picked where the records already pass one at a time, so the picking fuses with the
+        # step that produces them and no runner buffers the records again for it: after the
+        # unpacking (which reads the Flatten the local runner holds anyway) when packed,
+        # otherwise from each producer's outputs
+        if packed:
+            kept_parts, removed_parts = [kept], [removed]
+        else:
+            kept_parts = [applied[KEPT], dups[KEPT]]
+            removed_parts = [applied["removed"], dups["removed"]]
+        stats["near_dup_pairs"] = self._pair_sample(decisions, kept_parts, removed_parts)
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
 
     def _pair_sample(self, decisions, kept_parts, removed_parts):
