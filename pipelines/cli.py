@@ -217,9 +217,10 @@ def _validate_kind(kind: str, config: Path, data: object) -> str:
         n_files = sum(len(sp.files or []) for sp in plan.sources)
         skipped = [s for sp in plan.sources for s in sp.skipped]
         for s in skipped[:20]:
-            console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False)
+            console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False,
+                          soft_wrap=True)  # paths are never broken across lines
         for line in plan.describe_fields():  # input fields kept, renames (pipelines/input_fields)
-            console.print(line, highlight=False, markup=False)
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
         stages = ", ".join(plan.labels) or "(none)"
         return (f"build config: {len(cfg.sources)} source(s), {n_files} file(s)"
                 f"{f', {len(skipped)} skipped' if skipped else ''}, stages: {stages}")
@@ -275,7 +276,7 @@ def validate(
     except ValueError as err:  # other commands' config errors (e.g. scaling, synth)
         _fail(f"invalid {kind} config {config}:\n{err}")
         return
-    console.print(f"[green]ok[/]: {summary}")
+    console.print(f"[green]ok[/]: {summary}", soft_wrap=True)
 
 
 @app.command("stages")
