@@ -19,8 +19,8 @@ from typing import Any
 import apache_beam as beam
 
 
-class _Partial(beam.CombineFn):
-    """``fn`` whose output is its accumulator (to be merged with other parts)."""
+class _Wrapped(beam.CombineFn):
+    """Delegates accumulator creation, merging and the life cycle to ``fn``."""
 
     def __init__(self, fn: beam.CombineFn):
         self._fn = fn
@@ -31,11 +31,18 @@ class _Partial(beam.CombineFn):
     def create_accumulator(self):
         return self._fn.create_accumulator()
 
-    def add_input(self, acc, element):
-        return self._fn.add_input(acc, element)
-
     def merge_accumulators(self, accs):
         return self._fn.merge_accumulators(accs)
+
+    def teardown(self, *args, **kwargs):
+        self._fn.teardown(*args, **kwargs)
+
+
+class _Partial(_Wrapped):
+    """``fn`` whose output is its accumulator (to be merged with other parts)."""
+
+    def add_input(self, acc, element):
+        return self._fn.add_input(acc, element)
 
     def compact(self, acc):
         return self._fn.compact(acc)
@@ -43,33 +50,15 @@ class _Partial(beam.CombineFn):
     def extract_output(self, acc):
         return acc
 
-    def teardown(self, *args, **kwargs):
-        self._fn.teardown(*args, **kwargs)
 
-
-class _Merge(beam.CombineFn):
+class _Merge(_Wrapped):
     """Merges the accumulators made by :class:`_Partial` and extracts ``fn``'s output."""
-
-    def __init__(self, fn: beam.CombineFn):
-        self._fn = fn
-
-    def setup(self, *args, **kwargs):
-        self._fn.setup(*args, **kwargs)
-
-    def create_accumulator(self):
-        return self._fn.create_accumulator()
 
     def add_input(self, acc, part):
         return self._fn.merge_accumulators([acc, part])
 
-    def merge_accumulators(self, accs):
-        return self._fn.merge_accumulators(accs)
-
     def extract_output(self, acc):
         return self._fn.extract_output(acc)
-
-    def teardown(self, *args, **kwargs):
-        self._fn.teardown(*args, **kwargs)
 
 
 def combine_parts(pcolls: list[Any], fn: beam.CombineFn, label: str):
