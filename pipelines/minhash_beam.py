@@ -488,6 +488,9 @@ def input_size(sources) -> tuple[int | None, int | None]:
     return total, docs
 
 
+GLOBAL_STEP_BYTES_PER_DOC = 9_000  # calibrated on measured peaks, see estimate_memory
+
+
 def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
                     candidate_fraction: float = 0.25, hold: str = "zstd") -> dict:
     """Peak memory model of the stage on the local runner (bytes -> GB), see docs/dedup.md.
@@ -500,7 +503,13 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
       the candidate documents (``candidate_fraction`` of the corpus);
     * output: the kept + removed records leave ``Apply`` through a Flatten that the runner
       holds until the step is done, packed like the held batches (same factor);
-    * 0.6 GB for the interpreter, Beam and numpy.
+    * 0.6 GB for the interpreter, Beam and numpy;
+    * global steps (``Candidates`` -> ``Decide`` on one worker): *measured, not modelled*:
+      ``GLOBAL_STEP_BYTES_PER_DOC`` per document, the smallest round figure at or above the
+      residual of the parts above at every size measured (bench/README.md §9: 1.50 GB at 100k,
+      4.23 GB at 300k, 11.44 GB at 1M documents of 2.75 KB with ~12% near duplicates and hot
+      clusters of ~1,000). It grows with candidate pairs more than with documents, so a corpus
+      with more duplication than that can still exceed the estimate.
 
     Not included: what the rest of the build holds (e.g. the output writer).
     """
@@ -511,6 +520,7 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
         "sketches": 2.0 * per_doc * docs,
         "shingle_sets": (8 / 6) * text_bytes * candidate_fraction if verify == "exact" else 0,
         "runtime": 0.6e9,
+        "global_steps": GLOBAL_STEP_BYTES_PER_DOC * docs,
     }
     return {
         "docs": int(docs),

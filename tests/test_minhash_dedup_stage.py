@@ -295,3 +295,14 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     plain = estimate_memory(10**9, 10**6, 14, 128, "exact", hold="plain")
     assert plain["total_gb"] > z["total_gb"]
     assert estimate_memory(10**9, 10**6, 14, 128, "estimated")["parts_gb"]["shingle_sets"] == 0
+
+
+def test_memory_estimate_covers_the_measured_peaks():
+    # peaks measured on the bench corpora (bench/README.md §9; 2.75 KB of text per document):
+    # the planning estimate must not be below any of them (it was 2.7x low at 1M before)
+    from pipelines.minhash_beam import estimate_memory
+
+    for docs, text_bytes, peak_gb in ((100_000, 276e6, 1.50), (300_000, 826e6, 4.23),
+                                      (1_000_000, 2753e6, 11.44)):
+        est = estimate_memory(int(text_bytes), docs, 14, 128, "exact")
+        assert peak_gb <= est["total_gb"] <= 1.5 * peak_gb, (docs, est)
