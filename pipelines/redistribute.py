@@ -26,38 +26,22 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.transforms.window import GlobalWindows
 
-from pipelines.spill import DeleteFiles, approx_size, read_spill, write_spill
+from pipelines.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
 
 SPILL_BYTES = 2 << 20  # text per file: at 20k documents (50 MB) ~26 files to split
 SPILLING_STAGES = {"exact_dedup"}  # stages whose first step already spills and re-reads
 
 
 @beam.typehints.with_output_types(str)
-class _Spill(beam.DoFn):
+class _Spill(SizeBuffered):
     def __init__(self, folder: str, spill_bytes: int):
         self._dir, self._limit = folder, spill_bytes
 
-    def start_bundle(self) -> None:
-        self._rows: list = []
-        self._size = 0
-
-    def process(self, r):
-        self._rows.append(r)
-        self._size += approx_size(r)
-        if self._size >= self._limit:
-            yield self._flush()
-
-    def finish_bundle(self):
-        if self._rows:
-            yield GlobalWindows.windowed_value(self._flush())
-
-    def _flush(self) -> str:
+    def flush_rows(self, rows: list):
         path = f"{self._dir}/spill-{uuid.uuid4().hex[:16]}.bin"
-        write_spill(path, self._rows)
-        self._rows, self._size = [], 0
-        return path
+        write_spill(path, rows)
+        yield path
 
 
 @beam.typehints.with_output_types(Any)

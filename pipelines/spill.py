@@ -23,7 +23,9 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
+from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 
 FRAME_ROWS = 256  # rows per frame (a reader holds one frame per open file)
 
@@ -48,6 +50,41 @@ def approx_size(row: Any) -> int:
     if isinstance(row, tuple):
         return 16 + sum(approx_size(x) for x in row)
     return 64 + (len(row) if isinstance(row, (str, bytes)) else 0)
+
+
+class SizeBuffered(beam.DoFn):
+    """Base of the DoFns that buffer incoming rows up to ``self._limit`` bytes
+    (:func:`approx_size`) and then hand the buffer to :meth:`flush_rows`, a generator of outputs
+    (values or ``TaggedOutput``s), and once more at the end of each bundle (those outputs are
+    put in the global window, as ``finish_bundle`` requires)."""
+
+    _limit: int
+
+    def start_bundle(self) -> None:
+        self._rows: list = []
+        self._size = 0
+
+    def process(self, r):
+        self._rows.append(r)
+        self._size += approx_size(r)
+        if self._size >= self._limit:
+            yield from self._take()
+
+    def finish_bundle(self):
+        if not self._rows:
+            return
+        for item in self._take():
+            if isinstance(item, pvalue.TaggedOutput):
+                yield pvalue.TaggedOutput(item.tag, GlobalWindows.windowed_value(item.value))
+            else:
+                yield GlobalWindows.windowed_value(item)
+
+    def _take(self):
+        rows, self._rows, self._size = self._rows, [], 0
+        return self.flush_rows(rows)
+
+    def flush_rows(self, rows: list):
+        raise NotImplementedError
 
 
 def write_spill(path: str, rows: list) -> None:

@@ -49,7 +49,7 @@ from pydantic import Field, model_validator
 from filters.text_hash import content_digests, representative_key
 from pipelines.records import dead_letter
 from pipelines.score_report import snippet
-from pipelines.spill import DeleteFiles, approx_size, read_spill, write_spill
+from pipelines.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
 from pipelines.stage import Stage, StageParams, StageResult, register_stage
 
 SPILL_BYTES = 8 << 20  # text per spill file: several files per worker, so reading them back
@@ -87,7 +87,7 @@ def _tie(r: dict, utf8: bytes) -> tuple:
 
 
 @beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
-class _KeySpill(beam.DoFn):
+class _KeySpill(SizeBuffered):
     """records -> ``(bucket, [(key, candidate, copies), ...])`` per spill file; the records go
     to the spill files (tag ``spill``: paths); records that cannot be keyed to ``dead``."""
 
@@ -95,30 +95,11 @@ class _KeySpill(beam.DoFn):
                  spill_bytes: int = SPILL_BYTES):
         self._p, self._label, self._dir, self._limit = p, label, spill_dir, spill_bytes
 
-    def start_bundle(self) -> None:
-        self._rows: list = []
-        self._size = 0
-
-    def process(self, r):
-        self._rows.append(r)
-        self._size += approx_size(r)
-        if self._size >= self._limit:
-            yield from self._flush()
-
-    def finish_bundle(self):
-        if self._rows:
-            for item in self._flush():
-                if isinstance(item, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(item.tag, GlobalWindows.windowed_value(item.value))
-                else:
-                    yield GlobalWindows.windowed_value(item)
-
     def _dead(self, r: Any, e: Exception) -> pvalue.TaggedOutput:
         return pvalue.TaggedOutput("dead", dead_letter(
             self._label, f"exception: {type(e).__name__}: {e}", r))
 
-    def _flush(self):
-        rows, self._rows, self._size = self._rows, [], 0
+    def flush_rows(self, rows: list):
         p = self._p
         file_id = uuid.uuid4().int & 0xFFFFFFFFFFFFFFFF
         good, utf8, ranks = [], [], []
