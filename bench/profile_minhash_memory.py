@@ -1,7 +1,7 @@
 """Where near-dup memory goes: the minhash_dedup steps run in one process, outside Beam, on a
 real corpus, with the Python heap peak of each step (tracemalloc also sees numpy buffers) and
-the process RSS after it. Beam adds its own copies on top (encoded side inputs, held
-Flattens); this shows what the steps themselves need.
+the process RSS after it. Beam adds its own copies on top (the encoded sketch list, side
+inputs); this shows what the steps themselves need.
 
     python bench/profile_minhash_memory.py --corpus /work/corpora/100k.jsonl [--docs N]
 """
@@ -12,6 +12,8 @@ import argparse
 import json
 import pickle
 import resource
+import shutil
+import tempfile
 import time
 import tracemalloc
 
@@ -51,39 +53,38 @@ def main() -> None:
         return out
 
     def read():
-        held, batch = [], []
         with open(args.corpus, encoding="utf-8") as f:
             for n, line in enumerate(f):
                 if args.docs and n >= args.docs:
                     break
-                batch.append(json.loads(line))
-                if len(batch) == args.batch:
-                    held.append(mb.pack(batch))
-                    batch = []
-        if batch:
-            held.append(mb.pack(batch))
-        return held
+                yield json.loads(line)
 
-    held = step("read + pack (held batches)", read)
-    sk = mb.Sketch("minhash_dedup", cfg, b, r, with_sig=False, score_column=None)
+    folder = tempfile.mkdtemp(prefix="dm-profile-")
+    sk = mb.SketchSpill("minhash_dedup", cfg, b, r, with_sig=False, score_column=None,
+                        spill_dir=folder, batch_size=args.batch)
     sk.setup()
+    sk.start_bundle()
 
     def sketches():
-        return [o for h in held for o in sk.process(mb.unpack(h)) if isinstance(o, dict)]
+        outs = [o for rec in read() for o in sk.process(rec)]
+        for o in sk.finish_bundle() or ():  # windowed values, tagged or not
+            outs.append(type(o)(o.tag, o.value.value) if hasattr(o, "tag") else o.value)
+        paths = [o.value for o in outs if getattr(o, "tag", None) == mb.SPILL]
+        return [o for o in outs if isinstance(o, dict)], paths
 
-    sketch_list = step("Sketch (all batches)", sketches)
+    sketch_list, paths = step("read + SketchSpill (records to spill files)", sketches)
     step("sketch list pickled (the runner's encoded copy)", lambda: len(pickle.dumps(sketch_list)))
     cands = step("Candidates (build_table + find_candidates)",
                  lambda: mb.find_candidates(mb.build_table(sketch_list, b, 128), 1000, False))
-    needed = step("needed ids", cands.needed)
-    cs = mb.CandidateShingles(cfg)
+    needed = step("needed places", cands.needed)
+    cs = mb.CandidateShingles(cfg, folder)
     cs.setup()
-    shingles = step("CandidateShingles (all batches)",
-                    lambda: [o for h in held for o in cs.process(h, needed)])
-    step("shingle list pickled", lambda: len(pickle.dumps(shingles)))
+    shingles = step("CandidateShingles (all spill files)",
+                    lambda: [o for p in paths for o in cs.process(p, needed)])
     dec = step("Decide", lambda: mb.decide(cands, "exact", 0.8, "lowest_id", "lsh",
                                            shingles=shingles))
     step("decisions pickled (the side input of Apply)", lambda: len(pickle.dumps(dec)))
+    shutil.rmtree(folder)
     print(json.dumps({"docs": cands.table.n, "candidate_pairs": int(cands.i.size),
                       "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
                       "steps": steps}))

@@ -28,14 +28,15 @@ import apache_beam as beam
 from pipelines import accounting as acc
 from pipelines import progress
 from pipelines.breakdown import BreakdownFn
+from pipelines.partial_combine import combine_parts
 from pipelines.checkpoint import ReadParquetRows, write_checkpoint
 from pipelines.plan import BuildPlan, plan_build
 from pipelines.records import arrow_schema, reason_category
 from pipelines.redistribute import maybe_redistribute
 from pipelines.side_outputs import flatten, write_side_outputs
 from pipelines.sinks import WriteSortedShards, to_output_row
-from pipelines.sources import ReadSource
-from pipelines.stage import FusedRecordStages, Stage, StageResult, fusible_runs
+from pipelines.sources import read_sources
+from pipelines.stage import FusedRecordStages, Stage, StageResult, fusible_runs, parts
 
 __all__ = ["BuildPlan", "construct", "plan_build"]  # + run_build, BuildResult (lazy)
 
@@ -62,20 +63,14 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
 
     input_counts = None  # per-file record counts taken from the raw data (contract C1)
     if plan.resume is None:
-        parts, deads, counted = [], [], []
-        for i, sp in enumerate(plan.sources):
-            res = p | f"Read[{sp.config.name}]" >> ReadSource(sp.config, sp.files, sp.n_rows)
-            parts.append(res["records"])
-            deads.append(res["dead"])
-            counted.append(res["counted"])
-        records = parts | "AllSources" >> beam.Flatten()
-        records = maybe_redistribute(plan, records)  # -w 2: spread the read (redistribute.py)
-        read_dead = deads | "AllReadDead" >> beam.Flatten()
+        read = read_sources(p, [(sp.config, sp.files, sp.n_rows) for sp in plan.sources])
+        records = maybe_redistribute(plan, read["records"])  # -w 2: spread (redistribute.py)
+        read_dead = read["dead"]
         dead_all.append(read_dead)
         # a dead row may stand for n unreadable records ("records": n)
         events.append(read_dead | "ReadDeadEvent" >> beam.FlatMap(
             lambda d: itertools.repeat(acc.dead_key("read", d["reason"]), acc.dead_weight(d))))
-        input_counts = counted | "AllInputCounts" >> beam.Flatten()
+        input_counts = read["counted"]
         acc.write_json(input_counts, f"{staging}/_stats/input_counts.json", "InputCountsJson")
         input_profile = records | "InputProfile" >> beam.CombineGlobally(
             acc.RecordProfile(cfg.length_histogram_bins))
@@ -100,22 +95,31 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         records = applied_run[-1][1]["kept"]
         applied.extend(applied_run)
     for i, outs in applied:
-        stage, label = plan.stages[i], plan.labels[i]
+        label = plan.labels[i]
         res = StageResult(outs["kept"], outs["removed"], outs["dead"],
                           {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
         if res.kept is not None:
             records = res.kept
-        events.append(res.removed | f"{label}/RemovedEvent" >> beam.Map(
-            _progress_key(f"stage/{label}/removed", acc.removed_key, label, lambda it: it[0])))
-        events.append(res.dead | f"{label}/DeadEvent" >> beam.Map(
-            _progress_key(f"stage/{label}/dead", acc.dead_key, label, lambda d: d["reason"])))
-        removed_all.append(res.removed | f"{label}/RemovedRow" >> beam.Map(_removed_row(label)))
+        # removed / dead may come in parts made in different steps: each is consumed where
+        # it is produced (a Flatten of records would be held in memory by the local runner)
+        removed_parts, breakdown = parts(res.removed), []
+        for n, removed in enumerate(removed_parts):
+            sfx = "" if n == 0 else str(n)
+            events.append(removed | f"{label}/RemovedEvent{sfx}" >> beam.Map(
+                _progress_key(f"stage/{label}/removed", acc.removed_key, label,
+                              lambda it: it[0])))
+            removed_all.append(removed | f"{label}/RemovedRow{sfx}" >> beam.Map(
+                _removed_row(label)))
+            breakdown.append(removed | f"{label}/BreakdownKey{sfx}" >> beam.Map(
+                lambda it, lab=label: (lab, reason_category(it[0]), it[1])))
         res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
-            res.removed
-            | f"{label}/BreakdownKey" >> beam.Map(
-                lambda it, lab=label: (lab, reason_category(it[0]), it[1]))
-            | f"{label}/Breakdown" >> beam.CombineGlobally(BreakdownFn(removed=True)))
-        dead_all.append(res.dead)
+            breakdown[0] | f"{label}/Breakdown" >> beam.CombineGlobally(BreakdownFn(removed=True))
+            if len(breakdown) == 1 else
+            combine_parts(breakdown, BreakdownFn(removed=True), f"{label}/Breakdown"))
+        for n, dead in enumerate(parts(res.dead)):
+            events.append(dead | f"{label}/DeadEvent{'' if n == 0 else n}" >> beam.Map(
+                _progress_key(f"stage/{label}/dead", acc.dead_key, label, lambda d: d["reason"])))
+            dead_all.append(dead)
         for name, pc in res.stats.items():
             acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
                            f"{label}/Stat[{name}]")

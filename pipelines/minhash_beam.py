@@ -1,27 +1,30 @@
 """Beam pieces of near-duplicate removal (used by ``pipelines/stages/minhash_dedup.py``).
 
-Memory design (see docs/dedup.md): document text never crosses a shuffle and is never grouped.
+Memory design (see docs/dedup.md): document text never crosses a shuffle, is never grouped
+and is never held by the runner. The local runner (FnApiRunner) keeps every PCollection that
+crosses a fusion break in memory, so the records go to *spill files* (:mod:`pipelines.spill`)
+in the first pass and every later pass streams them back; what the runner holds are paths and
+compact per-document fingerprints.
 
-1. ``Sketch``: per batch of records, one compact *sketch* element: ids, ``b`` band keys per
-   document (8 bytes each), text length, score, an 8-byte content hash (only used to pick among
-   records that share an id) and, for ``verify: estimated``, the signatures.
-2. ``AllSketches`` gathers the sketches (``b * 8 + ~100`` bytes per document) on one worker;
-   :func:`build_table` sorts the ids (document index = rank of the id, so "lowest id" is
-   "lowest index" and nothing depends on batching or worker count) and
+1. ``SketchSpill`` (fused with the stages before): records are buffered up to ``SPILL_BYTES``
+   of text; the buffer is written to one spill file and gives one compact *sketch* element:
+   ids, ``b`` band keys per document (8 bytes each), text length, score, an 8-byte content
+   hash and the file id (a record is addressed by ``(file id, position)``), and, for
+   ``verify: estimated``, the signatures.
+2. ``Candidates`` (one worker): :func:`build_table` sorts the ids (document index = rank of the
+   id, so "lowest id" is "lowest index" and nothing depends on batching or worker count) and
    :func:`filters.lsh.candidate_pairs` turns the band keys into distinct candidate pairs of
-   integer indices with numpy sorts.
-3. ``verify: exact``: a second pass over the records computes the shingle-hash sets of the
-   *candidate* documents only (a side input names them), ``8 * shingles`` bytes each; the final
-   step computes their exact Jaccard per candidate pair.
-4. Components (``scipy.sparse.csgraph``) and representatives -> a *decision* map
-   ``id -> (near_dup_of, cluster_size)`` for clustered documents only.
-5. ``Apply``: a Map over the held batches with the decision map as a side input. Only records
-   whose id occurs twice (a data error) are grouped by id, to dead-letter the extras
-   deterministically.
-
-The records are read again after a global step, so the local runner must hold them between
-the passes: the stage holds its input *batches*, zstd-compressed (``hold: zstd``, ~3x smaller
-than the text), and the raw records PCollection is consumed only inside the first fused step.
+   integer indices with numpy sorts. The table and the pairs go to one file (the runner holds
+   its path); the positions of the candidate documents, per spill file, go on as a side input.
+3. ``verify: exact``: ``CandidateShingles`` streams each spill file back and writes the
+   shingle-hash sets of its candidate documents only (``8 * shingles`` bytes each) to a file.
+4. ``Decide`` (one worker): reads the table and the shingle files, computes the exact Jaccard
+   per candidate pair, components (``scipy.sparse.csgraph``) and representatives -> a
+   *decision* map ``id -> (near_dup_of, cluster_size)`` for clustered documents only.
+5. ``Apply``: streams each spill file back with the decision map as a side input and routes
+   every record (kept, removed, or dead-lettered when another record with the same id was
+   chosen); its outputs fuse with the stages after it. Spill files are deleted after a
+   GroupByKey once their last reader has committed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import hashlib
 import heapq
 import json
 import math
-import pickle
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +45,12 @@ from filters.components import component_arrays
 from filters.lsh import band_hashes, candidate_pairs, has_shingles
 from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
 from pipelines.records import dead_letter
+from pipelines.spill import SizeBuffered, read_spill, write_spill
 
-DEAD, DUPID, STATS = "dead", "dupid", "stats"
+DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
 INDEX_REP = "lshbloom_index"
+SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
+DUPLICATE_ID = "duplicate_id: another record has the same id"
 
 
 # --------------------------------------------------------------------------- validation
@@ -78,79 +84,101 @@ def content_hash(record: dict) -> int:
     return int.from_bytes(h.digest(), "little") >> 1  # fits int64
 
 
-# --------------------------------------------------------------------------- held batches
+# --------------------------------------------------------------------------- spill files
 
 
-def pack(batch: list, level: int = 1) -> bytes:
-    """A batch of records as one zstd-compressed pickle: what the runner holds between the first
-    pass and the later ones (text compresses ~3x; zstd level 1 runs at several hundred MB/s)."""
-    import zstandard
-
-    return zstandard.ZstdCompressor(level=level).compress(
-        pickle.dumps(list(batch), protocol=pickle.HIGHEST_PROTOCOL))
+def spill_path(folder: str, kind: str, file_id: int) -> str:
+    return f"{folder}/{kind}-{file_id:016x}.bin"
 
 
-def unpack(held) -> list:
-    """Inverse of :func:`pack`; a plain list (``hold: plain``) passes through."""
-    if isinstance(held, (bytes, bytearray)):
-        import zstandard
+def spill_id(path: str) -> int:
+    return int(path.rsplit("-", 1)[1][:16], 16)
 
-        return pickle.loads(zstandard.ZstdDecompressor().decompress(held))
-    return held
+
+def new_file_id() -> int:
+    return uuid.uuid4().int & 0x7FFFFFFFFFFFFFFF
+
+
+def write_object(path: str, obj: Any) -> None:
+    """One object (numpy arrays inside stay out-of-band pickle buffers) as a spill file."""
+    write_spill(path, [obj])
+
+
+def read_object(path: str) -> Any:
+    return next(iter(read_spill(path)))
 
 
 # --------------------------------------------------------------------------- 1. sketches
 
 
-class Sketch(beam.DoFn):
-    """Batch of records -> one sketch dict (main) and dead letters (``dead``)."""
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class SketchSpill(SizeBuffered):
+    """records -> per buffer of ``spill_bytes`` of text: one sketch dict (main) and the path of
+    the spill file holding the buffer's valid records and its dead letters (``spill``)."""
 
     def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int,
-                 with_sig: bool, score_column: str | None):
+                 with_sig: bool, score_column: str | None, spill_dir: str,
+                 batch_size: int = 512, spill_bytes: int = SPILL_BYTES):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
-        self._with_sig, self._score = with_sig, score_column
+        self._with_sig, self._score, self._dir = with_sig, score_column, spill_dir
+        self._batch, self._limit = batch_size, spill_bytes
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
         self._mh = MinHasher(self._cfg)
 
-    def process(self, batch: list[dict]):
+    def _signatures(self, recs: list[dict]):
+        """(records whose signature could be computed, their signatures, dead letters)."""
         assert self._mh is not None
-        good, failed = [], []
-        for rec in batch:
-            problem = record_problem(rec)
-            if problem:
-                yield pvalue.TaggedOutput(DEAD, dead_letter(self._label, problem, rec))
-            else:
-                good.append(rec)
-        if not good:
-            return
         try:
-            sigs = self._mh.signatures([r["text"] for r in good])
+            return recs, self._mh.signatures([r["text"] for r in recs]), []
         except Exception:  # noqa: BLE001 - isolate failing records one by one
-            ok, rows = [], []
-            for r in good:
+            ok, rows, dead = [], [], []
+            for r in recs:
                 try:
                     rows.append(self._mh.signatures([r["text"]])[0])
                     ok.append(r)
                 except Exception as e:  # noqa: BLE001
-                    failed.append(r["id"])
-                    yield pvalue.TaggedOutput(
-                        DEAD, dead_letter(self._label, f"exception: {type(e).__name__}: {e}", r))
-            good = ok
+                    dead.append(dead_letter(self._label, f"exception: {type(e).__name__}: {e}",
+                                            r))
             sigs = np.stack(rows) if rows else np.zeros((0, self._cfg.num_perm), np.uint32)
-        yield {
-            "ids": [r["id"] for r in good],
-            "keys": band_hashes(sigs, self._b, self._r) if len(good) else
-            np.zeros((0, self._b), np.uint64),
-            "usable": has_shingles(sigs) if len(good) else np.zeros(0, bool),
-            "lens": np.fromiter((len(r["text"]) for r in good), np.int64, len(good)),
-            "scores": np.fromiter((score_of(r, self._score) for r in good), np.float64,
-                                  len(good)),
-            "chash": np.fromiter((content_hash(r) for r in good), np.int64, len(good)),
-            "sigs": sigs if self._with_sig else None,
-            "failed": failed,
-        }
+            return ok, sigs, dead
+
+    def flush_rows(self, rows: list):
+        """Dead letters travel in the spill file too (after the records, as ``(DEAD, row)``)
+        and leave through ``Apply``: the stage's dead output is one PCollection, not a
+        Flatten that the local runner would hold."""
+        valid, dead = [], []
+        for rec in rows:
+            problem = record_problem(rec)
+            if problem:
+                dead.append(dead_letter(self._label, problem, rec))
+            else:
+                valid.append(rec)
+        good, parts = [], []
+        for s in range(0, len(valid), self._batch):
+            ok, sigs, failed = self._signatures(valid[s : s + self._batch])
+            dead += failed
+            good += ok
+            parts.append(sigs)
+        del valid
+        file_id = new_file_id()
+        path = spill_path(self._dir, "records", file_id)
+        write_spill(path, good + [(DEAD, d) for d in dead])
+        if good:
+            sigs = np.concatenate(parts)
+            yield {
+                "file": file_id,
+                "ids": [r["id"] for r in good],
+                "keys": band_hashes(sigs, self._b, self._r),
+                "usable": has_shingles(sigs),
+                "lens": np.fromiter((len(r["text"]) for r in good), np.int64, len(good)),
+                "scores": np.fromiter((score_of(r, self._score) for r in good), np.float64,
+                                      len(good)),
+                "chash": np.fromiter((content_hash(r) for r in good), np.int64, len(good)),
+                "sigs": sigs if self._with_sig else None,
+            }
+        yield pvalue.TaggedOutput(SPILL, path)
 
 
 # --------------------------------------------------------------------------- 2. table
@@ -165,56 +193,57 @@ class DocTable:
     usable: np.ndarray  # (n,) bool
     lens: np.ndarray
     scores: np.ndarray
-    chash: np.ndarray  # content hash of the record chosen for each id
+    file: np.ndarray  # (n,) int64: spill file of the record chosen for each id
+    pos: np.ndarray  # (n,) int64: its position in that file
     sigs: np.ndarray | None
-    dup_ids: dict[str, int] = field(default_factory=dict)  # id -> chosen content hash
-    failed: list[str] = field(default_factory=list)
+    # id -> (file, position) of the chosen record, for ids that several records share
+    dup_ids: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.ids)
 
     def nbytes(self) -> int:
-        arrays = [self.keys, self.usable, self.lens, self.scores, self.chash]
+        arrays = [self.keys, self.usable, self.lens, self.scores, self.file, self.pos]
         if self.sigs is not None:
             arrays.append(self.sigs)
         return int(sum(a.nbytes for a in arrays) + sum(49 + len(s) for s in self.ids))
 
 
 def build_table(sketches: list[dict], bands: int, num_perm: int) -> DocTable:
-    """Concatenate sketches; one row per distinct id (the record with the smallest content
-    hash when an id repeats), rows sorted by id."""
-    sketches = [s for s in sketches if s["ids"]] or []
-    failed = sorted(x for s in sketches for x in s["failed"])
+    """Concatenate sketches; one row per distinct id, rows sorted by id. When records share an
+    id, the one with the smallest content hash is chosen (then file and position: those only
+    order records that are equal in every field, so the output does not depend on them)."""
+    sketches = [s for s in sketches if s["ids"]]
     if not sketches:
         z = np.zeros(0, np.int64)
-        return DocTable([], np.zeros((0, bands), np.uint64), np.zeros(0, bool), z, z.astype(
-            np.float64), z, None, {}, failed)
+        return DocTable([], np.zeros((0, bands), np.uint64), np.zeros(0, bool), z,
+                        z.astype(np.float64), z, z, None, {})
     ids = [x for s in sketches for x in s["ids"]]
     chash = np.concatenate([s["chash"] for s in sketches])
+    files = np.concatenate([np.full(len(s["ids"]), s["file"], np.int64) for s in sketches])
+    pos = np.concatenate([np.arange(len(s["ids"]), dtype=np.int64) for s in sketches])
     arr = np.array(ids, dtype=object)
-    order = np.lexsort((chash, arr.astype(str)))  # by id, then content hash
+    del ids
+    order = np.lexsort((pos, files, chash, arr.astype(str)))  # by id, content hash, place
     sorted_ids = arr[order]
-    first = np.ones(len(ids), dtype=bool)
+    first = np.ones(len(arr), dtype=bool)
     first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    sel = order[first]
     dup_ids = {}
     if not first.all():
-        rep = np.flatnonzero(~first)
-        for k in rep:
+        repeated = set(sorted_ids[~first].tolist())
+        for k in np.flatnonzero(first).tolist():
             rid = sorted_ids[k]
-            dup_ids[rid] = None
-        for k in np.flatnonzero(first):
-            rid = sorted_ids[k]
-            if rid in dup_ids:
-                dup_ids[rid] = int(chash[order[k]])
-    sel = order[first]
+            if rid in repeated:
+                dup_ids[rid] = (int(files[order[k]]), int(pos[order[k]]))
 
     def cat(name):
         return np.concatenate([s[name] for s in sketches])[sel]
 
     sigs = cat("sigs") if sketches[0]["sigs"] is not None else None
-    return DocTable(list(sorted_ids[first]), cat("keys"), cat("usable"), cat("lens"),
-                    cat("scores"), chash[sel], sigs, dup_ids, failed)
+    return DocTable(sorted_ids[first].tolist(), cat("keys"), cat("usable"), cat("lens"),
+                    cat("scores"), files[sel], pos[sel], sigs, dup_ids)
 
 
 @dataclass
@@ -224,11 +253,14 @@ class Candidates:
     j: np.ndarray
     stats: dict
 
-    def needed(self) -> dict[str, tuple[int, int]]:
-        """id -> (document index, content hash) of every document in a candidate pair."""
+    def needed(self) -> dict[int, dict[int, int]]:
+        """spill file -> {position: document index} of every document in a candidate pair."""
         docs = np.unique(np.concatenate([self.i, self.j]))
         t = self.table
-        return {t.ids[k]: (int(k), int(t.chash[k])) for k in docs.tolist()}
+        out: dict[int, dict[int, int]] = {}
+        for k, f, p in zip(docs.tolist(), t.file[docs].tolist(), t.pos[docs].tolist()):
+            out.setdefault(f, {})[p] = k
+        return out
 
 
 def find_candidates(table: DocTable, max_bucket_size: int, star_only: bool) -> Candidates:
@@ -239,45 +271,67 @@ def find_candidates(table: DocTable, max_bucket_size: int, star_only: bool) -> C
     return Candidates(table, sub[i], sub[j], st)
 
 
+class FindCandidates(beam.DoFn):
+    """All sketches (one list) -> the path of a file holding the :class:`Candidates` (main)
+    and, with ``emit_needed``, the candidate documents' places (``needed``)."""
+
+    def __init__(self, bands: int, num_perm: int, max_bucket_size: int, star_only: bool,
+                 spill_dir: str, emit_needed: bool):
+        self._args = (bands, num_perm, max_bucket_size, star_only)
+        self._dir, self._needed = spill_dir, emit_needed
+
+    def process(self, sketches: list):
+        b, perm, mbs, star = self._args
+        table = build_table(sketches, b, perm)
+        del sketches
+        cands = find_candidates(table, mbs, star)
+        if self._needed:
+            yield pvalue.TaggedOutput(NEEDED, cands.needed())
+        path = spill_path(self._dir, "candidates", new_file_id())
+        write_object(path, cands)
+        yield path
+
+
 # --------------------------------------------------------------------------- 3. shingle sets
 
 
 class CandidateShingles(beam.DoFn):
-    """Batch of records -> (indices, concatenated sorted shingle sets, counts) for the records
-    the side input names (candidate documents; for a repeated id, the chosen record only)."""
+    """Spill file of records -> path of a file holding ``(indices, concatenated sorted shingle
+    sets, counts)`` of the records the side input names (the candidate documents)."""
 
-    def __init__(self, cfg: MinHashConfig):
-        self._cfg = cfg
+    def __init__(self, cfg: MinHashConfig, spill_dir: str):
+        self._cfg, self._dir = cfg, spill_dir
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
         self._mh = MinHasher(self._cfg)
 
-    def process(self, held, needed: dict):
+    def process(self, path: str, needed: dict):
         assert self._mh is not None
+        want = needed.get(spill_id(path))
+        if not want:
+            return
         idx, texts = [], []
-        for rec in unpack(held):
-            if record_problem(rec):
-                continue
-            hit = needed.get(rec["id"])
-            if hit is None:
-                continue
-            k, ch = hit
-            if ch != content_hash(rec):
-                continue  # another record with this id was chosen
-            idx.append(k)
-            texts.append(rec["text"])
+        for pos, rec in enumerate(read_spill(path)):
+            k = want.get(pos)
+            if k is not None:
+                idx.append(k)
+                texts.append(rec["text"])
         if not texts:
             return
         sets = self._mh.shingle_sets(texts)
+        del texts
         counts = np.fromiter((s.size for s in sets), np.int64, len(sets))
-        yield (np.array(idx, np.int64), np.concatenate(sets), counts)
+        out = spill_path(self._dir, "shingles", new_file_id())
+        write_object(out, (np.array(idx, np.int64), np.concatenate(sets), counts))
+        yield out
 
 
 # --------------------------------------------------------------------------- 4. decisions
 
 
 def _verify(c: Candidates, verify: str, threshold: float, shingles: list | None):
+    """Which candidate pairs pass; ``shingles``: paths of :class:`CandidateShingles` files."""
     i, j = c.i, c.j
     if verify == "none" or i.size == 0:
         return np.ones(i.size, dtype=bool), 0
@@ -290,7 +344,8 @@ def _verify(c: Candidates, verify: str, threshold: float, shingles: list | None)
         return ok, 0
     sets: dict[int, np.ndarray] = {}
     nbytes = 0
-    for idx, flat, counts in shingles or []:
+    for path in sorted(shingles or []):
+        idx, flat, counts = read_object(path)
         offs = np.concatenate(([0], np.cumsum(counts)))
         for n, k in enumerate(idx.tolist()):
             sets[k] = flat[offs[n] : offs[n + 1]]
@@ -299,6 +354,20 @@ def _verify(c: Candidates, verify: str, threshold: float, shingles: list | None)
         (exact_jaccard(sets[a], sets[b]) >= threshold for a, b in zip(i.tolist(), j.tolist())),
         dtype=bool, count=i.size)
     return ok, nbytes
+
+
+class Decide(beam.DoFn):
+    """Path of the candidates file (+ shingle-file paths, index hits) -> the decision map
+    (main) and the paths it consumed (``consumed``)."""
+
+    def __init__(self, verify: str, threshold: float, keep: str, mode: str):
+        self._args = (verify, threshold, keep, mode)
+
+    def process(self, path: str, shingles=None, hits=None):
+        verify, thr, keep, mode = self._args
+        yield decide(read_object(path), verify, thr, keep, mode, shingles=shingles, hits=hits)
+        for p in [path, *(shingles or [])]:
+            yield pvalue.TaggedOutput(CONSUMED, p)
 
 
 def _cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
@@ -316,7 +385,7 @@ def _cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
 
 def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
            shingles: list | None = None, hits: list[str] | None = None) -> dict:
-    """Candidates (+ shingle sets, index hits) -> {"assign", "dup_ids", "failed", "stats"}.
+    """Candidates (+ shingle-file paths, index hits) -> {"assign", "dup_ids", "stats"}.
 
     ``assign``: id -> (near_dup_of or None, cluster size) for every clustered document (lsh)
     or every removed one (lshbloom, size None). Documents absent from it are kept, size 1."""
@@ -354,7 +423,7 @@ def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
             assign[t.ids[k]] = (None if rep == k else t.ids[rep], int(size[k]))
         stats["clusters"] = _cluster_summary(size[members])
         stats["components"] = {"cc_edges": int(ai.size), "cc_path": "scipy_connected_components"}
-    return {"assign": assign, "dup_ids": t.dup_ids, "failed": set(t.failed), "stats": stats}
+    return {"assign": assign, "dup_ids": t.dup_ids, "stats": stats}
 
 
 # --------------------------------------------------------------------------- 5. apply
@@ -367,84 +436,32 @@ def _annotate(rec: dict, dec: dict, with_sizes: bool):
     return out
 
 
+@beam.typehints.with_output_types(Any)
 class Apply(beam.DoFn):
-    """Held batches + decision map -> kept (main), removed (``removed``); records of repeated
-    ids go to ``dupid`` keyed by id (they are few), invalid records are dropped (dead-lettered
-    by ``Sketch``).
+    """Spill file of records + decision map -> kept (main), removed (``removed``), dead
+    letters (``dead``: those of ``SketchSpill`` and records whose id another record's was
+    chosen for), and the file's path once it has been read (``consumed``)."""
 
-    With ``packed`` the kept and removed records of a batch leave as one :func:`pack`-ed
-    element each (unpack with ``FlatMap(unpack)``): the stage's kept output is the Flatten of
-    this step's and the repeated-id step's, which the local runner holds in memory until both
-    are done, so it holds them compressed (~3x smaller) instead of as records."""
-
-    def __init__(self, reason: str, with_sizes: bool, packed: bool = False):
-        self._reason, self._sizes, self._packed = reason, with_sizes, packed
-
-    def process(self, held, dec):
-        out = _Packer(self._packed)
-        for rec in unpack(held):
-            if record_problem(rec):
-                continue
-            rid = rec["id"]
-            if rid in dec["dup_ids"]:
-                yield pvalue.TaggedOutput(DUPID, (rid, rec))
-            elif rid not in dec["failed"]:
-                yield from out.add(emit(rec, dec, self._reason, self._sizes))
-        yield from out.flush()
-
-
-class _Packer:
-    """Collects kept / ``removed`` outputs and emits each list as one packed element
-    (``packed``), or passes them through unchanged."""
-
-    def __init__(self, packed: bool):
-        self._packed, self._kept, self._removed = packed, [], []
-
-    def add(self, outputs):
-        for o in outputs:
-            if not self._packed:
-                yield o
-            elif isinstance(o, pvalue.TaggedOutput):
-                self._removed.append(o.value)
-            else:
-                self._kept.append(o)
-
-    def flush(self):
-        if self._kept:
-            yield pack(self._kept)
-        if self._removed:
-            yield pvalue.TaggedOutput("removed", pack(self._removed))
-        self._kept, self._removed = [], []
-
-
-def emit(rec: dict, dec: dict, reason: str, with_sizes: bool):
-    out = _annotate(rec, dec, with_sizes)
-    if out["near_dup_of"] is not None:
-        yield pvalue.TaggedOutput("removed", (reason, out))
-    else:
-        yield out
-
-
-class ApplyDupIds(beam.DoFn):
-    """(id, records sharing it) -> the chosen record (decided like the others), dead letters."""
-
-    def __init__(self, label: str, reason: str, with_sizes: bool, packed: bool = False):
+    def __init__(self, label: str, reason: str, with_sizes: bool):
         self._label, self._reason, self._sizes = label, reason, with_sizes
-        self._packed = packed  # kept / removed as packed one-record lists, like Apply's
 
-    def process(self, kv, dec):
-        rid, recs = kv
-        chosen = dec["dup_ids"][rid]
-        recs = sorted(recs, key=lambda r: (content_hash(r) != chosen, content_hash(r),
-                                           repr(sorted(r.items(), key=lambda x: str(x[0])))))
-        first = recs[0]
-        for extra in recs[1:]:
-            yield pvalue.TaggedOutput(DEAD, dead_letter(
-                self._label, "duplicate_id: another record has the same id", extra))
-        if content_hash(first) == chosen and rid not in dec["failed"]:
-            out = _Packer(self._packed)
-            yield from out.add(emit(first, dec, self._reason, self._sizes))
-            yield from out.flush()
+    def process(self, path: str, dec: dict):
+        file_id = spill_id(path)
+        dup_ids = dec["dup_ids"]
+        for pos, rec in enumerate(read_spill(path)):
+            if isinstance(rec, tuple):  # (DEAD, row): dead-lettered by SketchSpill
+                yield pvalue.TaggedOutput(DEAD, rec[1])
+                continue
+            chosen = dup_ids.get(rec["id"]) if dup_ids else None
+            if chosen is not None and chosen != (file_id, pos):
+                yield pvalue.TaggedOutput(DEAD, dead_letter(self._label, DUPLICATE_ID, rec))
+                continue
+            out = _annotate(rec, dec, self._sizes)
+            if out["near_dup_of"] is not None:
+                yield pvalue.TaggedOutput("removed", (self._reason, out))
+            else:
+                yield out
+        yield pvalue.TaggedOutput(CONSUMED, path)
 
 
 def json_safe(x):
@@ -488,45 +505,50 @@ def input_size(sources) -> tuple[int | None, int | None]:
     return total, docs
 
 
-GLOBAL_STEP_BYTES_PER_DOC = 9_000  # calibrated on measured peaks, see estimate_memory
+BUCKET_PAIRS_PER_DOC = 25  # assumed LSH bucket pairs per document (see estimate_memory)
 
 
 def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
-                    candidate_fraction: float = 0.25, hold: str = "zstd") -> dict:
+                    candidate_fraction: float = 0.25,
+                    bucket_pairs_per_doc: float = BUCKET_PAIRS_PER_DOC) -> dict:
     """Peak memory model of the stage on the local runner (bytes -> GB), see docs/dedup.md.
 
-    * held batches: the input batches, kept by the runner until the last pass: ~0.4 x the text
-      with ``hold: zstd``, ~1.2 x with ``hold: plain``;
-    * sketches: per document ``8 * bands`` band-key bytes, ~150 bytes of id/length/score/hash and
-      (verify: estimated) ``4 * num_perm`` signature bytes, twice (gathered list + table);
-    * shingle sets (verify: exact): 8 bytes per shingle (~1 per word, ~1 word per 6 bytes) for
-      the candidate documents (``candidate_fraction`` of the corpus);
-    * output: the kept + removed records leave ``Apply`` through a Flatten that the runner
-      holds until the step is done, packed like the held batches (same factor);
-    * 0.6 GB for the interpreter, Beam and numpy;
-    * global steps (``Candidates`` -> ``Decide`` on one worker): *measured, not modelled*:
-      ``GLOBAL_STEP_BYTES_PER_DOC`` per document, the smallest round figure at or above the
-      residual of the parts above at every size measured (bench/README.md §9: 1.50 GB at 100k,
-      4.23 GB at 300k, 11.44 GB at 1M documents of 2.75 KB with ~12% near duplicates and hot
-      clusters of ~1,000). It grows with candidate pairs more than with documents, so a corpus
-      with more duplication than that can still exceed the estimate.
+    The records themselves are on disk (spill files, ~1.05 x the text, ``disk_gb``); what is
+    in memory grows with the number of documents through their compact fingerprints only:
 
-    Not included: what the rest of the build holds (e.g. the output writer).
+    * sketches: per document ``8 * bands`` band-key bytes, ~150 bytes of id, length, score,
+      hash and place, and (verify: estimated) ``4 * num_perm`` signature bytes. They exist
+      up to three times at once on the global worker: the gathered list, the runner's encoded
+      copy of it and the table built from it;
+    * candidate pairs: the pairs of documents sharing a bucket, 16 bytes each, about three
+      times over while they are sorted and made distinct. How many there are is known only
+      after LSH; ``bucket_pairs_per_doc`` assumes 25 (measured on the bench corpora with ~12%
+      near duplicates and hot clusters of ~1,000 copies: 3.3 at 100k, 21.7 at 1M documents;
+      buckets above ``max_bucket_size`` give star pairs, linear in their size);
+    * shingle sets (verify: exact): 8 bytes per shingle (~1 per word, ~1 word per 6 bytes)
+      for the candidate documents (``candidate_fraction`` of the corpus; measured 0.20 at
+      100k and 0.23 at 1M), read by the one worker that decides;
+    * buffers: each worker's spill buffer and the frames being read (``SPILL_BYTES`` scale);
+    * 0.7 GB for the interpreter, Beam, numpy and the output writer's buffers.
+
+    Checked against the measured peaks of near-dup builds (1.0-1.5x, tests). Not included:
+    what other stages of the build hold.
     """
     per_doc = 8 * bands + 150 + (4 * num_perm if verify == "estimated" else 0)
     parts = {
-        "held_batches": (0.4 if hold == "zstd" else 1.2) * text_bytes,
-        "output": (0.4 if hold == "zstd" else 1.2) * text_bytes,
-        "sketches": 2.0 * per_doc * docs,
+        "sketches": 3.0 * per_doc * docs,
+        "candidate_pairs": 3.0 * 16 * bucket_pairs_per_doc * docs,
         "shingle_sets": (8 / 6) * text_bytes * candidate_fraction if verify == "exact" else 0,
-        "runtime": 0.6e9,
-        "global_steps": GLOBAL_STEP_BYTES_PER_DOC * docs,
+        "buffers": 6.0 * SPILL_BYTES,
+        "runtime": 0.7e9,
     }
+    disk = 1.05 * text_bytes + parts["shingle_sets"]
     return {
         "docs": int(docs),
         "text_bytes": int(text_bytes),
         "parts_gb": {k: round(v / 1e9, 2) for k, v in parts.items()},
         "total_gb": round(sum(parts.values()) / 1e9, 2),
+        "disk_gb": round(disk / 1e9, 2),
     }
 
 

@@ -458,6 +458,80 @@ class ReadSource(beam.PTransform):
         return {"records": outs["records"], "dead": outs[DEAD], "counted": outs[COUNTED]}
 
 
+def _work(src: SourceConfig, files: list[InputFile] | None, n_rows: int):
+    """(DoFn, its input elements, counting DoFn or None) of one source: what one read step
+    needs to read it next to others."""
+    if src.type == "hf":
+        return _ReadHfShard(src, n_rows), [(i, src.hf_shards) for i in range(src.hf_shards)], None
+    if src.type in ("warc", "html"):
+        from pipelines.web_sources import web_reader_and_counter
+
+        reader, counter = web_reader_and_counter(src)
+        return reader, list(files or []), counter
+    return (_ReadParquet(src) if src.type == "parquet" else _ReadJsonl(src)), list(files or []), None
+
+
+class _ReadAny(beam.DoFn):
+    """``(source index, file or shard)`` -> that source's reader output; for web sources also
+    the per-file count (a separate pass over the raw file, as in their own read step)."""
+
+    def __init__(self, readers: list, counters: list):
+        self._readers, self._counters = readers, counters
+
+    def setup(self):
+        for fn in [*self._readers, *filter(None, self._counters)]:
+            if hasattr(fn, "setup"):
+                fn.setup()
+
+    def teardown(self):
+        for fn in [*self._readers, *filter(None, self._counters)]:
+            if hasattr(fn, "teardown"):
+                fn.teardown()
+
+    def process(self, item):
+        i, work = item
+        yield from self._readers[i].process(work)
+        counter = self._counters[i]
+        if counter is not None:
+            for row in counter.process(work):
+                yield pvalue.TaggedOutput(COUNTED, row)
+
+
+def read_sources(p, sources: list[tuple[SourceConfig, list[InputFile] | None, int]]) -> dict:
+    """Read all configured sources into pipeline ``p``: ``{"records", "dead", "counted"}``.
+
+    One source is read by :class:`ReadSource` (step ``Read[<name>]``). Several are read by
+    one step ``Read[sources]`` over the files and shards of all of them: a Flatten of the
+    sources' records would be held in memory whole by the local runner (it materializes a
+    multi-input Flatten until every producer is done), i.e. the whole corpus."""
+    if len(sources) == 1:
+        src, files, n_rows = sources[0]
+        return p | f"Read[{src.name}]" >> ReadSource(src, files, n_rows)
+    return p | "Read[sources]" >> _ReadMany(sources)
+
+
+class _ReadMany(beam.PTransform):
+    def __init__(self, sources: list[tuple[SourceConfig, list[InputFile] | None, int]]):
+        super().__init__()
+        self._sources = sources
+
+    def expand(self, pbegin):
+        readers, counters, items = [], [], []
+        for i, (src, files, n_rows) in enumerate(self._sources):
+            reader, work, counter = _work(src, files, n_rows)
+            readers.append(reader)
+            counters.append(counter)
+            items += [(i, w) for w in work]
+        outs = (
+            pbegin
+            | "Files" >> beam.Create(items)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadAny(readers, counters)).with_outputs(
+                DEAD, COUNTED, main="records")
+        )
+        return {"records": outs["records"], "dead": outs[DEAD], "counted": outs[COUNTED]}
+
+
 def _check_parquet_text_field(src: SourceConfig, index: int, first: InputFile) -> None:
     """A text_field that is not a column of the first file is a config error, before work."""
     import pyarrow.parquet as pq

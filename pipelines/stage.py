@@ -71,10 +71,19 @@ class StageContext:
 
 @dataclass
 class StageResult:
+    """A stage's outputs. ``removed`` and ``dead`` may each be a tuple of PCollections (parts
+    made in different steps): the build consumes every part where it is produced, whereas a
+    Flatten of them would be held in memory whole by the local runner."""
+
     kept: Any
     removed: Any
     dead: Any
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+def parts(outputs: Any) -> tuple:
+    """``StageResult.removed`` / ``dead`` as a tuple of PCollections."""
+    return tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
 
 
 STAGES: dict[str, type[Stage]] = {}
@@ -129,6 +138,13 @@ class Stage:
     @property
     def label(self) -> str:
         return self.ctx.label
+
+    def spill_dir(self) -> str:
+        """A new folder for this stage's spill files (:mod:`pipelines.spill`), under the
+        output folder's ``_staging/`` (any Beam filesystem; removed as its files are)."""
+        import uuid
+
+        return f"{self.ctx.output_dir.rstrip('/')}/_staging/spill/{self.label}-{uuid.uuid4().hex}"
 
     def output_columns(self) -> dict[str, str]:
         """Columns this stage adds: name -> type name (see ``pipelines.records``)."""

@@ -333,6 +333,24 @@ class _ReadHtml(_PageReader):
         yield rec if rec is not None else pvalue.TaggedOutput(DEAD, dead)
 
 
+class _CountHtml(beam.DoFn):
+    """One record per HTML file (a page is one record, however it parses)."""
+
+    def __init__(self, source: str):
+        self._fn = _count_html(source)
+
+    def process(self, f):
+        yield self._fn(f)
+
+
+def web_reader_and_counter(src: Any):
+    """(reader DoFn, counting DoFn) of a ``warc`` or ``html`` source, for a read step shared
+    with other sources (``pipelines.sources.read_sources``)."""
+    if src.type == "warc":
+        return _ReadWarc(src), _CountWarc(src.name)
+    return _ReadHtml(src), _CountHtml(src.name)
+
+
 def _count_html(source: str):
     def fn(f):
         return {"source": source, "path": f.path, "records": 1, "bytes": f.size}

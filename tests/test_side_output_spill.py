@@ -143,19 +143,27 @@ def test_count_parts_equals_count_over_flatten():
 
 def test_build_graph_flattens_no_records(tmp_path):
     """The side outputs spill each stage's rows separately, and the stats that used to
-    flatten kept + removed records (score histograms, languages, stop lists) combine per side:
-    no multi-input Flatten of the graph is fed by a stage's kept/removed records or rows."""
+    flatten kept + removed records (score histograms, languages, stop lists) combine per side;
+    several sources are read in one step and near-dup routes its records from spill files:
+    no multi-input Flatten of the graph is fed by records or rows."""
     from pipelines.config import build_config_from_dict
     from pipelines.graph import construct, plan_build
 
+    texts = _texts(30)
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n"
-                           for i, t in enumerate(_texts(30))))
+                           for i, t in enumerate(texts[:15])))
+    src2 = tmp_path / "in2.jsonl"
+    src2.write_text("".join(json.dumps({"id": f"e{i}", "text": t}) + "\n"
+                            for i, t in enumerate(texts[15:])))
     stages = [{"stage": "normalize"}, {"stage": "length_filter", "min_words": 5},
               {"stage": "exact_dedup", "checkpoint": True},
-              {"stage": "gopher_quality"}, {"stage": "gopher_repetition"}]
+              {"stage": "gopher_quality"}, {"stage": "gopher_repetition"},
+              {"stage": "minhash_dedup"}, {"stage": "length_filter", "label": "after",
+                                           "min_words": 6}]
     cfg = build_config_from_dict({
-        "name": "t", "sources": [{"name": "s", "type": "jsonl", "path": str(src)}],
+        "name": "t", "sources": [{"name": "s", "type": "jsonl", "path": str(src)},
+                                 {"name": "s2", "type": "jsonl", "path": str(src2)}],
         "stages": stages, "output": {"dir": str(tmp_path / "out"), "shards": 2}})
     plan = plan_build(cfg)
     p = beam.Pipeline(runner="DirectRunner")
@@ -171,8 +179,9 @@ def test_build_graph_flattens_no_records(tmp_path):
 
     p.visit(V())
     # what a Flatten may carry: run paths, partial combines, event keys, stats, file lists
-    allowed = ("/Runs", "Parts", "Counts", "AllEvents", "AllFiles", "Events",
-               "CoGroupByKeyImpl/Flatten")  # a sink's runs + shard slots
+    allowed = ("/Runs", "Parts", "Counts", "AllEvents", "AllFiles", "Events", "AllConsumed",
+               "PairPicked",  # the near-dup pair sample: <= 16 compact picked records
+               "CoGroupByKeyImpl/Flatten")  # a sink's runs + shard slots; spill paths
     for label, producers in flattens:
         assert label.endswith(allowed) or any(a in label for a in allowed), (label, producers)
         for prod in producers:
@@ -181,26 +190,3 @@ def test_build_graph_flattens_no_records(tmp_path):
     spills = [lab for lab, _ in flattens if lab.endswith("/Runs")]
     assert any(lab.startswith("FinalWriteRemoved") for lab in spills)
     assert any(lab.startswith("FinalWriteDead") for lab in spills)
-
-
-def test_minhash_packed_output_equals_plain():
-    """``hold: zstd`` packs Apply's kept/removed records through the Flatten; the records that
-    come out (and the repeated-id path) are the same as with ``hold: plain``."""
-    from pipelines.testing import run_stage
-
-    texts = _texts(60)
-    recs = [{"id": f"d{i:03d}", "text": t} for i, t in enumerate(texts)]
-    recs += [{"id": f"n{i:03d}", "text": t + " extra words at the very end"}
-             for i, t in enumerate(texts[:15]) if len(t.split()) > 40]  # near duplicates
-    recs += [dict(recs[3]), {"id": recs[4]["id"], "text": "same id, another text entirely"}]
-    base = {"stage": "minhash_dedup", "threshold": 0.7}
-    z = run_stage({**base, "hold": "zstd"}, recs)
-    plain = run_stage({**base, "hold": "plain"}, recs)
-    assert z["removed"] and z["dead"]  # near duplicates and repeated ids were exercised
-    for part in ("kept", "removed", "dead"):
-        assert z[part] == plain[part], part
-    # the report's pair sample is picked from the (unpacked) records in both layouts
-    pairs = z["stats"]["near_dup_pairs"]
-    assert pairs == plain["stats"]["near_dup_pairs"]
-    assert pairs[0]["pairs"] and all(pr["diff"] for pr in pairs[0]["pairs"])
-    assert len(z["kept"]) + len(z["removed"]) + len(z["dead"]) == len(recs)

@@ -347,9 +347,6 @@ class ExactDedupStage(Stage):
     def output_columns(self) -> dict[str, str]:
         return {"dup_count": "int64"}
 
-    def spill_dir(self) -> str:
-        return f"{self.ctx.output_dir.rstrip('/')}/_staging/spill/{self.label}-{uuid.uuid4().hex}"
-
     def expand(self, records) -> StageResult:
         p: ExactDedupParams = self.params  # type: ignore[assignment]
         keyed = records | "KeySpill" >> beam.ParDo(

@@ -34,6 +34,7 @@ from filters.minhash import MinHashConfig
 from pipelines import minhash_beam as mb
 from pipelines.config import ConfigError
 from pipelines.records import BASE_COLUMNS
+from pipelines.spill import DeleteFiles
 from pipelines.stage import (
     KEPT,
     Stage,
@@ -97,11 +98,6 @@ class MinHashDedupParams(StageParams):
     max_bucket_size: int = Field(
         default=1000, ge=2, description="Buckets larger than this take the hot-key (star) path."
     )
-    hold: Literal["zstd", "plain"] = Field(
-        default="zstd",
-        description="How the input batches are held between the first pass and the later ones "
-        "(the local runner keeps them in memory): zstd-compressed (~3x smaller) or plain.",
-    )
     max_memory_gb: float | None = Field(
         default=None,
         gt=0,
@@ -109,6 +105,16 @@ class MinHashDedupParams(StageParams):
         "the machine's total memory; a warning is logged above half of it).",
     )
     batch_size: int = Field(default=512, ge=1, le=100_000, description="Docs per signature batch.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data):
+        if isinstance(data, dict) and "hold" in data:
+            raise ValueError(
+                f"'hold' ({data['hold']!r}) was removed: the stage now writes its input to "
+                "spill files under the output folder's _staging/ instead of holding it in "
+                "memory, so there is nothing to choose. Fix: delete the 'hold' line.")
+        return data
 
     @model_validator(mode="after")
     def _check(self):
@@ -288,7 +294,7 @@ class MinHashDedupStage(Stage):
         text_bytes, docs = mb.input_size(cfg.sources)
         if text_bytes is None:
             return None
-        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, hold=p.hold)
+        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
         limit_gb = p.max_memory_gb or mb.machine_memory_gb()
         est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
         if limit_gb and est["total_gb"] > limit_gb:
@@ -335,88 +341,58 @@ class MinHashDedupStage(Stage):
     def expand(self, records: Any) -> StageResult:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         bloom = p.mode == "lshbloom"
-        batches = records | "Batch" >> beam.BatchElements(
-            min_batch_size=p.batch_size, max_batch_size=p.batch_size)
-        # what the runner holds until the passes after the global steps (see minhash_beam)
-        held = batches | "Hold" >> beam.Map(mb.pack) if p.hold == "zstd" else batches
-        sk = (
-            batches
-            | "Sketch"
-            >> beam.ParDo(
-                mb.Sketch(self.label, self.mh_config, self.b, self.r,
-                          with_sig=p.verify == "estimated", score_column=p.score_column)
-            ).with_outputs(mb.DEAD, main="sketch")
-        )
-        sketches = sk["sketch"]
-        b, perm, mbs = self.b, p.num_perm, p.max_bucket_size
+        folder = self.spill_dir()
+        sk = records | "SketchSpill" >> beam.ParDo(
+            mb.SketchSpill(self.label, self.mh_config, self.b, self.r,
+                           with_sig=p.verify == "estimated", score_column=p.score_column,
+                           spill_dir=folder, batch_size=p.batch_size,
+                           spill_bytes=mb.SPILL_BYTES)
+        ).with_outputs(mb.SPILL, main="sketch")
+        sketches, spilled = sk["sketch"], sk[mb.SPILL]
+        exact = p.verify == "exact"
         cands = (
             sketches
             | "AllSketches" >> beam.combiners.ToList()
-            | "Candidates" >> beam.Map(
-                lambda s: mb.find_candidates(mb.build_table(s, b, perm), mbs, bloom))
+            | "Candidates" >> beam.ParDo(mb.FindCandidates(
+                self.b, p.num_perm, p.max_bucket_size, bloom, folder, emit_needed=exact)
+            ).with_outputs(mb.NEEDED, main="path")
         )
-        shingles = None
-        if p.verify == "exact":
-            needed = cands | "NeededIds" >> beam.Map(lambda c: c.needed())
-            shingles = (
-                held
-                | "CandidateShingles"
-                >> beam.ParDo(mb.CandidateShingles(self.mh_config), pvalue.AsSingleton(needed))
-                | "AllShingles" >> beam.combiners.ToList()
-            )
+        side: dict[str, Any] = {}
+        if exact:
+            side["shingles"] = pvalue.AsList(spilled | "CandidateShingles" >> beam.ParDo(
+                mb.CandidateShingles(self.mh_config, folder), pvalue.AsSingleton(cands[mb.NEEDED])))
         stats: dict[str, Any] = {}
-        hits = None
         if bloom:
+            hits = None
             if p.index_in is not None:
                 hits = (sketches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
                         | "AllHits" >> beam.combiners.ToList())
+                side["hits"] = pvalue.AsSingleton(hits)
             new_index = sketches | "BuildIndex" >> beam.CombineGlobally(
                 _BuildIndex(_EmptyIndex(self.index_params)))
             n_hits = (hits | "CountHits" >> beam.Map(len)) if hits is not None else (
                 records.pipeline | "NoHits" >> beam.Create([0]))
             stats["index"] = new_index | "SaveIndex" >> beam.Map(
                 _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
-        verify, thr, keep, mode = p.verify, p.threshold, p.keep, p.mode
-        side = {}
-        if shingles is not None:
-            side["shingles"] = pvalue.AsSingleton(shingles)
-        if hits is not None:
-            side["hits"] = pvalue.AsSingleton(hits)
-        decisions = cands | "Decide" >> beam.Map(
-            lambda c, **kw: mb.decide(c, verify, thr, keep, mode, **kw), **side)
+        decided = cands["path"] | "Decide" >> beam.ParDo(
+            mb.Decide(p.verify, p.threshold, p.keep, p.mode), **side).with_outputs(
+            mb.CONSUMED, main="decisions")
+        decisions = decided["decisions"]
         for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
             stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
-        dec = pvalue.AsSingleton(decisions)
-        # kept / removed cross a Flatten (held in memory by the local runner): packed
-        packed = p.hold == "zstd"
-        applied = held | "Apply" >> beam.ParDo(
-            mb.Apply(REASON, with_sizes=not bloom, packed=packed), dec).with_outputs(
-            mb.DUPID, "removed", main=KEPT)
-        dups = (
-            applied[mb.DUPID]
-            | "GroupDupIds" >> beam.GroupByKey()
-            | "ApplyDupIds" >> beam.ParDo(
-                mb.ApplyDupIds(self.label, REASON, with_sizes=not bloom, packed=packed),
-                dec).with_outputs(mb.DEAD, "removed", main=KEPT)
-        )
-        kept = (applied[KEPT], dups[KEPT]) | "AllKept" >> beam.Flatten()
-        removed = (applied["removed"], dups["removed"]) | "AllRemoved" >> beam.Flatten()
-        if packed:
-            kept = kept | "UnpackKept" >> beam.FlatMap(mb.unpack)
-            removed = removed | "UnpackRemoved" >> beam.FlatMap(mb.unpack)
-        dead = (sk[mb.DEAD], dups[mb.DEAD]) | "AllDead" >> beam.Flatten()
+        # every record is routed while its spill file is streamed back: the kept records fuse
+        # with the stages after this one (no Flatten, no grouping of records)
+        applied = spilled | "Apply" >> beam.ParDo(
+            mb.Apply(self.label, REASON, with_sizes=not bloom),
+            pvalue.AsSingleton(decisions)).with_outputs(
+            mb.DEAD, "removed", mb.CONSUMED, main=KEPT)
+        ((applied[mb.CONSUMED], decided[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()
+         | "DeleteSpill" >> DeleteFiles())
+        kept, removed = applied[KEPT], applied["removed"]
+        dead = applied[mb.DEAD]  # SketchSpill's dead letters come back through Apply
         n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
-        # picked where the records already pass one at a time, so the picking fuses with the
-        # step that produces them and no runner buffers the records again for it: after the
-        # unpacking (which reads the Flatten the local runner holds anyway) when packed,
-        # otherwise from each producer's outputs
-        if packed:
-            kept_parts, removed_parts = [kept], [removed]
-        else:
-            kept_parts = [applied[KEPT], dups[KEPT]]
-            removed_parts = [applied["removed"], dups["removed"]]
-        stats["near_dup_pairs"] = self._pair_sample(decisions, kept_parts, removed_parts)
+        stats["near_dup_pairs"] = self._pair_sample(decisions, [kept], [removed])
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
 
     def _pair_sample(self, decisions, kept_parts, removed_parts):
