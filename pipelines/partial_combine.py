@@ -76,3 +76,14 @@ def count_parts(pcolls: list[Any], label: str):
     return (tuple(counts) | f"{label}Counts" >> beam.Flatten()
             | f"{label}Sum" >> beam.CombinePerKey(sum)
             | f"{label}Dict" >> beam.combiners.ToDict())
+
+
+def combine_per_key_parts(pcolls: list[Any], fn: beam.CombineFn, label: str):
+    """``(key, value)`` elements of ``pcolls`` -> ``(key, fn over that key's values)``, as
+    ``Flatten() | CombinePerKey(fn)`` would give, combining each part where it is produced."""
+    if len(pcolls) == 1:
+        return pcolls[0] | f"{label}" >> beam.CombinePerKey(fn)
+    partial = [pc | f"{label}Part{i}" >> beam.CombinePerKey(_Partial(fn))
+               for i, pc in enumerate(pcolls)]
+    return (tuple(partial) | f"{label}Parts" >> beam.Flatten()
+            | f"{label}Merge" >> beam.CombinePerKey(_Merge(fn)))

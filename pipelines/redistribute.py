@@ -27,21 +27,10 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
-from pipelines.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
+from pipelines.spill import DeleteFiles, SpillRows, read_spill
 
 SPILL_BYTES = 2 << 20  # text per file: at 20k documents (50 MB) ~26 files to split
 SPILLING_STAGES = {"exact_dedup"}  # stages whose first step already spills and re-reads
-
-
-@beam.typehints.with_output_types(str)
-class _Spill(SizeBuffered):
-    def __init__(self, folder: str, spill_bytes: int):
-        self._dir, self._limit = folder, spill_bytes
-
-    def flush_rows(self, rows: list):
-        path = f"{self._dir}/spill-{uuid.uuid4().hex[:16]}.bin"
-        write_spill(path, rows)
-        yield path
 
 
 @beam.typehints.with_output_types(Any)
@@ -60,7 +49,7 @@ class SpillRedistribute(beam.PTransform):
 
     def expand(self, records):
         read = (records
-                | "Spill" >> beam.ParDo(_Spill(self._dir, self._limit))
+                | "Spill" >> beam.ParDo(SpillRows(self._dir, self._limit))
                 | "Spread" >> beam.Reshuffle()
                 | "ReadBack" >> beam.ParDo(_ReadBack()).with_outputs("consumed", main="records"))
         read.consumed | "DeleteSpill" >> DeleteFiles()

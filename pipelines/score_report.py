@@ -24,8 +24,8 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.partial_combine import combine_parts
-from pipelines.stage import StageResult
+from pipelines.partial_combine import combine_parts, combine_per_key_parts
+from pipelines.stage import StageResult, parts
 
 SNIPPET_CHARS = 160
 
@@ -217,20 +217,27 @@ def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
                 examples_per_reason: int = 3) -> dict[str, Any]:
     """Stats PCollections (each a single dict) for a filter stage's outputs."""
     out: dict[str, Any] = {}
+    removed_parts = parts(removed)  # a stage may give its removals in several parts
+
+    def records_of(tag: str) -> list:
+        return [r | f"{label}{tag}{'' if i == 0 else i}" >> beam.Map(lambda x: x[1])
+                for i, r in enumerate(removed_parts)]
+
     if specs:
         # kept + removed, combined per side: a Flatten of the records would hold them all
         # in the local runner's memory (pipelines.partial_combine)
-        scored = [kept, removed | f"{label}HistRemoved" >> beam.Map(lambda x: x[1])]
+        scored = [kept, *records_of("HistRemoved")]
         out["score_histograms"] = combine_parts(scored, HistogramFn(specs), f"{label}Hist")
         # the removed records alone, drawn over the full histogram (kept vs removed)
+        only = records_of("HistRemovedOnly")
         out["removed_histograms"] = (
-            removed
-            | f"{label}HistRemovedOnly" >> beam.Map(lambda x: x[1])
-            | f"{label}HistR" >> beam.CombineGlobally(HistogramFn(specs)))
+            only[0] | f"{label}HistR" >> beam.CombineGlobally(HistogramFn(specs))
+            if len(only) == 1 else combine_parts(only, HistogramFn(specs), f"{label}HistR"))
+    snippets = [r | f"{label}ReasonSnippet{'' if i == 0 else i}" >> beam.Map(_id_snippet)
+                for i, r in enumerate(removed_parts)]
     out["removed_by_rule"] = (
-        removed
-        | f"{label}ReasonSnippet" >> beam.Map(_id_snippet)
-        | f"{label}ReasonSample" >> beam.CombinePerKey(ReasonSampleFn(examples_per_reason))
+        combine_per_key_parts(snippets, ReasonSampleFn(examples_per_reason),
+                              f"{label}ReasonSample")
         | f"{label}ReasonDict" >> beam.combiners.ToDict()
     )
     return out

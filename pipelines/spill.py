@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,3 +144,41 @@ class DeleteFiles(beam.PTransform):
     def expand(self, paths):
         return (paths | "One" >> beam.Map(lambda p: (0, p))
                 | "Commit" >> beam.GroupByKey() | "Delete" >> beam.ParDo(_DeleteAll()))
+
+
+SPILL_BYTES = 8 << 20  # text per spill file of :class:`SpillRows`
+
+
+@beam.typehints.with_output_types(str)
+class SpillRows(SizeBuffered):
+    """rows -> the path of one spill file per ``SPILL_BYTES`` of rows, in ``folder``."""
+
+    def __init__(self, folder: str, limit: int | None = None):
+        self._folder, self._limit = folder, SPILL_BYTES if limit is None else limit
+
+    def flush_rows(self, rows: list):
+        path = f"{self._folder}/rows-{uuid.uuid4().hex}.bin"
+        write_spill(path, rows)
+        yield path
+
+
+@beam.typehints.with_output_types(Any)
+class StreamSpilled(beam.DoFn):
+    """Spill file path -> ``inner``'s outputs for every row of the file (side inputs are
+    passed on to ``inner.process``), then the path under tag ``consumed`` (delete it with
+    :class:`DeleteFiles`). A step that needs a side input computed from its own input reads
+    its input this way instead of having the runner hold it."""
+
+    def __init__(self, inner: beam.DoFn):
+        self._inner = inner
+
+    def setup(self) -> None:
+        self._inner.setup()
+
+    def process(self, path: str, *args, **kwargs):
+        for row in read_spill(path):
+            yield from self._inner.process(row, *args, **kwargs) or ()
+        yield pvalue.TaggedOutput("consumed", path)
+
+    def teardown(self) -> None:
+        self._inner.teardown()

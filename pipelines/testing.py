@@ -47,6 +47,14 @@ def collected(key: str) -> list[Any]:
         return list(_SINKS.pop(key, []))
 
 
+def _one(outputs: Any, name: str) -> Any:
+    """A stage output given in parts (``StageResult.removed``/``dead``) as one PCollection."""
+    from pipelines.stage import parts
+
+    got = parts(outputs)
+    return got[0] if len(got) == 1 else got | f"All{name}Parts" >> beam.Flatten()
+
+
 def run_stage(
     params: dict[str, Any],
     records: list[dict[str, Any]],
@@ -66,8 +74,8 @@ def run_stage(
     res = stage.expand(p | "Create" >> beam.Create(records))
     keys = {
         "kept": collect(res.kept, "kept"),
-        "removed": collect(res.removed, "removed"),
-        "dead": collect(res.dead, "dead"),
+        "removed": collect(_one(res.removed, "removed"), "removed"),
+        "dead": collect(_one(res.dead, "dead"), "dead"),
     }
     stat_keys = {name: collect(pc, f"stat_{name}") for name, pc in res.stats.items()}
     p.run().wait_until_finish()

@@ -101,3 +101,73 @@ def test_readme_shows_the_example_plugin_and_its_test_passes(monkeypatch, clean_
     import test_my_stages
 
     test_my_stages.test_digit_ratio_drops_number_tables_and_keeps_prose()
+
+
+def test_stage_outputs_in_parts_are_each_accounted_without_a_flatten(tmp_path, clean_registry):
+    """A stage may give ``removed``/``dead`` as a tuple of PCollections made in different
+    steps (d4, quality_classifier with threshold + top_fraction): every part is counted,
+    written to removed/ or dead_letter/ and summarized, and the build graph has no Flatten of
+    them (the local runner would hold it in memory)."""
+    import apache_beam as beam
+    from apache_beam import pvalue
+
+    from pipelines.graph import construct, plan_build
+    from pipelines.records import dead_letter
+    from pipelines.stage import Stage, StageParams, StageResult, register_stage
+
+    class _Split(beam.DoFn):
+        def __init__(self, word):
+            self._word = word
+
+        def process(self, r):
+            if self._word in r["text"]:
+                yield pvalue.TaggedOutput("removed", (f"has_{self._word}", r))
+            elif r["id"].endswith("9"):
+                yield pvalue.TaggedOutput("dead", dead_letter("two_parts", "ends_in_9", r))
+            else:
+                yield r
+
+    class TwoPartParams(StageParams):
+        stage: str = "two_parts"
+
+    @register_stage
+    class TwoPartStage(Stage):
+        name = "two_parts"
+        Params = TwoPartParams
+
+        def expand(self, records):
+            a = records | "A" >> beam.ParDo(_Split("Example 1")).with_outputs(
+                "removed", "dead", main="kept")
+            grouped = a["kept"] | "Key" >> beam.Map(lambda r: (r["id"], r)) | \
+                "Group" >> beam.GroupByKey() | "Ungroup" >> beam.FlatMap(lambda kv: kv[1])
+            b = grouped | "B" >> beam.ParDo(_Split("Example 2")).with_outputs(
+                "removed", "dead", main="kept")
+            return StageResult(b["kept"], (a["removed"], b["removed"]), (a["dead"], b["dead"]))
+
+    src = _corpus(tmp_path)
+    cfg = config([{"name": "s", "type": "jsonl", "path": str(src), "id_field": "id"}],
+                 [{"stage": "two_parts"}], tmp_path / "out")
+    res = build(cfg)
+    removed = read_jsonl_gz(tmp_path / "out" / "removed")
+    # "Example 1." in p1, "Example 10." / "Example 11." too; "Example 2." in p2 only
+    assert sorted(r["record"]["id"] for r in removed) == ["p1", "p10", "p11", "p2"]
+    assert {r["reason"] for r in removed} == {"has_Example 1", "has_Example 2"}
+    dead = read_jsonl_gz(tmp_path / "out" / "dead_letter")
+    assert sorted(d["id"] for d in dead) == ["p9"]
+    st = res.stats["stages"]["two_parts"]
+    assert st["removed"] == {"has_Example 1": 3, "has_Example 2": 1}
+    assert len(read_output(tmp_path / "out")) == 17 - 5
+
+    flattens = []
+
+    class V(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if isinstance(node.transform, beam.Flatten) and len(node.inputs) > 1:
+                flattens.append([pc.producer.full_label for pc in node.inputs])
+
+    p = beam.Pipeline(runner="DirectRunner")
+    cfg["output"]["dir"] = str(tmp_path / "out2")
+    construct(plan_build(build_config_from_dict(cfg)), p)
+    p.visit(V())
+    for producers in flattens:
+        assert not {"two_parts/A", "two_parts/B"} & set(producers), producers

@@ -101,3 +101,36 @@ def test_annotate_only_marks_instead_of_dropping():
     assert chosen == _expected_top(recs, 0.1)
     assert out["stats"]["would_remove"][0] == {"below_top_fraction": 270}
     assert out["stage"].output_columns() == {"score_selected": "bool"}
+
+
+def test_top_fraction_streams_its_input_from_spill_files(tmp_path, monkeypatch):
+    """The split reads its input back from spill files (so the runner does not hold it until
+    the quantiles are known): many small files give the same selection, and every file is
+    deleted afterwards. Annotating needs no Flatten of kept and flagged records either."""
+    from pipelines import spill
+
+    recs = _recs(600, seed=3)
+    monkeypatch.setattr(spill, "SPILL_BYTES", 2000)  # ~7 records per file
+    params = {"stage": "score_select", "column": "score", "top_fraction": 0.3}
+    out = run_stage(params, recs, output_dir=str(tmp_path))
+    assert {r["id"] for r in out["kept"]} == _expected_top(recs, 0.3)
+    assert len(out["removed"]) == 420
+    ann = run_stage({**params, "annotate_only": True}, recs, output_dir=str(tmp_path))
+    assert sorted(r["id"] for r in ann["kept"] if r["score_selected"]) == sorted(
+        _expected_top(recs, 0.3))
+    assert len(ann["kept"]) == 600 and not ann["removed"]
+    assert ann["stats"]["would_remove"][0] == {"below_top_fraction": 420}
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_spill_rows_writes_several_files_at_a_small_budget(tmp_path, monkeypatch):
+    from pipelines import spill
+
+    monkeypatch.setattr(spill, "SPILL_BYTES", 2000)
+    fn = spill.SpillRows(str(tmp_path))
+    fn.start_bundle()
+    rows = _recs(50)
+    paths = [p for r in rows for p in fn.process(r)]
+    paths += [w.value for w in fn.finish_bundle()]
+    assert len(paths) > 5
+    assert [r for p in paths for r in spill.read_spill(p)] == rows

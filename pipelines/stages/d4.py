@@ -52,8 +52,9 @@ class D4Stage(Stage):
         p: D4Params = self.params  # type: ignore[assignment]
         sd = records | "SemDeDup" >> _Scoped(expand_semdedup, self.label, p)
         pp = sd["kept"] | "Prototype" >> _Scoped(expand_prototype, self.label, p)
-        removed = (sd["removed"], pp["removed"]) | "Removed" >> beam.Flatten()
-        dead = (sd["dead"], pp["dead"]) | "Dead" >> beam.Flatten()
+        # in parts, not flattened: the build consumes each where it is produced
+        removed = (sd["removed"], pp["removed"])
+        dead = (sd["dead"], pp["dead"])
         stats = {k[len("stat."):]: v for part in (sd, pp) for k, v in part.items()
                  if k.startswith("stat.")}
         return StageResult(kept=pp["kept"], removed=removed, dead=dead, stats=stats)

@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import apache_beam as beam
 from pydantic import Field, field_validator
 
 from filters.quality_classifier import META_FILE, QualityClassifierScorer
@@ -84,8 +83,9 @@ class QualityClassifierStage(ScoreReportMixin, RecordStage):
             from pipelines.stages.score_select import select_top_fraction
 
             kept, removed, cutoff = select_top_fraction(
-                res.kept, p.column, p.top_fraction, p.quantile_epsilon, "TopFraction")
-            merged = (res.removed, removed) | "MergeRemoved" >> beam.Flatten()
-            res = StageResult(kept=kept, removed=merged, dead=res.dead,
+                res.kept, p.column, p.top_fraction, p.quantile_epsilon, "TopFraction",
+                spill_dir=self.spill_dir())
+            # two parts (below the threshold, below the top fraction), not a Flatten
+            res = StageResult(kept=kept, removed=(res.removed, removed), dead=res.dead,
                               stats={**res.stats, "cutoff": cutoff})
         return self.with_score_stats(res)

@@ -34,6 +34,7 @@ from pydantic import Field, model_validator
 
 from pipelines.records import dead_letter
 from pipelines.score_report import HistSpec, ScoreReportMixin, flatten_stage_stats
+from pipelines.spill import DeleteFiles, SpillRows, StreamSpilled
 from pipelines.stage import Stage, StageParams, StageResult, register_stage
 
 _NUM_QUANTILES = 10_001  # cutoff resolution 1e-4 of the rank range
@@ -92,11 +93,17 @@ class _SplitByKey(beam.DoFn):
 
 def select_top_fraction(records: Any, column: str, q: float, epsilon: float = 1e-4,
                         prefix: str = "Top", higher_is_better: bool = True,
-                        reason: str = "below_top_fraction") -> tuple[Any, Any, Any]:
+                        reason: str = "below_top_fraction", spill_dir: str | None = None,
+                        annotate: str | None = None) -> tuple[Any, Any, Any]:
     """Split ``records`` (all with a finite ``column``) into (kept, removed, cutoff).
 
     ``cutoff`` is a one-element PCollection with ``{"score": s, "id_hash": h}`` of the
     smallest kept key (in the ``higher_is_better`` orientation).
+
+    The split needs the quantiles of its own input (a side input), so the local runner would
+    hold ``records`` whole until they are computed; with ``spill_dir`` the records go to spill
+    files in the step that produces them and the split streams them back instead.
+    ``annotate``: see :class:`_Annotate` (then ``removed`` carries only reasons).
     """
     combine = ApproximateQuantilesCombineFn.create(num_quantiles=_NUM_QUANTILES, epsilon=epsilon)
     quantiles = (
@@ -105,10 +112,18 @@ def select_top_fraction(records: Any, column: str, q: float, epsilon: float = 1e
         | f"{prefix}Quantiles" >> beam.CombineGlobally(combine)
     )
     count = records | f"{prefix}Count" >> beam.combiners.Count.Globally()
-    outs = records | f"{prefix}Split" >> beam.ParDo(
-        _SplitByKey(column, higher_is_better, q, reason), pvalue.AsSingleton(quantiles),
-        pvalue.AsSingleton(count),
-    ).with_outputs("removed", main="kept")
+    split: beam.DoFn = _SplitByKey(column, higher_is_better, q, reason)
+    if annotate is not None:
+        split = _Annotate(split, annotate)
+    source = records
+    if spill_dir is not None:
+        split = StreamSpilled(split)
+        source = records | f"{prefix}Spill" >> beam.ParDo(SpillRows(spill_dir))
+    outs = source | f"{prefix}Split" >> beam.ParDo(
+        split, pvalue.AsSingleton(quantiles), pvalue.AsSingleton(count),
+    ).with_outputs("removed", "consumed", main="kept")
+    if spill_dir is not None:
+        outs["consumed"] | f"{prefix}DeleteSpill" >> DeleteFiles()
 
     def _cut(qs, n):
         if not qs:
@@ -118,6 +133,25 @@ def select_top_fraction(records: Any, column: str, q: float, epsilon: float = 1e
 
     cutoff = quantiles | f"{prefix}Cutoff" >> beam.Map(_cut, pvalue.AsSingleton(count))
     return outs["kept"], outs["removed"], cutoff
+
+
+class _Annotate(beam.DoFn):
+    """Wraps a splitting DoFn (kept main output, ``removed`` = (reason, record)): every record
+    leaves on the main output with ``flag`` True (kept) or False (would be removed); the
+    reasons of the would-be removals go to ``removed``. One output, so no Flatten of the
+    kept and the flagged records (the local runner would hold it)."""
+
+    def __init__(self, inner: beam.DoFn, flag: str):
+        self._inner, self._flag = inner, flag
+
+    def process(self, record, *args, **kwargs):
+        for out in self._inner.process(record, *args, **kwargs) or ():
+            if isinstance(out, pvalue.TaggedOutput):
+                reason, rec = out.value
+                yield {**rec, self._flag: False}
+                yield pvalue.TaggedOutput("removed", reason)
+            else:
+                yield {**out, self._flag: True}
 
 
 class _CheckScore(beam.DoFn):
@@ -199,28 +233,25 @@ class ScoreSelectStage(ScoreReportMixin, Stage):
         checked = records | "CheckScore" >> beam.ParDo(
             _CheckScore(self.label, p.column)).with_outputs("dead", main="ok")
         stats: dict[str, Any] = {}
+        flag = f"{p.column}_selected" if p.annotate_only else None
         if p.threshold is not None:
-            outs = checked["ok"] | "Threshold" >> beam.ParDo(
-                _Threshold(p.column, p.threshold, p.higher_is_better)
-            ).with_outputs("removed", main="kept")
+            split: beam.DoFn = _Threshold(p.column, p.threshold, p.higher_is_better)
+            if flag is not None:
+                split = _Annotate(split, flag)
+            outs = checked["ok"] | "Threshold" >> beam.ParDo(split).with_outputs(
+                "removed", main="kept")
             kept, removed = outs["kept"], outs["removed"]
         else:
             kept, removed, cutoff = select_top_fraction(
                 checked["ok"], p.column, p.top_fraction, p.quantile_epsilon, "Top",
-                p.higher_is_better)
+                p.higher_is_better, spill_dir=self.spill_dir(), annotate=flag)
             stats["cutoff"] = cutoff
-        if p.annotate_only:
-            flag = f"{p.column}_selected"
+        if flag is not None:  # removed carries the would-be reasons only
             stats["would_remove"] = (
                 removed
-                | "FlaggedReason" >> beam.Map(lambda x: x[0])
                 | "CountFlagged" >> beam.combiners.Count.PerElement()
                 | "FlaggedDict" >> beam.combiners.ToDict()
             )
-            kept = (
-                kept | "MarkSelected" >> beam.Map(lambda r: {**r, flag: True}),
-                removed | "MarkUnselected" >> beam.Map(lambda x: {**x[1], flag: False}),
-            ) | "AllAnnotated" >> beam.Flatten()
             removed = removed | "NoRemovals" >> beam.Filter(lambda _: False)
         res = StageResult(kept=kept, removed=removed, dead=checked["dead"], stats=stats)
         return self.with_score_stats(res)
