@@ -549,7 +549,28 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
         "parts_gb": {k: round(v / 1e9, 2) for k, v in parts.items()},
         "total_gb": round(sum(parts.values()) / 1e9, 2),
         "disk_gb": round(disk / 1e9, 2),
+        "disk_bytes": int(disk),
     }
+
+
+def free_disk_gb(folder: str) -> float | None:
+    """Free space (GB) of the local file system that holds ``folder`` (or its nearest existing
+    parent); ``None`` for remote paths (gs://, s3://...) or when it cannot be read."""
+    import os
+    import shutil
+
+    if "://" in folder:
+        return None
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    try:
+        return shutil.disk_usage(path).free / 1e9
+    except OSError:
+        return None
 
 
 def machine_memory_gb() -> float | None:

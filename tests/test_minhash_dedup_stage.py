@@ -292,6 +292,18 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     assert est["total_gb"] > 0 and set(est["parts_gb"]) >= {"sketches", "shingle_sets"}
     big = estimate_memory_of(10**9)
     assert big["disk_gb"] >= 1.0  # the spill files hold the text
+    assert est["free_disk_gb"] > 0
+    from pipelines import minhash_beam as mb
+
+    real = mb.free_disk_gb
+    try:  # not enough disk for the spill files: a planning error that names the fix
+        mb.free_disk_gb = lambda folder: 1e-6
+        with pytest.raises(ConfigError, match=r"spill files .* only 0\.0 GB is free.*larger disk"):
+            load_stages()["minhash_dedup"](sp, ctx)
+    finally:
+        mb.free_disk_gb = real
+    assert mb.free_disk_gb("gs://bucket/out") is None
+    assert mb.free_disk_gb(str(tmp_path / "not" / "yet")) > 0  # nearest existing parent
     (tiny,) = parse_stages([{**BASE, "max_memory_gb": 0.01}])
     with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.01 GB") as e:
         load_stages()["minhash_dedup"](tiny, ctx)

@@ -309,6 +309,15 @@ class MinHashDedupStage(Stage):
         if limit_gb and est["total_gb"] > limit_gb / 2:
             _LOG.warning("[%s] memory estimate %.1f GB is more than half of %.1f GB: %s",
                          ctx.label, est["total_gb"], limit_gb, est["parts_gb"])
+        free = mb.free_disk_gb(ctx.output_dir)
+        est["free_disk_gb"] = None if free is None else round(free, 2)
+        if free is not None and est["disk_bytes"] > free * 1e9:
+            raise ConfigError(
+                f"stages[{ctx.index}] ({ctx.label}): the stage writes its input to spill files "
+                f"under the output folder while it runs, ~{est['disk_gb']:.1f} GB for "
+                f"~{est['docs']} documents, but only {free:.1f} GB is free at "
+                f"{ctx.output_dir!r}. Fix: free disk space, point output.dir at a larger disk, "
+                "or split the input.")
         return est
 
     def output_columns(self) -> dict[str, str]:
