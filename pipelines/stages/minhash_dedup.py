@@ -1,12 +1,13 @@
 """Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
 
-``mode: lsh`` (default): compact per-batch sketches (band keys) -> candidate pairs of integer
-document indices (numpy sorts on one worker) -> verified by exact (default, shingle sets of the
-candidate documents only) or estimated Jaccard -> connected components (scipy) -> one
-representative per component (lowest id, longest text or highest score); the other members
-are removed with reason ``near_duplicate`` and column ``near_dup_of`` = the representative's
-id. Text never crosses a shuffle; decisions reach the records as a side input. Data flow and
-memory model: ``pipelines/minhash_beam.py`` and docs/dedup.md.
+``mode: lsh`` (default): records to spill files, one compact sketch (band keys) per file ->
+candidate pairs of integer document indices (numpy sorts on one worker) -> verified by exact
+(default, shingle sets of the candidate documents only) or estimated Jaccard -> connected
+components (scipy) -> one representative per component (lowest id, longest text or highest
+score); the other members are removed with reason ``near_duplicate`` and column
+``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on disk
+between the passes; decisions reach the records as a side input while the spill files are
+streamed back. Data flow and memory model: ``pipelines/minhash_beam.py`` and docs/dedup.md.
 
 Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of its
 smallest-id member with each other member (work linear in its size).
