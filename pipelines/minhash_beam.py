@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import json
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -462,10 +461,6 @@ class Apply(beam.DoFn):
             else:
                 yield out
         yield pvalue.TaggedOutput(CONSUMED, path)
-
-
-def json_safe(x):
-    return json.loads(json.dumps(x, default=str))
 
 
 # --------------------------------------------------------------------------- memory estimate

@@ -46,7 +46,7 @@ from pipelines.stage import (
 
 _LOG = logging.getLogger(__name__)
 REASON = "near_duplicate"
-INDEX_REP = "lshbloom_index"
+INDEX_REP = mb.INDEX_REP
 
 
 class MinHashDedupParams(StageParams):
