@@ -434,33 +434,23 @@ class ReadSource(beam.PTransform):
 
     def expand(self, pbegin):
         src = self._src
-        if src.type == "hf":
-            shards = [(i, src.hf_shards) for i in range(src.hf_shards)]
-            outs = (
-                pbegin
-                | "Shards" >> beam.Create(shards)
-                | "Spread" >> beam.Reshuffle()
-                | "ReadHF" >> beam.ParDo(_ReadHfShard(src, self._n_rows)).with_outputs(
-                    DEAD, COUNTED, main="records")
-            )
-        elif src.type in ("warc", "html"):  # web sources: pipelines/web_sources.py
+        if src.type in ("warc", "html"):  # web sources: pipelines/web_sources.py
             from pipelines.web_sources import ReadWeb
 
             return pbegin | "ReadWeb" >> ReadWeb(src, self._files)
-        else:
-            reader = _ReadParquet(src) if src.type == "parquet" else _ReadJsonl(src)
-            outs = (
-                pbegin
-                | "Files" >> beam.Create(self._files)
-                | "Spread" >> beam.Reshuffle()
-                | "Read" >> beam.ParDo(reader).with_outputs(DEAD, COUNTED, main="records")
-            )
+        reader, work, _ = _work(src, self._files, self._n_rows)
+        outs = (
+            pbegin
+            | "Files" >> beam.Create(work)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(reader).with_outputs(DEAD, COUNTED, main="records")
+        )
         return {"records": outs["records"], "dead": outs[DEAD], "counted": outs[COUNTED]}
 
 
 def _work(src: SourceConfig, files: list[InputFile] | None, n_rows: int):
-    """(DoFn, its input elements, counting DoFn or None) of one source: what one read step
-    needs to read it next to others."""
+    """(reader DoFn, its input elements: files or hf shards, counting DoFn or None) of one
+    source: what a read step needs, alone (:class:`ReadSource`) or next to others."""
     if src.type == "hf":
         return _ReadHfShard(src, n_rows), [(i, src.hf_shards) for i in range(src.hf_shards)], None
     if src.type in ("warc", "html"):
@@ -480,13 +470,11 @@ class _ReadAny(beam.DoFn):
 
     def setup(self):
         for fn in [*self._readers, *filter(None, self._counters)]:
-            if hasattr(fn, "setup"):
-                fn.setup()
+            fn.setup()
 
     def teardown(self):
         for fn in [*self._readers, *filter(None, self._counters)]:
-            if hasattr(fn, "teardown"):
-                fn.teardown()
+            fn.teardown()
 
     def process(self, item):
         i, work = item

@@ -337,25 +337,18 @@ class _CountHtml(beam.DoFn):
     """One record per HTML file (a page is one record, however it parses)."""
 
     def __init__(self, source: str):
-        self._fn = _count_html(source)
+        self._source = source
 
     def process(self, f):
-        yield self._fn(f)
+        yield {"source": self._source, "path": f.path, "records": 1, "bytes": f.size}
 
 
 def web_reader_and_counter(src: Any):
-    """(reader DoFn, counting DoFn) of a ``warc`` or ``html`` source, for a read step shared
-    with other sources (``pipelines.sources.read_sources``)."""
+    """(reader DoFn, counting DoFn) of a ``warc`` or ``html`` source: used by :class:`ReadWeb`
+    and by the read step shared with other sources (``pipelines.sources.read_sources``)."""
     if src.type == "warc":
         return _ReadWarc(src), _CountWarc(src.name)
     return _ReadHtml(src), _CountHtml(src.name)
-
-
-def _count_html(source: str):
-    def fn(f):
-        return {"source": source, "path": f.path, "records": 1, "bytes": f.size}
-
-    return fn
 
 
 class ReadWeb(beam.PTransform):
@@ -371,10 +364,7 @@ class ReadWeb(beam.PTransform):
     def expand(self, pbegin):
         src = self._src
         files = pbegin | "Files" >> beam.Create(self._files) | "Spread" >> beam.Reshuffle()
-        reader = _ReadWarc(src) if src.type == "warc" else _ReadHtml(src)
+        reader, counter = web_reader_and_counter(src)
         outs = files | "Read" >> beam.ParDo(reader).with_outputs(DEAD, main="records")
-        if src.type == "warc":
-            counted = files | "CountFraming" >> beam.ParDo(_CountWarc(src.name))
-        else:
-            counted = files | "CountFiles" >> beam.Map(_count_html(src.name))
+        counted = files | "Count" >> beam.ParDo(counter)  # from the raw file, not the parse
         return {"records": outs["records"], DEAD: outs[DEAD], COUNTED: counted}
