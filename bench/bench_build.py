@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from filters.length import LengthFilter  # noqa: E402
 from filters.normalize import Normalizer  # noqa: E402
 from filters.text_hash import content_key  # noqa: E402
-from pipelines.config import build_config_from_dict, load_build_config  # noqa: E402
-from pipelines.demo_corpus import write_corpus  # noqa: E402
-from pipelines.graph import run_build  # noqa: E402
-from pipelines.sources import iter_lines  # noqa: E402
+from pipelines.build.config import build_config_from_dict, load_build_config  # noqa: E402
+from pipelines.io.demo_corpus import write_corpus  # noqa: E402
+from pipelines.build.run import run_build  # noqa: E402
+from pipelines.io.framing import iter_lines  # noqa: E402
 
 
 def baseline(files: list[Path]) -> tuple[int, float]:

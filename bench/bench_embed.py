@@ -74,9 +74,10 @@ def run_beam(data, batch: int, encode_batch: int,
     """(total, graph construction, encode inside the stage, process CPU) in seconds."""
     import apache_beam as beam
 
-    from pipelines.config import parse_stages
-    from pipelines.stage import StageContext, load_stages
-    from pipelines.testing import collect, collected, local_pipeline
+    from pipelines.stages.registry import parse_stages
+    from pipelines.stages.base import StageContext
+    from pipelines.stages.registry import load_stages
+    from pipelines.stages.testing import collect, collected, local_pipeline
 
     (sp,) = parse_stages([{"stage": "embed", "batch_size": batch,
                            "encode_batch_size": encode_batch, "sort_buffer": sort_buffer}])

@@ -71,8 +71,8 @@ def run_loop(warc: str, extractor: str) -> dict:
 
 
 def run_build(warc: str, extractor: str, out: str) -> dict:
-    from pipelines.config import build_config_from_dict
-    from pipelines.graph import run_build as build
+    from pipelines.build.config import build_config_from_dict
+    from pipelines.build.run import run_build as build
 
     cfg = build_config_from_dict({
         "name": "bench-extract",

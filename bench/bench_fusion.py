@@ -1,4 +1,4 @@
-"""Per-record stages one by one vs fused into one batched ParDo (``pipelines.stage.FusedRecordStages``).
+"""Per-record stages one by one vs fused into one batched ParDo (``pipelines.stages.record_stage.FusedRecordStages``).
 
 Records (the demo corpus' well-formed documents, ``--copies`` times with new ids) are produced
 inside the pipeline; both variants run the same RecordStages (default: normalize,
@@ -29,9 +29,11 @@ def _expand_copy(c: int):
 def run(stage_specs: list[dict], copies: int, fused: bool) -> tuple[float, list]:
     import apache_beam as beam
 
-    from pipelines.config import parse_stages
-    from pipelines.stage import FusedRecordStages, StageContext, load_stages
-    from pipelines.testing import collect, collected, local_pipeline
+    from pipelines.stages.registry import parse_stages
+    from pipelines.stages.record_stage import FusedRecordStages
+    from pipelines.stages.base import StageContext
+    from pipelines.stages.registry import load_stages
+    from pipelines.stages.testing import collect, collected, local_pipeline
 
     registry = load_stages()
     stages = [registry[sp.stage](sp, StageContext(sp.stage, i, "/tmp/bench", {}))

@@ -1,6 +1,6 @@
 """Throughput of the heuristic quality suite (Gopher quality + repetition, C4, FineWeb).
 
-Corpus: the demo corpus generator (``pipelines/demo_corpus.py``: stdlib docstrings plus
+Corpus: the demo corpus generator (``pipelines/io/demo_corpus.py``: stdlib docstrings plus
 duplicates, boilerplate, short/long, code and non-English documents); only well-formed
 records are used. Measures, on one process (= one core):
 
@@ -32,7 +32,7 @@ from filters.length import LengthFilter
 
 
 def corpus(n_docs: int) -> list[dict]:
-    from pipelines.demo_corpus import generate
+    from pipelines.io.demo_corpus import generate
 
     lines, _ = generate(n_docs, seed=0)
     recs = []
@@ -70,9 +70,10 @@ def time_beam(recs, copies: int) -> tuple[float, int, list[int]]:
     timing is not dominated by ``beam.Create`` pickling megabytes of input."""
     import apache_beam as beam
 
-    from pipelines.config import parse_stages
-    from pipelines.stage import StageContext, load_stages
-    from pipelines.testing import collect, collected, local_pipeline
+    from pipelines.stages.registry import parse_stages
+    from pipelines.stages.base import StageContext
+    from pipelines.stages.registry import load_stages
+    from pipelines.stages.testing import collect, collected, local_pipeline
 
     params = parse_stages([{"stage": s} for s in ("gopher_quality", "gopher_repetition",
                                                   "c4_filter", "fineweb_filter")])

@@ -28,8 +28,8 @@ from pathlib import Path
 RUN = r"""
 import json, sys, time
 from pathlib import Path
-from pipelines.config import build_config_from_dict, load_build_config
-from pipelines.graph import run_build
+from pipelines.build.config import build_config_from_dict, load_build_config
+from pipelines.build.run import run_build
 corpus, out = sys.argv[1], sys.argv[2]
 demo = load_build_config(Path("configs/demo.yaml")).model_dump(mode="json")
 demo["sources"] = [{"name": "pydocs", "type": "jsonl", "path": corpus + "/*.jsonl*"}]
@@ -45,8 +45,8 @@ print(json.dumps({"wall": time.perf_counter() - t0, "counts": res.stats["counts"
 
 READ = r"""
 import json, sys, time
-from pipelines.config import SourceConfig
-from pipelines import sources
+from pipelines.io.source_config import SourceConfig
+from pipelines.io import sources
 src = SourceConfig(name="s", type="jsonl", path=sys.argv[1] + "/*.jsonl*")
 files = sources.expand_files(src, 0)
 files = files[0] if isinstance(files, tuple) else files
@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--reader", action="store_true", help="time the source reader only")
     args = ap.parse_args()
     sys.path.insert(0, str(args.new.resolve()))
-    from pipelines.demo_corpus import write_corpus
+    from pipelines.io.demo_corpus import write_corpus
 
     work = Path(tempfile.mkdtemp(prefix="datamill-bench-count-"))
     try:

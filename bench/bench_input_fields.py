@@ -61,7 +61,7 @@ def run(corpus: str, stages: str, work: Path, keep_none: bool, tag: str) -> dict
     cfg_path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
+    proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli.main import main; main()",
                              "build", str(cfg_path), "--force"], env=env, cwd=str(ROOT),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = RssSampler(proc.pid)

@@ -183,7 +183,7 @@ def _datamill_exact(corpus: str, work: Path, workers: int = 1, canon: str = "whi
     path = work / "exact.yaml"
     path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    wall, peak, log = _run([sys.executable, "-c", "from pipelines.cli import main; main()",
+    wall, peak, log = _run([sys.executable, "-c", "from pipelines.cli.main import main; main()",
                             "build", str(path), "--force", "--progress-every", "0"],
                            env=env, cwd=str(ROOT))
     stats = json.loads((out / "stats.json").read_text())

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(config: str, every: str) -> float:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", "build",
+    subprocess.run([sys.executable, "-c", "from pipelines.cli.main import main; main()", "build",
                     config, "--force", "--progress-every", every], check=True, env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t0

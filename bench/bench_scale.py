@@ -119,7 +119,7 @@ def run_datamill(corpus: Path, work: Path, code: Path, tag: str, workers: int = 
     cfg = work / f"cfg-{tag}.yaml"
     cfg.write_text(datamill_config(corpus, out, workers, extra))
     env = {**os.environ, "PYTHONPATH": str(code)}
-    r = measured([PY, "-c", "from pipelines.cli import main; main()", "build", str(cfg),
+    r = measured([PY, "-c", "from pipelines.cli.main import main; main()", "build", str(cfg),
                   "--force"], env=env, cwd=str(code))  # cwd: ``python -c`` puts it first
     r["out"] = str(out)
     stats = json.loads((out / "stats.json").read_text())

@@ -165,7 +165,7 @@ def run_one(corpus: str, stages: str, workers: int, shards: int, work: Path,
     t0 = time.perf_counter()
     # the build's progress lines (records in / kept / removed per stage every 10 s) are the
     # stage markers of the RSS trace
-    proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
+    proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli.main import main; main()",
                              "build", str(cfg_path), "--force"], env=env,
                             cwd=str(repo), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)

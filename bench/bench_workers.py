@@ -61,7 +61,7 @@ def run(corpus: Path, work: Path, workers: int) -> dict:
     path.write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     load0, cpu0, t0 = os.getloadavg()[0], _cpu(), time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
+    proc = subprocess.Popen([sys.executable, "-c", "from pipelines.cli.main import main; main()",
                              "build", str(path), "--force", "--progress-every", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=str(ROOT))

@@ -124,7 +124,7 @@ def pairs_of(clusters):
 
 
 def evaluate(records, family, params, threshold=0.8):
-    from pipelines.testing import run_stage
+    from pipelines.stages.testing import run_stage
 
     t0 = time.perf_counter()
     out = run_stage(params, records)

@@ -35,7 +35,7 @@ def main() -> None:
 
     from filters.lsh import optimal_params
     from filters.minhash import MinHashConfig
-    from pipelines import minhash_beam as mb
+    from pipelines.stages.dedup import minhash_passes as mb
 
     cfg = MinHashConfig(128, 5, False, 1, "rensa")
     b, r = optimal_params(0.8, 128, 0.1, 0.9)

@@ -5,7 +5,7 @@ add score columns to it. A scorer looks at records and, for each one, returns a
 :class:`Decision`: the columns to add and, optionally, the named reason to drop it.
 
 Scorers never mutate the records they are given (Beam forbids mutating inputs); the Beam
-adapter in ``pipelines/stage.py`` merges ``Decision.columns`` into a copy of the record.
+adapter in ``pipelines/stages/record_stage.py`` merges ``Decision.columns`` into a copy of the record.
 
 ``process_batch`` is the hot path: the adapter hands a scorer a few hundred records at a
 time, so vectorized scorers (MinHash, embeddings, classifiers) override it. If a batch call

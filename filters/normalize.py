@@ -90,7 +90,7 @@ def first_difference(a: str, b: str) -> int:
 
 
 def sample_rank(record_id: str, seed: int = 0) -> int:
-    """Seeded 64-bit hash of an id: the same rank as ``pipelines.score_report.sample_key``, so
+    """Seeded 64-bit hash of an id: the same rank as ``pipelines.stages.score_stats.sample_key``, so
     examples are a fixed-seed random sample whatever the worker count."""
     return xxhash.xxh64_intdigest(record_id.encode("utf-8", "surrogatepass"), seed=seed)
 

@@ -17,7 +17,7 @@ similarities already in memory.
 
 Pairwise work is bounded: similarities are computed ``chunk`` rows at a time against the
 earlier rows of the block (memory ``chunk x block`` floats). The Beam stage bounds the block
-size by splitting oversized clusters (see ``pipelines/stages/semdedup.py`` and
+size by splitting oversized clusters (see ``pipelines/stages/embed/semdedup.py`` and
 :func:`split_starts`).
 
 Embeddings must be unit vectors (the ``embed`` stage normalizes them). All-zero vectors (empty

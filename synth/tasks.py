@@ -1,6 +1,6 @@
 """Per-batch synthesis logic (no Beam): sample solutions, verify them, decide what to keep.
 
-The Beam pipeline (``pipelines/synth_pipeline.py``) calls these functions once per prompt
+The Beam pipeline (``pipelines/jobs/synth.py``) calls these functions once per prompt
 batch. Generation and verification are split so that raw generations can be saved per batch
 and re-verified on a rerun without regenerating:
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from pipelines.config import build_config_from_dict
-from pipelines.graph import run_build
+from pipelines.build.config import build_config_from_dict
+from pipelines.build.run import run_build
 
 
 def write_jsonl(path: Path, rows: list, compress: str | None = None) -> Path:

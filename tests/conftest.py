@@ -22,7 +22,7 @@ def shared_dir() -> Path:
 def demo_corpus_300(tmp_path_factory) -> Path:
     """The generated demo corpus with 300 documents, made once per test process (generating it
     costs about as much CPU as a small build). Tests only read it; copy it to change it."""
-    from pipelines.demo_corpus import ensure_demo_corpus
+    from pipelines.io.demo_corpus import ensure_demo_corpus
 
     path = tmp_path_factory.mktemp("demo-corpus-300") / "corpus"
     ensure_demo_corpus(path, n_docs=300)

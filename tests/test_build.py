@@ -9,12 +9,13 @@ import apache_beam as beam
 import pytest
 
 from filters.base import Decision, RecordScorer
-from pipelines.accounting import ConservationError
-from pipelines.config import build_config_from_dict
-from pipelines.graph import construct
-from pipelines.plan import plan_build
-from pipelines.stage import (RecordStage, RecordStageParams, Stage, StageParams, StageResult,
-                             empty_pcollection, register_stage)
+from pipelines.build.accounting import ConservationError
+from pipelines.build.config import build_config_from_dict
+from pipelines.build.graph import construct
+from pipelines.build.plan import plan_build
+from pipelines.stages.record_stage import RecordStage, RecordStageParams
+from pipelines.stages.base import Stage, StageParams, StageResult, empty_pcollection
+from pipelines.stages.registry import register_stage
 from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
 
 GOOD = [
@@ -165,8 +166,8 @@ def test_same_output_with_one_and_two_workers(one_worker_demo, tmp_path, monkeyp
     default ones: exact dedup spills many files and every sink merges many runs, which the
     second worker reads and merges in its own process; not a byte may change. (The budgets are
     read when the graph is built and pickled with the DoFns, so the workers get them too.)"""
-    from pipelines import sinks
-    from pipelines.stages import exact_dedup
+    from pipelines.io import sinks
+    from pipelines.stages.dedup import exact_dedup
 
     corpus, one, a = one_worker_demo
     monkeypatch.setattr(exact_dedup, "SPILL_BYTES", 15_000)
@@ -268,7 +269,7 @@ def test_dataflow_graph_constructs_without_running(tmp_path):
 def test_cli_build_and_errors(tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     runner = CliRunner()
     bad = tmp_path / "bad.yaml"
@@ -301,7 +302,7 @@ def test_partitioned_output_by_column(tmp_path):
     assert sum(f["rows"] for f in res.stats["output_files"]) == 3
     bad = config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}], [],
                  tmp_path / "out2", partition_by="language")
-    from pipelines.config import ConfigError
+    from pipelines.core.settings import ConfigError
 
     with pytest.raises(ConfigError, match="output.partition_by: column 'language' is not"):
         build(bad)
@@ -310,7 +311,7 @@ def test_partitioned_output_by_column(tmp_path):
 def test_report_command_rerenders(tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     write_jsonl(tmp_path / "in.jsonl", GOOD)
     build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.card import size_category
+from pipelines.report.card import size_category
 from tests.buildutil import build, config, stdlib_doc_rows, write_jsonl
 
 

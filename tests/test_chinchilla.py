@@ -139,7 +139,7 @@ def test_cli_fit_chinchilla(shared_dir):
     import typer
     from typer.testing import CliRunner
 
-    from pipelines.commands.scaling import register
+    from pipelines.cli.scaling import register
 
     app = typer.Typer()
     register(app)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.report import ordered_stages
+from pipelines.cli.main import app
+from pipelines.report.render import ordered_stages
 from tests.buildutil import config, stdlib_doc_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def test_build_help_documents_beam_argument_pass_through():
 
 def test_cli_is_quiet_by_default(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()",
+    res = subprocess.run([sys.executable, "-c", "from pipelines.cli.main import main; main()",
                           "validate", str(ROOT / "configs/demo.yaml")],
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr

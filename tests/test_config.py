@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from pipelines.config import ConfigError, build_config_from_dict, load_build_config
+from pipelines.core.settings import ConfigError
+from pipelines.build.config import build_config_from_dict, load_build_config
 
 
 def _cfg(**over):
@@ -120,7 +121,7 @@ def test_strict_types_keep_yaml_and_manifest_forms_working():
               {"stage": "gopher_repetition", "max_top_ngram_char_frac": {2: 0.2, 3: 0.18}},
               {"stage": "score_select", "column": "n_words", "threshold": 5,
                "hist_range": [0, 100]}]
-    stages = [s for s in stages if s["stage"] in __import__("pipelines.stage",
+    stages = [s for s in stages if s["stage"] in __import__("pipelines.stages.registry",
                                                              fromlist=["x"]).load_stages()]
     cfg = build_config_from_dict(_cfg(stages=[{"stage": "length_filter"}] + stages))
     again = build_config_from_dict(cfg.model_dump(mode="json"))

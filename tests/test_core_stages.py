@@ -7,7 +7,7 @@ import pytest
 
 from filters.normalize import normalize_text
 from filters.text_hash import canonical, content_key, representative_key
-from pipelines.testing import run_stage
+from pipelines.stages.testing import run_stage
 
 
 def _docs(n=40):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from filters.prototypes import select_prototypes
-from pipelines.config import load_build_config
-from pipelines.testing import run_stage
+from pipelines.build.config import load_build_config
+from pipelines.stages.testing import run_stage
 from tests.test_embedding_corpus import corpus, embedded_records
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pipelines.stage_docs import stages_markdown
+from pipelines.stages.docs import stages_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,7 +14,7 @@ def test_stage_reference_is_current():
 
 
 def test_every_stage_has_a_description():
-    from pipelines.stage import load_stages
+    from pipelines.stages.registry import load_stages
 
     missing = [n for n, c in load_stages().items()
                if not c.description and not c.__module__.startswith("tests.")]

@@ -7,7 +7,7 @@ import apache_beam as beam
 import numpy as np
 import pytest
 
-from pipelines.testing import collect, collected, local_pipeline, run_stage
+from pipelines.stages.testing import collect, collected, local_pipeline, run_stage
 from tests.test_embedding_corpus import stdlib_paragraphs
 
 pytestmark = pytest.mark.embed
@@ -24,7 +24,7 @@ def mixed():
 
 
 def test_bucket_edges_grow_and_cover_truncated_texts():
-    from pipelines.stages.embed import length_bucket_edges
+    from pipelines.stages.embed.embed import length_bucket_edges
 
     e = length_bucket_edges(256)
     assert e[0] == 32 and all(b > a for a, b in zip(e, e[1:]))
@@ -82,8 +82,8 @@ def test_a_failing_text_is_dead_lettered_alone(mixed, monkeypatch):
 def test_windows_and_timestamps_are_kept(mixed):
     from apache_beam.transforms import window
 
-    from pipelines.config import parse_stages
-    from pipelines.stages.embed import _EmbedBatches
+    from pipelines.stages.registry import parse_stages
+    from pipelines.stages.embed.embed import _EmbedBatches
 
     # the DoFn alone: the stage's global counting stats need the global window
     (sp,) = parse_stages([{"stage": "embed", "batch_size": 5}])
@@ -106,7 +106,7 @@ def test_windows_and_timestamps_are_kept(mixed):
 
 
 def test_sort_buffer_smaller_than_a_batch_fails_before_any_work():
-    from pipelines.config import parse_stages
+    from pipelines.stages.registry import parse_stages
 
     with pytest.raises(Exception, match=r"sort_buffer \(100\) must be >= batch_size \(512\)"):
         parse_stages([{"stage": "embed", "sort_buffer": 100}])

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from pipelines.testing import run_stage
+from pipelines.stages.testing import run_stage
 from tests.test_embedding_corpus import stdlib_paragraphs
 
 pytestmark = pytest.mark.embed

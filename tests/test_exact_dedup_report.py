@@ -12,7 +12,7 @@ import re
 import pytest
 
 from filters.text_hash import canonical, canonical_utf8_batch, content_digests, content_key
-from pipelines.testing import run_stage
+from pipelines.stages.testing import run_stage
 
 WHITESPACE = [chr(i) for i in range(0x110000) if chr(i).isspace()]
 
@@ -203,7 +203,7 @@ def test_memoized_dofn_specs_match_beam_for_stateful_and_plain_dofns():
     from apache_beam.transforms import userstate
     from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
-    from pipelines import beam_speedups
+    from pipelines.core import beam_speedups
 
     beam_speedups.install()
     original = userstate.get_dofn_specs.__wrapped__
@@ -234,7 +234,7 @@ def test_memoized_dofn_specs_match_beam_for_stateful_and_plain_dofns():
 def test_memoized_views_share_options_like_beams():
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-    from pipelines import beam_speedups
+    from pipelines.core import beam_speedups
 
     beam_speedups.install()
     opts = PipelineOptions(["--streaming"])
@@ -252,8 +252,8 @@ def test_spill_redistribute_returns_every_record_once_and_deletes_its_files(tmp_
     import apache_beam as beam
     from apache_beam.testing.util import assert_that, equal_to
 
-    from pipelines.redistribute import SpillRedistribute
-    from pipelines.testing import local_pipeline
+    from pipelines.build.redistribute import SpillRedistribute
+    from pipelines.stages.testing import local_pipeline
 
     recs = [{"id": str(i), "text": t, "source": "s"} for i, t in enumerate(_docs(40))]
     folder = tmp_path / "_staging" / "spill" / "redistribute-x"
@@ -265,9 +265,9 @@ def test_spill_redistribute_returns_every_record_once_and_deletes_its_files(tmp_
 
 
 def test_redistribution_only_where_it_spreads_work(tmp_path):
-    from pipelines import redistribute
-    from pipelines.config import build_config_from_dict
-    from pipelines.plan import plan_build
+    from pipelines.build import redistribute
+    from pipelines.build.config import build_config_from_dict
+    from pipelines.build.plan import plan_build
     from tests.buildutil import config, write_jsonl
 
     write_jsonl(tmp_path / "in.jsonl", [{"id": "1", "text": "one two three"}])

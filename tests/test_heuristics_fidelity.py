@@ -239,7 +239,7 @@ def test_agreement_on_real_texts(name):
 
 
 def test_stage_says_which_language_rules_ran():
-    from pipelines.testing import run_stage
+    from pipelines.stages.testing import run_stage
 
     recs = [_rec(_zen(), id="a"), {**_rec(_german_man() if shutil.which("man") else _zen()),
                                    "id": "b", "language": "de"}]

@@ -7,10 +7,11 @@ import inspect
 
 import pytest
 
-from pipelines.score_report import sample_key
+from pipelines.stages.score_stats import sample_key
 
-from pipelines.config import ConfigError, parse_stages
-from pipelines.testing import run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.testing import run_stage
 
 MODULES = ["json", "inspect", "argparse", "logging", "collections", "functools", "pathlib",
            "subprocess", "threading", "email.message"]

@@ -1,7 +1,7 @@
 """Hostile inputs (issue 10, input side): every case on real files made in tmp_path.
 
 No record may vanish while the build reports success: input records are counted from the raw
-data (pipelines.framing / Parquet metadata), every unparseable record is its own dead-letter
+data (pipelines.io.framing / Parquet metadata), every unparseable record is its own dead-letter
 row, and a bad value, file name or special file never crashes or hangs the build.
 """
 
@@ -21,12 +21,14 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from pipelines import accounting as acc
-from pipelines import build as graph  # run_build plans through pipelines.build.plan_build
-from pipelines.config import ConfigError, SourceConfig, build_config_from_dict, load_build_config
-from pipelines.framing import RecordFramer
-from pipelines.input_files import list_input_files
-from pipelines.sources import COUNTED, DEAD, _ReadJsonl, file_change
+from pipelines.build import accounting as acc
+from pipelines.build import run as graph  # run_build plans through pipelines.build.plan_build
+from pipelines.core.settings import ConfigError
+from pipelines.io.source_config import SourceConfig
+from pipelines.build.config import build_config_from_dict, load_build_config
+from pipelines.io.framing import RecordFramer
+from pipelines.io.input_files import list_input_files
+from pipelines.io.sources import COUNTED, DEAD, _ReadJsonl, file_change
 from tests.buildutil import build, config, read_jsonl_gz, read_output
 
 TEXT = "A sentence long enough to be a document of its own, with words in it."
@@ -255,7 +257,7 @@ def test_truncated_archives_end_in_one_read_error(tmp_path, suffix):
 def test_every_record_dead_exits_4_and_fraction_is_configurable(tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     (tmp_path / "a.jsonl").write_bytes(b"".join(_line(i) for i in range(50)))
     cfg = config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "a.jsonl"),
@@ -359,7 +361,7 @@ def test_unsafe_stage_label_refused_before_any_work(tmp_path):
 def test_validate_runs_the_planner(tmp_path):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     src = tmp_path / "in"  # (an output dir inside a source directory is refused)
     src.mkdir()
@@ -420,7 +422,7 @@ def test_literal_names_with_glob_characters_and_odd_yaml_keys(tmp_path):
 
 
 def test_corrupt_parquet_row_group_loses_only_its_rows(tmp_path):
-    from pipelines.sources import _ReadParquet
+    from pipelines.io.sources import _ReadParquet
 
     path = tmp_path / "c.parquet"
     pq.write_table(pa.table({"text": [f"{TEXT} Row {i}." for i in range(3000)]}), path,

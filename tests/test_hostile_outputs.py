@@ -16,11 +16,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import promote
-from pipelines.build_errors import AccountingError, BuildInterrupted, DiskFull, OutputLocked
-from pipelines.config import ConfigError, build_config_from_dict
-from pipelines.output_lock import OutputLock
-from pipelines.plan import plan_build
+from pipelines.build import promote
+from pipelines.build.accounting import AccountingError
+from pipelines.build.errors import BuildInterrupted, DiskFull, OutputLocked
+from pipelines.core.settings import ConfigError
+from pipelines.build.config import build_config_from_dict
+from pipelines.build.output_lock import OutputLock
+from pipelines.build.plan import plan_build
 from tests.buildutil import build, config, stdlib_doc_rows, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,7 +177,7 @@ def test_remote_runners_need_absolute_paths_or_urls(tmp_path, corpus, monkeypatc
 
 
 def test_missing_counting_stats_or_output_shards_fail_the_build(tmp_path, corpus, monkeypatch):
-    import pipelines.build as b
+    import pipelines.build.run as b
 
     real = b.gather_stats
     out = tmp_path / "out"
@@ -274,7 +276,7 @@ def test_sigkill_during_promotion_then_next_run_recovers(tmp_path, corpus):
     cfg = json.dumps(_cfg(corpus, out, min_words=3))
     code = (
         "import json, os, signal\n"
-        "from pipelines import promote\n"
+        "from pipelines.build import promote\n"
         "from tests.buildutil import build\n"
         "promote._step = lambda n: os.kill(os.getpid(), signal.SIGKILL) if n == 'moved' "
         "else None\n"
@@ -295,7 +297,7 @@ def test_sigkill_during_promotion_then_next_run_recovers(tmp_path, corpus):
 def test_second_build_is_refused_while_the_first_holds_the_lock(tmp_path, corpus):
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     out = tmp_path / "out"
     cfg = tmp_path / "c.yaml"
@@ -313,7 +315,7 @@ def test_second_build_is_refused_while_the_first_holds_the_lock(tmp_path, corpus
 
 def test_interrupt_removes_staging_and_keeps_the_previous_build(tmp_path, corpus, monkeypatch):
     """SIGINT, then SIGTERM, each in the middle of a build after one complete build."""
-    import pipelines.build as b
+    import pipelines.build.run as b
 
     out = tmp_path / "out"
     stale = out / "_staging" / "20250101-000000-abcdef"  # left by a killed run
@@ -338,8 +340,8 @@ def test_interrupt_removes_staging_and_keeps_the_previous_build(tmp_path, corpus
 def test_disk_full_is_one_clear_line(tmp_path, corpus, monkeypatch):
     from typer.testing import CliRunner
 
-    import pipelines.sinks as sinks
-    from pipelines.cli import app
+    import pipelines.io.sinks as sinks
+    from pipelines.cli.main import app
 
     def full(path, rows):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)

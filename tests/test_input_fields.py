@@ -1,4 +1,4 @@
-"""Input fields kept as typed columns (pipelines/input_fields.py), end to end on real text:
+"""Input fields kept as typed columns (pipelines/io/input_fields.py), end to end on real text:
 public docstrings of the Python standard library, with url/date/section/nested metadata."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import input_fields as inf
-from pipelines.config import ConfigError, build_config_from_dict
-from pipelines.plan import plan_build
+from pipelines.io import input_fields as inf
+from pipelines.core.settings import ConfigError
+from pipelines.build.config import build_config_from_dict
+from pipelines.build.plan import plan_build
 from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
 
 
@@ -260,7 +261,7 @@ def test_collisions_are_renamed_and_shown(tmp_path):
     assert res.stats["conservation_ok"]
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from pipelines.cli.main import app
 
     (tmp_path / "b.yaml").write_text(json.dumps(cfg))
     shown = CliRunner().invoke(app, ["validate", str(tmp_path / "b.yaml")])
@@ -332,7 +333,7 @@ def test_partition_by_a_kept_field_and_same_bytes_with_two_workers(tmp_path):
 
 
 def test_odd_field_names_and_values_never_become_columns_but_are_kept():
-    from pipelines.config import SourceConfig
+    from pipelines.io.source_config import SourceConfig
 
     src = SourceConfig(name="s", type="jsonl", path="unused")
     cand = inf._Candidates()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from filters.kmeans import assign, default_k, normalize_rows
-from pipelines.testing import run_stage
+from pipelines.stages.testing import run_stage
 
 pytestmark = pytest.mark.embed
 pytest.importorskip("faiss")

@@ -7,8 +7,9 @@ import socket
 import pytest
 
 from filters.langid import UNDETERMINED, LanguageDetector, LanguageIdScorer
-from pipelines.config import ConfigError, parse_stages
-from pipelines.testing import run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.testing import run_stage
 
 EN = ("The quick brown fox jumps over the lazy dog while the farmer watches from the "
       "porch and wonders whether it will rain before the harvest is finished.")

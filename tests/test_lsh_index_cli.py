@@ -6,8 +6,8 @@ from pydoc_data.topics import topics
 import typer
 from typer.testing import CliRunner
 
-from pipelines.commands.dedup_index import register
-from pipelines.testing import run_stage
+from pipelines.cli.dedup_index import register
+from pipelines.stages.testing import run_stage
 
 
 def _app():

@@ -4,8 +4,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.materialize import MaterializeError, epoch_targets, materialize
-from pipelines.testing import local_pipeline
+from pipelines.jobs.materialize import MaterializeError, epoch_targets, materialize
+from pipelines.stages.testing import local_pipeline
 from tests.buildutil import stdlib_doc_rows
 from filters.tokens import load_token_counter
 
@@ -86,7 +86,7 @@ def test_cli_materialize(tmp_path):
     import yaml
     from typer.testing import CliRunner
 
-    from pipelines.commands.scaling import register
+    from pipelines.cli.scaling import register
 
     app = typer.Typer()
     register(app)

@@ -7,9 +7,11 @@ import apache_beam as beam
 import pytest
 
 from filters.lsh import BloomIndex
-from pipelines.config import ConfigError, parse_stages
-from pipelines.stage import StageContext, load_stages
-from pipelines.testing import collect, collected, local_pipeline, run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.base import StageContext
+from pipelines.stages.registry import load_stages
+from pipelines.stages.testing import collect, collected, local_pipeline, run_stage
 
 BASE = {"stage": "minhash_dedup"}
 
@@ -270,7 +272,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     import json
     from types import SimpleNamespace
 
-    from pipelines.config import SourceConfig
+    from pipelines.io.source_config import SourceConfig
 
     path = tmp_path / "c.jsonl"
     with open(path, "w") as f:
@@ -285,7 +287,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     assert 90 <= est["docs"] <= 110  # from the line density of the file
 
     def estimate_memory_of(text_bytes):
-        from pipelines.minhash_beam import estimate_memory
+        from pipelines.stages.dedup.minhash_passes import estimate_memory
 
         return estimate_memory(text_bytes, 10**5, 14, 128, "exact")
 
@@ -293,7 +295,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     big = estimate_memory_of(10**9)
     assert big["disk_gb"] >= 1.0  # the spill files hold the text
     assert est["free_disk_gb"] > 0
-    from pipelines import minhash_beam as mb
+    from pipelines.stages.dedup import minhash_passes as mb
 
     real = mb.free_disk_gb
     try:  # not enough disk for the spill files: a planning error that names the fix
@@ -308,7 +310,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.01 GB") as e:
         load_stages()["minhash_dedup"](tiny, ctx)
     assert "verify: estimated" in str(e.value)  # names the knobs
-    from pipelines.minhash_beam import estimate_memory
+    from pipelines.stages.dedup.minhash_passes import estimate_memory
 
     exact = estimate_memory(10**9, 10**6, 14, 128, "exact")
     assert estimate_memory(10**9, 10**6, 14, 128, "estimated")["parts_gb"]["shingle_sets"] == 0
@@ -322,7 +324,7 @@ def test_memory_estimate_covers_the_measured_peaks():
     # near-dup builds measured on the bench corpora (bench/README.md §9, 2.75 KB of text per
     # document, RSS summed over the process tree): the planning estimate must not be below any
     # of them, nor far above
-    from pipelines.minhash_beam import estimate_memory
+    from pipelines.stages.dedup.minhash_passes import estimate_memory
 
     for docs, text_bytes, peak_gb in ((100_000, 276e6, 0.83), (300_000, 826e6, 1.54),
                                       (1_000_000, 2753e6, 2.49)):
@@ -346,7 +348,7 @@ def test_repeated_ids_choose_one_record_whatever_the_spill_layout(corpus, monkey
     """Records sharing an id: the one with the smallest content hash is routed, the others are
     dead-lettered with their raw record, for any spill-file size (one file per record up to
     one file for all) and worker count; identical copies of one record count once."""
-    from pipelines import minhash_beam as mb
+    from pipelines.stages.dedup import minhash_passes as mb
 
     docs, recs = corpus
     dup = [dict(recs[3]), dict(recs[3]), {**recs[4], "text": docs[7] + " other text"},

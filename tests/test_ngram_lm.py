@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from filters.ngram_lm import UNK, KneserNeyLM, PerplexityScorer, corpus_perplexity
-from pipelines.commands.train_lm import TrainLMConfig, train_from_config
-from pipelines.config import ConfigError, parse_stages
-from pipelines.testing import run_stage
+from pipelines.cli.train_lm import TrainLMConfig, train_from_config
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.testing import run_stage
 
 
 def _docs() -> list[str]:
@@ -116,7 +117,7 @@ def test_config_errors(tmp_path):
     bad = tmp_path / "c.yaml"
     bad.write_text(yaml.safe_dump({"corpus_paths": [str(tmp_path / "none*.jsonl")],
                                    "output": str(tmp_path / "o.json.gz")}))
-    from pipelines.config import load_yaml, validate_model
+    from pipelines.core.settings import load_yaml, validate_model
 
     cfg = validate_model(TrainLMConfig, load_yaml(bad))
     with pytest.raises(ConfigError, match="no files match"):

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 pytest.importorskip("phonenumbers")
 
 from filters.pii import PiiRedactor, PiiScorer  # noqa: E402
-from pipelines.config import ConfigError, parse_stages  # noqa: E402
-from pipelines.testing import run_stage  # noqa: E402
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages  # noqa: E402
+from pipelines.stages.testing import run_stage  # noqa: E402
 
 
 def _kinds(text, **kw):

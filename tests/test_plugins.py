@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import stage as stage_mod
-from pipelines.config import ConfigError, build_config_from_dict
+from pipelines.stages import registry as stage_mod
+from pipelines.core.settings import ConfigError
+from pipelines.build.config import build_config_from_dict
 from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def test_entry_point_plugin_registers_without_config(tmp_path, monkeypatch, clea
     (pkg / "__init__.py").write_text(
         "from typing import Literal\n"
         "from filters.base import KEEP, RecordScorer\n"
-        "from pipelines.stage import RecordStage, RecordStageParams, register_stage\n"
+        "from pipelines.stages import RecordStage, RecordStageParams, register_stage\n"
         "class P(RecordStageParams):\n    stage: Literal['plug_keep']\n"
         "class K(RecordScorer):\n    def process(self, r):\n        return KEEP\n"
         "@register_stage\nclass S(RecordStage):\n    name, Params = 'plug_keep', P\n"
@@ -111,9 +112,11 @@ def test_stage_outputs_in_parts_are_each_accounted_without_a_flatten(tmp_path, c
     import apache_beam as beam
     from apache_beam import pvalue
 
-    from pipelines.graph import construct, plan_build
-    from pipelines.records import dead_letter
-    from pipelines.stage import Stage, StageParams, StageResult, register_stage
+    from pipelines.build.graph import construct
+    from pipelines.build.plan import plan_build
+    from pipelines.core.records import dead_letter
+    from pipelines.stages.base import Stage, StageParams, StageResult
+    from pipelines.stages.registry import register_stage
 
     class _Split(beam.DoFn):
         def __init__(self, word):

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines import progress
+from pipelines.core import progress
 from tests.buildutil import config, stdlib_doc_rows, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def _setup(tmp_path: Path) -> Path:
 
 def _cli(args: list[str], **kw):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
-    return subprocess.Popen([sys.executable, "-c", "from pipelines.cli import main; main()",
+    return subprocess.Popen([sys.executable, "-c", "from pipelines.cli.main import main; main()",
                              *args], env=env, **kw)
 
 

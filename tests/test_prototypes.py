@@ -17,8 +17,9 @@ from filters.prototypes import (
     sparse_histogram,
     threshold_key,
 )
-from pipelines.config import ConfigError, parse_stages
-from pipelines.testing import run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.testing import run_stage
 
 
 def scored(n: int, clusters: int, seed: int, decimals: int | None = 2):

@@ -20,14 +20,15 @@ from filters.quality_classifier import (
     QualityClassifierScorer,
     read_texts,
 )
-from pipelines.commands.train_classifier import (
+from pipelines.cli.train_classifier import (
     TrainClassifierConfig,
     demo_reference_texts,
     train_from_config,
     write_demo_reference_sets,
 )
-from pipelines.config import ConfigError, parse_stages
-from pipelines.testing import run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.testing import run_stage
 
 
 def real_corpus(seed: int = 0) -> tuple[list[str], list[str]]:
@@ -102,7 +103,7 @@ def test_cli_config_train_and_stage(corpus, tmp_path):
         "text_field": "body", "test_fraction": 0.2, "seed": 1, "C": 10.0,
         "output": str(tmp_path / "artifact"),
     }))
-    from pipelines.config import load_yaml, validate_model
+    from pipelines.core.settings import load_yaml, validate_model
 
     meta = train_from_config(validate_model(TrainClassifierConfig, load_yaml(cfg_path)))
     assert meta["n_positive"] == len(pos)

@@ -236,7 +236,7 @@ def test_cli_recommend_writes_yaml_and_plot(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from pipelines.commands.scaling import register
+    from pipelines.cli.scaling import register
 
     app = typer.Typer()
     register(app)

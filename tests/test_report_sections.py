@@ -14,12 +14,13 @@ import apache_beam as beam
 import pytest
 
 from filters.normalize import Normalizer, normalize_changes, normalize_text, sample_rank
-from pipelines.config import parse_stages
-from pipelines.report_diff import diff_segments, side_by_side, visible
-from pipelines.stage import StageContext, load_stages
-from pipelines.stages.minhash_dedup import PAIR_SAMPLES, sample_pairs
-from pipelines.stages.normalize import NormalizeStatsFn
-from pipelines.testing import collect, collected, local_pipeline
+from pipelines.stages.registry import parse_stages
+from pipelines.report.diff import diff_segments, side_by_side, visible
+from pipelines.stages.base import StageContext
+from pipelines.stages.registry import load_stages
+from pipelines.stages.dedup.minhash_dedup import PAIR_SAMPLES, sample_pairs
+from pipelines.stages.text.normalize import NormalizeStatsFn
+from pipelines.stages.testing import collect, collected, local_pipeline
 from tests.buildutil import build, config, stdlib_doc_rows, write_jsonl
 
 # --------------------------------------------------------------------------- text differences
@@ -175,7 +176,7 @@ def test_clean_scorer_attaches_no_notes_without_examples():
 
 
 def test_normalize_stage_alone_reports_dropped_and_annotated_records():
-    from pipelines.testing import run_stage
+    from pipelines.stages.testing import run_stage
 
     rows = _dirty_rows()[:20] + [{"id": "only-controls", "text": " \x00\ufeff\r\n ",
                                   "source": "t"}]
@@ -261,7 +262,7 @@ def test_near_dup_pairs_stat_and_section():
 
 
 def _key(rid, seed):
-    from pipelines.score_report import sample_key
+    from pipelines.stages.score_stats import sample_key
 
     return sample_key(rid, seed)
 

@@ -25,9 +25,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.config import ConfigError, RunnerConfig, build_config_from_dict
-from pipelines.graph import run_build
-from pipelines.runner import canonical_runner, check_runner, make_options
+from pipelines.core.settings import ConfigError, RunnerConfig
+from pipelines.build.config import build_config_from_dict
+from pipelines.build.run import run_build
+from pipelines.core.runner import canonical_runner, check_runner, make_options
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DOCS = 300
@@ -151,7 +152,7 @@ def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_p
     assert stats["runtime_source"] == "user"
     for label in ("normalize", "length_filter", "language_id", "gopher_repetition"):
         assert stats["stages"][label]["runtime_ms"] > 0, label
-    from pipelines.report import _runtime
+    from pipelines.report.render import _runtime
 
     assert "runtime per stage" in _runtime(stats)
 
@@ -364,9 +365,9 @@ def test_dataflow_dry_run_demo_with_gs_paths(demo_root, tmp_path):
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.portability import common_urns
 
-    from pipelines.graph import construct
-    from pipelines.plan import SourcePlan, plan_build
-    from pipelines.sources import InputFile
+    from pipelines.build.graph import construct
+    from pipelines.build.plan import SourcePlan, plan_build
+    from pipelines.io.input_files import InputFile
 
     root = demo_root
     bucket = "gs://datamill-ci-bucket/demo"
@@ -440,10 +441,15 @@ def test_setup_file_sdist_as_beam_stager_builds_it(tmp_path):
 
     assert int(setuptools.__version__.split(".")[0]) >= 77, "PEP 639 license needs setuptools>=77"
     wanted = _tracked_package_files()
-    assert "pipelines/graph.py" in wanted and "configs/demo.yaml" in wanted
+    assert "pipelines/build/graph.py" in wanted and "configs/demo.yaml" in wanted
     project = tmp_path / "project"  # a copy: the build writes egg-info next to setup.py
-    ignore = shutil.ignore_patterns(".git", ".venv", "out", "data", "build", "*.egg-info",
-                                    "__pycache__", ".pytest_cache", "bench")
+    def ignore(folder, names):  # build/, data/ ... only at the top: pipelines/build/ is code
+        skip = {n for n in names if n in (".git", ".venv", "__pycache__", ".pytest_cache")
+                or n.endswith(".egg-info")}
+        if Path(folder).resolve() == REPO.resolve():
+            skip |= {"out", "data", "build", "bench"} & set(names)
+        return skip
+
     shutil.copytree(REPO, project, ignore=ignore)
     dist = tmp_path / "dist"
     dist.mkdir()

@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import sinks
-from pipelines.spill import read_spill, write_spill
-from pipelines.stages import exact_dedup
-from pipelines.testing import local_pipeline, run_stage
+from pipelines.io import sinks
+from pipelines.core.spill import read_spill, write_spill
+from pipelines.stages.dedup import exact_dedup
+from pipelines.stages.testing import local_pipeline, run_stage
 
 
 def _docs(n=120):

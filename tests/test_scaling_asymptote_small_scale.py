@@ -67,7 +67,7 @@ def test_cli_rank_mixtures(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from pipelines.commands.scaling import register
+    from pipelines.cli.scaling import register
 
     app = typer.Typer()
     register(app)

@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from filters.tokens import load_token_counter
-from pipelines.commands.scaling import register
+from pipelines.cli.scaling import register
 from tests.buildutil import build
 
 

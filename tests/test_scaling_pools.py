@@ -11,7 +11,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.commands.scaling import register
+from pipelines.cli.scaling import register
 from scaling.data_constrained import MUENNIGHOFF
 from scaling.pools_fit import fit_pools, load_pool_runs_csv
 from scaling.quality_quantity import lm_scale, pool_error

@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from pipelines.config import ConfigError, parse_stages
-from pipelines.stages.score_select import cutoff_index, sort_key
-from pipelines.testing import run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.filter.score_select import cutoff_index, sort_key
+from pipelines.stages.testing import run_stage
 
 
 def _recs(n: int, seed: int = 0, **extra):
@@ -107,7 +108,7 @@ def test_top_fraction_streams_its_input_from_spill_files(tmp_path, monkeypatch):
     """The split reads its input back from spill files (so the runner does not hold it until
     the quantiles are known): many small files give the same selection, and every file is
     deleted afterwards. Annotating needs no Flatten of kept and flagged records either."""
-    from pipelines import spill
+    from pipelines.core import spill
 
     recs = _recs(600, seed=3)
     monkeypatch.setattr(spill, "SPILL_BYTES", 2000)  # ~7 records per file
@@ -124,7 +125,7 @@ def test_top_fraction_streams_its_input_from_spill_files(tmp_path, monkeypatch):
 
 
 def test_spill_rows_writes_several_files_at_a_small_budget(tmp_path, monkeypatch):
-    from pipelines import spill
+    from pipelines.core import spill
 
     monkeypatch.setattr(spill, "SPILL_BYTES", 2000)
     fn = spill.SpillRows(str(tmp_path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from pipelines.score_report import (
+from pipelines.stages.score_stats import (
     HistogramFn,
     HistSpec,
     ReasonSampleFn,
@@ -47,7 +47,7 @@ def test_empty_histogram():
 
 
 def test_reason_sample_is_a_seeded_random_sample_independent_of_splits():
-    from pipelines.score_report import sample_key
+    from pipelines.stages.score_stats import sample_key
 
     fn = ReasonSampleFn(k=2)
     ids = [f"id{i:02d}" for i in range(40)]
@@ -60,7 +60,7 @@ def test_reason_sample_is_a_seeded_random_sample_independent_of_splits():
 
 
 def test_snippets_keep_line_breaks_and_fold_spaces():
-    from pipelines.score_report import snippet
+    from pipelines.stages.score_stats import snippet
 
     assert snippet("a   b\n\n\nc\td") == "a b\nc d"
     assert snippet("x" * 500, limit=10) == "x" * 9 + "…"

@@ -13,7 +13,7 @@ from filters.semdedup import (
     sub_block,
     survivor_order,
 )
-from pipelines.testing import run_stage
+from pipelines.stages.testing import run_stage
 
 
 def unit(*rows):

@@ -18,10 +18,10 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 
-from pipelines import sinks
-from pipelines.partial_combine import combine_parts, count_parts
-from pipelines.score_report import HistogramFn, HistSpec
-from pipelines.testing import collect, collected, local_pipeline
+from pipelines.io import sinks
+from pipelines.core.combine import combine_parts, count_parts
+from pipelines.stages.score_stats import HistogramFn, HistSpec
+from pipelines.stages.testing import collect, collected, local_pipeline
 
 
 def _texts(n: int = 150) -> list[str]:
@@ -146,8 +146,9 @@ def test_build_graph_flattens_no_records(tmp_path):
     flatten kept + removed records (score histograms, languages, stop lists) combine per side;
     several sources are read in one step and near-dup routes its records from spill files:
     no multi-input Flatten of the graph is fed by records or rows."""
-    from pipelines.config import build_config_from_dict
-    from pipelines.graph import construct, plan_build
+    from pipelines.build.config import build_config_from_dict
+    from pipelines.build.graph import construct
+    from pipelines.build.plan import plan_build
 
     texts = _texts(30)
     src = tmp_path / "in.jsonl"

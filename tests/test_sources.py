@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.config import ConfigError
+from pipelines.core.settings import ConfigError
 from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
 
 DOCS = [

@@ -4,9 +4,11 @@ import inspect
 
 import apache_beam as beam
 
-from pipelines.config import parse_stages
-from pipelines.stage import FusedRecordStages, StageContext, fusible_runs, load_stages
-from pipelines.testing import collect, collected, local_pipeline
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.record_stage import FusedRecordStages, fusible_runs
+from pipelines.stages.base import StageContext
+from pipelines.stages.registry import load_stages
+from pipelines.stages.testing import collect, collected, local_pipeline
 
 
 def _records():

@@ -235,7 +235,7 @@ def _write_cfg(tmp_path, model, **extra):
 
 @needs_tiny
 def test_pipeline_plumbing_and_resume(tmp_path, random_model):
-    from pipelines.synth_pipeline import load_synth_config, run_synth
+    from pipelines.jobs.synth import load_synth_config, run_synth
 
     cfg = load_synth_config(_write_cfg(tmp_path, random_model))
     s1 = run_synth(cfg)
@@ -272,7 +272,7 @@ def test_pipeline_plumbing_and_resume(tmp_path, random_model):
 
 @needs_tiny
 def test_pipeline_decontaminates_before_solving(tmp_path, random_model):
-    from pipelines.synth_pipeline import load_synth_config, run_synth
+    from pipelines.jobs.synth import load_synth_config, run_synth
 
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"question": "Tom has 3 apples and buys 4 more. How many now?"})
@@ -290,8 +290,8 @@ def test_pipeline_decontaminates_before_solving(tmp_path, random_model):
 def test_config_errors_name_the_field(tmp_path):
     import yaml
 
-    from pipelines.config import ConfigError
-    from pipelines.synth_pipeline import load_synth_config
+    from pipelines.core.settings import ConfigError
+    from pipelines.jobs.synth import load_synth_config
 
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({"output_dir": "x", "seeds": {"inline": [{"question": "q"}]},
@@ -313,7 +313,7 @@ def test_config_errors_name_the_field(tmp_path):
 def test_shipped_configs_validate(shared_dir):
     from pathlib import Path
 
-    from pipelines.synth_pipeline import load_synth_config
+    from pipelines.jobs.synth import load_synth_config
 
     root = Path(__file__).resolve().parents[1] / "configs"
     m = load_synth_config(root / "synth_math.yaml")
@@ -329,7 +329,7 @@ def test_shipped_configs_validate(shared_dir):
 @needs_tiny
 def test_end_to_end_math_with_smollm2(tmp_path):
     """Real CPU synthesis with SmolLM2-135M-Instruct produces verified records."""
-    from pipelines.synth_pipeline import load_synth_config, run_synth
+    from pipelines.jobs.synth import load_synth_config, run_synth
 
     seeds = [
         {"id": "apples", "question": "Tom has 3 apples and buys 4 more apples. How many apples "
@@ -375,7 +375,7 @@ def test_cli_synth_command(tmp_path, random_model):
     import typer
     from typer.testing import CliRunner
 
-    from pipelines.commands.synth import register
+    from pipelines.cli.synth import register
 
     app = typer.Typer()
 
@@ -427,7 +427,7 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
     """Code synthesis through the OpenAI-compatible backend (local test server, canned replies)."""
     import yaml
 
-    from pipelines.synth_pipeline import load_synth_config, run_synth
+    from pipelines.jobs.synth import load_synth_config, run_synth
 
     srv = _Server(reply=_code_reply)
     try:
@@ -468,7 +468,7 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
 
 
 def test_dedup_dofn_handles_repeated_ids():
-    from pipelines.synth_pipeline import REMOVED, Dedup
+    from pipelines.jobs.synth import REMOVED, Dedup
 
     recs = [{"id": "a", "problem": "What is two plus two, in whole apples today?"},
             {"id": "a", "problem": "What is two plus two, in whole apples today?"},

@@ -34,7 +34,7 @@ def _reply(user, i, body):
 
 
 def _run(tmp_path, name, **extra):
-    from pipelines.synth_pipeline import load_synth_config, run_synth
+    from pipelines.jobs.synth import load_synth_config, run_synth
 
     srv = _Server(reply=_reply)
     try:
@@ -122,8 +122,8 @@ def test_fields_outside_the_schema_are_an_error_not_lost():
 def test_unknown_template_fails_before_any_work(tmp_path):
     import pytest
 
-    from pipelines.config import ConfigError
-    from pipelines.synth_pipeline import load_synth_config
+    from pipelines.core.settings import ConfigError
+    from pipelines.jobs.synth import load_synth_config
 
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "o"),

@@ -128,7 +128,7 @@ def test_pipeline_concept_generation_dedups_and_votes(tmp_path):
 
     import yaml
 
-    from pipelines.synth_pipeline import load_synth_config, run_synth
+    from pipelines.jobs.synth import load_synth_config, run_synth
 
     srv = _Server(reply=_math_reply)
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from filters.tokens import DEFAULT_TOKENIZER, TokenizerError, load_token_counter
-from pipelines.testing import run_stage
+from pipelines.stages.testing import run_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def test_stage_without_language_column_has_no_language_totals():
 
 
 def test_bad_tokenizer_fails_at_config_time(tmp_path):
-    from pipelines.config import parse_stages
+    from pipelines.stages.registry import parse_stages
 
     with pytest.raises(Exception) as err:
         parse_stages([{"stage": "token_count", "tokenizer": str(tmp_path / "x.json")}])

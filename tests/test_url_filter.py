@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from filters.url_filter import UrlBlocklist, read_list, url_host
-from pipelines.config import ConfigError, build_config_from_dict, parse_stages
-from pipelines.testing import run_stage
+from pipelines.core.settings import ConfigError
+from pipelines.build.config import build_config_from_dict
+from pipelines.stages.registry import parse_stages
+from pipelines.stages.testing import run_stage
 
 
 def test_domain_and_substring_matching():
@@ -55,7 +57,7 @@ def test_config_errors(tmp_path):
         parse_stages([{"stage": "url_filter"}])
     (tmp_path / "d.txt").write_text("example.org\n")
     (tmp_path / "in.jsonl").write_text('{"text": "x"}\n')
-    from pipelines.graph import plan_build
+    from pipelines.build.plan import plan_build
 
     cfg = build_config_from_dict({
         "sources": [{"name": "j", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],

@@ -11,10 +11,11 @@ pytest.importorskip("resiliparse")
 pytest.importorskip("warcio")
 
 from filters.extract import Undecodable, decode_html, html_lang, meta_charset  # noqa: E402
-from pipelines.config import ConfigError, build_config_from_dict  # noqa: E402
-from pipelines.sources import expand_files  # noqa: E402
-from pipelines.testing import collect, collected, local_pipeline  # noqa: E402
-from pipelines.web_sources import ReadWeb  # noqa: E402
+from pipelines.core.settings import ConfigError
+from pipelines.build.config import build_config_from_dict  # noqa: E402
+from pipelines.io.sources import expand_files  # noqa: E402
+from pipelines.stages.testing import collect, collected, local_pipeline  # noqa: E402
+from pipelines.io.web_sources import ReadWeb  # noqa: E402
 from tests.buildutil import build, config, read_jsonl_gz, read_output  # noqa: E402
 from tests.webutil import real_html_files, write_warc  # noqa: E402
 

@@ -2,8 +2,7 @@
 from typing import Literal
 
 from filters.base import Decision, RecordScorer
-from pipelines.score_report import ScoreStage
-from pipelines.stage import RecordStage, RecordStageParams, register_stage
+from pipelines.stages import RecordStage, RecordStageParams, ScoreStage, register_stage
 
 
 class DigitRatio(RecordScorer):

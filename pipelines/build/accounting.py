@@ -1,0 +1,231 @@
+"""Counting every record's fate, and the conservation check.
+
+Each input line/row ends as exactly one of: kept, ``removed/<stage>/<reason>`` or
+``dead/<stage>/<reason>``. Removals and dead letters are counted per key; the large streams
+(parsed input records, kept records) are counted with one lifted combine each
+(:class:`RecordProfile`, which also yields their length histograms). Everything is counted from
+the data itself (not only from runner metrics, which some runners drop or approximate), so the
+check ``input == kept + removed + dead`` is exact on every runner.
+The same counts are also published as Beam Metrics (namespace ``datamill``) for runner UIs.
+
+``input`` itself is not counted from parsed records: it is the sum of the per-file counts the
+sources take from the raw data (``_stats/input_counts.json``, contract C1), so a parser that
+loses records cannot balance the check. :func:`check_build` turns a finished build's stats into
+an :class:`AccountingError` (changed inputs, imbalance, too much dead letter) before anything
+is promoted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from pipelines.core.records import reason_category
+
+LOG10_MAX = 7.0  # length histograms cover 1 .. 10^7 characters on a log scale
+
+
+class AccountingError(RuntimeError):
+    """The build ran but its outputs cannot be trusted; nothing is promoted.
+
+    ``exit_code`` is what ``datamill build`` exits with (documented in README)."""
+
+    exit_code = 3
+
+
+class ConservationError(AccountingError):
+    """Records were lost or duplicated between input and outputs (exit code 3)."""
+
+
+class MissingCountError(ConservationError):
+    """A counting stat the conservation check needs was not written (exit code 3)."""
+
+
+class DeadLetterError(AccountingError):
+    """Too many input records went to dead_letter (exit code 4)."""
+
+    exit_code = 4
+
+
+class InputChangedError(AccountingError):
+    """An input file changed between planning and reading (exit code 5)."""
+
+    exit_code = 5
+
+
+def removed_key(label: str, reason: str) -> str:
+    return f"removed/{label}/{reason_category(reason)}"
+
+
+def dead_key(label: str, reason: str) -> str:
+    return f"dead/{label}/{reason_category(reason)}"
+
+
+class _Count(beam.DoFn):
+    def __init__(self):
+        self._counters: dict[str, Any] = {}
+
+    def process(self, key: str):
+        c = self._counters.get(key)
+        if c is None:
+            c = self._counters[key] = Metrics.counter("datamill", key)
+        c.inc()
+        yield key
+
+
+class CountEvents(beam.PTransform):
+    """PCollection of event keys -> one dict {key: count} (also bumps Beam Metrics)."""
+
+    def expand(self, keys):
+        return (
+            keys
+            | "Metrics" >> beam.ParDo(_Count())
+            | "PerKey" >> beam.combiners.Count.PerElement()
+            | "ToDict" >> beam.combiners.ToDict()
+        )
+
+
+class RecordProfile(beam.CombineFn):
+    """Count of records plus a fixed log10-spaced histogram of their text lengths.
+
+    One lifted combine per PCollection: it replaces a per-record event for the (large)
+    input and kept streams, and is mergeable across workers.
+    """
+
+    def __init__(self, bins: int):
+        self.bins = bins
+
+    def create_accumulator(self):
+        return [0] * self.bins
+
+    def add_input(self, acc, record: dict):
+        x = math.log10(len(record["text"]) + 1)
+        acc[min(self.bins - 1, int(x / LOG10_MAX * self.bins))] += 1
+        return acc
+
+    def merge_accumulators(self, accs):
+        out = [0] * self.bins
+        for a in accs:
+            for i, v in enumerate(a):
+                out[i] += v
+        return out
+
+    def extract_output(self, acc):
+        edges = [10 ** (LOG10_MAX * i / self.bins) - 1 for i in range(self.bins + 1)]
+        return {"count": sum(acc), "edges": edges, "counts": acc}
+
+
+class _WriteJson(beam.DoFn):
+    def __init__(self, path: str):
+        self._path = path
+
+    def process(self, value):
+        with FileSystems.create(self._path) as fh:
+            fh.write(json.dumps(value, sort_keys=True, default=str).encode("utf-8"))
+        yield self._path
+
+
+def write_json(pcoll, path: str, label: str, single: bool = False):
+    """Write a small PCollection as one JSON file (a list, or its single element)."""
+    gathered = pcoll | f"{label}ToList" >> beam.combiners.ToList()
+    if single:
+        gathered = gathered | f"{label}Single" >> beam.Map(lambda xs: xs[0] if xs else None)
+    return gathered | f"{label}Write" >> beam.ParDo(_WriteJson(path))
+
+
+def summarize(counts: dict[str, int], labels: list[str]) -> dict[str, Any]:
+    """Structure raw event counts per stage and check conservation.
+
+    Returns ``{"input", "kept", "removed", "dead_letter", "stages": {label: {...}}, "ok"}``.
+    """
+    stages: dict[str, dict[str, Any]] = {
+        lab: {"removed": {}, "dead_letter": {}} for lab in ["read", *labels]
+    }
+    removed = dead = 0
+    for key, n in counts.items():
+        kind, _, rest = key.partition("/")
+        if kind not in ("removed", "dead"):
+            continue
+        label, _, reason = rest.partition("/")
+        bucket = stages.setdefault(label, {"removed": {}, "dead_letter": {}})
+        field = "removed" if kind == "removed" else "dead_letter"
+        bucket[field][reason] = bucket[field].get(reason, 0) + n
+        if kind == "removed":
+            removed += n
+        else:
+            dead += n
+    n_in, kept = counts.get("input", 0), counts.get("kept", 0)
+    # records entering each stage, for the funnel
+    remaining = n_in - sum(stages["read"]["dead_letter"].values())
+    for lab in labels:
+        st = stages[lab]
+        st["in"] = remaining
+        gone = sum(st["removed"].values()) + sum(st["dead_letter"].values())
+        st["out"] = remaining - gone
+        remaining = st["out"]
+    return {
+        "input": n_in,
+        "kept": kept,
+        "removed": removed,
+        "dead_letter": dead,
+        "stages": stages,
+        "ok": n_in == kept + removed + dead and remaining == kept,
+    }
+
+
+def conservation_error(counts: dict[str, int], stages: dict[str, Any]) -> ConservationError:
+    """The error raised when ``input != kept + removed + dead_letter``, with the numbers."""
+    total = counts["kept"] + counts["removed"] + counts["dead_letter"]
+    per_stage = {k: {"in": v.get("in"), "out": v.get("out")} for k, v in stages.items()}
+    return ConservationError(
+        f"record accounting does not balance: input={counts['input']} but kept={counts['kept']}"
+        f" + removed={counts['removed']} + dead_letter={counts['dead_letter']} = {total}; "
+        f"per stage: {per_stage}")
+
+
+def input_total(counted: list[dict]) -> int:
+    """Input records of a build: the sum of the sources' per-file raw counts."""
+    return sum(int(row["records"]) for row in counted)
+
+
+def dead_weight(dead_row: dict) -> int:
+    """Input records one dead-letter row stands for (``records`` field, default 1)."""
+    return int(dead_row.get("records") or 1)
+
+
+def check_build(stats: dict[str, Any], max_dead_letter_fraction: float) -> None:
+    """Raise the AccountingError a finished build deserves, most specific first."""
+    changed = [f for f in stats.get("input_files") or [] if f.get("changed")]
+    if changed:
+        shown = "; ".join(f"{f['path']}: {f['changed']}" for f in changed[:10])
+        more = f" (and {len(changed) - 10} more)" if len(changed) > 10 else ""
+        raise InputChangedError(
+            f"{len(changed)} input file(s) changed while the build ran, so their records cannot "
+            f"be accounted for: {shown}{more}. Nothing was promoted; rerun once the inputs are "
+            "stable (copy files that are still being written).")
+    c = stats["counts"]
+    if not stats["conservation_ok"]:
+        raise conservation_error(c, stats["stages"])
+    n_in, dead = c["input"], c["dead_letter"]
+    if n_in and (dead == n_in or dead > max_dead_letter_fraction * n_in):
+        reasons = _top_dead_reasons(stats)
+        every = "every input record" if dead == n_in else f"{dead / n_in:.1%} of the input"
+        raise DeadLetterError(
+            f"{every} went to dead_letter ({dead:,} of {n_in:,}; "
+            f"output.max_dead_letter_fraction is {max_dead_letter_fraction}); top reasons: "
+            f"{reasons}. Nothing was promoted: fix sources[].text_field / id_field or the "
+            "input files, or raise output.max_dead_letter_fraction (0..1) to accept this.")
+
+
+def _top_dead_reasons(stats: dict[str, Any], n: int = 3) -> str:
+    items = []
+    for label, st in {"read": stats.get("read") or {}, **(stats.get("stages") or {})}.items():
+        for reason, k in (st.get("dead_letter") or {}).items():
+            items.append((k, f"{label}/{reason}"))
+    items.sort(key=lambda kv: (-kv[0], kv[1]))
+    return ", ".join(f"{name}: {k:,}" for k, name in items[:n]) or "none recorded"

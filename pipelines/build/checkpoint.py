@@ -1,0 +1,168 @@
+"""Checkpoints: records after stage NN plus what a resumed run needs to report the stages
+before it, in ``<out>/checkpoints/NN-<label>/``; validity checks and the chain of parents."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.build import accounting as acc
+from pipelines.core.fs import exists, read_json
+from pipelines.core.records import arrow_schema
+from pipelines.io.side_outputs import flatten, write_side_outputs
+from pipelines.io.sinks import WriteSortedShards
+
+MANIFEST_VERSION = 2  # 2: outputs/side_files with sizes
+
+
+@dataclass
+class Checkpoint:
+    index: int
+    label: str
+    path: str
+    manifest: dict
+
+
+@dataclass(frozen=True)
+class CheckpointTarget:
+    """What :func:`write_checkpoint` needs to know about the checkpoint of stage ``index``
+    (the plan fills it in; this module does not depend on the plan)."""
+
+    index: int
+    label: str
+    path: str  # the checkpoint's directory
+    fingerprint: str
+    columns: dict[str, str]  # columns of the records after the stage
+    parent: dict | None  # {"path", "fingerprint"} of the checkpoint this run resumed from
+    run_id: str
+    shards: int
+    write_removed: bool
+
+
+def file_size(path: str) -> int:
+    """Size in bytes of one file, looked up literally (never as a glob)."""
+    if "://" not in path:
+        return os.path.getsize(path)
+    return FileSystems.get_filesystem(path).metadata(path).size_in_bytes
+
+
+def files_valid(files: list[dict]) -> bool:
+    """Every listed file exists with its recorded size (when recorded) and, for Parquet, holds
+    the recorded number of rows."""
+    import pyarrow.parquet as pq
+
+    for f in files:
+        if not exists(f["path"]):
+            return False
+        if "bytes" in f:
+            try:
+                if file_size(f["path"]) != f["bytes"]:
+                    return False
+            except Exception:  # noqa: BLE001 - vanished between the checks
+                return False
+        if f["path"].endswith(".parquet"):
+            try:
+                with FileSystems.open(f["path"]) as fh:
+                    if pq.ParquetFile(fh).metadata.num_rows != f["rows"]:
+                        return False
+            except Exception:  # noqa: BLE001 - truncated/corrupt shard
+                return False
+    return True
+
+
+def checkpoint_valid(path: str, fingerprint: str) -> dict | None:
+    mpath = f"{path}/manifest.json"
+    if not exists(mpath) or not exists(f"{path}/_stats/counts.json"):
+        return None
+    try:
+        manifest = read_json(mpath)
+    except Exception:  # noqa: BLE001
+        return None
+    if manifest.get("fingerprint") != fingerprint or "side_files" not in manifest:
+        return None
+    if not files_valid(manifest["files"]) or not files_valid(manifest["side_files"]):
+        return None
+    parent = manifest.get("parent")
+    if parent and checkpoint_valid(parent["path"], parent["fingerprint"]) is None:
+        return None
+    return manifest
+
+
+def chain(ck: Checkpoint | None) -> list[str]:
+    """Checkpoint directories from the oldest ancestor to ``ck``."""
+    paths: list[str] = []
+    manifest = ck.manifest if ck else None
+    path = ck.path if ck else None
+    while manifest is not None and path is not None:
+        paths.append(path)
+        parent = manifest.get("parent")
+        if not parent:
+            break
+        path = parent["path"]
+        manifest = read_json(f"{path}/manifest.json")
+    return list(reversed(paths))
+
+
+class ReadParquetRows(beam.DoFn):
+    def process(self, path: str):
+        import pyarrow.parquet as pq
+
+        with FileSystems.open(path) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=4096):
+                yield from batch.to_pylist()
+
+
+class _WriteManifest(beam.DoFn):
+    def __init__(self, path: str, payload: dict):
+        self._path, self._payload = path, payload
+
+    def process(self, tagged):
+        manifest = dict(self._payload)
+        for key in ("files", "side_files"):
+            manifest[key] = sorted(({**f, "bytes": file_size(f["path"])}
+                                    for kind, f in tagged if kind == key),
+                                   key=lambda f: f["path"])
+        manifest["rows"] = sum(f["rows"] for f in manifest["files"])
+        with FileSystems.create(self._path) as fh:
+            fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        yield self._path
+
+
+def write_checkpoint(target: CheckpointTarget, records, events, removed_all, dead_all,
+                     stats: list[tuple[str, Any]], p):
+    """Persist records after stage ``target.index`` plus everything a resumed run needs to
+    report the stages before it: their removed/dead rows, event counts and stats."""
+    path, i = target.path, target.index
+    tag = f"Checkpoint[{target.label}]"
+    schema = arrow_schema(target.columns)
+    written = records | f"{tag}Write" >> WriteSortedShards(
+        f"{path}/data", target.shards, "parquet", schema=schema)
+    counts = flatten(list(events), p, f"{tag}Events") | f"{tag}Count" >> acc.CountEvents()
+    acc.write_json(counts, f"{path}/_stats/counts.json", f"{tag}Counts", single=True)
+    for name, pc in stats:
+        acc.write_json(pc, f"{path}/_stats/{name}.json", f"{tag}Stat[{name}]",
+                       single=name == "input_profile")
+    side = write_side_outputs(path, list(removed_all), list(dead_all),
+                              max(1, min(target.shards, 4)), target.write_removed, tag, p)
+    payload = {
+        "version": MANIFEST_VERSION,
+        "fingerprint": target.fingerprint,
+        "stage_index": i,
+        "label": target.label,
+        "columns": target.columns,
+        "parent": target.parent,
+        "run_id": target.run_id,
+    }
+    # the manifest is written last, after every data and side-output shard it records
+    tagged = [written | f"{tag}DataFiles" >> beam.Map(lambda f: ("files", f))] + [
+        pc | f"{tag}SideFiles[{i}]" >> beam.Map(lambda f: ("side_files", f))
+        for i, pc in enumerate(side)]
+    (tagged
+     | f"{tag}AllFiles" >> beam.Flatten()
+     | f"{tag}Files" >> beam.combiners.ToList()
+     | f"{tag}Manifest" >> beam.ParDo(_WriteManifest(f"{path}/manifest.json", payload)))

@@ -1,0 +1,186 @@
+"""The Beam graph of a build: read sources (or a checkpoint), apply the stages, write the
+outputs and the accounting side outputs into the staging directory.
+
+Output directory layout (locally ``data``, ``stats.json``... are links into
+``current -> _builds/<run id>``, see :mod:`pipelines.build.promote`)::
+
+    <out>/data/part-00000-of-00004.parquet   kept records (id, text, source, score columns)
+    <out>/jsonl/part-*.jsonl.gz              the same records as JSONL (output.jsonl: true)
+    <out>/removed/part-*.jsonl.gz            removed records with stage + reason (write_removed)
+    <out>/dead_letter/part-*.jsonl.gz        rows that could not be read or processed
+    <out>/stats.json  <out>/report.html  <out>/manifest.json
+    <out>/checkpoints/NN-<label>/            records after stage NN (stages with checkpoint: true)
+
+The build is split by job: :mod:`pipelines.build.plan` (planning, path checks, checkpoint lookup),
+this module (the graph), :mod:`pipelines.build.checkpoint`, :mod:`pipelines.build.stats` (gathering
+stats after the run), :mod:`pipelines.build.promote` (moving staged outputs into place) and
+:mod:`pipelines.build.run` (``run_build``, the orchestrator).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import apache_beam as beam
+
+from pipelines.build import accounting as acc
+from pipelines.core import progress
+from pipelines.build.breakdown import BreakdownFn
+from pipelines.core.combine import combine_parts
+from pipelines.build.checkpoint import ReadParquetRows, write_checkpoint
+from pipelines.build.plan import BuildPlan
+from pipelines.core.records import arrow_schema, reason_category
+from pipelines.build.redistribute import maybe_redistribute
+from pipelines.io.side_outputs import flatten, write_side_outputs
+from pipelines.io.sinks import WriteSortedShards, to_output_row
+from pipelines.io.sources import read_sources
+from pipelines.stages.record_stage import FusedRecordStages, fusible_runs
+from pipelines.stages.base import Stage, StageResult, parts
+
+def _removed_row(label: str):
+    def fn(item):
+        reason, record = item
+        return {"stage": label, "reason": reason, "record": record}
+
+    return fn
+
+
+def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
+    """Add the whole build to pipeline ``p`` (writing into the staging directory)."""
+    cfg, staging = plan.cfg, plan.staging
+    n_shards = cfg.output.shards
+    side_shards = max(1, min(n_shards, 4))
+    events: list[Any] = []  # PCollections of event keys for the current segment
+    input_profile = None  # count + lengths of parsed input records (first segment only)
+    stage_stats: list[tuple[str, Any]] = []  # (stats file name, PCollection) of this segment
+    removed_all: list[Any] = []
+    dead_all: list[Any] = []
+    first = 0
+
+    input_counts = None  # per-file record counts taken from the raw data (contract C1)
+    if plan.resume is None:
+        read = read_sources(p, [(sp.config, sp.files, sp.n_rows) for sp in plan.sources])
+        records = maybe_redistribute(plan, read["records"])  # -w 2: spread (redistribute.py)
+        read_dead = read["dead"]
+        dead_all.append(read_dead)
+        # a dead row may stand for n unreadable records ("records": n)
+        events.append(read_dead | "ReadDeadEvent" >> beam.FlatMap(
+            lambda d: itertools.repeat(acc.dead_key("read", d["reason"]), acc.dead_weight(d))))
+        input_counts = read["counted"]
+        acc.write_json(input_counts, f"{staging}/_stats/input_counts.json", "InputCountsJson")
+        input_profile = records | "InputProfile" >> beam.CombineGlobally(
+            acc.RecordProfile(cfg.length_histogram_bins))
+        acc.write_json(input_profile, f"{staging}/_stats/input_profile.json", "InputProfileJson",
+                       single=True)
+    else:
+        ck = plan.resume
+        first = ck.index + 1
+        files = [f["path"] for f in ck.manifest["files"]]
+        records = (
+            p
+            | "CheckpointFiles" >> beam.Create(files)
+            | "ReadCheckpoint" >> beam.ParDo(ReadParquetRows())
+        )
+
+    # consecutive plain record stages run fused on batches (pipelines.stages.record_stage.FusedRecordStages)
+    runs = fusible_runs(plan.stages[first:], [s.checkpoint for s in cfg.stages[first:]])
+    applied: list[tuple[int, dict[str, Any]]] = []
+    for run in runs:
+        idx = [first + j for j in run]
+        applied_run = list(zip(idx, _apply_run(plan, idx, records)))
+        records = applied_run[-1][1]["kept"]
+        applied.extend(applied_run)
+    for i, outs in applied:
+        label = plan.labels[i]
+        res = StageResult(outs["kept"], outs["removed"], outs["dead"],
+                          {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
+        if res.kept is not None:
+            records = res.kept
+        # removed / dead may come in parts made in different steps: each is consumed where
+        # it is produced (a Flatten of records would be held in memory by the local runner)
+        removed_parts, breakdown = parts(res.removed), []
+        for n, removed in enumerate(removed_parts):
+            sfx = "" if n == 0 else str(n)
+            events.append(removed | f"{label}/RemovedEvent{sfx}" >> beam.Map(
+                _progress_key(f"stage/{label}/removed", acc.removed_key, label,
+                              lambda it: it[0])))
+            removed_all.append(removed | f"{label}/RemovedRow{sfx}" >> beam.Map(
+                _removed_row(label)))
+            breakdown.append(removed | f"{label}/BreakdownKey{sfx}" >> beam.Map(
+                lambda it, lab=label: (lab, reason_category(it[0]), it[1])))
+        res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
+            breakdown[0] | f"{label}/Breakdown" >> beam.CombineGlobally(BreakdownFn(removed=True))
+            if len(breakdown) == 1 else
+            combine_parts(breakdown, BreakdownFn(removed=True), f"{label}/Breakdown"))
+        for n, dead in enumerate(parts(res.dead)):
+            events.append(dead | f"{label}/DeadEvent{'' if n == 0 else n}" >> beam.Map(
+                _progress_key(f"stage/{label}/dead", acc.dead_key, label, lambda d: d["reason"])))
+            dead_all.append(dead)
+        for name, pc in res.stats.items():
+            acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
+                           f"{label}/Stat[{name}]")
+            stage_stats.append((f"stage.{label}.{name}", pc))
+        if cfg.stages[i].checkpoint:
+            write_checkpoint(plan.checkpoint_target(i), records, events, removed_all, dead_all,
+                             [*stage_stats, *([("input_profile", input_profile),
+                                               ("input_counts", input_counts)]
+                                              if input_profile is not None else [])], p)
+
+    schema = arrow_schema(plan.columns)
+    columns = list(schema.names)
+    out_rows = records | "OutputRows" >> beam.Map(to_output_row, columns)
+    part = plan.partition_by
+    per_shard = cfg.output.partition_rows_per_shard
+    out_rows | "WriteParquet" >> WriteSortedShards(f"{staging}/data", n_shards, "parquet",
+                                                   schema=schema, partition_by=part,
+                                                   rows_per_shard=per_shard)
+    if cfg.output.jsonl:
+        out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
+                                                     partition_by=part,
+                                                     rows_per_shard=per_shard)
+    acc.write_json(records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
+                   f"{staging}/_stats/kept_breakdown.json", "KeptBreakdownJson", single=True)
+    acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(
+        acc.RecordProfile(cfg.length_histogram_bins)),
+        f"{staging}/_stats/kept_profile.json", "KeptProfileJson", single=True)
+    write_side_outputs(f"{staging}", removed_all, dead_all, side_shards, cfg.output.write_removed,
+                       "Final", p)
+    counts = flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
+    acc.write_json(counts, f"{staging}/_stats/counts.json", "CountsJson", single=True)
+
+
+class _progress_key:  # noqa: N801 - used like a function in beam.Map
+    """Event key of a removed/dead item, counting it in the live progress as it passes."""
+
+    def __init__(self, progress_key: str, make_key: Callable, label: str, reason: Callable):
+        self._p, self._make, self._label, self._reason = progress_key, make_key, label, reason
+
+    def __call__(self, item: Any) -> str:
+        progress.add(self._p)
+        return self._make(self._label, self._reason(item))
+
+
+def _apply_run(plan: BuildPlan, idx: list[int], records) -> list[dict[str, Any]]:
+    """Apply the stages ``idx`` (one, or a fusible run of record stages) to ``records``."""
+    if len(idx) == 1:
+        return [_apply_stage(plan.stages[idx[0]], plan.labels[idx[0]], records)]
+    name = "+".join(plan.labels[i] for i in idx)  # metrics split this scope by stage timers
+    return records | name >> FusedRecordStages([plan.stages[i] for i in idx])
+
+
+def _apply_stage(stage: Stage, label: str, records) -> dict[str, Any]:
+    """Apply one stage inside its own named scope (``<label>/...`` in the Beam graph)."""
+    return records | label >> _StageScope(stage)
+
+
+class _StageScope(beam.PTransform):
+    def __init__(self, stage: Stage):
+        super().__init__()
+        self._stage = stage
+
+    def expand(self, pcoll):
+        res = self._stage.expand(pcoll)
+        return {"kept": res.kept, "removed": res.removed, "dead": res.dead,
+                **{f"stat:{k}": v for k, v in res.stats.items()}}
+

@@ -1,0 +1,193 @@
+"""Planning a build: resolve inputs, instantiate stages, pick a checkpoint. No data work.
+
+Paths are resolved and checked first (:mod:`pipelines.build.paths`): on local and portable
+runners relative paths become absolute here, once. A :class:`BuildPlan` holds everything later
+steps need: the validated config, the resolved source file lists and fingerprints, the stages
+with the columns after each, the run id (and so the staging directory) and the checkpoint to
+resume from, if any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from pipelines.build.paths import check_output_dir, resolve_build_paths
+from pipelines.core.fs import confined
+from pipelines.build.checkpoint import Checkpoint, CheckpointTarget, checkpoint_valid
+from pipelines.build.config import BuildConfig, stage_fingerprint
+from pipelines.core.settings import ConfigError
+from pipelines.io.source_config import SourceConfig
+from pipelines.stages.registry import stage_labels
+from pipelines.io.input_fields import FieldConfigError, FieldPlan, describe, plan_fields
+from pipelines.core.records import BASE_COLUMNS, arrow_schema
+from pipelines.io.input_files import InputFile, SkippedFile
+from pipelines.io.sources import describe_inputs, field_candidates
+from pipelines.stages.base import Stage, StageContext
+from pipelines.stages.registry import load_stages
+
+
+@dataclass
+class SourcePlan:
+    config: SourceConfig
+    files: list[InputFile] | None
+    n_rows: int
+    fingerprint: dict
+    skipped: list[SkippedFile] = field(default_factory=list)  # found, not read (with reason)
+
+
+@dataclass
+class BuildPlan:
+    cfg: BuildConfig
+    out: str
+    stages: list[Stage]
+    labels: list[str]
+    stage_columns: list[dict[str, str]]  # columns present after each stage
+    sources: list[SourcePlan]
+    source_fp: str
+    resume: Checkpoint | None
+    run_id: str
+    extra_args: list[str] = field(default_factory=list)
+    partition_by: str | None = None  # output.partition_by, or a stage's route_by
+    source_columns: dict[str, str] = field(default_factory=dict)  # columns sources add
+    input_fields: list[FieldPlan] = field(default_factory=list)  # per source, in order
+
+    def describe_fields(self) -> list[str]:
+        """Input fields kept per source, renames and the extra_fields rule (validate, stats)."""
+        return describe([sp.config for sp in self.sources], self.input_fields)
+
+    @property
+    def staging(self) -> str:
+        return f"{self.out}/_staging/{self.run_id}"
+
+    @property
+    def columns(self) -> dict[str, str]:
+        return self.stage_columns[-1] if self.stage_columns else dict(self.source_columns)
+
+    def checkpoint_dir(self, i: int) -> str:
+        # a label can never lead outside <out>/checkpoints (contract C2)
+        return confined(self.out, "checkpoints", f"{i:02d}-{self.labels[i]}")
+
+    def checkpoint_fingerprint(self, i: int) -> str:
+        return hashlib.sha256(
+            (self.source_fp + stage_fingerprint(self.cfg, i)).encode()
+        ).hexdigest()
+
+    def checkpoint_target(self, i: int) -> CheckpointTarget:
+        """Where and what :func:`~pipelines.build.checkpoint.write_checkpoint` writes for stage i."""
+        parent = None
+        if self.resume is not None:
+            parent = {"path": self.resume.path,
+                      "fingerprint": self.checkpoint_fingerprint(self.resume.index)}
+        return CheckpointTarget(
+            index=i, label=self.labels[i], path=self.checkpoint_dir(i),
+            fingerprint=self.checkpoint_fingerprint(i), columns=self.stage_columns[i],
+            parent=parent, run_id=self.run_id, shards=self.cfg.output.shards,
+            write_removed=self.cfg.output.write_removed)
+
+    def full_fingerprint(self) -> str:
+        out = self.cfg.output.model_dump(exclude={"report"})
+        payload = self.source_fp + stage_fingerprint(self.cfg, len(self.stages) - 1)
+        return hashlib.sha256((payload + json.dumps(out, sort_keys=True)).encode()).hexdigest()
+
+
+def _ensure_demo(src: SourceConfig) -> SourceConfig:
+    from pipelines.io.demo_corpus import ensure_demo_corpus
+
+    ensure_demo_corpus(src.path, n_docs=src.demo_docs)
+    return src.model_copy(update={"type": "jsonl", "path": f"{src.path}/*.jsonl*"})
+
+
+def _plan_stages(cfg: BuildConfig, registry: dict, labels: list[str], out: str,
+                 columns: dict[str, str]) -> tuple[list[Stage], list[dict[str, str]], set[str]]:
+    """Instantiate the stages in order: the stages, the columns present after each and the
+    names of the columns the stages add."""
+    columns = dict(columns)
+    added: set[str] = set()
+    stages: list[Stage] = []
+    stage_columns: list[dict[str, str]] = []
+    for i, params in enumerate(cfg.stages):
+        ctx = StageContext(label=labels[i], index=i, output_dir=out, columns=dict(columns),
+                           config=cfg)
+        stage = registry[params.stage](params, ctx)
+        for name, typ in stage.output_columns().items():
+            if name in BASE_COLUMNS and name != "text":
+                raise ValueError(f"stage {labels[i]!r} may not redefine column {name!r}")
+            if name != "text":
+                columns[name] = typ
+                added.add(name)
+        stages.append(stage)
+        stage_columns.append(dict(columns))
+    return stages, stage_columns, added
+
+
+def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
+               use_checkpoints: bool = True) -> BuildPlan:
+    """Resolve inputs, instantiate stages and find a checkpoint to resume from. No data work."""
+    registry = load_stages()
+    cfg = resolve_build_paths(cfg, extra_args)  # absolute paths, or an error naming the path
+    check_output_dir(cfg)
+    out = cfg.output.dir.rstrip("/")
+    labels = stage_labels(cfg.stages)
+    sources = []
+    for i, src in enumerate(cfg.sources):
+        if src.type == "demo_corpus":
+            src = _ensure_demo(src)
+        files, n_rows, fp, skipped = describe_inputs(src, i)
+        sources.append(SourcePlan(src, files, n_rows, fp, skipped))
+    source_fp = hashlib.sha256(
+        json.dumps([s.fingerprint for s in sources], sort_keys=True).encode()
+    ).hexdigest()
+    # columns that sources add: web sources (url, fetch_date...; null for other sources),
+    # then the input fields kept as columns (pipelines.io.input_fields), then extra_fields
+    from pipelines.io.web_sources import check_web_source, source_columns
+
+    for i, src in enumerate(cfg.sources):
+        if src.type in ("warc", "html"):
+            check_web_source(src, i)
+    web = source_columns(cfg.sources)
+    cands = [field_candidates(sp.config, sp.files) for sp in sources]
+    reserved = {**BASE_COLUMNS, **web}
+    try:
+        field_plans, in_cols = plan_fields([sp.config for sp in sources],
+                                           [c for c, _ in cands], [s for _, s in cands],
+                                           reserved)
+        stages, stage_columns, added = _plan_stages(cfg, registry, labels, out,
+                                                    {**web, **in_cols})
+        if added & set(in_cols):  # an input field named like a stage column: rename it
+            field_plans, in_cols = plan_fields([sp.config for sp in sources],
+                                               [c for c, _ in cands], [s for _, s in cands],
+                                               reserved.keys() | added)
+            stages, stage_columns, _ = _plan_stages(cfg, registry, labels, out,
+                                                    {**web, **in_cols})
+    except FieldConfigError as err:
+        raise ConfigError(str(err)) from None
+    for sp, fp in zip(sources, field_plans):
+        sp.config = sp.config.model_copy()
+        sp.config._input_fields = fp  # read by pipelines.io.sources.ReadSource
+    src_cols = {**web, **in_cols}
+    columns = dict(stage_columns[-1]) if stage_columns else dict(src_cols)
+    arrow_schema(columns)  # fail early on unknown column types
+    part = cfg.output.partition_by
+    if part is None:  # a stage may ask for routed outputs (language_id: route_by_language)
+        routes = [st.static_stats().get("route_by") for st in stages]
+        part = next((r for r in routes if r), None)
+    if part and part not in {**BASE_COLUMNS, **columns}:
+        raise ConfigError(
+            f"output.partition_by: column {part!r} is not produced by the sources or any stage; "
+            f"available: {', '.join([*BASE_COLUMNS, *columns])}")
+    plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
+                     time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+                     list(extra_args or []), part, src_cols, field_plans)
+    if use_checkpoints:
+        for i in reversed(range(len(stages))):
+            if cfg.stages[i].checkpoint:
+                path = plan.checkpoint_dir(i)
+                manifest = checkpoint_valid(path, plan.checkpoint_fingerprint(i))
+                if manifest is not None:
+                    plan.resume = Checkpoint(i, labels[i], path, manifest)
+                    break
+    return plan

@@ -1,0 +1,428 @@
+"""Finalizing a build: put the staged outputs in place so that a reader always sees one
+complete build (the old one or the new one, never a mix), and recover from a promotion that
+was interrupted.
+
+Local output directories (atomic swap)::
+
+    <out>/current -> _builds/<run id>          one symlink: which build is visible
+    <out>/data -> current/data                 (also jsonl, removed, dead_letter, stats.json,
+                                                report.html, manifest.json)
+    <out>/_builds/<run id>/...                 each build's files, written once
+    <out>/_staging/<run id>/...                the running build (Beam writes here)
+
+A run stages *everything* (shards, stats.json, report.html, manifest.json) in
+``_staging/<run>``, renames it to ``_builds/<run>`` and then replaces the ``current`` symlink
+with ``rename(2)``, which is atomic: every path below ``<out>`` resolves either into the old
+build or into the new one. A process killed at any point leaves either the old build visible
+(the next run deletes the unpublished one) or the new one (the next run finishes the links and
+the clean-up). The previous build is kept until the next run so that a reader in the middle of
+a file list finishes on consistent files; to read several files of one build, resolve
+``<out>/current`` once (``os.path.realpath``).
+
+Remote output directories (``gs://``, ``s3://``...: no atomic multi-object rename, no
+symlinks) are promoted in place under a journal ``<out>/_promotion.json``: the manifest is
+first rewritten with ``"status": "promoting"``, recorded old outputs are deleted, staged files
+are moved, and the new manifest is moved last. A reader that checks ``manifest.json``'s status
+never takes a half-promoted directory for a complete build; an interrupted promotion is rolled
+forward by the next run before it does anything else.
+
+In both layouts promotion only ever deletes files that a previous manifest recorded as that
+build's own output (``outputs``: paths relative to the output directory as a reader sees them,
+``data/part-...``; physically below ``<out>/<build>`` where the manifest's ``build`` is
+``_builds/<run id>`` in the swap layout and empty in place); files it did not write are left
+where they are and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.core.fs import exists, is_url, list_files, read_json
+from pipelines.build.checkpoint import MANIFEST_VERSION, chain, file_size, files_valid
+from pipelines.core.settings import ConfigError
+from pipelines.build.plan import BuildPlan
+
+ENTRIES = ("data", "jsonl", "removed", "dead_letter", "stats.json", "report.html",
+           "README.md", "manifest.json")  # README.md: the dataset card, where one is written
+RECORDED = (*ENTRIES, "_stats")  # top-level names of a build's own files (manifest outputs)
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
+JOURNAL = "_promotion.json"
+Log = Callable[[str], None]
+
+
+def _step(name: str) -> None:
+    """Fault-injection point between promotion steps (tests replace it to fail there)."""
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_file(path: str, obj: Any) -> None:
+    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8")
+    if is_url(path):
+        with FileSystems.create(path) as fh:
+            fh.write(data)
+        return
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _safe_rel(rel: str) -> bool:
+    parts = rel.split("/")
+    return bool(rel) and not rel.startswith("/") and "\\" not in rel and \
+        all(p not in ("", ".", "..") for p in parts)
+
+
+def _rel_files(root: str) -> list[str]:
+    return [p[len(root):].lstrip("/") for p in list_files(root)]
+
+
+def _move_tree(src_dir: str, dst_dir: str, copy: bool = False, prefix: str = "") -> None:
+    src = list_files(src_dir)
+    if not src:
+        return
+    dst = []
+    for path in src:
+        rel = path[len(src_dir):].lstrip("/")
+        head, _, name = rel.rpartition("/")
+        dst.append(f"{dst_dir}/{head + '/' if head else ''}{prefix}{name}")
+    if not is_url(dst_dir):
+        for d in dst:
+            Path(d).parent.mkdir(parents=True, exist_ok=True)
+    (FileSystems.copy if copy else FileSystems.rename)(src, dst)
+
+
+def read_manifest(out: str) -> dict | None:
+    path = f"{out}/manifest.json"
+    if not exists(path):
+        return None
+    try:
+        return read_json(path)
+    except Exception:  # noqa: BLE001 - unreadable: treated as no complete build
+        return None
+
+
+def _recorded(manifest: dict | None) -> list[str]:
+    """Paths (relative to the output dir) a manifest records as its build's own outputs."""
+    if not manifest:
+        return []
+    return [o["path"] for o in manifest.get("outputs", []) if _safe_rel(o.get("path", ""))]
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def staged_data_files(plan: BuildPlan) -> list[dict]:
+    """``{"path": <public path>, "rows"}`` of every Parquet shard in the staging directory."""
+    import pyarrow.parquet as pq
+
+    files = []
+    root = f"{plan.staging}/data"
+    for path in list_files(root):
+        if path.endswith(".parquet"):
+            with FileSystems.open(path) as fh:
+                rows = pq.ParquetFile(fh).metadata.num_rows
+            files.append({"path": f"{plan.out}/data/{path[len(root):].lstrip('/')}",
+                          "rows": rows})
+    return files
+
+
+def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: str,
+                       previous: str | None, write_extra: Callable[[str], None] | None) -> dict:
+    """Complete the staging dir: resumed side outputs, stats.json, report, extra files
+    (``write_extra(staging_dir)``, e.g. the dataset card), and last the manifest."""
+    staging = plan.staging
+    for depth, ck in enumerate(chain(plan.resume)):
+        for sub in ("removed", "dead_letter"):
+            _move_tree(f"{ck}/{sub}", f"{staging}/{sub}", copy=True, prefix=f"resumed{depth}-")
+    stats["output_files"] = files
+    write_json_file(f"{staging}/stats.json", stats)
+    if plan.cfg.output.report:
+        from pipelines.report.render import write_report
+
+        write_report(plan, stats, folder=staging)
+    if write_extra is not None:
+        write_extra(staging)
+    # report.html has no recorded size: `datamill report` may re-render it in place
+    outputs = [{"path": rel, **({} if rel == "report.html" else
+                                {"bytes": file_size(f"{staging}/{rel}")})}
+               for rel in _rel_files(staging) if rel.split("/")[0] in RECORDED]
+    outputs.append({"path": "manifest.json"})
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "status": "complete",
+        "layout": layout,
+        "build": f"_builds/{plan.run_id}" if layout == "swap" else "",
+        "previous": previous,
+        "fingerprint": plan.full_fingerprint(),
+        "run_id": plan.run_id,
+        "config": plan.cfg.model_dump(mode="json"),
+        "sources": [s.fingerprint for s in plan.sources],
+        "files": files,
+        "rows": sum(f["rows"] for f in files),
+        "outputs": sorted(outputs, key=lambda o: o["path"]),
+    }
+    write_json_file(f"{staging}/manifest.json", manifest)
+    return manifest
+
+
+def cleanup_staging(plan: BuildPlan) -> None:
+    if not is_url(plan.out):
+        shutil.rmtree(plan.staging, ignore_errors=True)
+        root = Path(plan.out) / "_staging"
+        if root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+    elif exists(plan.staging):
+        FileSystems.delete([plan.staging])
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_promotable(out: str) -> None:
+    """Before any work: the top-level entries of a local output dir must be absent or this
+    layout's own symlinks; anything else was not written by datamill and is never replaced."""
+    if layout_for(out) != "swap":
+        return
+    for name in (*ENTRIES, "current"):
+        path = os.path.join(out, name)
+        if not os.path.lexists(path):
+            continue
+        target = os.readlink(path) if os.path.islink(path) else None
+        ok = (target == f"current/{name}") if name != "current" else (
+            target is not None and target.startswith("_builds/")
+            and RUN_ID.match(target[len("_builds/"):]) is not None)
+        if not ok:
+            raise ConfigError(
+                f"output.dir: {path} already exists and was not written by a datamill build "
+                "(or by an older datamill version); datamill never deletes or moves files it "
+                "did not write: move it away, or choose a new output directory")
+
+
+def existing_complete(plan: BuildPlan) -> dict | None:
+    """The manifest of a complete build of this exact config and inputs, if every output it
+    records is still there with its recorded size (and Parquet row count)."""
+    manifest = read_manifest(plan.out)
+    if manifest is None or manifest.get("status") != "complete" \
+            or manifest.get("fingerprint") != plan.full_fingerprint() or "outputs" not in manifest:
+        return None
+    build = manifest.get("build") or ""
+    if build and not (_safe_rel(build) and build.startswith("_builds/")):
+        return None
+    for o in manifest["outputs"]:
+        path = "/".join(x for x in (plan.out, build, o["path"]) if x)
+        if not _safe_rel(o["path"]) or not exists(path):
+            return None
+        if "bytes" in o and file_size(path) != o["bytes"]:
+            return None
+    if not files_valid(manifest.get("files", [])):
+        return None
+    return manifest
+
+
+# --------------------------------------------------------------------------- promotion
+
+
+def layout_for(out: str) -> str:
+    """``swap`` (symlink swap) for local output dirs, ``in_place`` (journal) for URLs."""
+    return "in_place" if is_url(out) else "swap"
+
+
+def promote(plan: BuildPlan, stats: dict, files: list[dict], log: Log = lambda s: None,
+            write_extra: Callable[[str], None] | None = None) -> dict:
+    """Publish the staged build (see the module docstring). Returns the new manifest.
+    ``write_extra(folder)`` may add files (top-level names in :data:`ENTRIES`) to the build."""
+    if layout_for(plan.out) == "in_place":
+        return _promote_in_place(plan, stats, files, log, write_extra)
+    return _promote_swap(plan, stats, files, log, write_extra)
+
+
+def _current(out: str) -> str | None:
+    link = os.path.join(out, "current")
+    if not os.path.islink(link):
+        return None
+    target = os.readlink(link)
+    run = target[len("_builds/"):] if target.startswith("_builds/") else ""
+    return run if RUN_ID.match(run) else None
+
+
+def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
+                  write_extra) -> dict:
+    out, run = plan.out, plan.run_id
+    previous = _current(out)
+    manifest = _stage_final_files(plan, stats, files, "swap", previous, write_extra)
+    _step("staged")
+    builds = os.path.join(out, "_builds")
+    os.makedirs(builds, exist_ok=True)
+    os.rename(plan.staging, os.path.join(builds, run))
+    _fsync_dir(builds)
+    try:
+        os.rmdir(os.path.join(out, "_staging"))  # when no other staging is left in it
+    except OSError:
+        pass
+    _step("moved")
+    tmp = os.path.join(out, f".current-{run}.tmp")  # run ids are unique: never pre-exists
+    os.symlink(f"_builds/{run}", tmp)
+    os.replace(tmp, os.path.join(out, "current"))  # the commit point
+    _fsync_dir(out)
+    _step("swapped")
+    _link_current(out)
+    _step("linked")
+    _drop_old_builds(out, log)
+    return manifest
+
+
+def _link_current(out: str) -> None:
+    """Top-level links for the current build's entries (idempotent; creates them on the first
+    build and after a run killed right after the swap)."""
+    run = _current(out)
+    if run is None:
+        return
+    build = os.path.join(out, "_builds", run)
+    for name in ENTRIES:
+        link = os.path.join(out, name)
+        if os.path.lexists(os.path.join(build, name)):
+            if not os.path.lexists(link):  # never replaces anything (check_promotable refuses)
+                os.symlink(f"current/{name}", link)
+        elif os.path.islink(link) and os.readlink(link) == f"current/{name}":
+            os.unlink(link)  # our own link to an entry the current build does not have
+
+
+def _drop_old_builds(out: str, log: Log) -> None:
+    """Delete unpublished and superseded builds, keeping the current one and the one before
+    it (a reader may still be reading it)."""
+    run = _current(out)
+    if run is None:
+        return
+    try:
+        previous = read_json(os.path.join(out, "_builds", run, "manifest.json")).get("previous")
+    except Exception:  # noqa: BLE001
+        previous = None
+    builds = os.path.join(out, "_builds")
+    for name in sorted(os.listdir(builds)) if os.path.isdir(builds) else []:
+        if RUN_ID.match(name) and name not in (run, previous):
+            remove_build(out, os.path.join(builds, name), log)
+
+
+def remove_build(out: str, build: str, log: Log) -> None:
+    """Delete the files a build directory's manifest records as its own; keep anything else."""
+    try:
+        manifest = read_json(os.path.join(build, "manifest.json"))
+    except Exception:  # noqa: BLE001 - unreadable manifest: nothing is provably ours
+        manifest = None
+    for rel in _recorded(manifest):  # no manifest: nothing is provably ours, keep it all
+        path = os.path.join(build, rel)
+        if os.path.isfile(path) and not os.path.islink(path):
+            os.unlink(path)
+    for root, _dirs, _files in os.walk(build, topdown=False):
+        try:
+            os.rmdir(root)  # only empty folders go
+        except OSError:
+            pass
+    if os.path.exists(build):
+        left = _rel_files(build)
+        log(f"kept {len(left)} file(s) in {build} that no datamill manifest records "
+            f"(e.g. {left[0]!r}); they are not part of any build")
+
+
+def _promote_in_place(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
+                      write_extra) -> dict:
+    out = plan.out
+    old = read_manifest(out)
+    manifest = _stage_final_files(plan, stats, files, "in_place", old and old.get("run_id"),
+                                  write_extra)
+    new = {o["path"] for o in manifest["outputs"]}
+    journal = {"run_id": plan.run_id, "staging": f"_staging/{plan.run_id}",
+               "remove": [r for r in _recorded(old) if r not in new and r != "manifest.json"]}
+    write_json_file(f"{out}/{JOURNAL}", journal)
+    _step("journal")
+    _roll_forward(out, journal, log)
+    return manifest
+
+
+def _roll_forward(out: str, journal: dict, log: Log) -> None:
+    staging = f"{out}/{journal['staging']}"
+    if exists(f"{staging}/manifest.json"):
+        current = read_manifest(out)
+        if current is not None and current.get("run_id") != journal["run_id"]:
+            write_json_file(f"{out}/manifest.json",
+                            {"status": "promoting", "run_id": journal["run_id"],
+                             "replacing": current.get("run_id")})
+        _step("marked")
+        gone = [f"{out}/{r}" for r in journal["remove"] if _safe_rel(r) and exists(f"{out}/{r}")]
+        if gone:
+            FileSystems.delete(gone)
+        _step("removed_old")
+        rels = [r for r in _rel_files(staging)
+                if r.split("/")[0] in RECORDED and r != "manifest.json"]
+        if rels:
+            if not is_url(out):
+                for r in rels:
+                    Path(f"{out}/{r}").parent.mkdir(parents=True, exist_ok=True)
+            FileSystems.rename([f"{staging}/{r}" for r in rels], [f"{out}/{r}" for r in rels])
+        _step("moved")
+        if not is_url(out):
+            os.replace(f"{staging}/manifest.json", f"{out}/manifest.json")
+        else:
+            FileSystems.rename([f"{staging}/manifest.json"], [f"{out}/manifest.json"])
+    FileSystems.delete([f"{out}/{JOURNAL}"])
+    if exists(staging):
+        FileSystems.delete([staging])
+
+
+# --------------------------------------------------------------------------- recovery
+
+
+def recover(out: str, log: Log = lambda s: None, keep_run: str | None = None) -> None:
+    """Run first, under the output lock: finish or undo an interrupted promotion and delete
+    what killed runs left in ``_staging/`` (a full disk does not stay full)."""
+    if exists(f"{out}/{JOURNAL}"):
+        journal = read_json(f"{out}/{JOURNAL}")
+        log(f"finishing the interrupted promotion of run {journal.get('run_id')}")
+        _roll_forward(out, journal, log)
+    if layout_for(out) != "swap":
+        stale = list_files(f"{out}/_staging")
+        if stale:
+            log(f"removing {len(stale)} file(s) left in {out}/_staging by interrupted runs")
+            FileSystems.delete(stale)
+        if not is_url(out):
+            shutil.rmtree(os.path.join(out, "_staging"), ignore_errors=True)
+        return
+    for name in os.listdir(out) if os.path.isdir(out) else []:
+        path = os.path.join(out, name)
+        if name.startswith(".current-") and name.endswith(".tmp") and os.path.islink(path):
+            os.unlink(path)  # a swap link a killed run made but did not publish
+    staging = os.path.join(out, "_staging")
+    if os.path.isdir(staging):
+        for name in sorted(os.listdir(staging)):
+            if RUN_ID.match(name) and name != keep_run:
+                log(f"removing {staging}/{name}, left by an interrupted run")
+                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+        if not os.listdir(staging):
+            os.rmdir(staging)
+    _link_current(out)
+    _drop_old_builds(out, log)

@@ -1,0 +1,230 @@
+"""``run_build``: plan, lock the output directory, run the Beam graph, check the accounting
+and promote the outputs.
+
+Order of work (each step only after the previous one succeeded):
+
+1. plan (paths resolved and checked, inputs listed; no data work, nothing written to ``out``);
+2. take the output directory's lock (:mod:`pipelines.build.output_lock`);
+3. recover: finish/undo an interrupted promotion, delete ``_staging/`` left by killed runs;
+4. refuse an output directory holding entries datamill did not write; skip an up-to-date build;
+5. run the pipeline into ``<out>/_staging/<run id>/``;
+6. gather stats, check ``input == kept + removed + dead_letter`` and that the staged data
+   files hold exactly the kept records;
+7. promote atomically (:mod:`pipelines.build.promote`).
+
+A failure or Ctrl-C/SIGTERM before step 7 deletes the staging directory and leaves the
+previous build untouched; signals arriving during step 7 are held until it finished. A full
+disk is reported as :class:`DiskFull` (one line on the CLI).
+
+Resumability is per checkpoint: a rerun whose sources (paths, sizes, mtimes) and stage configs
+up to checkpoint NN are unchanged reads the records from the newest such valid checkpoint and
+runs only the later stages; a rerun of an unchanged, complete build does nothing (``--force``
+rebuilds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines.build import accounting as acc
+from pipelines.build import promote as prom
+from pipelines.build.errors import BuildInterrupted, DiskFull, disk_full_cause
+from pipelines.core import progress
+from pipelines.build.stats import gather_stats
+from pipelines.core.fs import exists, is_url, read_json, within
+from pipelines.build.config import BuildConfig
+from pipelines.build.graph import construct
+from pipelines.build.output_lock import OutputLock
+from pipelines.build.plan import BuildPlan, plan_build
+from pipelines.core.metrics import stage_runtime
+from pipelines.core.runner import check_runner, make_options, runner_name
+
+
+@dataclass
+class BuildResult:
+    out: str
+    stats: dict[str, Any]
+    skipped: bool = False
+
+
+class _Signals:
+    """SIGINT/SIGTERM -> BuildInterrupted; held back while ``hold`` is set (promotion)."""
+
+    def __init__(self):
+        self.hold = False
+        self.pending: int | None = None
+
+    def handler(self, signum, _frame):
+        if self.hold:
+            self.pending = signum
+            return
+        raise BuildInterrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_Signals]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.signal(s, self.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.hold = True
+        try:
+            yield
+        finally:
+            self.hold = False
+        if self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise BuildInterrupted(
+                f"interrupted by {signal.Signals(signum).name} (after the promotion finished)",
+                signum)
+
+
+def _remove_stale_checkpoints(plan: BuildPlan) -> None:
+    for i in range(len(plan.stages)):
+        if plan.cfg.stages[i].checkpoint and (plan.resume is None or i > plan.resume.index):
+            stale = plan.checkpoint_dir(i)  # confined below <out>/checkpoints (C2)
+            if not is_url(stale):
+                if os.path.lexists(stale) and within(stale, plan.out):  # realpaths: no escape
+                    shutil.rmtree(stale, ignore_errors=True)
+            elif exists(stale):
+                FileSystems.delete([stale])
+
+
+def _check_outputs(plan: BuildPlan, stats: dict, files: list[dict]) -> None:
+    """The staged data files must hold exactly the kept records (never a "complete" build
+    with missing shards, e.g. when workers wrote somewhere else)."""
+    kept = stats["counts"]["kept"]
+    rows = sum(f["rows"] for f in files)
+    n = plan.cfg.output.shards
+    if rows != kept or (plan.partition_by is None and len(files) != n):
+        raise acc.ConservationError(
+            f"the staged output holds {len(files)} data file(s) with {rows} records, but the "
+            f"accounting counted {kept} kept records"
+            + ("" if plan.partition_by else f" in {n} shard(s)")
+            + f" (staging: {plan.staging}); nothing was promoted")
+
+
+def run_build(
+    cfg: BuildConfig,
+    *,
+    extra_args: list[str] | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = lambda s: None,
+    command: str | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    progress_interval: float = 10.0,
+) -> BuildResult:
+    """Plan, run and finalize a build. Raises ConservationError if records went missing,
+    OutputLocked, DiskFull or BuildInterrupted (see :mod:`pipelines.build.errors`).
+
+    ``command``: the command line, for the dataset card. ``on_progress(summary)`` is called
+    every ``progress_interval`` seconds while the pipeline runs (:mod:`pipelines.core.progress`)."""
+    check_runner(cfg.runner, extra_args)  # runner options fail before any work (pipelines/core/runner.py)
+    plan = plan_build(cfg, extra_args, use_checkpoints=not force)
+    sig = _Signals()
+    with OutputLock(plan.out, plan.run_id), sig.installed():
+        prom.recover(plan.out, log)
+        prom.check_promotable(plan.out)
+        if not force and prom.existing_complete(plan) is not None:
+            log(f"{plan.out} is up to date with this config and these inputs "
+                "(use --force to rebuild)")
+            return BuildResult(plan.out, read_json(f"{plan.out}/stats.json"), skipped=True)
+        if plan.resume is not None:
+            log(f"resuming from checkpoint {plan.resume.path} "
+                f"({plan.resume.manifest['rows']} records after stage {plan.resume.label!r})")
+        skipped = [(sp.config.name, s) for sp in plan.sources for s in sp.skipped]
+        if skipped:
+            log(f"skipping {len(skipped)} file(s) found but not read (listed in stats.json "
+                "skipped_files):")
+            for name, s in skipped[:20]:
+                log(f"  [{name}] {s.path}: {s.reason}")
+            if len(skipped) > 20:
+                log(f"  ... and {len(skipped) - 20} more")
+        try:
+            _remove_stale_checkpoints(plan)
+            stats, files = _run(plan, cfg, extra_args, log, on_progress, progress_interval)
+        except BaseException as err:
+            prom.cleanup_staging(plan)
+            if isinstance(err, KeyboardInterrupt):
+                raise BuildInterrupted("interrupted by SIGINT", signal.SIGINT) from None
+            cause = disk_full_cause(err) if isinstance(err, Exception) else None
+            if cause is not None:
+                raise DiskFull(
+                    f"disk full (No space left on device) while building {plan.out}: run "
+                    f"{plan.run_id} stopped, its staging directory was removed and the previous "
+                    "build is unchanged; free space there and rerun") from err
+            raise
+        with sig.held():
+            try:
+                prom.promote(plan, stats, files, log,
+                             write_extra=_card_writer(plan, stats, command))
+            except Exception as err:
+                if disk_full_cause(err) is not None:
+                    raise DiskFull(
+                        f"disk full (No space left on device) while promoting run "
+                        f"{plan.run_id} in {plan.out}; the previous build is still the visible "
+                        "one; free space and rerun") from err
+                raise
+    return BuildResult(plan.out, stats)
+
+
+def _card_writer(plan: BuildPlan, stats: dict, command: str | None):
+    """``write_extra`` for promotion: the dataset card (README.md) in the staged build."""
+    if not plan.cfg.output.card:
+        return None
+
+    def write(folder: str) -> None:
+        from pipelines.report.card import render_card
+
+        glob = "data/**/*.parquet" if plan.partition_by else "data/*.parquet"
+        with FileSystems.create(f"{folder}/README.md") as fh:
+            fh.write(render_card(plan.cfg, stats, glob, command=command).encode("utf-8"))
+
+    return write
+
+
+def _run(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress=None,
+         progress_interval: float = 10.0) -> tuple[dict, list[dict]]:
+    runner, options = make_options(cfg.runner, extra_args)
+    t0 = time.perf_counter()
+    p = beam.Pipeline(runner=runner, options=options)
+    construct(plan, p)
+    log(f"running {len(plan.stages)} stages on {runner_name(cfg.runner, extra_args)}")
+    if on_progress is not None:
+        import tempfile
+
+        total_bytes = sum(f.size for sp in plan.sources for f in (sp.files or []))
+        with tempfile.TemporaryDirectory(prefix="datamill-progress-") as folder, \
+                progress.Watcher(folder, list(plan.labels), total_bytes, on_progress,
+                                 progress_interval):
+            result = p.run()
+            result.wait_until_finish()
+    else:
+        result = p.run()
+        result.wait_until_finish()
+    wall = time.perf_counter() - t0
+    runtime, runtime_source = stage_runtime(result, plan.labels)  # pipelines/core/metrics.py
+    stats = gather_stats(plan, wall, runtime)
+    stats["runtime_source"] = runtime_source
+    # changed inputs, imbalance, dead-letter share (nothing is promoted on any of them)
+    acc.check_build(stats, cfg.output.max_dead_letter_fraction)
+    files = prom.staged_data_files(plan)
+    _check_outputs(plan, stats, files)
+    return stats, files

@@ -1,0 +1,375 @@
+"""``datamill`` command line (typer + rich).
+
+Core commands live here; other areas add theirs from modules in ``pipelines/cli/`` that
+define ``register(app)``. Anything after ``--`` on ``datamill build`` is passed to Beam as
+pipeline arguments, e.g. ``datamill build c.yaml -- --runner DataflowRunner --project p``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="datamill: config-driven curation, pruning, synthesis and scaling for LLM training data.",
+)
+console = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+    raise typer.Exit(code)
+
+
+VERBOSE = False  # set by the global --verbose flag (parsed in main before Beam is imported)
+
+
+def _quiet_beam() -> None:
+    if VERBOSE:
+        return
+    for name in ("apache_beam", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _beam_log_args() -> list[str]:
+    """Pipeline args that keep SDK worker processes (``-w 2``) as quiet as this process."""
+    return [] if VERBOSE else ["--default_sdk_harness_log_level=ERROR"]
+
+
+@app.callback()
+def _global(verbose: bool = typer.Option(
+        False, "--verbose", help="Show Beam's and the workers' log lines (quiet by default).")
+        ) -> None:
+    """datamill: config-driven curation, pruning, synthesis and scaling for LLM training data."""
+
+
+_BUILD_EPILOG = (
+    "Beam pipeline arguments go after `--` and are passed to the runner unchanged, e.g. "
+    "`datamill build c.yaml -- --runner PortableRunner --job_endpoint=embed "
+    "--environment_type=EXTERNAL --environment_config=localhost:50000` or "
+    "`-- --runner DataflowRunner --project P --region R --temp_location gs://b/tmp "
+    "--setup_file ./setup.py`. See README 'Runners'.")
+
+
+@app.command("build", context_settings={"allow_extra_args": True,
+                                        "ignore_unknown_options": True},
+             epilog=_BUILD_EPILOG)
+def build(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="Build config (YAML)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Override output.dir."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-w", help="DirectRunner workers (multi-processing when > 1)."),
+    force: bool = typer.Option(False, "--force", help="Ignore checkpoints and rebuild."),
+    progress_every: float = typer.Option(
+        10.0, "--progress-every", help="Seconds between progress lines when stderr is not a "
+        "terminal (a terminal gets a live table); 0 turns progress off."),
+) -> None:
+    """Run a curation build: read sources, apply stages, write Parquet, stats and report.
+
+    Exit codes: 0 success; 2 config error (before any work); 3 record accounting does not
+    balance or a counting stat is missing; 4 too many records went to dead_letter
+    (output.max_dead_letter_fraction, or every record); 5 an input file changed during the
+    build; 74 disk full; 75 the output directory is locked by another build; 130/143
+    interrupted (Ctrl-C / SIGTERM). Nothing is promoted to the output directory on a non-zero
+    exit.
+    """
+    from pipelines.build.accounting import AccountingError
+    from pipelines.build.errors import BuildError
+    from pipelines.core.settings import ConfigError
+    from pipelines.build.config import load_build_config
+
+    _quiet_beam()
+    overrides: dict = {}
+    if output:
+        overrides["output.dir"] = output
+    if workers is not None:
+        overrides["runner.direct_num_workers"] = workers
+        if workers > 1:
+            overrides["runner.direct_running_mode"] = "multi_processing"
+    try:
+        cfg = load_build_config(config, overrides)
+    except ConfigError as err:
+        _fail(f"invalid config {err}")
+        return
+    t0 = time.perf_counter()
+    try:
+        result = _run_with_progress(cfg, [*_beam_log_args(), *ctx.args], force, progress_every)
+    except ConfigError as err:
+        _fail(str(err))
+        return
+    except AccountingError as err:  # issue 10: 3 imbalance, 4 dead letter, 5 changed input
+        _fail(str(err), code=err.exit_code)
+        return
+    except BuildError as err:  # lock held, disk full, Ctrl-C/SIGTERM: one line, documented code
+        _fail(str(err), code=err.exit_code)
+        return
+    _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
+                   report=cfg.output.report)
+
+
+def _run_with_progress(cfg, extra_args: list[str], force: bool, every: float):
+    """Run the build showing live progress: a rich live table on a terminal, one plain line
+    every ``every`` seconds otherwise (logs, pipes, CI)."""
+    from pipelines.build.run import run_build
+    from pipelines.core.progress import plain_line, rich_table
+
+    if every <= 0:
+        return run_build(cfg, extra_args=extra_args, force=force, log=console.log,
+                         command=_command_line())
+    if console.is_terminal:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=2, transient=True) as live:
+            def log(msg: str) -> None:
+                live.console.log(msg)
+
+            return run_build(cfg, extra_args=extra_args, force=force, log=log,
+                             command=_command_line(),
+                             on_progress=lambda s: live.update(rich_table(s)),
+                             progress_interval=0.5)
+
+    def line(s: dict) -> None:
+        console.print(plain_line(s), highlight=False, soft_wrap=True)
+
+    return run_build(cfg, extra_args=extra_args, force=force, log=console.log,
+                     command=_command_line(), on_progress=line, progress_interval=every)
+
+
+def _command_line() -> str:
+    """The command as the user typed it (for the dataset card)."""
+    import shlex
+
+    return "datamill " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _print_summary(stats: dict, out: str, seconds: float, skipped: bool,
+                   report: bool = True) -> None:
+    from pipelines.report.render import ordered_stages
+
+    c = stats["counts"]
+    table = Table(title=f"datamill build {stats['name']}" + (" (up to date)" if skipped else ""))
+    for col in ("stage", "in", "removed", "dead-letter", "out"):
+        table.add_column(col, justify="right" if col != "stage" else "left")
+    read_dead = sum(stats["read"]["dead_letter"].values())
+    table.add_row("read", f"{c['input']:,}", "0", f"{read_dead:,}", f"{c['input'] - read_dead:,}")
+    for label, st in ordered_stages(stats):
+        table.add_row(label, f"{st.get('in', 0):,}", f"{sum(st['removed'].values()):,}",
+                      f"{sum(st['dead_letter'].values()):,}", f"{st.get('out', 0):,}")
+    console.print(table)
+    ok = "[green]balanced[/]" if stats["conservation_ok"] else "[red]NOT balanced[/]"
+    console.print(f"accounting {ok}: input {c['input']:,} = kept {c['kept']:,} + removed "
+                  f"{c['removed']:,} + dead-letter {c['dead_letter']:,}")
+    if not skipped:
+        console.print(f"{stats['wall_seconds']:.1f} s pipeline time, "
+                      f"{stats.get('docs_per_second') or 0:,.0f} docs/s; total {seconds:.1f} s")
+    where = f"output: {out}/data  stats: {out}/stats.json"
+    console.print(where + (f"  report: {out}/report.html" if report else ""))
+
+
+def _config_kind(data: object) -> str | None:
+    """Which command a config belongs to, from its top-level keys."""
+    if not isinstance(data, dict):
+        return None
+    keys = set(data)
+    for kind, marks in CONFIG_KINDS:
+        if keys & marks:
+            return kind
+    return None
+
+
+# kind -> top-level keys that only that kind of config has (checked in this order)
+CONFIG_KINDS: list[tuple[str, set[str]]] = [
+    ("build", {"sources", "stages"}),
+    ("synth", {"task", "backend", "seeds"}),
+    ("mixture", {"budget", "pools"}),
+    ("classifier", {"positive_paths", "negative_paths"}),
+    ("lm", {"corpus_paths"}),
+]
+
+
+def _validate_kind(kind: str, config: Path, data: object) -> str:
+    """Validate ``config`` as ``kind``; returns a one-line summary or raises ConfigError."""
+    from pipelines.core.settings import ConfigError, validate_model
+    from pipelines.build.config import load_build_config
+
+    if kind == "build":
+        from pipelines.build.plan import plan_build
+
+        cfg = load_build_config(config)
+        try:  # the build's own planner: rejects what `datamill build` would, before any work
+            plan = plan_build(cfg, use_checkpoints=False)
+        except (ConfigError, ValueError) as err:
+            raise ConfigError(f"{config}:\n{err}") from None
+        n_files = sum(len(sp.files or []) for sp in plan.sources)
+        skipped = [s for sp in plan.sources for s in sp.skipped]
+        for s in skipped[:20]:
+            console.print(f"[yellow]skipped[/] {s.path}: {s.reason}", highlight=False,
+                          soft_wrap=True)  # paths are never broken across lines
+        for line in plan.describe_fields():  # input fields kept, renames (pipelines/input_fields)
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        stages = ", ".join(plan.labels) or "(none)"
+        return (f"build config: {len(cfg.sources)} source(s), {n_files} file(s)"
+                f"{f', {len(skipped)} skipped' if skipped else ''}, stages: {stages}")
+    if kind == "synth":
+        from pipelines.jobs.synth import load_synth_config
+
+        cfg = load_synth_config(config)
+        return f"synth config: task {cfg.task}, backend {cfg.backend.type}"
+    if kind == "mixture":
+        from scaling.recommend import RecommendConfigError, parse_config
+
+        try:
+            cfg = parse_config(data)
+        except RecommendConfigError as err:
+            raise ConfigError(f"{config}:\n{err}") from None
+        return f"mixture config: {len(cfg.pools)} pool(s)"
+    if kind == "classifier":
+        from pipelines.cli.train_classifier import TrainClassifierConfig
+
+        validate_model(TrainClassifierConfig, data, prefix="")
+        return "classifier training config"
+    from pipelines.cli.train_lm import TrainLMConfig
+
+    validate_model(TrainLMConfig, data)
+    return "language-model training config"
+
+
+@app.command("validate")
+def validate(
+    config: Path = typer.Argument(..., help="Any datamill config (YAML)."),
+    kind: Optional[str] = typer.Option(
+        None, "--kind", help="build | synth | mixture | classifier | lm (default: detected "
+        "from the config's top-level keys)."),
+) -> None:
+    """Check a config (build, synth, mixture, classifier or lm) without running anything."""
+    from pipelines.core.settings import ConfigError, load_yaml
+
+    try:
+        data = load_yaml(config)
+        kinds = [k for k, _ in CONFIG_KINDS]
+        if kind is not None and kind not in kinds:
+            raise ConfigError(f"--kind {kind!r}: must be one of {', '.join(kinds)}")
+        kind = kind or _config_kind(data)
+        if kind is None:
+            raise ConfigError(
+                f"{config}: cannot tell which kind of config this is from its top-level keys "
+                f"{sorted(data) if isinstance(data, dict) else type(data).__name__}; pass "
+                f"--kind ({', '.join(kinds)})")
+        summary = _validate_kind(kind, config, data)
+    except ConfigError as err:
+        _fail(f"invalid config {err}")
+        return
+    except ValueError as err:  # other commands' config errors (e.g. scaling, synth)
+        _fail(f"invalid {kind} config {config}:\n{err}")
+        return
+    console.print(f"[green]ok[/]: {summary}", soft_wrap=True)
+
+
+@app.command("stages")
+def stages(
+    markdown: bool = typer.Option(False, "--markdown", help="Print the docs/stages.md reference."),
+) -> None:
+    """List the available stages and their parameters."""
+    from pipelines.stages.registry import load_stages
+
+    if markdown:
+        from pipelines.stages.docs import stages_markdown
+
+        sys.stdout.write(stages_markdown())
+        return
+    from pipelines.stages.docs import COMMON_FIELDS, field_default, field_type
+
+    table = Table(title="stages (every stage also takes label and checkpoint; per-record stages "
+                        "annotate_only and batch_size; datamill stages --markdown documents all)")
+    table.add_column("name")
+    table.add_column("description")
+    table.add_column("parameters (type = default)")
+    for name, cls in sorted(load_stages().items()):
+        fields = [f"{k}: {field_type(f)} = {field_default(f)}"
+                  for k, f in cls.Params.model_fields.items() if k not in COMMON_FIELDS]
+        table.add_row(name, cls.description, "\n".join(fields))
+    console.print(table)
+
+
+@app.command("demo-corpus")
+def demo_corpus(
+    out_dir: Path = typer.Argument(Path("data/demo_corpus"), help="Where to write the corpus."),
+    docs: int = typer.Option(3000, help="Number of base documents."),
+) -> None:
+    """Generate the demo corpus from this Python installation's docstrings."""
+    from pipelines.io.demo_corpus import write_corpus
+
+    info = write_corpus(out_dir, docs)
+    console.print_json(json.dumps(info))
+
+
+@app.command("report")
+def report(out_dir: str = typer.Argument(..., help="A build's output directory.")) -> None:
+    """Re-render report.html from a finished build's stats.json."""
+    from pipelines.build.config import build_config_from_dict
+    from pipelines.build.plan import plan_build
+    from pipelines.report.render import render
+
+    stats_path = Path(out_dir) / "stats.json"
+    if not stats_path.is_file():
+        _fail(f"{stats_path} not found: is {out_dir} a finished build?")
+    stats = json.loads(stats_path.read_text())
+    manifest = json.loads((Path(out_dir) / "manifest.json").read_text())
+    cfg = build_config_from_dict(manifest["config"])
+    plan = plan_build(cfg, use_checkpoints=False)
+    (Path(out_dir) / "report.html").write_text(render(stats, out_dir, plan.stages))
+    console.print(f"wrote {out_dir}/report.html")
+
+
+def _register_plugins() -> None:
+    import pipelines.cli as pkg
+
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        except ImportError as err:  # an optional extra is missing: keep the core CLI working
+            console.print(f"[yellow]note:[/] commands from {info.name} unavailable: {err}")
+            continue
+        register = getattr(module, "register", None)
+        if register is None:
+            continue
+        before = len(app.registered_commands)
+        try:
+            register(app)
+            typer.main.get_command(app)  # surfaces broken signatures now, not at dispatch
+        except Exception as err:  # noqa: BLE001 - one broken plugin must not take the CLI down
+            del app.registered_commands[before:]
+            console.print(f"[yellow]note:[/] commands from {info.name} unavailable: "
+                          f"{type(err).__name__}: {err}")
+
+
+def main() -> None:
+    global VERBOSE
+    VERBOSE = "--verbose" in sys.argv[1:sys.argv.index("--")] if "--" in sys.argv else (
+        "--verbose" in sys.argv[1:])
+    if not VERBOSE:  # Beam logs warnings while it is imported (e.g. "apitools not found")
+        logging.getLogger().setLevel(logging.ERROR)
+    _register_plugins()
+    app(prog_name="datamill")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

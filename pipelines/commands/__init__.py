@@ -1,1 +1,0 @@
-"""datamill: pipelines/commands."""

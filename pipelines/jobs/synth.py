@@ -1,0 +1,906 @@
+"""Synthetic math / code data with verified solutions, as a Beam pipeline.
+
+``datamill synth configs/synth_math.yaml``::
+
+    seeds / concepts / tasks ──> [problem-generation batches] ──> solution batches
+      ──> generate (backend loaded once per worker; adaptive extra rounds)
+      ──> verify (answer extraction + math-verify vote, or sandboxed tests + CodeT)
+      ──> decontaminate (13-gram overlap with benchmark files) ──> dedup (exact + MinHash)
+      ──> records.jsonl / records.parquet, removed.jsonl, dead_letter.jsonl, stats.json
+
+Batches have deterministic ids (a hash of the member ids and everything that determines the
+generations: backend, model, template, sampling parameters, seed). Each completed batch's raw
+generations are written to ``<out>/generations/<kind>-<id>.jsonl`` before anything downstream
+uses them; a rerun (e.g. after a crash) reads those files instead of generating again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pipelines.core.settings import (
+    ConfigError,
+    RunnerConfig,
+    apply_overrides,
+    load_yaml,
+    validate_model,
+)
+from pipelines.core.records import dead_letter
+
+log = logging.getLogger(__name__)
+
+REMOVED, DEAD, PAIRS = "removed", "dead", "pairs"
+
+
+# --------------------------------------------------------------------------- config
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BackendSection(_Strict):
+    type: Literal["transformers", "openai", "vllm"] = "transformers"
+    model: str = Field(default="smollm2", description="Local path, hub name (needs "
+                       "allow_download) or 'smollm2' (offline SmolLM2-135M-Instruct).")
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend keyword "
+                                    "arguments, e.g. batch_size, base_url, max_concurrency.")
+
+
+class SeedsSection(_Strict):
+    path: str | None = Field(default=None, description="JSONL of seed problems / tasks.")
+    question_field: str = "question"
+    answer_field: str | None = Field(default="answer", description="Field with a reference "
+                                     "solution/answer (GSM8K '#### N' or a bare answer).")
+    tests_field: str = Field(default="tests", description="code: field with assert tests.")
+    limit: int | None = Field(default=None, ge=1)
+    inline: list[dict[str, Any]] = Field(default_factory=list, description="Seed items given "
+                                         "in the config itself (same fields as the JSONL).")
+
+
+class ProblemGenSection(_Strict):
+    enabled: bool = False
+    mode: Literal["seed", "concepts"] = "seed"
+    per_item: int = Field(default=1, ge=1, le=64)
+    concepts: list[str] = Field(default_factory=list)
+    concepts_per_problem: int = Field(default=2, ge=1)
+    n_prompts: int = Field(default=8, ge=1, description="concepts mode: number of prompts.")
+    temperature: float = Field(default=0.9, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=128, ge=8)
+    keep_seeds: bool = Field(default=False, description="Also solve the seed problems.")
+
+
+class JudgeSection(_Strict):
+    enabled: bool = Field(default=False, description="LLM-as-judge solvability/consistency "
+                          "check through the same backend, after the vote.")
+    applies_to: Literal["generated", "all"] = Field(default="generated", description="Judge "
+                                                    "only generated problems, or seeds too.")
+    template: str = "math_judge_v1"
+    n: int = Field(default=1, ge=1, le=16, description="Judge samples; majority verdict.")
+    temperature: float = Field(default=0.0, ge=0)
+    max_tokens: int = Field(default=96, ge=8)
+    on_unparseable: Literal["drop", "keep"] = Field(default="drop", description="A reply "
+                                                    "without 'VERDICT: SOUND/FLAWED'.")
+
+
+class MathSection(_Strict):
+    n: int = Field(default=4, ge=1, le=1024)
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=512, ge=8, description="Per sample; samples that hit it "
+                            "are dropped as truncated (stats: sample_checks.truncated).")
+    template: str = "math_cot_v1"
+    pot_n: int = Field(default=0, ge=0, description="Program-of-thought samples per problem.")
+    adaptive: bool = Field(default=False, description="Legacy: same as allocation "
+                           "'until_correct'.")
+    allocation: Literal["uniform", "until_correct", "prop2diff"] = Field(
+        default="uniform", description="DART-Math sample allocation: until_correct (extra "
+        "rounds while < min_correct correct) or prop2diff (extra samples in proportion to "
+        "1 - pass rate of the first round).")
+    min_correct: int = Field(default=2, ge=1)
+    max_rounds: int = Field(default=3, ge=1, le=64)
+    extra_per_problem: float = Field(default=4.0, ge=0, description="prop2diff: mean extra "
+                                     "samples per problem.")
+    max_extra: int = Field(default=16, ge=0, description="prop2diff: cap per problem.")
+    vote_threshold: float = Field(default=0.5, gt=0, le=1)
+    min_votes: int = Field(default=2, ge=1)
+    verify_timeout_s: float = Field(default=5.0, gt=0)
+    fallback_last_number: bool = Field(default=True, description="A finished sample without "
+                                       "an answer marker answers with its last number.")
+    integer_answers: Literal["off", "counting", "always"] = Field(
+        default="off", description="Reject non-integer answers: for counting problems "
+        "('how many', 'number of') or for every problem (GSM8K-like domains).")
+    drop_all_correct: bool = Field(default=False, description="Drop problems every sample "
+                                   "solves (too easy to teach anything).")
+    judge: JudgeSection = Field(default_factory=JudgeSection)
+
+
+class CodeSection(_Strict):
+    n: int = Field(default=4, ge=1, le=1024)
+    temperature: float = Field(default=0.8, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=384, ge=8)
+    template: str = "code_solve_v1"
+    timeout_s: float = Field(default=10.0, gt=0)
+    min_tests: int = Field(default=1, ge=1)
+    min_agreeing_samples: int = Field(default=2, ge=1, description="Generated tests: "
+                                      "independent samples that must agree (CodeT) to keep "
+                                      "a task; the model's own reference does not count.")
+    topics: list[str] = Field(default_factory=list, description="Generate tasks (question, "
+                              "solution, tests) about these topics (KodCode-style).")
+    task_max_tokens: int = Field(default=384, ge=8)
+
+
+class OutputSection(_Strict):
+    formats: list[Literal["messages", "sharegpt"]] = Field(
+        default_factory=lambda: ["messages", "sharegpt"], description="Chat columns to fill: "
+        "messages (OpenAI/HF chat) and/or conversations (ShareGPT).")
+    preference_pairs: bool = Field(default=True, description="Write preference_pairs.jsonl/"
+                                   ".parquet for DPO (chosen verified correct, rejected "
+                                   "verified wrong).")
+    max_pairs_per_problem: int = Field(default=2, ge=1)
+
+
+class DecontamSection(_Strict):
+    benchmarks: list[str] = Field(default_factory=list, description="JSONL benchmark files.")
+    field: str = "question"
+    n: int = Field(default=13, ge=3, le=50)
+    min_overlap: int = Field(default=1, ge=1)
+
+
+class DedupSection(_Strict):
+    enabled: bool = True
+    threshold: float = Field(default=0.8, gt=0, lt=1)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+
+
+class SynthConfig(_Strict):
+    name: str = "synth"
+    task: Literal["math", "code"] = "math"
+    seed: int = 0
+    backend: BackendSection = Field(default_factory=BackendSection)
+    seeds: SeedsSection = Field(default_factory=SeedsSection)
+    problem_generation: ProblemGenSection = Field(default_factory=ProblemGenSection)
+    math: MathSection = Field(default_factory=MathSection)
+    code: CodeSection = Field(default_factory=CodeSection)
+    decontam: DecontamSection = Field(default_factory=DecontamSection)
+    dedup: DedupSection = Field(default_factory=DedupSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+    batch_size: int = Field(default=8, ge=1, le=100_000, description="Problems per prompt batch.")
+    output_dir: str
+    runner: RunnerConfig = Field(default_factory=RunnerConfig)
+
+    @model_validator(mode="after")
+    def _inputs(self) -> SynthConfig:
+        has_seeds = bool(self.seeds.path or self.seeds.inline)
+        pg = self.problem_generation
+        if self.task == "math" and not has_seeds and not (pg.enabled and pg.mode == "concepts"):
+            raise ValueError("seeds: give seeds.path or seeds.inline, or enable "
+                             "problem_generation with mode 'concepts'")
+        if pg.enabled and pg.mode == "concepts" and not pg.concepts:
+            raise ValueError("problem_generation.concepts: must not be empty in concepts mode")
+        if self.task == "code" and not has_seeds and not self.code.topics:
+            raise ValueError("code: give seeds (tasks with tests) or code.topics")
+        from synth.prompts import TEMPLATES
+
+        for where, tid in (("math.template", self.math.template),
+                           ("math.judge.template", self.math.judge.template),
+                           ("code.template", self.code.template)):
+            if tid not in TEMPLATES:
+                raise ValueError(f"{where}: unknown prompt template {tid!r}; known: "
+                                 f"{', '.join(sorted(TEMPLATES))}")
+        return self
+
+
+def load_synth_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SynthConfig:
+    data = apply_overrides(load_yaml(path), overrides)
+    try:
+        cfg = validate_model(SynthConfig, data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}:\n{err}") from None
+    base = Path(path).resolve().parent
+    # relative data paths are relative to the config file
+    if cfg.seeds.path and not Path(cfg.seeds.path).is_absolute() and "://" not in cfg.seeds.path:
+        cfg.seeds.path = str((base / cfg.seeds.path).resolve())
+    cfg.decontam.benchmarks = [
+        b if Path(b).is_absolute() or "://" in b else str((base / b).resolve())
+        for b in cfg.decontam.benchmarks
+    ]
+    for b in cfg.decontam.benchmarks:
+        if "://" not in b and not Path(b).is_file():
+            raise ConfigError(f"{path}: decontam.benchmarks: file {b!r} does not exist")
+    if cfg.seeds.path and "://" not in cfg.seeds.path and not Path(cfg.seeds.path).is_file():
+        raise ConfigError(f"{path}: seeds.path: file {cfg.seeds.path!r} does not exist")
+    return cfg
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _h(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_seeds(cfg: SynthConfig) -> list[dict]:
+    """Seed items as ``{id, problem, reference, tests}`` in file order (ids from line numbers)."""
+    from synth.math import extract_answer
+
+    s = cfg.seeds
+    items: list[dict] = []
+    raw: list[tuple[str, Any]] = []
+    if s.path:
+        with FileSystems.open(s.path) as f:
+            for i, line in enumerate(f):
+                if s.limit is not None and len(raw) >= s.limit:
+                    break
+                line = line.decode("utf-8").strip()
+                if line:
+                    raw.append((f"{Path(s.path).stem}-{i}", line))
+    for i, obj in enumerate(s.inline):
+        raw.append((str(obj.get("id", f"inline-{i}")), obj))
+    for rid, obj in raw:
+        if isinstance(obj, str):
+            try:
+                obj = json.loads(obj)
+            except json.JSONDecodeError:
+                items.append({"id": rid, "bad": "bad_json", "raw": obj})
+                continue
+        q = obj.get(s.question_field) if isinstance(obj, dict) else None
+        if not isinstance(q, str) or not q.strip():
+            items.append({"id": rid, "bad": f"missing_field: {s.question_field}", "raw": obj})
+            continue
+        ref = obj.get(s.answer_field) if s.answer_field else None
+        if isinstance(ref, (int, float)):
+            ref = str(ref)
+        if isinstance(ref, str) and cfg.task == "math":
+            ref = extract_answer(ref) or ref.strip()
+        items.append({"id": rid, "problem": q.strip(), "reference": ref if cfg.task == "math"
+                      else None, "tests": obj.get(s.tests_field), "source": "seed"})
+    return items
+
+
+def make_batches(items: list[dict], size: int, kind: str, fingerprint: str) -> list[dict]:
+    """Deterministic batches: items sorted by id, chunked; id = hash(members + fingerprint)."""
+    items = sorted(items, key=lambda x: x["id"])
+    out = []
+    for i in range(0, len(items), size):
+        chunk = items[i:i + size]
+        bid = _h(kind, fingerprint, [x["id"] for x in chunk])[:16]
+        out.append({"batch_id": f"{kind}-{bid}", "items": chunk})
+    return out
+
+
+def _read_batch_file(path: str) -> dict | None:
+    if not FileSystems.exists(path):
+        return None
+    try:
+        with FileSystems.open(path) as f:
+            lines = f.read().decode("utf-8").splitlines()
+        header = json.loads(lines[0])
+        if not header.get("complete"):
+            return None
+        return {"header": header, "rows": [json.loads(ln) for ln in lines[1:] if ln.strip()]}
+    except (OSError, ValueError, IndexError):
+        return None  # a torn write: regenerate
+
+
+def _write_batch_file(path: str, header: dict, rows: list[dict]) -> None:
+    tmp = path + ".tmp"
+    body = "\n".join([json.dumps({**header, "complete": True})]
+                     + [json.dumps(r, ensure_ascii=False) for r in rows]) + "\n"
+    with FileSystems.create(tmp) as f:
+        f.write(body.encode("utf-8"))
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])
+
+
+def backend_fingerprint(cfg: SynthConfig) -> dict:
+    return {"type": cfg.backend.type, "model": cfg.backend.model}
+
+
+# --------------------------------------------------------------------------- DoFns
+
+
+class _BackendDoFn(beam.DoFn):
+    """Loads the backend lazily, once per worker (only if some batch must be generated)."""
+
+    def __init__(self, cfg_json: str, model_prov: dict | None = None):
+        self._cfg_json = cfg_json
+        self.model_prov = model_prov or {}
+        self.cfg: SynthConfig | None = None
+        self._backend: Any = None
+        self.generated = Metrics.counter("synth", "batches_generated")
+        self.resumed = Metrics.counter("synth", "batches_resumed")
+        self.tokens = Metrics.counter("synth", "generated_tokens")
+        self.gen_ms = Metrics.counter("synth", "generation_ms")
+
+    def setup(self) -> None:
+        self.cfg = SynthConfig.model_validate_json(self._cfg_json)
+
+    def backend(self) -> Any:
+        if self._backend is None:
+            from synth.backends import BackendConfig, make_backend
+
+            assert self.cfg is not None
+            b = self.cfg.backend
+            self._backend = make_backend(BackendConfig(b.type, b.model, dict(b.options)))
+        return self._backend
+
+    def teardown(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    def _path(self, batch_id: str) -> str:
+        assert self.cfg is not None
+        return FileSystems.join(self.cfg.output_dir, "generations", f"{batch_id}.jsonl")
+
+    def _load_or_generate(self, batch: dict, generate: Any) -> tuple[list[dict], bool]:
+        path = self._path(batch["batch_id"])
+        cached = _read_batch_file(path)
+        if cached is not None:
+            self.resumed.inc()
+            return cached["rows"], True
+        t0 = time.perf_counter()
+        rows = generate(batch["items"])
+        self.gen_ms.inc(int((time.perf_counter() - t0) * 1000))
+        self.tokens.inc(sum(s.get("num_tokens", 0) for r in rows for s in r.get("samples", [])))
+        _write_batch_file(path, {"batch_id": batch["batch_id"], "created": time.time()}, rows)
+        self.generated.inc()
+        return rows, False
+
+
+class GenerateProblems(_BackendDoFn):
+    def process(self, batch: dict):
+        from synth.tasks import generate_problems
+
+        cfg = self.cfg
+        assert cfg is not None
+        pg = cfg.problem_generation
+
+        def gen(items: list[dict]) -> list[dict]:
+            return generate_problems(
+                self.backend(), items, mode=pg.mode, per_item=pg.per_item,
+                temperature=pg.temperature, top_p=pg.top_p, max_tokens=pg.max_tokens,
+                seed=cfg.seed, concepts=pg.concepts,
+                concepts_per_problem=pg.concepts_per_problem)
+
+        rows, _ = self._load_or_generate(batch, gen)
+        for r in rows:
+            if r.get("error"):
+                yield pvalue.TaggedOutput(DEAD, dead_letter(
+                    "problem_generation", f"generation_error: {r['error']}", r, record_id=r["id"]))
+            elif r.get("problem") is None:
+                yield pvalue.TaggedOutput(REMOVED, ("unusable_generated_problem", {
+                    "id": r["id"], "text": r.get("raw", ""), "source": "generated"}))
+            else:
+                yield {"id": r["id"], "problem": r["problem"], "reference": None, "tests": None,
+                       "source": "generated", "parent": r["parent"],
+                       "problem_template": r["template"]}
+
+
+def _solution_batches(items: list[dict], cfg: SynthConfig, fingerprint: str) -> list[dict]:
+    return make_batches(items, cfg.batch_size, "solve", fingerprint)
+
+
+class SolveMath(_BackendDoFn):
+    """Samples (with adaptive rounds), saves the raw samples, then verifies and votes."""
+
+    def setup(self) -> None:
+        super().setup()
+        from synth.math import MathVerifyWorker
+
+        assert self.cfg is not None
+        self._worker = MathVerifyWorker(timeout_s=self.cfg.math.verify_timeout_s)
+
+    def teardown(self) -> None:
+        super().teardown()
+        self._worker.close()
+
+    def _sampling(self) -> Any:
+        from synth.tasks import MathSampling
+
+        m = self.cfg.math  # type: ignore[union-attr]
+        return MathSampling(n=m.n, temperature=m.temperature, top_p=m.top_p,
+                            max_tokens=m.max_tokens, seed=self.cfg.seed,  # type: ignore[union-attr]
+                            template=m.template, pot_n=m.pot_n, adaptive=m.adaptive,
+                            allocation=m.allocation, min_correct=m.min_correct,
+                            max_rounds=m.max_rounds, extra_per_problem=m.extra_per_problem,
+                            max_extra=m.max_extra, vote_threshold=m.vote_threshold,
+                            min_votes=m.min_votes, fallback_last_number=m.fallback_last_number,
+                            integer_answers=m.integer_answers,
+                            drop_all_correct=m.drop_all_correct)
+
+    def _equiv(self, a: str, b: str) -> bool:
+        from synth.math import answers_equivalent
+
+        return answers_equivalent(a, b, worker=self._worker)
+
+    def _judged(self, it: dict) -> bool:
+        j = self.cfg.math.judge  # type: ignore[union-attr]
+        return j.enabled and (j.applies_to == "all" or it.get("source") == "generated")
+
+    def process(self, batch: dict):
+        from synth.output import add_chat_formats, preference_pairs, provenance_row
+        from synth.prompts import get_template
+        from synth.tasks import judge_problems, sample_math, verify_math
+
+        cfg = self.cfg
+        assert cfg is not None
+        s = self._sampling()
+        jcfg = cfg.math.judge
+
+        def gen(items: list[dict]) -> list[dict]:
+            samples = sample_math(self.backend(), items, s, self._equiv)
+            rows = [{"id": it["id"], "samples": samples[it["id"]]} for it in items]
+            # the judge sees the problem and one verified solution, so it runs after the vote;
+            # its replies are saved with the batch (a rerun re-verifies without regenerating)
+            ask = []
+            for it, row in zip(items, rows):
+                if not self._judged(it):
+                    continue
+                v = verify_math(row["samples"], it.get("reference"), s, self._equiv,
+                                problem=it["problem"])
+                if v.keep:
+                    ask.append({"id": it["id"], "problem": it["problem"],
+                                "solution": row["samples"][v.verified[0]]["text"]})
+            if ask:
+                verdicts = judge_problems(self.backend(), ask, template=jcfg.template,
+                                          n=jcfg.n, temperature=jcfg.temperature,
+                                          max_tokens=jcfg.max_tokens, seed=cfg.seed)
+                for row in rows:
+                    if row["id"] in verdicts:
+                        row["judge"] = verdicts[row["id"]]
+            return rows
+
+        rows, _ = self._load_or_generate(batch, gen)
+        by_id = {r["id"]: r for r in rows}
+        tmpl = get_template(s.template)
+        prov_base = {
+            **self.model_prov,
+            "template": s.template, "template_version": tmpl.version,
+            "judge_template": get_template(jcfg.template).version if jcfg.enabled else None,
+            "sampling": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
+                         "max_tokens": s.max_tokens, "allocation": s.mode, "pot_n": s.pot_n},
+            "seed": cfg.seed, "batch_id": batch["batch_id"],
+            "verifier": "synth.math.answers_equivalent (exact numeric + math-verify, symmetric)",
+        }
+        for it in batch["items"]:
+            row = by_id.get(it["id"], {})
+            samples = row.get("samples", [])
+            errors = [x["error"] for x in samples if x.get("error")]
+            if errors and len(errors) == len(samples):
+                yield pvalue.TaggedOutput(DEAD, dead_letter(
+                    "solve", f"generation_error: {errors[0]}", it, record_id=it["id"],
+                    source=it.get("source")))
+                continue
+            v = verify_math(samples, it.get("reference"), s, self._equiv, problem=it["problem"])
+            reason, keep = v.reason, v.keep
+            judge = row.get("judge")
+            if keep and self._judged(it):
+                jv = (judge or {}).get("verdict", "missing")
+                if jv == "flawed":
+                    keep, reason = False, "judge_flawed"
+                elif jv != "sound" and jcfg.on_unparseable == "drop":
+                    keep, reason = False, f"judge_{jv}"
+            verified = [samples[i]["text"] for i in v.verified] if keep else []
+            by = "reference" if it.get("reference") is not None else "majority_vote"
+            prov = provenance_row(prov_base, problem_template=it.get("problem_template"),
+                                  parent=it.get("parent"))
+            rec = {
+                "id": it["id"],
+                "text": it["problem"] + ("\n\n" + verified[0] if verified else ""),
+                "source": it.get("source", "seed"),
+                "problem": it["problem"],
+                "reference": it.get("reference"),
+                "answer": v.answer,
+                "agreement": v.agreement,
+                "pass_rate": v.pass_rate,
+                "n_samples": v.n_samples,
+                "n_correct": v.n_correct,
+                "rounds": 1 + max((x.get("round", 0) for x in samples), default=0),
+                "solutions": verified,
+                "keep_reason": (f"{v.n_correct} of {v.n_samples} samples agree with the "
+                                + ("reference answer" if by == "reference" else
+                                   f"majority answer (agreement {v.agreement:.2f})")
+                                + ("; judge: sound" if keep and self._judged(it) else ""))
+                if keep else None,
+                "verdicts": [{"answer": None if c is None else str(c), "kind": x.get("kind"),
+                              "round": x.get("round"), "correct": ok, "check": chk,
+                              "finish_reason": x.get("finish_reason")}
+                             for x, ok, (c, chk) in zip(samples, v.correct, v.screened)],
+                "sample_checks": [{"check": k, "count": n} for k, n in sorted(v.checks.items())],
+                "judge": None if judge is None else {
+                    "verdict": judge.get("verdict"), "text": (judge.get("texts") or [""])[0]},
+                "provenance": prov,
+            }
+            add_chat_formats(rec, cfg.output.formats)
+            if keep:
+                if cfg.output.preference_pairs:
+                    chosen = [(samples[i]["text"], v.screened[i][0]) for i in v.verified]
+                    rejected = [(samples[i]["text"], v.screened[i][0]) for i in v.wrong]
+                    for pair in preference_pairs(it["id"], it["problem"], chosen, rejected, by,
+                                                 prov, cfg.output.max_pairs_per_problem):
+                        yield pvalue.TaggedOutput(PAIRS, pair)
+                yield rec
+            else:
+                yield pvalue.TaggedOutput(REMOVED, (reason, rec))
+
+
+class SolveCode(_BackendDoFn):
+    def _sampling(self) -> Any:
+        from synth.tasks import CodeSampling
+
+        c = self.cfg.code  # type: ignore[union-attr]
+        return CodeSampling(n=c.n, temperature=c.temperature, top_p=c.top_p,
+                            max_tokens=c.max_tokens, seed=self.cfg.seed,  # type: ignore[union-attr]
+                            template=c.template, timeout_s=c.timeout_s, min_tests=c.min_tests,
+                            min_agreeing=c.min_agreeing_samples)
+
+    def process(self, batch: dict):
+        from synth.output import add_chat_formats, preference_pairs, provenance_row
+        from synth.prompts import get_template
+        from synth.tasks import sample_code, verify_code
+
+        cfg = self.cfg
+        assert cfg is not None
+        s = self._sampling()
+
+        def gen(items: list[dict]) -> list[dict]:
+            tasks = [{"id": it["id"], "question": it["problem"], "tests": it.get("tests"),
+                      "reference_solution": it.get("reference_solution")} for it in items]
+            samples = sample_code(self.backend(), tasks, s)
+            return [{"id": it["id"], "samples": samples[it["id"]]} for it in items]
+
+        rows, _ = self._load_or_generate(batch, gen)
+        by_id = {r["id"]: r["samples"] for r in rows}
+        for it in batch["items"]:
+            samples = by_id.get(it["id"], [])
+            generated_tests = it.get("reference_solution") is not None
+            task = {"question": it["problem"], "tests": it.get("tests") or "",
+                    "reference_solution": it.get("reference_solution")}
+            v = verify_code(task, samples, s, tests_generated=generated_tests)
+            rec = {
+                "id": it["id"],
+                "text": it["problem"] + ("\n\n```python\n" + v.kept_solutions[0] + "```"
+                                         if v.kept_solutions else ""),
+                "source": it.get("source", "seed"),
+                "problem": it["problem"],
+                "pass_rate": v.pass_rate,
+                "n_samples": len(samples),
+                "n_correct": round(v.pass_rate * len(samples)),
+                "solutions": v.kept_solutions,
+                "keep_reason": v.keep_reason,
+                "evidence": v.evidence,
+                "reference_agrees": v.reference_agrees,
+                "tests": v.kept_tests,
+                "rejected_tests": v.rejected_tests,
+                "verdicts": [{k: r.get(k) for k in ("sample", "code_found", "passed", "passes",
+                                                    "status", "error")} for r in v.results],
+                "provenance": provenance_row(
+                    self.model_prov, template=s.template,
+                    template_version=get_template(s.template).version,
+                    problem_template=it.get("problem_template"),
+                    sampling={"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
+                              "max_tokens": s.max_tokens, "allocation": "uniform", "pot_n": 0},
+                    seed=cfg.seed, batch_id=batch["batch_id"],
+                    verifier="synth.sandbox (separate harness process)"
+                    + (" + CodeT agreement over independent samples" if generated_tests
+                       else "")),
+            }
+            add_chat_formats(rec, cfg.output.formats)
+            if v.keep:
+                if cfg.output.preference_pairs:
+                    texts = [x.get("text") or "" for x in samples]
+                    for pair in preference_pairs(
+                            it["id"], it["problem"], [(texts[i], None) for i in v.chosen],
+                            [(texts[i], None) for i in v.wrong],
+                            "failed_tests", rec["provenance"], cfg.output.max_pairs_per_problem):
+                        yield pvalue.TaggedOutput(PAIRS, pair)
+                yield rec
+            else:
+                yield pvalue.TaggedOutput(REMOVED, (v.reason, rec))
+
+
+class GenerateCodeTasks(_BackendDoFn):
+    def process(self, batch: dict):
+        from synth.backends import GenerationRequest, SamplingParams, derive_seed
+        from synth.prompts import get_template
+        from synth.tasks import task_from_generation
+
+        cfg = self.cfg
+        assert cfg is not None
+        tmpl = get_template("code_task_v1")
+
+        def gen(items: list[dict]) -> list[dict]:
+            reqs = [GenerationRequest(
+                id=it["id"], params=SamplingParams(1, cfg.problem_generation.temperature,
+                                                   cfg.problem_generation.top_p,
+                                                   cfg.code.task_max_tokens, (),
+                                                   derive_seed(cfg.seed, it["id"], "task")),
+                messages=tmpl.messages(topic=it["topic"])) for it in items]
+            res = self.backend().generate(reqs)
+            return [{"id": r.request_id, "topic": it["topic"], "error": r.error,
+                     "samples": [{"text": x.text, "num_tokens": x.num_tokens} for x in r.samples]}
+                    for r, it in zip(res, items)]
+
+        rows, _ = self._load_or_generate(batch, gen)
+        for r in rows:
+            if r.get("error"):
+                yield pvalue.TaggedOutput(DEAD, dead_letter(
+                    "task_generation", f"generation_error: {r['error']}", r, record_id=r["id"]))
+                continue
+            text = r["samples"][0]["text"] if r["samples"] else ""
+            task = task_from_generation(text, r["topic"])
+            if task is None:
+                yield pvalue.TaggedOutput(REMOVED, ("unusable_generated_task", {
+                    "id": r["id"], "text": text, "source": "generated"}))
+                continue
+            yield {"id": r["id"], "problem": task["question"], "tests": task["tests"],
+                   "reference_solution": task["reference_solution"], "source": "generated",
+                   "problem_template": tmpl.id}
+
+
+class Decontaminate(beam.DoFn):
+    def __init__(self, benchmarks: list[str], field: str, n: int, min_overlap: int):
+        self._args = (benchmarks, field, n, min_overlap)
+        self._index: Any = None
+
+    def setup(self) -> None:
+        from synth.decontam import NgramIndex
+
+        benchmarks, field, n, _ = self._args
+        self._index = NgramIndex(n)
+        for b in benchmarks:  # FileSystems: benchmark files may live on gs:// / s3://
+            self._index.add_jsonl(b, field=field, opener=FileSystems.open)
+
+    def process(self, rec: dict):
+        hit = self._index.check(rec["problem"], self._args[3])
+        if hit is None:
+            yield rec
+        else:
+            rec = dict(rec, text=rec["problem"], contamination={"benchmark": hit.benchmark, "item": hit.item,
+                                           "overlap_ngrams": hit.overlap})
+            yield pvalue.TaggedOutput(REMOVED, (f"contaminated: {hit.benchmark}", rec))
+
+
+class Dedup(beam.DoFn):
+    def __init__(self, threshold: float, num_perm: int):
+        self._t, self._p = threshold, num_perm
+
+    def process(self, recs: list[dict]):
+        from synth.dedup import dedup
+
+        # positional keys: user-given seed ids may repeat, and every record must end up
+        # exactly once in kept or removed
+        ordered = sorted(recs, key=lambda r: (r["id"], r["problem"]))
+        keys = [f"{i:09d}" for i in range(len(ordered))]
+        kept, removed = dedup(list(zip(keys, (r["problem"] for r in ordered))), self._t,
+                              self._p)
+        keep = set(kept)
+        for key, r in zip(keys, ordered):
+            if key in keep:
+                yield r
+            else:
+                reason, of = removed[key]
+                yield pvalue.TaggedOutput(REMOVED, (reason, dict(
+                    r, text=r["problem"], duplicate_of=ordered[int(of)]["id"])))
+
+
+class _WriteAll(beam.DoFn):
+    """Writes the (small) final outputs sorted by id: JSONL + Parquet + stats.json."""
+
+    def __init__(self, out_dir: str, cfg_json: str):
+        self._out = out_dir
+        self._cfg_json = cfg_json
+
+    def process(self, _: Any, kept: list, removed: list, dead: list, pairs: list):
+        from synth.coverage import coverage_curve, fit_coverage
+        from synth.output import PAIR_SCHEMA, SCHEMA_VERSION, schema_for
+
+        cfg = SynthConfig.model_validate_json(self._cfg_json)
+        kept = sorted(kept, key=lambda r: r["id"])
+        removed = sorted(removed, key=lambda x: (x[1]["id"], x[0]))
+        dead = sorted(dead, key=lambda d: (str(d.get("id")), d["reason"]))
+        pairs = sorted(pairs, key=lambda x: (x["id"], x["pair"]))
+        _write_jsonl(FileSystems.join(self._out, "records.jsonl"), kept)
+        _write_parquet(FileSystems.join(self._out, "records.parquet"), kept,
+                       schema_for(cfg.task))
+        if cfg.output.preference_pairs:
+            _write_jsonl(FileSystems.join(self._out, "preference_pairs.jsonl"), pairs)
+            _write_parquet(FileSystems.join(self._out, "preference_pairs.parquet"), pairs,
+                           PAIR_SCHEMA)
+        _write_jsonl(FileSystems.join(self._out, "removed.jsonl"),
+                     [dict(r, removal_reason=reason) for reason, r in removed])
+        _write_jsonl(FileSystems.join(self._out, "dead_letter.jsonl"), dead)
+        reasons: dict[str, int] = {}
+        for reason, _r in removed:
+            key = reason.split(":", 1)[0] if reason.startswith("contaminated") else reason
+            reasons[key] = reasons.get(key, 0) + 1
+        kept_because: dict[str, int] = {}
+        for r in kept:
+            key = r.get("evidence") or ("reference" if r.get("reference") is not None
+                                        else "majority_vote")
+            kept_because[key] = kept_because.get(key, 0) + 1
+        sample_checks: dict[str, int] = {}
+        for r in kept + [r for _, r in removed]:
+            for c in r.get("sample_checks") or []:
+                sample_checks[c["check"]] = sample_checks.get(c["check"], 0) + c["count"]
+        solved = [r for r in kept] + [r for _, r in removed if "n_samples" in r]
+        # coverage counts verified-correct samples only (a rejected vote verifies nothing)
+        counts = [(int(r["n_samples"]), int(r["n_correct"])) for r in solved
+                  if r.get("n_samples")]
+        ks, cov = coverage_curve(counts) if counts else ([], [])
+        fit = fit_coverage(ks, cov) if ks else None
+        rates = [r["pass_rate"] for r in solved if "pass_rate" in r]
+        stats = {
+            "kept": len(kept), "removed": reasons, "dead_letter": len(dead),
+            "kept_because": kept_because,
+            "sample_checks": sample_checks,
+            "preference_pairs": len(pairs) if cfg.output.preference_pairs else None,
+            "schema_version": SCHEMA_VERSION,
+            "problems_solved": len(solved),
+            "samples_drawn": sum(int(r.get("n_samples") or 0) for r in solved),
+            "mean_pass_rate": sum(rates) / len(rates) if rates else None,
+            "pass_rate_histogram": _hist(rates),
+            "coverage": {"ks": ks, "coverage": cov,
+                         "fit": fit.to_dict() if fit else None,
+                         "model": "c(k) = exp(a * k^b) (Large Language Monkeys)"},
+        }
+        with FileSystems.create(FileSystems.join(self._out, "stats.json")) as f:
+            f.write(json.dumps(stats, indent=2).encode())
+        yield stats
+
+
+def _hist(rates: list[float], bins: int = 5) -> list[int]:
+    out = [0] * bins
+    for r in rates:
+        out[min(bins - 1, int(r * bins))] += 1
+    return out
+
+
+def _write_jsonl(path: str, rows: list[dict]) -> None:
+    with FileSystems.create(path) as f:
+        for r in rows:
+            f.write((json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def _write_parquet(path: str, rows: list[dict], schema: Any) -> None:
+    """A Parquet file of the declared schema (also when ``rows`` is empty)."""
+    import pyarrow.parquet as pq
+
+    from synth.output import to_table
+
+    table = to_table(rows, schema)
+    with FileSystems.create(path) as f:
+        pq.write_table(table, f)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
+    """Build and run the pipeline; returns stats.json's content plus Beam counters."""
+    from pipelines.core.runner import make_options
+
+    FileSystems.mkdirs(cfg.output_dir) if not FileSystems.exists(cfg.output_dir) else None
+    gen_dir = FileSystems.join(cfg.output_dir, "generations")
+    if not FileSystems.exists(gen_dir):
+        FileSystems.mkdirs(gen_dir)
+    cfg_json = cfg.model_dump_json()
+    seeds = read_seeds(cfg)
+    bad = [s for s in seeds if "bad" in s]
+    seeds = [s for s in seeds if "bad" not in s]
+    fp_gen = _h(backend_fingerprint(cfg), cfg.seed)
+    from synth.backends import BackendConfig, model_provenance
+
+    model_prov = model_provenance(BackendConfig(cfg.backend.type, cfg.backend.model,
+                                                dict(cfg.backend.options)))
+    runner, opts = make_options(cfg.runner, extra_args)
+    p = beam.Pipeline(runner=runner, options=opts)
+
+    removed_parts, dead_parts, pair_parts = [], [], []
+    dead_parts.append(p | "BadSeeds" >> beam.Create(
+        [dead_letter("read_seeds", s["bad"], s.get("raw"), record_id=s["id"]) for s in bad]))
+    pg = cfg.problem_generation
+
+    # 1. problems: seeds and/or generated ones
+    problems: Any
+    if cfg.task == "math":
+        fp_solve = _h(fp_gen, cfg.math.model_dump())
+        if pg.enabled:
+            if pg.mode == "concepts":
+                gen_items = [{"id": f"concept-{i:06d}"} for i in range(pg.n_prompts)]
+            else:
+                gen_items = [{"id": s["id"], "problem": s["problem"]} for s in seeds]
+            fp_pg = _h(fp_gen, pg.model_dump())
+            gen = (p | "ProblemBatches" >> beam.Create(
+                make_batches(gen_items, cfg.batch_size, "problems", fp_pg))
+                | "GenerateProblems" >> beam.ParDo(GenerateProblems(cfg_json)).with_outputs(
+                    REMOVED, DEAD, main="main"))
+            removed_parts.append(gen[REMOVED])
+            dead_parts.append(gen[DEAD])
+            problems = gen["main"]
+            if pg.keep_seeds and seeds:
+                problems = (problems, p | "Seeds" >> beam.Create(seeds)) | beam.Flatten()
+        else:
+            problems = p | "Seeds" >> beam.Create(seeds)
+        solver: beam.DoFn = SolveMath(cfg_json, model_prov)
+    else:
+        fp_solve = _h(fp_gen, cfg.code.model_dump())
+        problems = p | "Seeds" >> beam.Create(seeds)
+        if cfg.code.topics:
+            topics = [{"id": f"topic-{i:04d}", "topic": t} for i, t in enumerate(cfg.code.topics)]
+            fp_t = _h(fp_gen, cfg.code.task_max_tokens, pg.temperature, pg.top_p)
+            gen = (p | "TaskBatches" >> beam.Create(make_batches(topics, cfg.batch_size,
+                                                                 "tasks", fp_t))
+                   | "GenerateTasks" >> beam.ParDo(GenerateCodeTasks(cfg_json)).with_outputs(
+                       REMOVED, DEAD, main="main"))
+            removed_parts.append(gen[REMOVED])
+            dead_parts.append(gen[DEAD])
+            problems = (problems, gen["main"]) | "AllTasks" >> beam.Flatten()
+        solver = SolveCode(cfg_json, model_prov)
+
+    # 2. decontaminate and deduplicate the problems before spending generation on them
+    if cfg.decontam.benchmarks:
+        d = cfg.decontam
+        dec = problems | "Decontam" >> beam.ParDo(
+            Decontaminate(d.benchmarks, d.field, d.n, d.min_overlap)).with_outputs(
+                REMOVED, main="main")
+        removed_parts.append(dec[REMOVED])
+        problems = dec["main"]
+    plist = problems | "AllProblems" >> beam.combiners.ToList()
+    if cfg.dedup.enabled:
+        dd = plist | "Dedup" >> beam.ParDo(
+            Dedup(cfg.dedup.threshold, cfg.dedup.num_perm)).with_outputs(REMOVED, main="main")
+        removed_parts.append(dd[REMOVED])
+        plist = dd["main"] | "Deduped" >> beam.combiners.ToList()
+
+    # 3. solve in deterministic batches (resumable), verify
+    batches = plist | "SolveBatches" >> beam.FlatMap(
+        lambda xs: _solution_batches(xs, cfg, fp_solve))
+    solved = (batches | "Reshuffle" >> beam.Reshuffle()
+              | "Solve" >> beam.ParDo(solver).with_outputs(REMOVED, DEAD, PAIRS, main="main"))
+    removed_parts.append(solved[REMOVED])
+    dead_parts.append(solved[DEAD])
+    records = solved["main"]
+    removed_all = tuple(removed_parts) | "AllRemoved" >> beam.Flatten()
+    dead_all = tuple(dead_parts) | "AllDead" >> beam.Flatten()
+    (p | "Once" >> beam.Create([None])
+     | "Write" >> beam.ParDo(
+         _WriteAll(cfg.output_dir, cfg_json),
+         kept=pvalue.AsList(records), removed=pvalue.AsList(removed_all),
+         dead=pvalue.AsList(dead_all), pairs=pvalue.AsList(solved[PAIRS])))
+    t0 = time.perf_counter()
+    result = p.run()
+    result.wait_until_finish()
+    wall = time.perf_counter() - t0
+    with FileSystems.open(FileSystems.join(cfg.output_dir, "stats.json")) as f:
+        stats = json.loads(f.read().decode())
+    counters = {}
+    try:
+        for c in result.metrics().query()["counters"]:
+            if c.key.metric.namespace == "synth":
+                counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + c.committed
+    except Exception as e:  # noqa: BLE001 - some runners do not report metrics
+        log.info("no Beam metrics from this runner: %s", e)
+    stats["counters"] = counters
+    stats["wall_s"] = wall
+    gen_s = counters.get("generation_ms", 0) / 1000
+    stats["generation_tokens_per_s"] = (counters.get("generated_tokens", 0) / gen_s
+                                        if gen_s else None)
+    with FileSystems.create(FileSystems.join(cfg.output_dir, "stats.json")) as f:
+        f.write(json.dumps(stats, indent=2).encode())
+    return stats

@@ -1,0 +1,432 @@
+"""Stage ``exact_dedup``: keep one record per identical (canonicalized) text.
+
+Text never crosses a shuffle and memory does not grow with the corpus:
+
+1. ``KeySpill`` (one pass, fused with the stages before): records are buffered up to
+   ``SPILL_BYTES`` of text; then, for the whole buffer at once, every record gets its content
+   key (128-bit xxh3 of the canonical text, :func:`filters.text_hash.content_digests`) and
+   the buffer is written to a spill file (:mod:`pipelines.core.spill`). What goes on is compact
+   and already combined per file: for each of ``BUCKETS`` key buckets one element
+   ``(bucket, [(key, candidate, copies in this file), ...])``, where the candidate is
+   ``(representative rank, tie, spill file id, position)``. A shuffle therefore carries a
+   few hundred elements per spill file instead of one per record;
+2. ``Duplicated``: per bucket, the candidates of every file are merged (smallest candidate
+   and number of copies per key); only keys with more than one copy go on, as a side input
+   (``key -> winner position, count, winner source``): its size is the number of duplicate
+   groups, not of documents;
+3. ``Decide``: the spill files are streamed back; a record is kept when its key has no
+   duplicate or its position is the winner's; the others are removed with reason
+   ``duplicate``. Spill files are deleted after a GroupByKey (once ``Decide`` has committed).
+
+Which copy survives is fixed by ``keep`` (``filters.text_hash.representative_key``: a total
+order whose last field is the id), then by the tie ``(xxh3-64 of the text, source, xxh3-64 of
+the record's other fields)``. Copies equal on all of these are the same record (same id, text,
+source and fields), so the position only picks which of identical copies is written: the
+output does not depend on worker count or order. ``dup_count`` on the survivor says how many
+copies the group had.
+
+Stats (``stats.json`` and the report section): ``groups`` (number of duplicate groups, copies
+removed, group-size distribution, the largest groups and a seeded random sample of groups
+with the kept copy's text and the ids of removed copies) and ``by_source`` (per source: copies
+removed, kept copies that had duplicates, and removed copies per source of the kept copy).
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import pickle
+import uuid
+from collections import Counter
+from typing import Any, Literal
+
+import apache_beam as beam
+import xxhash
+from apache_beam import pvalue
+from apache_beam.transforms.window import GlobalWindows
+from pydantic import Field, model_validator
+
+from filters.text_hash import content_digests, representative_key
+from pipelines.core.records import dead_letter
+from pipelines.stages.score_stats import snippet
+from pipelines.core.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
+from pipelines.stages.base import Stage, StageParams, StageResult
+from pipelines.stages.registry import register_stage
+
+SPILL_BYTES = 8 << 20  # text per spill file: several files per worker, so reading them back
+# is spread over workers (the local runner splits a step's input evenly by element count)
+BUCKETS = 64  # key buckets of the candidate shuffle: a bucket's reducer holds 1/64 of the keys
+_CORE_FIELDS = ("id", "text", "source")
+TOP_GROUPS = 10  # largest duplicate groups shown in the stats / report
+SAMPLE_GROUPS = 5  # further groups drawn at random (fixed seed)
+REMOVED_IDS_SHOWN = 10  # ids of removed copies listed per shown group (a seeded sample)
+SEED = 0
+
+
+class ExactDedupParams(StageParams):
+    stage: Literal["exact_dedup"]
+    canonicalize: Literal["none", "whitespace", "lower"] = Field(
+        default="whitespace", description="Text canonicalization before hashing.")
+    keep: Literal["lowest_id", "longest", "highest_score"] = "lowest_id"
+    score_column: str | None = Field(default=None, description="Column for keep: highest_score.")
+
+    @model_validator(mode="after")
+    def _score(self):
+        if self.keep == "highest_score" and not self.score_column:
+            raise ValueError("keep: highest_score needs score_column (the column to maximize)")
+        return self
+
+
+def _tie(r: dict, utf8: bytes) -> tuple:
+    """Orders copies with the same rank: text, source, then every other field."""
+    rest = 0
+    if len(r) > 3 or any(k not in r for k in _CORE_FIELDS):
+        other = {k: v for k, v in r.items() if k not in _CORE_FIELDS}
+        rest = xxhash.xxh3_64_intdigest(pickle.dumps(sorted(other.items(), key=lambda kv: kv[0]),
+                                                     protocol=5))
+    return (xxhash.xxh3_64_intdigest(utf8), str(r.get("source")), rest)
+
+
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class _KeySpill(SizeBuffered):
+    """records -> ``(bucket, [(key, candidate, copies), ...])`` per spill file; the records go
+    to the spill files (tag ``spill``: paths); records that cannot be keyed to ``dead``."""
+
+    def __init__(self, p: ExactDedupParams, label: str, spill_dir: str,
+                 spill_bytes: int = SPILL_BYTES):
+        self._p, self._label, self._dir, self._limit = p, label, spill_dir, spill_bytes
+
+    def _dead(self, r: Any, e: Exception) -> pvalue.TaggedOutput:
+        return pvalue.TaggedOutput("dead", dead_letter(
+            self._label, f"exception: {type(e).__name__}: {e}", r))
+
+    def flush_rows(self, rows: list):
+        p = self._p
+        file_id = uuid.uuid4().int & 0xFFFFFFFFFFFFFFFF
+        good, utf8, ranks = [], [], []
+        for r in rows:
+            try:
+                text = r["text"]
+                if not isinstance(text, str):
+                    raise TypeError(f"text must be a str, not {type(text).__name__}")
+                b = text.encode("utf-8")
+                rank = (representative_key(r, p.keep, p.score_column), _tie(r, b))
+            except Exception as e:  # noqa: BLE001 - this record only
+                yield self._dead(r, e)
+                continue
+            good.append(r)
+            utf8.append(b)
+            ranks.append(rank)
+        keys = content_digests(utf8, p.canonicalize)
+        del utf8
+        best: dict[bytes, list] = {}
+        for pos, (key, (rank, tie)) in enumerate(zip(keys, ranks)):
+            cand = (rank, tie, file_id, pos)
+            cur = best.get(key)
+            if cur is None:
+                best[key] = [cand, 1]
+            else:
+                if cand < cur[0]:
+                    cur[0] = cand
+                cur[1] += 1
+        path = spill_path(self._dir, file_id)
+        write_spill(path, list(zip(keys, good)))
+        buckets: dict[int, list] = {}
+        for key, (cand, n) in best.items():
+            buckets.setdefault(key[0] % BUCKETS, []).append((key, cand, n))
+        for b in sorted(buckets):
+            yield (b, buckets[b])
+        yield pvalue.TaggedOutput("spill", path)
+
+
+def spill_path(folder: str, file_id: int) -> str:
+    return f"{folder}/spill-{file_id:016x}.bin"
+
+
+def spill_id(path: str) -> int:
+    return int(path.rsplit("spill-", 1)[1][:16], 16)
+
+
+def _duplicated(item):
+    """``(bucket, [per-file candidate lists])`` -> ``(key, (file, pos, count, source))`` for
+    every key of the bucket with more than one copy."""
+    _bucket, lists = item
+    merged: dict[bytes, list] = {}
+    for lst in lists:
+        for key, cand, n in lst:
+            cur = merged.get(key)
+            if cur is None:
+                merged[key] = [cand, n]
+            else:
+                if cand < cur[0]:
+                    cur[0] = cand
+                cur[1] += n
+    for key in sorted(merged):
+        cand, n = merged[key]
+        if n > 1:
+            _rank, tie, file_id, pos = cand
+            yield key, (file_id, pos, n, tie[1])
+
+
+# --------------------------------------------------------------------------- decide
+
+
+@beam.typehints.with_output_types(Any)
+class _Decide(beam.DoFn):
+    """spill path -> kept records (with ``dup_count``) and removed duplicates; for the groups
+    in ``shown`` one ``example`` per copy; per bundle a ``by_source`` counter."""
+
+    def start_bundle(self) -> None:
+        self._counts: Counter = Counter()
+
+    def process(self, path, dups, shown):
+        file_id = spill_id(path)
+        counts = self._counts
+        for pos, (key, r) in enumerate(read_spill(path)):
+            winner = dups.get(key)
+            if winner is None:
+                out = dict(r)
+                out["dup_count"] = 1
+                yield out
+                continue
+            source = str(r.get("source"))
+            won = winner[0] == file_id and winner[1] == pos
+            if won:
+                out = dict(r)
+                out["dup_count"] = winner[2]
+                counts[("kept_with_copies", source, "")] += 1
+                yield out
+            else:
+                counts[("removed", source, "")] += 1
+                counts[("removed_by_kept_source", source, winner[3])] += 1
+                yield pvalue.TaggedOutput("removed", ("duplicate", r))
+            if key in shown:
+                yield pvalue.TaggedOutput("example", _example(key, won, r))
+        yield pvalue.TaggedOutput("consumed", path)
+
+    def finish_bundle(self):
+        if self._counts:
+            yield pvalue.TaggedOutput("by_source", GlobalWindows.windowed_value(
+                sorted(self._counts.items())))
+            self._counts = Counter()
+
+
+def _example(key: bytes, won: bool, r: dict) -> tuple:
+    rid = str(r.get("id"))
+    return (key.hex(), (won, rid, str(r.get("source")), snippet(r.get("text")) if won else None))
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def _size_bin(n: int) -> str:
+    """Group sizes in powers of two: 2, 3-4, 5-8, 9-16, ..."""
+    if n <= 2:
+        return "2"
+    hi = 1 << (n - 1).bit_length()
+    return f"{hi // 2 + 1}-{hi}"
+
+
+class _GroupStatsFn(beam.CombineFn):
+    """dups -> ``{"groups", "copies_removed", "docs_in_groups", "size_bins", "largest",
+    "shown"}``; ``shown``: hex keys of the largest ``TOP_GROUPS`` groups (ties: key) and of
+    ``SAMPLE_GROUPS`` more drawn at random with a fixed seed."""
+
+    def create_accumulator(self):
+        return (0, 0, Counter(), [], [])
+
+    def add_input(self, acc, item):
+        groups, docs, bins, top, sample = acc
+        key, (_f, _p, n, _s) = item
+        bins[_size_bin(n)] += 1
+        entry = (n, key.hex())
+        if len(top) < TOP_GROUPS:
+            heapq.heappush(top, entry)
+        elif entry > top[0]:
+            heapq.heapreplace(top, entry)
+        s = (-xxhash.xxh64_intdigest(key, seed=SEED), key.hex(), n)  # max-heap on the hash
+        if len(sample) < SAMPLE_GROUPS + TOP_GROUPS:
+            heapq.heappush(sample, s)
+        elif s > sample[0]:
+            heapq.heapreplace(sample, s)
+        return (groups + 1, docs + n, bins, top, sample)
+
+    def merge_accumulators(self, accs):
+        groups, docs, bins, top, sample = 0, 0, Counter(), [], []
+        for g, d, b, t, s in accs:
+            groups, docs = groups + g, docs + d
+            bins.update(b)
+            top.extend(t)
+            sample.extend(s)
+        top = heapq.nlargest(TOP_GROUPS, top)
+        sample = heapq.nlargest(SAMPLE_GROUPS + TOP_GROUPS, sample)
+        heapq.heapify(top)
+        heapq.heapify(sample)
+        return (groups, docs, bins, top, sample)
+
+    def extract_output(self, acc):
+        groups, docs, bins, top, sample = acc
+        largest = sorted(top, key=lambda e: (-e[0], e[1]))
+        top_keys = {k for _, k in largest}
+        drawn = [(k, n) for _h, k, n in sorted(sample, reverse=True) if k not in top_keys]
+        drawn = drawn[:SAMPLE_GROUPS]
+        order = sorted(bins, key=lambda b: int(b.split("-")[0]))
+        return {"groups": groups, "docs_in_groups": docs, "copies_removed": docs - groups,
+                "size_bins": {b: bins[b] for b in order},
+                "largest": [{"key": k, "copies": n} for n, k in largest],
+                "random": [{"key": k, "copies": n} for k, n in drawn],
+                "shown": sorted(top_keys | {k for k, _ in drawn})}
+
+
+def _shown_keys(stats: dict) -> frozenset:
+    return frozenset(bytes.fromhex(k) for k in stats["shown"])
+
+
+class _ExamplesFn(beam.CombineFn):
+    """Per group key: the kept copy and a seeded sample of the removed copies' ids."""
+
+    def create_accumulator(self):
+        return (None, 0, [])
+
+    def add_input(self, acc, item):
+        kept, n, removed = acc
+        won, rid, source, snip = item
+        if won:
+            return ((rid, source, snip), n, removed)
+        removed = heapq.nsmallest(REMOVED_IDS_SHOWN, removed + [
+            (xxhash.xxh64_intdigest(rid.encode("utf-8", "surrogatepass"), seed=SEED), rid,
+             source)])
+        return (kept, n + 1, removed)
+
+    def merge_accumulators(self, accs):
+        kept, n, removed = None, 0, []
+        for k, c, r in accs:
+            kept = kept or k
+            n += c
+            removed.extend(r)
+        return (kept, n, heapq.nsmallest(REMOVED_IDS_SHOWN, removed))
+
+    def extract_output(self, acc):
+        kept, n, removed = acc
+        return {"kept": None if kept is None else {"id": kept[0], "source": kept[1],
+                                                    "text": kept[2]},
+                "removed": n, "removed_ids": [[rid, src] for _h, rid, src in removed]}
+
+
+def _with_examples(groups: dict, examples: dict) -> dict:
+    out = {k: v for k, v in groups.items() if k != "shown"}
+    for part in ("largest", "random"):
+        out[part] = [{**g, **examples.get(g["key"], {})} for g in groups[part]]
+    return out
+
+
+def _sum_sources(counters):
+    total: Counter = Counter()
+    for items in counters:
+        for k, n in items:
+            total[tuple(k)] += n
+    out: dict[str, dict] = {}
+    for (kind, source, other), n in sorted(total.items()):
+        entry = out.setdefault(source, {"removed": 0, "kept_with_copies": 0,
+                                        "removed_by_kept_source": {}})
+        if kind == "removed_by_kept_source":
+            entry[kind][other] = n
+        else:
+            entry[kind] = n
+    return out
+
+
+# --------------------------------------------------------------------------- stage
+
+
+@register_stage
+class ExactDedupStage(Stage):
+    name = "exact_dedup"
+    Params = ExactDedupParams
+    description = "Remove exact duplicates (after canonicalization), keeping one per group."
+
+    def output_columns(self) -> dict[str, str]:
+        return {"dup_count": "int64"}
+
+    def expand(self, records) -> StageResult:
+        p: ExactDedupParams = self.params  # type: ignore[assignment]
+        keyed = records | "KeySpill" >> beam.ParDo(
+            _KeySpill(p, self.label, self.spill_dir(), SPILL_BYTES)).with_outputs(
+                "dead", "spill", main="kv")
+        dups = (
+            keyed.kv
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "Duplicated" >> beam.FlatMap(_duplicated)
+        )
+        groups = dups | "GroupStats" >> beam.CombineGlobally(_GroupStatsFn())
+        shown = groups | "ShownKeys" >> beam.Map(_shown_keys)
+        decided = keyed.spill | "Decide" >> beam.ParDo(
+            _Decide(), beam.pvalue.AsDict(dups), beam.pvalue.AsSingleton(shown)).with_outputs(
+                "removed", "consumed", "example", "by_source", main="kept")
+        decided.consumed | "DeleteSpill" >> DeleteFiles()
+        examples = (decided.example
+                    | "GroupExamples" >> beam.CombinePerKey(_ExamplesFn())
+                    | "ExamplesDict" >> beam.combiners.ToDict())
+        stats = {
+            "groups": groups | "WithExamples" >> beam.Map(
+                _with_examples, beam.pvalue.AsSingleton(examples)),
+            "by_source": (decided.by_source
+                          | "AllSourceCounts" >> beam.combiners.ToList()
+                          | "BySource" >> beam.Map(_sum_sources)),
+        }
+        return StageResult(kept=decided.kept, removed=decided.removed, dead=keyed.dead,
+                           stats=stats)
+
+    # ------------------------------------------------------------------ report
+    def report_section(self, stage_stats: dict[str, Any]) -> str | None:
+        from pipelines.report.html import table_html
+        from pipelines.stages.score_stats import single_value, flatten_stage_stats
+
+        st = flatten_stage_stats(stage_stats)
+        groups = single_value(st.get("groups"))
+        by_source = single_value(st.get("by_source")) or {}
+        if not isinstance(groups, dict):
+            return None
+        p = st.get("params") or {}
+        parts = [
+            f"<p>{groups['groups']:,} duplicate groups of {groups['docs_in_groups']:,} records; "
+            f"{groups['copies_removed']:,} copies removed, one kept per group (keep: "
+            f"<code>{html.escape(str(p.get('keep', 'lowest_id')))}</code>, canonicalize: "
+            f"<code>{html.escape(str(p.get('canonicalize', 'whitespace')))}</code>).</p>"]
+        if groups["groups"]:
+            bins = groups.get("size_bins") or {}
+            parts.append("<h3>Group sizes (copies per group)</h3>" + table_html(
+                ["copies", "groups"], [[b, n] for b, n in bins.items()]))
+        if by_source:
+            rows = [[src, v.get("removed", 0), v.get("kept_with_copies", 0),
+                     ", ".join(f"{k}: {n:,}" for k, n in
+                               sorted(v.get("removed_by_kept_source", {}).items(),
+                                      key=lambda kv: (-kv[1], kv[0])))]
+                    for src, v in sorted(by_source.items(), key=lambda kv: (-kv[1].get(
+                        "removed", 0), kv[0]))]
+            parts.append("<h3>Per source</h3>" + table_html(
+                ["source", "copies removed", "kept copies with duplicates",
+                 "removed copies by source of the kept copy"], rows))
+        for part, title in (("largest", "Largest groups"),
+                            ("random", "Groups drawn at random (fixed seed)")):
+            shown = groups.get(part) or []
+            if shown:
+                parts.append(f"<h3>{title}</h3>" + _groups_table(shown))
+        return "\n".join(parts)
+
+
+def _groups_table(groups: list[dict]) -> str:
+    rows = []
+    for g in groups:
+        kept = g.get("kept") or {}
+        ids = ", ".join(html.escape(str(rid)) for rid, _src in g.get("removed_ids", []))
+        more = g.get("removed", 0) - len(g.get("removed_ids", []))
+        if more > 0:
+            ids += f" <span class=muted>(+{more:,} more)</span>"
+        rows.append(
+            f"<tr><td>{g['copies']:,}</td><td>{html.escape(str(kept.get('id', '')))}"
+            f"<br><span class=muted>{html.escape(str(kept.get('source', '')))}</span></td>"
+            f"<td><div class=snip>{html.escape(kept.get('text') or '')}</div></td>"
+            f"<td>{ids}</td></tr>")
+    return ("<table><tr><th>copies</th><th>kept</th><th>kept text</th>"
+            "<th>removed copies (ids, a random sample)</th></tr>" + "".join(rows) + "</table>")

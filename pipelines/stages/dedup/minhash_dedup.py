@@ -1,0 +1,581 @@
+"""Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
+
+``mode: lsh`` (default): records to spill files, one compact sketch (band keys) per file ->
+candidate pairs of integer document indices (numpy sorts on one worker) -> verified by exact
+(default, shingle sets of the candidate documents only) or estimated Jaccard -> connected
+components (scipy) -> one representative per component (lowest id, longest text or highest
+score); the other members are removed with reason ``near_duplicate`` and column
+``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on disk
+between the passes; decisions reach the records as a side input while the spill files are
+streamed back. Data flow and memory model: ``pipelines/stages/dedup/minhash_passes.py`` and docs/dedup.md.
+
+Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of its
+smallest-id member with each other member (work linear in its size).
+
+``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
+near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
+month's crawl) or is shared with a smaller-id document of this run (verified like ``lsh``
+mode). Every document's band keys are then added and the index is written to ``index_out``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import uuid
+from typing import Any, Literal
+
+import apache_beam as beam
+import numpy as np
+from apache_beam import pvalue
+from pydantic import Field, model_validator
+
+from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
+from filters.minhash import MinHashConfig
+from pipelines.stages.dedup import minhash_passes as mb
+from pipelines.core.settings import ConfigError
+from pipelines.core.records import BASE_COLUMNS
+from pipelines.core.spill import DeleteFiles
+from pipelines.stages.base import KEPT, Stage, StageParams, StageResult
+from pipelines.stages.registry import register_stage
+
+_LOG = logging.getLogger(__name__)
+REASON = "near_duplicate"
+INDEX_REP = mb.INDEX_REP
+
+
+class MinHashDedupParams(StageParams):
+    stage: Literal["minhash_dedup"]
+    threshold: float = Field(default=0.8, gt=0.0, lt=1.0, description="Jaccard threshold.")
+    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
+    ngram: int = Field(default=5, ge=1, le=64, description="Shingle size (words, or characters).")
+    char_ngrams: bool = Field(default=False, description="Character instead of word shingles.")
+    seed: int = Field(default=1, ge=0, description="Seed of the hash functions.")
+    permutations: Literal["rensa", "numpy"] = Field(
+        default="rensa",
+        description="MinHash permutation family: rensa's RMinHash (Rust, faster) or numpy "
+        "multiply-add (datamill's earlier signatures; use it to extend an older LSHBloom index).",
+    )
+    bands: int | None = Field(default=None, ge=1, description="Override the chosen b (with rows).")
+    rows: int | None = Field(default=None, ge=1, description="Override the chosen r (with bands).")
+    fp_weight: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="(b, r) choice: weight of the false-positive area (datasketch uses 0.5). "
+        "Low because verification rejects false candidates.",
+    )
+    fn_weight: float = Field(
+        default=0.9, ge=0.0, le=1.0, description="(b, r) choice: weight of the false-negative area."
+    )
+    keep: Literal["lowest_id", "longest", "highest_score"] = Field(
+        default="lowest_id", description="Which member of a cluster survives."
+    )
+    score_column: str | None = Field(default=None, description="Column for keep=highest_score.")
+    verify: Literal["estimated", "exact", "none"] = Field(
+        default="exact",
+        description="Check candidate pairs before linking them: Jaccard of the shingle-hash sets "
+        "of the candidate documents (exact; 8 bytes per shingle of each candidate document), "
+        "signature agreement (estimated; 4 bytes per permutation for every document, less "
+        "precise near the threshold) or none.",
+    )
+    mode: Literal["lsh", "lshbloom"] = "lsh"
+    index_in: str | None = Field(default=None, description="lshbloom: index file to dedup against.")
+    index_out: str | None = Field(default=None, description="lshbloom: where to write the index.")
+    expected_docs: int | None = Field(
+        default=None, ge=1, description="lshbloom: documents the new index must hold (sizing)."
+    )
+    index_fp_rate: float = Field(
+        default=1e-6,
+        gt=0.0,
+        lt=0.1,
+        description="lshbloom: false-positive rate of each band filter.",
+    )
+    max_bucket_size: int = Field(
+        default=1000, ge=2, description="Buckets larger than this take the hot-key (star) path."
+    )
+    max_memory_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Fail at planning when the stage's memory estimate exceeds this (default: "
+        "the machine's total memory; a warning is logged above half of it).",
+    )
+    batch_size: int = Field(default=512, ge=1, le=100_000, description="Docs per signature batch.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data):
+        if isinstance(data, dict) and "hold" in data:
+            raise ValueError(
+                f"'hold' ({data['hold']!r}) was removed: the stage now writes its input to "
+                "spill files under the output folder's _staging/ instead of holding it in "
+                "memory, so there is nothing to choose. Fix: delete the 'hold' line.")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self):
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both 'bands' and 'rows', or neither (then they are optimized)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"bands * rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}"
+            )
+        if self.fp_weight + self.fn_weight <= 0:
+            raise ValueError("fp_weight + fn_weight must be > 0")
+        if self.keep == "highest_score" and not self.score_column:
+            raise ValueError("keep: highest_score needs 'score_column' (the column to maximize)")
+        if self.mode == "lshbloom":
+            if self.keep != "lowest_id":
+                raise ValueError(
+                    "mode: lshbloom keeps the first (lowest-id) document; set keep: lowest_id"
+                )
+            if self.index_in is None and self.expected_docs is None:
+                raise ValueError(
+                    "mode: lshbloom needs 'expected_docs' to size a new index "
+                    "(or 'index_in' to extend an existing one)"
+                )
+        elif self.index_in or self.index_out:
+            raise ValueError("'index_in'/'index_out' are only used with mode: lshbloom")
+        return self
+
+
+def read_index(path: str) -> BloomIndex:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        return BloomIndex.load(f)
+
+
+def read_index_params(path: str):
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path) as f:
+        return BloomIndex.load_params(f)
+
+
+def write_index(index: BloomIndex, path: str) -> None:
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as f:
+        index.save(f)
+
+
+class _QueryIndex(beam.DoFn):
+    """Sketches -> ids whose band keys hit the loaded index."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._index: BloomIndex | None = None
+
+    def setup(self) -> None:
+        self._index = read_index(self._path)
+
+    def process(self, sketch):
+        assert self._index is not None
+        use = np.flatnonzero(sketch["usable"])
+        if use.size == 0:
+            return
+        hits = self._index.query(sketch["keys"][use])
+        for k in use[hits].tolist():
+            yield sketch["ids"][k]
+
+
+class _BuildIndex(beam.CombineFn):
+    """Sketches -> one BloomIndex of their usable band keys (Bloom filters OR-merge).
+
+    A repeated id is inserted once per record (the filter is a set: no effect on queries)."""
+
+    def __init__(self, make_empty):
+        self._make = make_empty
+
+    def create_accumulator(self):
+        return self._make()
+
+    def add_input(self, acc, sketch):
+        keys = sketch["keys"][sketch["usable"]]
+        if keys.shape[0]:
+            acc.insert(keys)
+        return acc
+
+    def merge_accumulators(self, accs):
+        accs = list(accs)
+        out = accs[0]
+        for a in accs[1:]:
+            out.merge(a)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _EmptyIndex:
+    def __init__(self, params):
+        self.params = params
+
+    def __call__(self) -> BloomIndex:
+        return BloomIndex(self.params)
+
+
+def _save_index(new: BloomIndex, index_in: str | None, index_out: str | None, _hits=0) -> dict:
+    """Union with ``index_in`` and write ``index_out`` (temp file + rename). ``_hits`` is the
+    index-query count side input: it makes the write wait until every query has read
+    ``index_in``, so ``index_out`` may be the same path."""
+    total = new
+    if index_in is not None:
+        total = read_index(index_in)
+        total.merge(new)
+    if index_out is not None:
+        from apache_beam.io.filesystems import FileSystems
+
+        tmp = f"{index_out}.tmp-{uuid.uuid4().hex}"
+        write_index(total, tmp)
+        if FileSystems.exists(index_out):
+            FileSystems.delete([index_out])
+        FileSystems.rename([tmp], [index_out])
+    return {
+        "index_out": index_out,
+        "docs_in_index": total.inserted,
+        "docs_added": new.inserted,
+        "index_bytes": total.nbytes,
+        "fill_ratio": round(total.fill_ratio(), 6),
+        "estimated_band_fp_rate": total.estimated_fp_rate(),
+        "expected_docs": total.params.expected_items,
+    }
+
+
+@register_stage
+class MinHashDedupStage(Stage):
+    name = "minhash_dedup"
+    Params = MinHashDedupParams
+    description = "Near-duplicate removal: MinHash LSH + connected components, or LSHBloom."
+
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        if p.keep == "highest_score":
+            known = {**BASE_COLUMNS, **dict(ctx.columns)}
+            if p.score_column not in known:
+                raise ConfigError(
+                    f"stages[{ctx.index}] ({ctx.label}).score_column: {p.score_column!r} is not "
+                    f"a column of the records entering this stage; columns that exist here: "
+                    f"{', '.join(sorted(known))}. Fix: name one of them, or add the stage that "
+                    "produces it earlier in 'stages'."
+                )
+        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed, p.permutations)
+        if p.bands is not None:
+            self.b, self.r = p.bands, p.rows
+        else:
+            self.b, self.r = optimal_params(p.threshold, p.num_perm, p.fp_weight, p.fn_weight)
+        if p.mode == "lshbloom" and p.index_in is not None:
+            try:
+                self.index_params = read_index_params(p.index_in)
+            except (OSError, ValueError) as e:
+                raise ValueError(
+                    f"index_in: cannot read LSHBloom index {p.index_in!r}: {e}"
+                ) from None
+            check_compatible(self.index_params, self.mh_config, self.b, self.r)
+        elif p.mode == "lshbloom":
+            self.index_params = BloomIndex.create(
+                self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
+            ).params
+        self.memory = self._check_memory(ctx)
+
+    def _check_memory(self, ctx) -> dict[str, Any] | None:
+        """Estimate this stage's peak memory from the input size (before any work); fail when
+        it exceeds ``max_memory_gb`` (default: the machine's memory), warn above half."""
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        cfg = getattr(ctx, "config", None)
+        if cfg is None or not getattr(cfg, "sources", None):
+            return None
+        text_bytes, docs = mb.input_size(cfg.sources)
+        if text_bytes is None:
+            return None
+        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
+        limit_gb = p.max_memory_gb or mb.machine_memory_gb()
+        est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
+        if limit_gb and est["total_gb"] > limit_gb:
+            raise ConfigError(
+                f"stages[{ctx.index}] ({ctx.label}): estimated peak memory "
+                f"{est['total_gb']:.1f} GB for ~{est['docs']} documents ({text_bytes / 1e9:.2f} "
+                f"GB of text) exceeds {limit_gb:.2f} GB (max_memory_gb or this machine). "
+                f"Breakdown: {est['parts_gb']}. Fix: split the input, use verify: estimated "
+                "(no shingle sets) or mode: lshbloom, fewer bands (num_perm/threshold), or run "
+                "on a distributed runner; raise max_memory_gb only if the estimate is wrong."
+            )
+        if limit_gb and est["total_gb"] > limit_gb / 2:
+            _LOG.warning("[%s] memory estimate %.1f GB is more than half of %.1f GB: %s",
+                         ctx.label, est["total_gb"], limit_gb, est["parts_gb"])
+        free = mb.free_disk_gb(ctx.output_dir)
+        est["free_disk_gb"] = None if free is None else round(free, 2)
+        if free is not None and est["disk_bytes"] > free * 1e9:
+            raise ConfigError(
+                f"stages[{ctx.index}] ({ctx.label}): the stage writes its input to spill files "
+                f"under the output folder while it runs, ~{est['disk_gb']:.1f} GB for "
+                f"~{est['docs']} documents, but only {free:.1f} GB is free at "
+                f"{ctx.output_dir!r}. Fix: free disk space, point output.dir at a larger disk, "
+                "or split the input.")
+        return est
+
+    def output_columns(self) -> dict[str, str]:
+        return {"near_dup_of": "string", "dup_cluster_size": "int64"}
+
+    def static_stats(self) -> dict[str, Any]:
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        s = lsh_summary(p.threshold, p.num_perm, self.b, self.r)
+        s.update(
+            mode=p.mode,
+            verify=p.verify,
+            keep=p.keep,
+            ngram=p.ngram,
+            char_ngrams=p.char_ngrams,
+            seed=p.seed,
+        )
+        out: dict[str, Any] = {"lsh": s}
+        if self.memory is not None:
+            out["memory_estimate"] = self.memory
+        _LOG.info(
+            "[%s] LSH bands b=%d rows r=%d: P(candidate | J=%s) = %.3f",
+            self.label,
+            self.b,
+            self.r,
+            p.threshold,
+            s["p_candidate_at_threshold"],
+        )
+        return out
+
+    def expand(self, records: Any) -> StageResult:
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        bloom = p.mode == "lshbloom"
+        folder = self.spill_dir()
+        sk = records | "SketchSpill" >> beam.ParDo(
+            mb.SketchSpill(self.label, self.mh_config, self.b, self.r,
+                           with_sig=p.verify == "estimated", score_column=p.score_column,
+                           spill_dir=folder, batch_size=p.batch_size,
+                           spill_bytes=mb.SPILL_BYTES)
+        ).with_outputs(mb.SPILL, main="sketch")
+        sketches, spilled = sk["sketch"], sk[mb.SPILL]
+        exact = p.verify == "exact"
+        cands = (
+            sketches
+            | "AllSketches" >> beam.combiners.ToList()
+            | "Candidates" >> beam.ParDo(mb.FindCandidates(
+                self.b, p.num_perm, p.max_bucket_size, bloom, folder, emit_needed=exact)
+            ).with_outputs(mb.NEEDED, main="path")
+        )
+        side: dict[str, Any] = {}
+        if exact:
+            side["shingles"] = pvalue.AsList(spilled | "CandidateShingles" >> beam.ParDo(
+                mb.CandidateShingles(self.mh_config, folder), pvalue.AsSingleton(cands[mb.NEEDED])))
+        stats: dict[str, Any] = {}
+        if bloom:
+            hits = None
+            if p.index_in is not None:
+                hits = (sketches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
+                        | "AllHits" >> beam.combiners.ToList())
+                side["hits"] = pvalue.AsSingleton(hits)
+            new_index = sketches | "BuildIndex" >> beam.CombineGlobally(
+                _BuildIndex(_EmptyIndex(self.index_params)))
+            n_hits = (hits | "CountHits" >> beam.Map(len)) if hits is not None else (
+                records.pipeline | "NoHits" >> beam.Create([0]))
+            stats["index"] = new_index | "SaveIndex" >> beam.Map(
+                _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
+        decided = cands["path"] | "Decide" >> beam.ParDo(
+            mb.Decide(p.verify, p.threshold, p.keep, p.mode), **side).with_outputs(
+            mb.CONSUMED, main="decisions")
+        decisions = decided["decisions"]
+        for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
+            stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
+        # every record is routed while its spill file is streamed back: the kept records fuse
+        # with the stages after this one (no Flatten, no grouping of records)
+        applied = spilled | "Apply" >> beam.ParDo(
+            mb.Apply(self.label, REASON, with_sizes=not bloom),
+            pvalue.AsSingleton(decisions)).with_outputs(
+            mb.DEAD, "removed", mb.CONSUMED, main=KEPT)
+        ((applied[mb.CONSUMED], decided[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()
+         | "DeleteSpill" >> DeleteFiles())
+        kept, removed = applied[KEPT], applied["removed"]
+        dead = applied[mb.DEAD]  # SketchSpill's dead letters come back through Apply
+        n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
+        stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        stats["near_dup_pairs"] = self._pair_sample(decisions, [kept], [removed])
+        return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
+
+    def _pair_sample(self, decisions, kept_parts, removed_parts):
+        """Stat ``near_dup_pairs``: ``PAIR_SAMPLES`` removed documents (smallest seeded hash of
+        the id among those removed within this run) next to their cluster's kept document.
+        The sample is chosen from the decisions (ids only); its <= 2·k records are picked by id
+        from the kept and removed streams and only they, cut to ``PAIR_TEXT_CHARS``, are
+        gathered on one worker (with their shingle sets and signatures, for the Jaccard)."""
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        sample = decisions | "PairSample" >> beam.Map(sample_pairs, PAIR_SAMPLES, p.seed)
+        ids = pvalue.AsSingleton(sample)
+        pick = _PickSampled(self.mh_config)
+        picked = [part | f"PairPickKept{i}" >> beam.ParDo(pick, ids)
+                  for i, part in enumerate(kept_parts)]
+        picked += [part | f"PairRemovedRecord{i}" >> beam.Map(lambda it: it[1])
+                   | f"PairPickRemoved{i}" >> beam.ParDo(pick, ids)
+                   for i, part in enumerate(removed_parts)]
+        return (picked | "PairPicked" >> beam.Flatten()
+                | "PairGather" >> beam.combiners.ToList()
+                | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(sample)))
+
+    # ------------------------------------------------------------------ report
+    def report_section(self, stage_stats: dict[str, Any]) -> str | None:
+        """Cluster-size histogram and LSH facts. Accepts the build's per-stage entry
+        (``{"static": {...}, "stats": {...}}``) or a flat mapping of stat name -> value."""
+        import html
+
+        run = stage_stats.get("stats", stage_stats) or {}
+        static = stage_stats.get("static", stage_stats) or {}
+        clusters = _first(run.get("clusters"))
+        lsh = _first(static.get("lsh")) or {}
+        removed = _first(run.get("removed")) or {}
+        parts = []
+        if lsh:
+            parts.append(
+                f"<p>LSH b={lsh.get('bands')}, r={lsh.get('rows')}, "
+                f"P(candidate at J={lsh.get('threshold')}) = "
+                f"{lsh.get('p_candidate_at_threshold', float('nan')):.3f}; verify: "
+                f"{html.escape(str(lsh.get('verify')))}; documents removed: "
+                f"{removed.get('docs_removed', 'n/a')}</p>"
+            )
+        bloom = _first(run.get("lshbloom"))
+        if bloom:
+            parts.append(
+                f"<p>LSHBloom: removed by the loaded index {bloom.get('removed_by_index')}, "
+                f"within this run {bloom.get('removed_within_run')}</p>"
+            )
+        if clusters and clusters.get("cluster_size_histogram"):
+            hist = {int(k): v for k, v in clusters["cluster_size_histogram"].items()}
+            parts.append(
+                f"<p>clusters: {clusters['clusters']}, documents in clusters: "
+                f"{clusters['docs_in_clusters']}, largest: {clusters['largest_clusters']}</p>"
+            )
+            parts.append(_histogram_img(hist))
+        pairs = _first(run.get("near_dup_pairs"))
+        if pairs and pairs.get("pairs"):
+            parts.append(_pairs_html(pairs, lsh.get("threshold")))
+        return "\n".join(parts) if parts else None
+
+
+PAIR_SAMPLES = 8  # near-duplicate pairs shown in the report
+PAIR_TEXT_CHARS = 20_000  # characters of a sampled document kept for the side-by-side diff
+
+
+def sample_pairs(decisions: dict, k: int, seed: int) -> dict:
+    """The ``k`` removed documents with the smallest seeded id hash (the rank of
+    ``pipelines.stages.score_stats.sample_key``) among those removed against a document of this run
+    (``lshbloom_index`` matches have no partner), and their kept partner. One pass over the
+    decision map, O(k) extra memory."""
+    import xxhash
+
+    h = xxhash.xxh64_intdigest
+    count = [0]
+
+    def pool():
+        for rid, (rep, _size) in decisions["assign"].items():
+            if rep is not None and rep != INDEX_REP:
+                count[0] += 1
+                yield h(rid.encode("utf-8", "surrogatepass"), seed), rid, rep
+
+    best = heapq.nsmallest(k, pool())
+    sizes = {rid: decisions["assign"][rid][1] for _, rid, _rep in best}
+    return {"pairs": [(rid, rep) for _, rid, rep in best], "population": count[0], "seed": seed,
+            "sizes": sizes, "ids": {x for _, rid, rep in best for x in (rid, rep)}}
+
+
+class _PickSampled(beam.DoFn):
+    """Records whose id the sample names -> (id, compact record: text cut to
+    ``PAIR_TEXT_CHARS``, its length, shingle-hash set and signature)."""
+
+    def __init__(self, cfg: MinHashConfig):
+        self._cfg = cfg
+        self._mh = None
+
+    def process(self, rec, sample):
+        rid = rec.get("id") if isinstance(rec, dict) else None
+        if rid not in sample["ids"]:
+            return
+        from filters.minhash import MinHasher
+
+        if self._mh is None:
+            self._mh = MinHasher(self._cfg)
+        text = rec["text"]
+        sigs, sets = self._mh.signatures_and_shingles([text])
+        yield rid, {"text": text[:PAIR_TEXT_CHARS], "chars": len(text),
+                    "shingles": sets[0], "sig": sigs[0]}
+
+
+def pair_stats(picked: list, sample: dict) -> dict:
+    """Sampled pairs with exact and MinHash-estimated Jaccard and a word-level difference."""
+    from filters.minhash import exact_jaccard
+    from pipelines.report.diff import diff_segments
+
+    docs = dict(picked)
+    pairs = []
+    for rid, rep in sample["pairs"]:
+        a, b = docs.get(rep), docs.get(rid)
+        if a is None or b is None:  # not reached for records the stage decided on
+            continue
+        cut = a["chars"] > len(a["text"]) or b["chars"] > len(b["text"])
+        pairs.append({
+            "kept_id": rep, "removed_id": rid, "cluster_size": sample["sizes"].get(rid),
+            "kept_chars": a["chars"], "removed_chars": b["chars"],
+            "jaccard": round(float(exact_jaccard(a["shingles"], b["shingles"])), 4),
+            "jaccard_estimated": round(float((a["sig"] == b["sig"]).mean()), 4),
+            "diff": diff_segments(a["text"], b["text"], unit="word", cut=cut),
+        })
+    return {"pairs": pairs, "removed_within_run": sample["population"],
+            "sample": f"smallest xxh64(removed id, seed {sample['seed']})"}
+
+
+def _pairs_html(st: dict, threshold: Any) -> str:
+    import html
+
+    from pipelines.report.diff import side_by_side
+
+    shown = st["pairs"]
+    parts = [f"<h3>Near-duplicate pairs, side by side ({len(shown)} of "
+             f"{st.get('removed_within_run', len(shown)):,} removed, random with a fixed seed)"
+             "</h3><p class=muted>Left: the document kept for the cluster; right: a removed "
+             "member. Words only in one of them are marked. Jaccard: exact, of the shingle "
+             "(n-gram) sets; MinHash: signature agreement. A member joined through a chain of "
+             "pairs can be below the threshold"
+             + (f" ({html.escape(str(threshold))})" if threshold is not None else "")
+             + " against the kept document.</p>"]
+    for pr in shown:
+        cap = (f"Jaccard {pr['jaccard']:.3f} (MinHash {pr['jaccard_estimated']:.3f}); "
+               f"cluster of {pr.get('cluster_size') or '?'}")
+        parts.append(side_by_side(
+            pr["diff"], f"kept {pr['kept_id']} ({pr['kept_chars']:,} characters)",
+            f"removed {pr['removed_id']} ({pr['removed_chars']:,} characters)", caption=cap))
+    return "\n".join(parts)
+
+
+def _stat(decisions: dict, name: str):
+    return decisions["stats"][name]
+
+
+def _first(x):
+    if isinstance(x, list):
+        return x[0] if x else None
+    return x
+
+
+def _histogram_img(hist: dict[int, int]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    sizes = sorted(hist)
+    ax.bar([str(s) for s in sizes], [hist[s] for s in sizes], color="#4477aa")
+    ax.set_xlabel("cluster size (documents)")
+    ax.set_ylabel("clusters")
+    ax.set_yscale("log")
+    ax.set_title("Near-duplicate cluster sizes")
+    fig.tight_layout()
+    from pipelines.report.html import figure_html
+
+    return figure_html(fig, "cluster size histogram")
