@@ -353,3 +353,42 @@ def test_disk_full_is_one_clear_line(tmp_path, corpus, monkeypatch):
     assert res.exit_code == DiskFull.exit_code, res.output
     assert "disk full" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "out" / "_staging").exists()
+
+
+def test_spill_folders_belong_to_the_run_and_go_with_it(tmp_path, corpus, monkeypatch):
+    """Issue 23 item 4: spilled records live in ``_staging/<run id>.spill/`` beside the run's
+    staging; a failed run removes them, the next run removes what a killed run left (also the
+    ``_staging/spill/`` folder of older versions), and a successful run leaves none."""
+    import pipelines.build.run as b
+
+    out = tmp_path / "out"
+    killed = out / "_staging" / "20250101-000000-abcdef.spill" / "exact_dedup-0123"
+    legacy = out / "_staging" / "spill" / "exact_dedup-4567"
+    for folder in (killed, legacy):
+        folder.mkdir(parents=True)
+        (folder / "part-0.spill").write_bytes(b"x" * 4096)
+    stages = [{"stage": "exact_dedup"}]
+    seen = {}
+    real = b.gather_stats
+
+    def look(plan, *a):
+        seen["staging"] = sorted(p.name for p in (out / "_staging").iterdir())
+        seen["run"] = plan.run_id
+        return real(plan, *a)
+
+    monkeypatch.setattr(b, "gather_stats", look)
+    res = build(config(_src(corpus), stages, out))
+    assert res.stats["conservation_ok"]
+    # while it ran, the only spill folder was its own (the stale ones were already removed)
+    assert seen["staging"] == [seen["run"], seen["run"] + ".spill"]
+    assert not (out / "_staging").exists()  # nothing left after a successful run
+
+    def interrupted(plan, *a):
+        assert (out / "_staging" / (plan.run_id + ".spill")).is_dir()
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(plan, *a)
+
+    monkeypatch.setattr(b, "gather_stats", interrupted)
+    with pytest.raises(BuildInterrupted):
+        build(config(_src(corpus), stages, out, shards=3))
+    assert not (out / "_staging").exists()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from pipelines.build.paths import check_output_dir, resolve_build_paths
 from pipelines.core.fs import confined
+from pipelines.core.spill import spill_root
 from pipelines.build.checkpoint import Checkpoint, CheckpointTarget, checkpoint_valid
 from pipelines.build.config import BuildConfig, stage_fingerprint
 from pipelines.core.settings import ConfigError
@@ -64,6 +65,10 @@ class BuildPlan:
         return f"{self.out}/_staging/{self.run_id}"
 
     @property
+    def spill_root(self) -> str:
+        return spill_root(self.out, self.run_id)
+
+    @property
     def columns(self) -> dict[str, str]:
         return self.stage_columns[-1] if self.stage_columns else dict(self.source_columns)
 
@@ -102,7 +107,8 @@ def _ensure_demo(src: SourceConfig) -> SourceConfig:
 
 
 def _plan_stages(cfg: BuildConfig, registry: dict, labels: list[str], out: str,
-                 columns: dict[str, str]) -> tuple[list[Stage], list[dict[str, str]], set[str]]:
+                 columns: dict[str, str], spill_root: str | None = None,
+                 ) -> tuple[list[Stage], list[dict[str, str]], set[str]]:
     """Instantiate the stages in order: the stages, the columns present after each and the
     names of the columns the stages add."""
     columns = dict(columns)
@@ -111,7 +117,7 @@ def _plan_stages(cfg: BuildConfig, registry: dict, labels: list[str], out: str,
     stage_columns: list[dict[str, str]] = []
     for i, params in enumerate(cfg.stages):
         ctx = StageContext(label=labels[i], index=i, output_dir=out, columns=dict(columns),
-                           config=cfg)
+                           config=cfg, spill_root=spill_root)
         stage = registry[params.stage](params, ctx)
         for name, typ in stage.output_columns().items():
             if name in BASE_COLUMNS and name != "text":
@@ -132,6 +138,7 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
     check_output_dir(cfg)
     out = cfg.output.dir.rstrip("/")
     labels = stage_labels(cfg.stages)
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     sources = []
     for i, src in enumerate(cfg.sources):
         if src.type == "demo_corpus":
@@ -156,13 +163,13 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
                                            [c for c, _ in cands], [s for _, s in cands],
                                            reserved)
         stages, stage_columns, added = _plan_stages(cfg, registry, labels, out,
-                                                    {**web, **in_cols})
+                                                    {**web, **in_cols}, spill_root(out, run_id))
         if added & set(in_cols):  # an input field named like a stage column: rename it
             field_plans, in_cols = plan_fields([sp.config for sp in sources],
                                                [c for c, _ in cands], [s for _, s in cands],
                                                reserved.keys() | added)
             stages, stage_columns, _ = _plan_stages(cfg, registry, labels, out,
-                                                    {**web, **in_cols})
+                                                    {**web, **in_cols}, spill_root(out, run_id))
     except FieldConfigError as err:
         raise ConfigError(str(err)) from None
     for sp, fp in zip(sources, field_plans):
@@ -179,8 +186,7 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
         raise ConfigError(
             f"output.partition_by: column {part!r} is not produced by the sources or any stage; "
             f"available: {', '.join([*BASE_COLUMNS, *columns])}")
-    plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None,
-                     time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6],
+    plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None, run_id,
                      list(extra_args or []), part, src_cols, field_plans)
     if use_checkpoints:
         for i in reversed(range(len(stages))):

@@ -47,6 +47,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.core.fs import exists, is_url, list_files, read_json
 from pipelines.build.checkpoint import MANIFEST_VERSION, chain, file_size, files_valid
 from pipelines.core.settings import ConfigError
+from pipelines.core.spill import SPILL_SUFFIX
 from pipelines.build.plan import BuildPlan
 
 ENTRIES = ("data", "jsonl", "removed", "dead_letter", "stats.json", "report.html",
@@ -190,7 +191,19 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
     return manifest
 
 
+def remove_spill(plan: BuildPlan) -> None:
+    """Remove this run's spill folder (its files are deleted as they are consumed; what a
+    failed step left, and the empty folders, go here)."""
+    if not is_url(plan.out):
+        shutil.rmtree(plan.spill_root, ignore_errors=True)
+    else:
+        stale = list_files(plan.spill_root)
+        if stale:
+            FileSystems.delete(stale)
+
+
 def cleanup_staging(plan: BuildPlan) -> None:
+    remove_spill(plan)
     if not is_url(plan.out):
         shutil.rmtree(plan.staging, ignore_errors=True)
         root = Path(plan.out) / "_staging"
@@ -419,7 +432,9 @@ def recover(out: str, log: Log = lambda s: None, keep_run: str | None = None) ->
     staging = os.path.join(out, "_staging")
     if os.path.isdir(staging):
         for name in sorted(os.listdir(staging)):
-            if RUN_ID.match(name) and name != keep_run:
+            run = name[:-len(SPILL_SUFFIX)] if name.endswith(SPILL_SUFFIX) else name
+            # <run>/ and <run>.spill/ of interrupted runs; spill/ of versions before 0.2
+            if (RUN_ID.match(run) and run != keep_run) or name == "spill":
                 log(f"removing {staging}/{name}, left by an interrupted run")
                 shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
         if not os.listdir(staging):

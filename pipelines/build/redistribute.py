@@ -85,6 +85,6 @@ def maybe_redistribute(plan: Any, records: Any) -> Any:
 
 
 def _spill_folder(plan: Any) -> str:
-    # next to exact_dedup's spill files (<out>/_staging/spill/...): DeleteFiles removes the
-    # folder with its last file
-    return f"{plan.out.rstrip('/')}/_staging/spill/redistribute-{uuid.uuid4().hex}"
+    # in this run's spill folder, beside the stages' (pipelines.core.spill.spill_root);
+    # DeleteFiles removes the folder with its last file
+    return f"{plan.spill_root}/redistribute-{uuid.uuid4().hex}"

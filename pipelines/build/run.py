@@ -160,6 +160,7 @@ def run_build(
         try:
             _remove_stale_checkpoints(plan)
             stats, files = _run(plan, cfg, extra_args, log, on_progress, progress_interval)
+            prom.remove_spill(plan)  # what the finished steps did not delete
         except BaseException as err:
             prom.cleanup_staging(plan)
             if isinstance(err, KeyboardInterrupt):

@@ -146,6 +146,16 @@ class DeleteFiles(beam.PTransform):
                 | "Commit" >> beam.GroupByKey() | "Delete" >> beam.ParDo(_DeleteAll()))
 
 
+SPILL_SUFFIX = ".spill"  # <out>/_staging/<run id>.spill/: one build run's spill folders
+
+
+def spill_root(out: str, run_id: str) -> str:
+    """The folder under which one build run puts its spill folders: beside the run's staging
+    directory (not in it: the staging directory becomes the published build), and named after
+    the run, so that a failed run's cleanup and the next run's recovery remove it."""
+    return f"{out.rstrip('/')}/_staging/{run_id}{SPILL_SUFFIX}"
+
+
 SPILL_BYTES = 8 << 20  # text per spill file of :class:`SpillRows`
 
 

@@ -60,6 +60,7 @@ class StageContext:
     output_dir: str
     columns: Mapping[str, str]  # columns present on records entering this stage
     config: Any = None  # the whole validated BuildConfig
+    spill_root: str | None = None  # this run's spill folder (the build's <staging>.spill)
 
 
 @dataclass
@@ -95,11 +96,14 @@ class Stage:
         return self.ctx.label
 
     def spill_dir(self) -> str:
-        """A new folder for this stage's spill files (:mod:`pipelines.core.spill`), under the
-        output folder's ``_staging/`` (any Beam filesystem; removed as its files are)."""
+        """A new folder for this stage's spill files (:mod:`pipelines.core.spill`), in this run's
+        spill folder (``<out>/_staging/<run id>.spill/``, any Beam filesystem): the files are
+        removed as they are consumed, and the folder with the run's staging (on failure, after
+        promotion, and by the next run's recovery after a kill)."""
         import uuid
 
-        return f"{self.ctx.output_dir.rstrip('/')}/_staging/spill/{self.label}-{uuid.uuid4().hex}"
+        root = self.ctx.spill_root or f"{self.ctx.output_dir.rstrip('/')}/_staging/spill"
+        return f"{root}/{self.label}-{uuid.uuid4().hex}"
 
     def output_columns(self) -> dict[str, str]:
         """Columns this stage adds: name -> type name (see ``pipelines.core.records``)."""
