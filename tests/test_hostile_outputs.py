@@ -392,3 +392,26 @@ def test_spill_folders_belong_to_the_run_and_go_with_it(tmp_path, corpus, monkey
     with pytest.raises(BuildInterrupted):
         build(config(_src(corpus), stages, out, shards=3))
     assert not (out / "_staging").exists()
+
+
+def test_rebuilding_a_checkpoint_keeps_files_datamill_did_not_write(tmp_path, corpus):
+    """Issue 23 item 14: a user's file inside <out>/checkpoints/<stage>/ survives the rebuild of
+    that checkpoint (it is logged); datamill's own checkpoint files are replaced."""
+    out = tmp_path / "out"
+    stages = [{"stage": "length_filter", "min_words": 1, "checkpoint": True}]
+    first = build(config(_src(corpus), stages, out))
+    ck = next((out / "checkpoints").iterdir())
+    notes = ck / "notes.txt"
+    notes.write_text("my notes")
+    (ck / "data" / "mine.parquet").write_bytes(b"not datamill's")
+    old_manifest = json.loads((ck / "manifest.json").read_text())
+    stages[0]["min_words"] = 3  # the checkpoint is stale: rebuilt
+    logs: list[str] = []
+    second = build(config(_src(corpus), stages, out), log=logs.append)
+    assert second.stats["conservation_ok"] and second.stats["run_id"] != first.stats["run_id"]
+    assert notes.read_text() == "my notes"
+    assert (ck / "data" / "mine.parquet").read_bytes() == b"not datamill's"
+    manifest = json.loads((ck / "manifest.json").read_text())
+    assert manifest["fingerprint"] != old_manifest["fingerprint"]
+    assert all(Path(f["path"]).exists() for f in manifest["files"])
+    assert any("did not write" in line and "kept 2 file(s)" in line for line in logs), logs

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
+import re
 import signal
 import threading
 import time
@@ -41,7 +41,7 @@ from pipelines.build import promote as prom
 from pipelines.build.errors import BuildInterrupted, DiskFull, disk_full_cause
 from pipelines.core import progress
 from pipelines.build.stats import gather_stats
-from pipelines.core.fs import exists, is_url, read_json, within
+from pipelines.core.fs import exists, is_url, list_files, read_json, within
 from pipelines.build.config import BuildConfig
 from pipelines.build.graph import construct
 from pipelines.build.output_lock import OutputLock
@@ -96,15 +96,55 @@ class _Signals:
                 signum)
 
 
-def _remove_stale_checkpoints(plan: BuildPlan) -> None:
+# what a checkpoint writer names its files (also when a crash left no manifest to list them)
+_CHECKPOINT_FILE = re.compile(
+    r"^(manifest\.json|_stats/[^/]+\.json|(data|removed|dead_letter)/"
+    r"part-\d{5}-of-\d{5}\.(parquet|jsonl\.gz))$")
+
+
+def _checkpoint_files(path: str) -> tuple[list[str], list[str]]:
+    """(files datamill wrote, other files) below one checkpoint directory: the files its
+    manifest records, and files named as a checkpoint writer names them."""
+    recorded: set[str] = set()
+    if exists(f"{path}/manifest.json"):
+        try:
+            manifest = read_json(f"{path}/manifest.json")
+            recorded = {f["path"] for key in ("files", "side_files")
+                        for f in manifest.get(key, []) if isinstance(f, dict) and "path" in f}
+        except Exception:  # noqa: BLE001 - an unreadable manifest records nothing
+            recorded = set()
+    ours, others = [], []
+    for f in list_files(path):
+        rel = f[len(path):].lstrip("/")
+        (ours if f in recorded or _CHECKPOINT_FILE.match(rel) else others).append(f)
+    return ours, others
+
+
+def _remove_stale_checkpoints(plan: BuildPlan, log: Callable[[str], None]) -> None:
+    """Remove the checkpoints this run rewrites: only files datamill wrote there; files a
+    user put beside them are left and logged (README, "Nothing deleted that datamill did not
+    write")."""
     for i in range(len(plan.stages)):
         if plan.cfg.stages[i].checkpoint and (plan.resume is None or i > plan.resume.index):
             stale = plan.checkpoint_dir(i)  # confined below <out>/checkpoints (C2)
             if not is_url(stale):
-                if os.path.lexists(stale) and within(stale, plan.out):  # realpaths: no escape
-                    shutil.rmtree(stale, ignore_errors=True)
-            elif exists(stale):
-                FileSystems.delete([stale])
+                if not os.path.lexists(stale) or not within(stale, plan.out):  # no escape
+                    continue
+                if not os.path.isdir(stale) or os.path.islink(stale):
+                    log(f"left {stale}: not a checkpoint directory written by datamill")
+                    continue
+            elif not exists(stale):
+                continue
+            ours, others = _checkpoint_files(stale)
+            if ours:
+                FileSystems.delete(ours)
+            if others:
+                log(f"kept {len(others)} file(s) in {stale} that datamill did not write "
+                    f"(e.g. {others[0]!r}); the checkpoint is rewritten beside them")
+            if not is_url(stale):  # empty folders left by the removed files
+                for folder, _, _ in sorted(os.walk(stale), key=lambda w: -len(w[0])):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder)
 
 
 def _check_outputs(plan: BuildPlan, stats: dict, files: list[dict]) -> None:
@@ -158,7 +198,7 @@ def run_build(
             if len(skipped) > 20:
                 log(f"  ... and {len(skipped) - 20} more")
         try:
-            _remove_stale_checkpoints(plan)
+            _remove_stale_checkpoints(plan, log)
             stats, files = _run(plan, cfg, extra_args, log, on_progress, progress_interval)
             prom.remove_spill(plan)  # what the finished steps did not delete
         except BaseException as err:
