@@ -415,3 +415,28 @@ def test_rebuilding_a_checkpoint_keeps_files_datamill_did_not_write(tmp_path, co
     assert manifest["fingerprint"] != old_manifest["fingerprint"]
     assert all(Path(f["path"]).exists() for f in manifest["files"])
     assert any("did not write" in line and "kept 2 file(s)" in line for line in logs), logs
+
+
+def test_output_dir_that_cannot_be_a_directory_is_a_config_error(tmp_path, corpus, monkeypatch):
+    """Issue 23 items 15-16: -o at an existing file, below a file, or with a literal '~' is
+    refused before any work with exit 2 and one line naming the path and the fix."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("keep me")
+    monkeypatch.chdir(tmp_path)
+    cases = [(a_file, "is an existing file"), (a_file / "out", "which is a file"),
+             (Path("~") / "out", "'~' is not expanded")]
+    for out, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            plan_build(build_config_from_dict(_cfg(corpus, out)))
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(json.dumps(_cfg(corpus, tmp_path / "unused")))
+        res = CliRunner().invoke(app, ["build", str(cfg), "-o", str(out)])
+        assert res.exit_code == 2, res.output
+        assert message in " ".join(res.output.split())
+        assert "Traceback" not in res.output
+    assert a_file.read_text() == "keep me"
+    assert not (tmp_path / "~").exists()

@@ -134,6 +134,29 @@ def check_output_dir(cfg: BuildConfig) -> None:
             raise ConfigError(
                 f"output.dir: {out!r} lies inside the directory read by {where} {path!r}, so "
                 f"its own outputs would be read back as input; {fix}")
+    if not is_url(out):
+        _check_local_output(out, fix)
+
+
+def _check_local_output(out: str, fix: str) -> None:
+    """A local output directory must be creatable: not an existing file, not below a file,
+    on a writable filesystem, and not a literal ``~`` (which no shell expanded)."""
+    tilde = next((part for part in Path(out).parts if part.startswith("~")), None)
+    if tilde is not None:
+        raise ConfigError(f"output.dir: {out!r} has a path component {tilde!r}: '~' is not "
+                          "expanded in configs; write the full path (e.g. "
+                          f"{os.path.expanduser('~')}/...)")
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise ConfigError(f"output.dir: {out!r} is an existing file, not a directory; {fix}")
+    parent = Path(out)
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not os.path.isdir(parent):
+        raise ConfigError(f"output.dir: {out!r} lies below {str(parent)!r}, which is a file, "
+                          f"not a directory; {fix}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"output.dir: {out!r} cannot be created or written: {str(parent)!r} "
+                          f"is not writable (read-only filesystem or permissions); {fix}")
 
 
 def _matches(pattern: str) -> list[str]:
