@@ -440,3 +440,22 @@ def test_output_dir_that_cannot_be_a_directory_is_a_config_error(tmp_path, corpu
         assert "Traceback" not in res.output
     assert a_file.read_text() == "keep me"
     assert not (tmp_path / "~").exists()
+
+
+def test_signal_during_promotion_finishes_it_and_exits_zero(tmp_path, corpus, monkeypatch):
+    """Issue 23 item 13: a non-zero exit means nothing was published; a signal that arrives
+    during the final promotion waits for it, and the build then succeeds saying so."""
+    out = tmp_path / "out"
+    first = build(_cfg(corpus, out)).stats["run_id"]
+    sent = []
+
+    def step(name):
+        if name == "moved" and not sent:
+            sent.append(name)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(promote, "_step", step)
+    logs: list[str] = []
+    res = build(_cfg(corpus, out, min_words=3), log=logs.append)
+    assert sent and one_complete_build(out) == res.stats["run_id"] != first
+    assert any("SIGINT arrived during the final promotion" in line for line in logs), logs

@@ -83,17 +83,19 @@ class _Signals:
                 signal.signal(s, h)
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, log: Callable[[str], None]) -> Iterator[None]:
+        """Signals wait until the block (promotion) is done. A promotion that finished is a
+        published build, so the build then succeeds (exit 0) and says what happened: a
+        non-zero exit always means nothing new was published."""
         self.hold = True
         try:
             yield
         finally:
             self.hold = False
-        if self.pending is not None:
             signum, self.pending = self.pending, None
-            raise BuildInterrupted(
-                f"interrupted by {signal.Signals(signum).name} (after the promotion finished)",
-                signum)
+        if signum is not None:
+            log(f"{signal.Signals(signum).name} arrived during the final promotion, which was "
+                "finished first: the new build is complete and published")
 
 
 # what a checkpoint writer names its files (also when a crash left no manifest to list them)
@@ -212,7 +214,7 @@ def run_build(
                     f"{plan.run_id} stopped, its staging directory was removed and the previous "
                     "build is unchanged; free space there and rerun") from err
             raise
-        with sig.held():
+        with sig.held(log):
             try:
                 prom.promote(plan, stats, files, log,
                              write_extra=_card_writer(plan, stats, command))

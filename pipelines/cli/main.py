@@ -87,7 +87,8 @@ def build(
     (output.max_dead_letter_fraction, or every record); 5 an input file changed during the
     build; 74 disk full; 75 the output directory is locked by another build; 130/143
     interrupted (Ctrl-C / SIGTERM). Nothing is promoted to the output directory on a non-zero
-    exit.
+    exit; a signal that arrives during the short final promotion waits for it, and the
+    build then exits 0 saying so (it is published).
     """
     from pipelines.build.accounting import AccountingError
     from pipelines.build.errors import BuildError
