@@ -37,7 +37,7 @@ the per-rule line counts are recorded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -67,29 +67,41 @@ POLICY_SUBSTRINGS = (
 
 @dataclass(frozen=True)
 class C4Config:
-    # 2.2: "only retained lines that ended in a terminal punctuation mark"
-    terminal_punctuation: bool = True
-    # 2.2: "only retained lines that contained at least 3 words"
-    min_words_per_line: int | None = 3
-    # 2.2: "removed any line with the word Javascript"
-    drop_javascript_lines: bool = True
-    # TFDS c4_utils: cookie / privacy-policy boilerplate lines
-    drop_policy_lines: bool = True
-    # 2.2: "If a page contained the placeholder 'lorem ipsum' text, we removed it"
-    drop_lorem_ipsum: bool = True
-    # 2.2: "removed any pages that contained a curly bracket"
-    drop_curly_bracket: bool = True
-    # 2.2: "We discarded any page with fewer than 5 sentences"
-    min_sentences: int | None = 5
-    # reference cleaner: drop lines with a word over 1000 characters; strip citation marks
-    max_word_length: int | None = MAX_WORD_LENGTH
-    remove_citations: bool = True
-    # 2.2: "removed any page that contained any word on the 'List of Dirty, Naughty, Obscene
-    # or Otherwise Bad Words'": None (off), "better-profanity" or a word-list file
-    bad_words: str | None = None
-    bad_words_language: str = "en"
+    # Each rule parameter is declared once, here (default, bounds, description); the c4_filter
+    # stage derives its config parameters from these fields.
+    terminal_punctuation: bool = field(default=True, metadata={
+        "description": "Drop lines that do not end in a terminal punctuation mark, or that end "
+        "in '...' (Raffel et al. 2020, 2.2; C4 reference cleaner)."})
+    min_words_per_line: int | None = field(default=3, metadata={
+        "ge": 1, "description": "Drop lines with fewer words (Raffel et al. 2020, 2.2); "
+        "null: off."})
+    drop_javascript_lines: bool = field(default=True, metadata={
+        "description": "Drop lines that mention 'javascript' (Raffel et al. 2020, 2.2)."})
+    drop_policy_lines: bool = field(default=True, metadata={
+        "description": "Drop cookie, privacy-policy and terms-of-use boilerplate lines (C4 "
+        "reference cleaner, TFDS c4_utils)."})
+    drop_lorem_ipsum: bool = field(default=True, metadata={
+        "description": "Remove pages containing 'lorem ipsum' (Raffel et al. 2020, 2.2)."})
+    drop_curly_bracket: bool = field(default=True, metadata={
+        "description": "Remove pages containing a curly bracket anywhere (Raffel et al. 2020, "
+        "2.2)."})
+    min_sentences: int | None = field(default=5, metadata={
+        "ge": 0, "description": "Remove pages with fewer sentences in their kept lines "
+        "(Raffel et al. 2020, 2.2); null: off."})
+    max_word_length: int | None = field(default=MAX_WORD_LENGTH, metadata={
+        "ge": 1, "description": "Drop lines with a longer word (C4 reference cleaner)."})
+    remove_citations: bool = field(default=True, metadata={
+        "description": "Strip [1], [edit], [citation needed] (C4 reference cleaner)."})
+    # Raffel et al. 2020, 2.2: pages with a word of the LDNOOBW list were removed
+    bad_words: str | None = field(default=None, metadata={
+        "description": "C4 bad-words page rule: null (off), 'better-profanity' (English list "
+        "shipped in that package, MIT) or a path to a word-list file (e.g. LDNOOBW)."})
+    bad_words_language: str = field(default="en", metadata={
+        "description": "Language of the bad-word list."})
     language_column: str | None = None
-    rewrite_lines: bool = True
+    rewrite_lines: bool = field(default=True, metadata={
+        "description": "Replace 'text' with the lines that pass the line rules (C4's "
+        "behaviour). Never done in annotate_only mode."})
 
 
 def load_bad_words(spec: str) -> list[str]:

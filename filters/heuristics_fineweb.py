@@ -20,9 +20,9 @@ abbreviations.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import regex
 
@@ -50,17 +50,28 @@ def word_token_count(text: str) -> int:
 
 @dataclass(frozen=True)
 class FineWebConfig:
-    # Penedo et al. 2024, 3.3: "Remove documents where the fraction of lines ending with
-    # punctuation <= 0.12"  (keep when the fraction is > 0.12)
-    min_line_punct_frac: float | None = 0.12
-    # 3.3: "Remove documents where the fraction of characters in duplicated lines >= 0.1"
-    max_dup_line_char_frac: float | None = 0.1
-    # 3.3: "Remove documents where the fraction of lines shorter than 30 characters >= 0.67"
-    max_short_line_frac: float | None = 0.67
-    short_line_chars: int = 30
-    # datatrove FineWebQualityFilter default new_line_ratio=0.3: newlines per word > 0.3 removes
-    max_newline_ratio: float | None = 0.3
-    line_end_punctuation: str = "fineweb"  # fineweb | unicode | auto
+    # Each threshold is declared once, here (default, bounds, description); the fineweb_filter
+    # stage derives its config parameters from these fields. None turns a rule off.
+    min_line_punct_frac: float | None = field(default=0.12, metadata={
+        "ge": 0, "le": 1, "description": "Keep a document only if more than this fraction of "
+        "its lines end with line-end punctuation (Penedo et al. 2024, 3.3); null: off."})
+    max_dup_line_char_frac: float | None = field(default=0.1, metadata={
+        "ge": 0, "le": 1, "description": "Keep a document only if less than this fraction of "
+        "its characters are in duplicated lines (Penedo et al. 2024, 3.3); null: off."})
+    max_short_line_frac: float | None = field(default=0.67, metadata={
+        "ge": 0, "le": 1, "description": "Keep a document only if less than this fraction of "
+        "its lines are shorter than short_line_chars (Penedo et al. 2024, 3.3); null: off."})
+    short_line_chars: int = field(default=30, metadata={
+        "ge": 1, "description": "A line with fewer characters than this is short (Penedo et "
+        "al. 2024, 3.3)."})
+    max_newline_ratio: float | None = field(default=0.3, metadata={
+        "ge": 0, "description": "Maximum newlines per word token (datatrove's "
+        "FineWebQualityFilter new_line_ratio, as released with FineWeb); null: off."})
+    line_end_punctuation: Literal["fineweb", "unicode", "auto"] = field(
+        default="fineweb", metadata={
+            "description": "fineweb: . ' \" ! ? (FineWeb); unicode: every Unicode "
+            "Sentence_Terminal character too; auto: unicode for documents not in English (by "
+            "language_column)."})
     language_column: str | None = None
 
 

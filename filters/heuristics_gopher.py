@@ -17,7 +17,7 @@ the English list is never applied to another language.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from filters.base import Decision, Record, RecordScorer
@@ -40,27 +40,43 @@ from filters.stopwords import stop_list
 # --------------------------------------------------------------------------- quality
 
 
+# Each threshold is declared once, here: its default, its bounds (``ge``/``le``) and its
+# description live in the field's metadata, and the ``gopher_quality`` stage derives its config
+# parameters from these fields (pipelines/stages/filter/heuristic_base.py). ``None`` turns a
+# rule off.
+
+
 @dataclass(frozen=True)
 class GopherQualityConfig:
-    # Rae et al. 2021, A.1.1: "any doc that does not contain between 50 and 100,000 words"
-    min_words: int | None = 50
-    max_words: int | None = 100_000
-    # A.1.1: "whose mean word length is outside the range of 3 to 10 characters"
-    min_mean_word_length: float | None = 3.0
-    max_mean_word_length: float | None = 10.0
-    # A.1.1: "symbol-to-word ratio greater than 0.1 for either the hash symbol or the ellipsis"
-    max_symbol_word_ratio: float | None = 0.1
-    # A.1.1: "more than 90% of lines starting with a bullet point"
-    max_bullet_lines_frac: float | None = 0.9
-    # A.1.1: "more than 30% ending with an ellipsis"
-    max_ellipsis_lines_frac: float | None = 0.3
-    # A.1.1: "require that 80% of words in a document contain at least one alphabetic character"
-    min_alpha_words_frac: float | None = 0.8
-    # A.1.1: "apply a 'stop word' filter, to remove documents that do not contain at least two
-    # of the following English words: the, be, to, of, and, that, have, with" -- counted as
-    # DISTINCT stop words ("two of the following words"), as datatrove also does; a text
-    # repeating "the" fifty times has one of them. Case-insensitive here (datatrove: exact case).
-    min_stop_words: int | None = 2
+    min_words: int | None = field(default=50, metadata={
+        "ge": 0, "description": "Minimum number of words (Rae et al. 2021, A.1.1); null: off."})
+    max_words: int | None = field(default=100_000, metadata={
+        "ge": 1, "description": "Maximum number of words (Rae et al. 2021, A.1.1); null: off."})
+    min_mean_word_length: float | None = field(default=3.0, metadata={
+        "ge": 0, "description": "Minimum mean word length in characters, punctuation "
+        "stripped (Rae et al. 2021, A.1.1); null: off."})
+    max_mean_word_length: float | None = field(default=10.0, metadata={
+        "ge": 0, "description": "Maximum mean word length in characters, punctuation "
+        "stripped (Rae et al. 2021, A.1.1); null: off."})
+    max_symbol_word_ratio: float | None = field(default=0.1, metadata={
+        "ge": 0, "description": "Maximum ratio of '#' symbols to words, and of ellipses to "
+        "words (Rae et al. 2021, A.1.1); null: off."})
+    max_bullet_lines_frac: float | None = field(default=0.9, metadata={
+        "ge": 0, "le": 1, "description": "Maximum fraction of lines starting with a bullet "
+        "point (Rae et al. 2021, A.1.1); null: off."})
+    max_ellipsis_lines_frac: float | None = field(default=0.3, metadata={
+        "ge": 0, "le": 1, "description": "Maximum fraction of lines ending with an ellipsis "
+        "(Rae et al. 2021, A.1.1); null: off."})
+    min_alpha_words_frac: float | None = field(default=0.8, metadata={
+        "ge": 0, "le": 1, "description": "Minimum fraction of words with at least one "
+        "alphabetic character (Rae et al. 2021, A.1.1); null: off."})
+    # Counted as DISTINCT stop words (A.1.1 asks for two of the eight listed words), as
+    # datatrove also does: a text repeating "the" fifty times has one of them.
+    # Case-insensitive here (datatrove: exact case).
+    min_stop_words: int | None = field(default=2, metadata={
+        "ge": 0, "description": "Minimum DISTINCT stop words of the document's language "
+        "(Gopher: 'at least two of' the, be, to, of, and, that, have, with; Stopwords ISO for "
+        "other languages; skipped for languages without a list)."})
 
 
 THRESHOLD_FIELDS = tuple(f for f in GopherQualityConfig.__dataclass_fields__)
@@ -193,16 +209,28 @@ DEFAULT_DUP_NGRAM = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 @dataclass(frozen=True)
 class GopherRepetitionConfig:
-    # Table A1: duplicate line fraction 0.30, duplicate paragraph fraction 0.30,
-    # duplicate line character fraction 0.20, duplicate paragraph character fraction 0.20.
-    max_dup_line_frac: float | None = 0.30
-    max_dup_para_frac: float | None = 0.30
-    max_dup_line_char_frac: float | None = 0.20
-    max_dup_para_char_frac: float | None = 0.20
-    # Table A1: top 2/3/4-gram character fraction 0.20/0.18/0.16.
-    max_top_ngram_char_frac: tuple[tuple[int, float | None], ...] = tuple(DEFAULT_TOP_NGRAM.items())
-    # Table A1: duplicate 5..10-gram character fraction 0.15 .. 0.10.
-    max_dup_ngram_char_frac: tuple[tuple[int, float | None], ...] = tuple(DEFAULT_DUP_NGRAM.items())
+    # The stage (gopher_repetition) derives its parameters from these fields; "mapping": the
+    # (n, fraction) pairs are written as a mapping n -> fraction in a config.
+    max_dup_line_frac: float | None = field(default=0.30, metadata={
+        "ge": 0, "le": 1, "description": "Maximum fraction of lines that repeat an earlier "
+        "line (Rae et al. 2021, Table A1); null: off."})
+    max_dup_para_frac: float | None = field(default=0.30, metadata={
+        "ge": 0, "le": 1, "description": "Maximum fraction of paragraphs that repeat an "
+        "earlier paragraph (Rae et al. 2021, Table A1); null: off."})
+    max_dup_line_char_frac: float | None = field(default=0.20, metadata={
+        "ge": 0, "le": 1, "description": "Maximum fraction of characters in lines that repeat "
+        "an earlier line (Rae et al. 2021, Table A1); null: off."})
+    max_dup_para_char_frac: float | None = field(default=0.20, metadata={
+        "ge": 0, "le": 1, "description": "Maximum fraction of characters in paragraphs that "
+        "repeat an earlier paragraph (Rae et al. 2021, Table A1); null: off."})
+    max_top_ngram_char_frac: tuple[tuple[int, float | None], ...] = field(
+        default=tuple(DEFAULT_TOP_NGRAM.items()), metadata={
+            "mapping": True, "description": "n -> max fraction of characters in the most "
+            "frequent n-gram, null: off (Rae et al. 2021, Table A1)."})
+    max_dup_ngram_char_frac: tuple[tuple[int, float | None], ...] = field(
+        default=tuple(DEFAULT_DUP_NGRAM.items()), metadata={
+            "mapping": True, "description": "n -> max fraction of characters in repeated "
+            "n-grams, null: off (Rae et al. 2021, Table A1)."})
 
 
 class GopherRepetition(RecordScorer):

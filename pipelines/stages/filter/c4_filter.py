@@ -6,16 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
 from filters.heuristics_c4 import C4Config, C4Filter
 from pipelines.stages.filter.heuristic_base import (
     HeuristicStage,
-    config_from,
     language_column,
+    threshold_params,
     thresholds,
 )
-from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
@@ -35,33 +34,15 @@ def _check_bad_words(v):
     return v
 
 
-class C4FilterParams(RecordStageParams):
+_C4Params = threshold_params(C4Config, language_column={
+    "default": "language",
+    "description": "Documents whose language (this column) is not bad_words_language are not "
+    "checked for bad words; without the column every document is checked."})
+
+
+class C4FilterParams(_C4Params):
+    # rule parameters: the fields of C4Config, declared once in filters/heuristics_c4.py
     stage: Literal["c4_filter"]
-    terminal_punctuation: bool = True
-    min_words_per_line: int | None = Field(default=3, ge=1)
-    drop_javascript_lines: bool = True
-    drop_policy_lines: bool = True
-    drop_lorem_ipsum: bool = True
-    drop_curly_bracket: bool = True
-    min_sentences: int | None = Field(default=5, ge=0)
-    max_word_length: int | None = Field(
-        default=1000, ge=1, description="Drop lines with a longer word (C4 reference cleaner).")
-    remove_citations: bool = Field(
-        default=True, description="Strip [1], [edit], [citation needed] (C4 reference cleaner).")
-    bad_words: str | None = Field(
-        default=None,
-        description="C4 bad-words page rule: null (off), 'better-profanity' (English list "
-        "shipped in that package, MIT) or a path to a word-list file (e.g. LDNOOBW).")
-    bad_words_language: str = Field(default="en", description="Language of the bad-word list.")
-    language_column: str | None = Field(
-        default="language",
-        description="Documents whose language (this column) is not bad_words_language are not "
-        "checked for bad words; without the column every document is checked.")
-    rewrite_lines: bool = Field(
-        default=True,
-        description="Replace 'text' with the lines that pass the line rules (C4's behaviour). "
-        "Never done in annotate_only mode.",
-    )
 
     @field_validator("bad_words")
     @classmethod
@@ -78,9 +59,8 @@ class C4FilterStage(HeuristicStage):
 
     def make_scorer(self) -> C4Filter:
         p: C4FilterParams = self.params  # type: ignore[assignment]
-        return C4Filter(config_from(C4Config, p,
-                                     rewrite_lines=p.rewrite_lines and not p.annotate_only,
-                                     language_column=language_column(self)))
+        return C4Filter(p.scorer_config(rewrite_lines=p.rewrite_lines and not p.annotate_only,
+                                        language_column=language_column(self)))
 
     def hist_specs(self) -> list[HistSpec]:
         p: C4FilterParams = self.params  # type: ignore[assignment]

@@ -17,36 +17,22 @@ from filters.heuristics_gopher import (
 from pipelines.core.combine import count_parts
 from pipelines.stages.filter.heuristic_base import (
     LANGUAGE_COLUMN_DOC,
-    Frac,
     HeuristicStage,
-    config_from,
     language_column,
     language_note,
     log,
+    threshold_params,
     thresholds,
 )
-from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
 # --------------------------------------------------------------------------- gopher quality
 
 
-class GopherQualityParams(RecordStageParams):
+class GopherQualityParams(threshold_params(GopherQualityConfig)):
+    # thresholds: the fields of GopherQualityConfig, declared once in filters/heuristics_gopher.py
     stage: Literal["gopher_quality"]
-    min_words: int | None = Field(default=50, ge=0)
-    max_words: int | None = Field(default=100_000, ge=1)
-    min_mean_word_length: float | None = Field(default=3.0, ge=0)
-    max_mean_word_length: float | None = Field(default=10.0, ge=0)
-    max_symbol_word_ratio: Frac = Field(default=0.1, ge=0)
-    max_bullet_lines_frac: Frac = Field(default=0.9, ge=0, le=1)
-    max_ellipsis_lines_frac: Frac = Field(default=0.3, ge=0, le=1)
-    min_alpha_words_frac: Frac = Field(default=0.8, ge=0, le=1)
-    min_stop_words: int | None = Field(
-        default=2, ge=0,
-        description="Minimum DISTINCT stop words of the document's language (Gopher: 'at "
-        "least two of' the, be, to, of, and, that, have, with; Stopwords ISO for other "
-        "languages; skipped for languages without a list).")
     language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)
     default_language: str = Field(default="en",
                                   description="Language of documents without a language value.")
@@ -86,7 +72,7 @@ class GopherQualityStage(HeuristicStage):
 
     def make_scorer(self) -> GopherQuality:
         p: GopherQualityParams = self.params  # type: ignore[assignment]
-        return GopherQuality(config_from(GopherQualityConfig, p),
+        return GopherQuality(p.scorer_config(),
                              language_column=language_column(self),
                              default_language=p.default_language, per_language=p.per_language)
 

@@ -7,41 +7,23 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from filters.heuristics_gopher import (
-    DEFAULT_DUP_NGRAM,
-    DEFAULT_TOP_NGRAM,
-    GopherRepetition,
-    GopherRepetitionConfig,
-)
+from filters.heuristics_gopher import GopherRepetition, GopherRepetitionConfig
 from pipelines.stages.filter.heuristic_base import (
     LANGUAGE_COLUMN_DOC,
-    Frac,
     HeuristicStage,
-    config_from,
     language_column,
+    threshold_params,
     thresholds,
 )
-from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
 # --------------------------------------------------------------------------- gopher repetition
 
 
-class GopherRepetitionParams(RecordStageParams):
+class GopherRepetitionParams(threshold_params(GopherRepetitionConfig)):
+    # thresholds: GopherRepetitionConfig's fields, declared once in filters/heuristics_gopher.py
     stage: Literal["gopher_repetition"]
-    max_dup_line_frac: Frac = Field(default=0.30, ge=0, le=1)
-    max_dup_para_frac: Frac = Field(default=0.30, ge=0, le=1)
-    max_dup_line_char_frac: Frac = Field(default=0.20, ge=0, le=1)
-    max_dup_para_char_frac: Frac = Field(default=0.20, ge=0, le=1)
-    max_top_ngram_char_frac: dict[int, Frac] = Field(
-        default_factory=lambda: dict(DEFAULT_TOP_NGRAM),
-        description="n -> max fraction of characters in the most frequent n-gram (null: off).",
-    )
-    max_dup_ngram_char_frac: dict[int, Frac] = Field(
-        default_factory=lambda: dict(DEFAULT_DUP_NGRAM),
-        description="n -> max fraction of characters in repeated n-grams (null: off).",
-    )
     language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)
     default_language: str = Field(default="en",
                                   description="Language of documents without a language value.")
@@ -66,11 +48,8 @@ class GopherRepetitionStage(HeuristicStage):
 
     def make_scorer(self) -> GopherRepetition:
         p: GopherRepetitionParams = self.params  # type: ignore[assignment]
-        return GopherRepetition(config_from(
-            GopherRepetitionConfig, p,
-            max_top_ngram_char_frac=tuple(sorted(p.max_top_ngram_char_frac.items())),
-            max_dup_ngram_char_frac=tuple(sorted(p.max_dup_ngram_char_frac.items())),
-        ), language_column=language_column(self), default_language=p.default_language)
+        return GopherRepetition(p.scorer_config(), language_column=language_column(self),
+                                default_language=p.default_language)
 
     def hist_specs(self) -> list[HistSpec]:
         return [HistSpec(r.column, 0, 1, 20, thresholds(r.threshold)) for r in self.make_scorer().rules]
