@@ -17,9 +17,27 @@ Within a line, sentences are split at ``.!?`` runs followed by whitespace
 (:func:`filters.text_stats.count_sentences`), an approximation of the NLTK Punkt model the
 reference uses (Punkt's trained English parameters are not shipped on PyPI).
 
-Page rules "lorem ipsum" and "curly bracket" look at the whole page, as the paper states
-("removed any pages that contained a curly bracket"); the reference cleaner (and datatrove)
-only look at lines that survived the earlier line rules. datamill keeps the paper's reading.
+Where the page rules look (``page_rules_on``):
+
+* ``"kept_lines"`` (default) follows the reference cleaner that produced the released C4 (TFDS
+  ``c4_utils.clean_page``; datatrove's ``C4QualityFilter`` does the same). Per line, in this
+  order: a word over 1000 characters drops the line; citations are stripped; no end mark (or
+  ``...``) drops the line; too few words drops the line; "lorem ipsum" (lower-cased) drops the
+  *page*; "javascript" drops the line; ``{`` drops the *page*; a policy phrase drops the line.
+  So "lorem ipsum" counts on a javascript or policy line, ``{`` on a policy line but not on a
+  javascript line, and neither on a line an earlier rule removed. Only the opening bracket
+  ``{`` counts, as in the reference. Bad words are looked for in the surviving lines (TFDS runs
+  its bad-words filter on the cleaned page, after ``clean_page``). When a page fails several
+  page rules the reason is the one the reference reports: whichever of lorem ipsum / curly
+  bracket is on the earlier line, then too few sentences, then bad words.
+* ``"whole_page"`` is the paper's literal reading ("removed any pages that contained a curly
+  bracket"): "lorem ipsum", ``{`` or ``}`` and bad words anywhere in the page, whatever the line
+  rules removed.
+
+Differences left to the reference: line counts cover every line of a page (the reference
+stops at the line that drops the page) and each line rule is counted independently; lines are
+split at ``\n`` only (the reference uses ``str.splitlines``); the reference's line
+deduplication across pages (before its bad-words filter) is not part of this stage.
 
 Bad words: C4 removed pages containing a word of the LDNOOBW list (CC-BY-4.0), which no PyPI
 package ships (datatrove downloads it at run time). ``bad_words="better-profanity"`` uses the
@@ -39,7 +57,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from filters.base import Decision, Record, RecordScorer
 from filters.stopwords import base_language
@@ -51,6 +69,7 @@ from filters.text_stats import Rule, count_sentences, first_failed, require_text
 # covers the typographic closing quote, kept here.
 TERMINAL_PUNCT = (".", "!", "?", '"', "”")
 ELLIPSIS = "..."
+PAGE_RULES_ON = ("kept_lines", "whole_page")
 # Reference cleaner: lines with a word longer than this are dropped.
 MAX_WORD_LENGTH = 1000
 CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]", re.IGNORECASE)
@@ -81,10 +100,16 @@ class C4Config:
         "description": "Drop cookie, privacy-policy and terms-of-use boilerplate lines (C4 "
         "reference cleaner, TFDS c4_utils)."})
     drop_lorem_ipsum: bool = field(default=True, metadata={
-        "description": "Remove pages containing 'lorem ipsum' (Raffel et al. 2020, 2.2)."})
+        "description": "Remove pages containing 'lorem ipsum' (Raffel et al. 2020, 2.2), where "
+        "page_rules_on says."})
     drop_curly_bracket: bool = field(default=True, metadata={
-        "description": "Remove pages containing a curly bracket anywhere (Raffel et al. 2020, "
-        "2.2)."})
+        "description": "Remove pages containing a curly bracket (Raffel et al. 2020, 2.2): '{' "
+        "on a kept line (page_rules_on: kept_lines), '{' or '}' anywhere (whole_page)."})
+    page_rules_on: Literal["kept_lines", "whole_page"] = field(default="kept_lines", metadata={
+        "description": "Where the lorem-ipsum, curly-bracket and bad-words page rules look. "
+        "kept_lines: only lines the line rules keep, checked in the reference cleaner's order "
+        "(TFDS c4_utils.clean_page, which made the released C4; datatrove does the same); "
+        "whole_page: the whole page, the paper's literal reading (Raffel et al. 2020, 2.2)."})
     min_sentences: int | None = field(default=5, metadata={
         "ge": 0, "description": "Remove pages with fewer sentences in their kept lines "
         "(Raffel et al. 2020, 2.2); null: off."})
@@ -142,24 +167,39 @@ class C4Filter(RecordScorer):
 
     def __init__(self, config: C4Config | None = None):
         c = config or C4Config()
+        if c.page_rules_on not in PAGE_RULES_ON:
+            raise ValueError("page_rules_on must be kept_lines or whole_page, got "
+                             f"{c.page_rules_on!r}")
         self.config = c
         self._bad = (bad_words_regex(load_bad_words(c.bad_words), c.bad_words_language)
                      if c.bad_words else None)
-        self.rules = [
-            Rule("c4_lorem_ipsum", "c4_lorem_ipsum", "le", 0 if c.drop_lorem_ipsum else None),
-            Rule("c4_curly_bracket", "c4_curly_bracket", "le", 0 if c.drop_curly_bracket else None),
-            Rule("c4_bad_words", "c4_bad_words", "le", 0 if c.bad_words else None),
-            # Always on: a page whose every line was removed has nothing left.
-            Rule("c4_no_lines_left", "c4_lines_kept_frac", "gt", 0.0),
-            Rule("c4_too_few_sentences", "c4_sentences", "ge", c.min_sentences),
-        ]
+        lorem = Rule("c4_lorem_ipsum", "c4_lorem_ipsum", "le", 0 if c.drop_lorem_ipsum else None)
+        curly = Rule("c4_curly_bracket", "c4_curly_bracket", "le",
+                     0 if c.drop_curly_bracket else None)
+        bad = Rule("c4_bad_words", "c4_bad_words", "le", 0 if c.bad_words else None)
+        # Always on: a page whose every line was removed has nothing left.
+        page = [Rule("c4_no_lines_left", "c4_lines_kept_frac", "gt", 0.0),
+                Rule("c4_too_few_sentences", "c4_sentences", "ge", c.min_sentences)]
+        # kept_lines: the reference's order (bad words are filtered after clean_page)
+        self.rules = ([lorem, curly, *page, bad] if c.page_rules_on == "kept_lines"
+                      else [lorem, curly, bad, *page])
+        # the reference stops at the first page-dropping line: curly bracket first if earlier
+        self._curly_first = [curly, lorem, *self.rules[2:]]
 
     def scan(self, text: str, language: str | None = None) -> tuple[dict, list[str]]:
         """Per-rule line counts and page flags; also the surviving lines."""
+        cols, kept, _ = self._scan(text, language)
+        return cols, kept
+
+    def _scan(self, text: str, language: str | None) -> tuple[dict, list[str], bool]:
+        """:meth:`scan`, and whether a curly bracket is on an earlier kept line than "lorem
+        ipsum" (which of the two the reference cleaner reports)."""
         c = self.config
+        on_kept = c.page_rules_on == "kept_lines"
         n_lines = n_punct = n_words = n_js = n_policy = n_long = 0
         n_sentences = 0
         kept: list[str] = []
+        lorem_at = curly_at = None  # kept_lines: index of the first line with each
         for raw in text.split("\n"):
             line = raw.strip()
             if not line:
@@ -182,7 +222,13 @@ class C4Filter(RecordScorer):
             if c.min_words_per_line is not None and len(tokens) < c.min_words_per_line:
                 n_words += 1
                 drop = True
-            if c.drop_javascript_lines and "javascript" in low:
+            # reference order: the page rules see a line only if the rules above kept it
+            if on_kept and not drop and lorem_at is None and "lorem ipsum" in low:
+                lorem_at = n_lines
+            js = c.drop_javascript_lines and "javascript" in low
+            if on_kept and not drop and not js and curly_at is None and "{" in line:
+                curly_at = n_lines
+            if js:
                 n_js += 1
                 drop = True
             if c.drop_policy_lines and any(p in low for p in POLICY_SUBSTRINGS):
@@ -197,7 +243,12 @@ class C4Filter(RecordScorer):
         if self._bad is not None:
             lang = base_language(language or c.bad_words_language)
             if lang == base_language(c.bad_words_language):
-                bad = self._bad.search(low_text) is not None
+                where = "\n".join(kept).lower() if on_kept else low_text
+                bad = self._bad.search(where) is not None
+        if on_kept:
+            lorem, curly = lorem_at is not None, curly_at is not None
+        else:
+            lorem, curly = "lorem ipsum" in low_text, "{" in text or "}" in text
         cols = {
             "c4_lines": n_lines,
             "c4_lines_no_terminal_punct": n_punct,
@@ -206,19 +257,22 @@ class C4Filter(RecordScorer):
             "c4_lines_policy": n_policy,
             "c4_lines_too_long_word": n_long,
             "c4_lines_kept_frac": len(kept) / n_lines if n_lines else 0.0,
-            "c4_lorem_ipsum": "lorem ipsum" in low_text,
-            "c4_curly_bracket": "{" in text or "}" in text,
+            "c4_lorem_ipsum": lorem,
+            "c4_curly_bracket": curly,
             "c4_bad_words": bad,
             "c4_sentences": n_sentences,
         }
-        return cols, kept
+        curly_first = curly and (not lorem or curly_at < lorem_at) if on_kept else False
+        return cols, kept, curly_first
 
     def process(self, record: Record) -> Decision:
         text = require_text(record)
         lang = record.get(self.config.language_column) if self.config.language_column else None
-        cols, kept = self.scan(text, lang if isinstance(lang, str) and lang else None)
-        rules = self.rules if cols["c4_bad_words"] is not None else [
-            r for r in self.rules if r.column != "c4_bad_words"]
+        cols, kept, curly_first = self._scan(text, lang if isinstance(lang, str) and lang
+                                             else None)
+        rules = self._curly_first if curly_first else self.rules
+        if cols["c4_bad_words"] is None:
+            rules = [r for r in rules if r.column != "c4_bad_words"]
         reason = first_failed(rules, cols)
         if self.config.rewrite_lines and reason is None:
             new_text = "\n".join(kept)

@@ -55,7 +55,8 @@ class C4FilterStage(HeuristicStage):
     name = "c4_filter"
     Params = C4FilterParams
     description = "C4 rules (Raffel et al. 2020, 2.2): line cleaning + lorem ipsum, curly " \
-                  "brackets, minimum sentences."
+                  "brackets, minimum sentences; page rules on the kept lines in the reference " \
+                  "cleaner's order by default (page_rules_on)."
 
     def make_scorer(self) -> C4Filter:
         p: C4FilterParams = self.params  # type: ignore[assignment]
