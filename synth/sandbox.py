@@ -9,7 +9,18 @@
   about their value (an ``__eq__`` that always returns True, an ``int`` subclass, a proxy)
   cannot cross: the call fails with ``TypeError``.
 * the tests run in a **second process** (the harness), which never executes candidate code:
-  top-level names the solution defines are bound to stubs that forward the call. The harness
+  top-level callables the solution defines **and the tests use by name** are bound to stubs
+  that forward the call; a builtin name (``abs``, ``len``, ``isinstance``, ``ValueError``...)
+  or a dunder (``__import__``, ``__builtins__``) is never bound: builtins stay the tests' own
+  (``details['shadowed_builtins']`` lists builtins the solution redefined and the tests use).
+  Each call carries a fresh nonce the reply must echo (replies queued in advance are refused).
+  An exception of the solution reaches the tests as itself only when it is a builtin
+  ``Exception`` subclass other than ``StopIteration`` / ``StopAsyncIteration`` (so
+  ``pytest.raises(ValueError)`` and ``except KeyError`` work); anything else (those two,
+  ``GeneratorExit``, ``KeyboardInterrupt``, ``SystemExit``, custom classes, a forged reply)
+  becomes ``CandidateError``, which no iteration protocol swallows: a solution raising
+  ``StopIteration`` cannot end the tests' ``map``/``filter``/``zip``/``next(it, default)``
+  early. The harness
   parses the tests itself, compiles every top-level statement with ``optimize=0`` (asserts
   kept whatever the candidate does to ``compile``) and executes them one by one; ``SystemExit``
   raised by a test counts as a failure. The harness reads the tests from its stdin *after* the
@@ -23,9 +34,28 @@
 
 Not covered: tests are trusted not to attack the harness (a test can forge the verdict, since
 it runs inside it); solutions must return plain data (tests that inspect mutated arguments,
-generators, class instances or side effects fail instead of passing).
+generators, class instances or side effects fail instead of passing); a solution exception of a
+type the tests may expect still acts as itself inside protocols the *tests* define (an
+``AttributeError`` inside a test class's property under ``hasattr``, an ``IndexError`` in a
+test class's ``__getitem__`` iteration); an entry point named like a builtin cannot be tested
+(the builtin is what the tests call); a test expecting ``StopIteration`` from the solution
+fails.
 
-**Isolation** of both processes:
+**Isolation** of both processes (``details['isolation_level']`` says which applied):
+
+* ``minimal_root`` (root, the default ``fs_view="minimal"``): a private mount namespace whose
+  root is a fresh read-only tmpfs (``pivot_root``) holding only the interpreter's prefix and
+  the system library dirs (``/usr/lib``, ``/usr/lib64``, ``/lib*`` links, ``ld.so.cache``)
+  bound read-only, ``/dev/{null,zero,full,random,urandom}``, tmpfs ``/tmp`` (``disk_mb``),
+  ``/dev/shm`` and ``/var/tmp`` (1 MB), and a fresh ``/proc`` of a private **PID
+  namespace** (the harness is its pid 1: host command lines are not visible, ``kill(-1)``
+  stays inside, everything left dies with the harness). No checkout, home, ``/etc``,
+  ``/var/log``, ``/run`` or ``/sys`` exists there.
+* ``hidden_paths`` (``fs_view="hide"``, or when building the minimal root fails): the host
+  tree read-only with the paths below covered, plus the PID namespace and private ``/proc``.
+* ``process_only`` (no root and no user namespaces, or ``private_tmp=False``): everything the
+  caller's uid can read stays readable, ``/proc`` is the host's unless a PID namespace could
+  be made (root, or a user namespace), and only the measures below apply.
 
 * ``python -I`` of the base interpreter (no venv site-packages, no user site, ``PYTHON*`` env
   ignored), new session / process group, scrubbed environment;
@@ -95,6 +125,11 @@ class SandboxLimits:
     private_tmp: bool = True  # private mount namespace (read-only root, hidden paths, quota)
     seccomp: bool = True  # socket()/io_uring_setup() fail with EPERM
     hide_paths: tuple[str, ...] | None = None  # None: project, cwd, home, /root, /home, venv
+    # root only: "minimal" pivots into a fresh root holding only the interpreter, the system
+    # libraries and the run's tmpfs dirs (falls back to "hide" when that fails); "hide" keeps
+    # the host tree read-only and covers ``hide_paths``
+    fs_view: str = "minimal"
+    pid_namespace: bool = True  # private PID namespace (root, or in a user namespace) + /proc
 
 
 @dataclass
@@ -114,29 +149,50 @@ class SandboxResult:
 
 
 # The trusted launcher: applies isolation, forks the candidate process, then runs the tests.
-# Settings come as JSON in argv[1]; the solution is a file, the tests arrive on stdin.
+# Settings come as a JSON file named in argv[1]; the solution is a file, the tests arrive
+# on stdin.
 _LAUNCHER = r'''
 import ast, builtins, ctypes, json, os, re, resource, select, signal, socket, struct, sys, traceback
-cfg = json.loads(sys.argv[1])
+with open(sys.argv[1], encoding="utf-8") as _f:  # not in argv: /proc/<pid>/cmdline is public
+    cfg = json.load(_f)
 VFD = cfg["verdict_fd"]
 libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc/<pid>/fd, mem, ptrace closed to same uid
 with open(cfg["solution"], encoding="utf-8") as f:
     SRC = f.read()
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 1, 32, 4096, 16384, 1 << 18, 2
+CLONE_NEWPID = 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 32, 4096, 16384, 1 << 18, 2
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(os.uname().machine)
 info = {"network": "allowed", "private_mounts": False, "read_only_root": False, "hidden": [],
-        "quota_mb": None, "seccomp": False}
+        "quota_mb": None, "seccomp": False, "fs_view": "host", "proc": "host",
+        "pid_namespace": False}
+IS_ROOT = os.geteuid() == 0
+EUID, EGID = os.geteuid(), os.getegid()
+
+def _map_self():
+    """In a fresh user namespace: map our own uid/gid to themselves (files we create keep
+    our uid instead of failing with EOVERFLOW); allowed without privilege."""
+    for path, text in (("/proc/self/setgroups", "deny"), ("/proc/self/uid_map", f"{EUID} {EUID} 1"),
+                       ("/proc/self/gid_map", f"{EGID} {EGID} 1")):
+        try:
+            with open(path, "w") as fh:
+                fh.write(text)
+        except OSError:
+            pass
+
 if not cfg["network"]:
     if cfg["net_fallback"]:
         info["network"] = "audit_hook"
     elif libc.unshare(CLONE_NEWNET) == 0:
         info["network"] = "netns"
     elif cfg["uid"] is None and libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
+        _map_self()
         info["network"] = "userns+netns"
     else:
         info["network"] = "audit_hook"
-mnt = os.geteuid() == 0 and cfg["private_mounts"] and libc.unshare(CLONE_NEWNS) == 0 and \
+mnt = IS_ROOT and cfg["private_mounts"] and libc.unshare(CLONE_NEWNS) == 0 and \
     libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0
 
 def _m(src, dst, fstype, flags, data):
@@ -151,9 +207,86 @@ def _mountpoints():
             out.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mp))
     return out
 
+def _bind_ro(src, dst):
+    # non-recursive: mounts below src stay invisible instead of writable
+    return _m(src, dst, None, MS_BIND, None) and \
+        _m(None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+def minimal_root(nr, q):
+    """Build a fresh root in nr: the interpreter + system libraries read-only, tmpfs /tmp of q
+    MB, a few device nodes, an empty /proc mount point. Returns True when pivoted into it."""
+    if any(p == d or p.startswith(d + "/") for p in cfg["view"]
+           for d in ("/tmp", "/dev", "/var/tmp", "/proc")):
+        return False  # an interpreter there would be covered by the run's own mounts
+    os.mkdir(nr, 0o755)
+    if not _m("tmpfs", nr, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755"):
+        return False
+    try:
+        bound = []
+        for p in cfg["view"]:
+            if any(p == b or p.startswith(b.rstrip("/") + "/") for b in bound):
+                continue
+            t = nr + p
+            if os.path.islink(p):
+                os.makedirs(os.path.dirname(t), exist_ok=True)
+                os.symlink(os.readlink(p), t)
+                continue
+            if os.path.isdir(p):
+                os.makedirs(t, exist_ok=True)
+            elif os.path.isfile(p):
+                os.makedirs(os.path.dirname(t), exist_ok=True)
+                open(t, "w").close()
+            else:
+                continue
+            if not _bind_ro(p, t):
+                raise OSError(f"bind {p}")
+            bound.append(p)
+        os.makedirs(nr + "/dev", exist_ok=True)
+        if not _m("tmpfs", nr + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=755"):
+            raise OSError("tmpfs /dev")
+        for d in ("null", "zero", "full", "random", "urandom"):
+            if os.path.exists("/dev/" + d):
+                open(f"{nr}/dev/{d}", "w").close()
+                if not _m("/dev/" + d, f"{nr}/dev/{d}", None, MS_BIND, None):
+                    raise OSError(f"bind /dev/{d}")
+        for n, tgt in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                       ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(tgt, f"{nr}/dev/{n}")
+        for d, size, mode in (("/tmp", q, "1777"), ("/dev/shm", 1, "1777"), ("/var/tmp", 1, "1777")):
+            os.makedirs(nr + d, exist_ok=True)
+            if not _m("tmpfs", nr + d, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode={mode}"):
+                raise OSError(f"tmpfs {d}")
+        _m(None, nr + "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NOEXEC, None)
+        os.makedirs(nr + "/proc", exist_ok=True)
+        os.makedirs(nr + "/.old", exist_ok=True)
+        if SYS_PIVOT_ROOT is None or libc.syscall(SYS_PIVOT_ROOT, nr.encode(),
+                                                  (nr + "/.old").encode()) != 0:
+            raise OSError("pivot_root")
+    except OSError:
+        libc.umount2(nr.encode(), MNT_DETACH)
+        return False
+    os.chdir("/")
+    return True
+
+def finish_root():
+    """In the new root: drop the old root, make / read-only."""
+    libc.umount2(b"/.old", MNT_DETACH)
+    try:
+        os.rmdir("/.old")
+    except OSError:
+        pass
+    _m(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
 work = os.getcwd()
 cand_dir, drv_dir = os.path.join(work, "c"), os.path.join(work, "d")
-if mnt:
+pivoted = False
+if mnt and cfg["fs_view"] == "minimal":
+    pivoted = minimal_root(os.path.join(work, "nr"), int(cfg["disk_mb"]))
+    if pivoted:
+        info.update(fs_view="minimal", read_only_root=True, quota_mb=int(cfg["disk_mb"]),
+                    proc="none", private_mounts=True)
+        cand_dir, drv_dir = "/tmp/work", "/tmp/.harness"
+if mnt and not pivoted:
     # 1. keep the interpreter reachable when it lives under a hidden path: bind it aside first
     keep = cfg["keep"]
     hide = [h for h in cfg["hide"] if os.path.isdir(h)]
@@ -191,6 +324,51 @@ if mnt:
         if os.path.isdir(d):
             _m("tmpfs", d, "tmpfs", 0, "size=1m,mode=1777")
     info["private_mounts"] = True
+    info["fs_view"] = "hidden_paths"
+# a private PID namespace: the harness becomes its init (pid 1); a fresh /proc shows only the
+# run's processes (host command lines, other users' processes are gone); when the harness
+# exits the kernel kills everything left inside. The launcher waits outside and relays.
+def _new_pid_ns():
+    """unshare a PID namespace: as root directly, else inside a user namespace (the one the
+    network isolation made, or a fresh one). Returns (ok, in_userns)."""
+    in_userns = info["network"] == "userns+netns"
+    if IS_ROOT or in_userns:
+        return libc.unshare(CLONE_NEWPID) == 0, in_userns
+    if cfg["uid"] is None and libc.unshare(CLONE_NEWUSER | CLONE_NEWPID) == 0:
+        _map_self()
+        return True, True
+    return False, False
+
+pid_ok, in_userns = _new_pid_ns() if cfg["pid_ns"] else (False, False)
+if pid_ok:
+    ipid = os.fork()
+    if ipid:
+        os.close(VFD)
+        try:
+            os.close(0)
+        except OSError:
+            pass
+        while True:
+            try:
+                _, st = os.waitpid(ipid, 0)
+                break
+            except InterruptedError:
+                continue
+        os._exit(os.WEXITSTATUS(st) if os.WIFEXITED(st) else 128 + os.WTERMSIG(st))
+    info["pid_namespace"] = True
+    own_mnt = mnt or (in_userns and libc.unshare(CLONE_NEWNS) == 0 and
+                      libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) == 0)
+    if own_mnt and _m("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None):
+        info["proc"] = "private"
+    elif own_mnt and not pivoted:
+        # the host /proc would stay visible: cover it (in our own mount namespace only)
+        if _m("tmpfs", "/proc", "tmpfs", 0, "size=4k,mode=555"):
+            info["proc"] = "none"
+if pivoted:
+    finish_root()
+    info["fs_view"] = "minimal"
+if cfg["uid"] is not None and cand_dir.startswith(work + "/"):
+    os.chmod(work, 0o711)  # no private /tmp: the uids may traverse the work dir, not list it
 for d, u in ((cand_dir, cfg["uid"]), (drv_dir, cfg["uid2"])):
     os.makedirs(d, exist_ok=True)
     if u is not None:
@@ -356,11 +534,12 @@ if pid == 0:
             out = {"ok": enc(res)}
         except BaseException as e:
             out = {"exc": type(e).__name__, "msg": str(e)[:2000]}
+        out["id"] = req.get("id")
         _flush()
         try:
             send(sock, out)
         except ValueError as e:  # e.g. an int too large to print
-            send(sock, {"exc": "ValueError", "msg": str(e)[:2000]})
+            send(sock, {"exc": "ValueError", "msg": str(e)[:2000], "id": req.get("id")})
 
 # ================= harness process: runs the tests, calls into the candidate, writes verdict
 a_sock.close()
@@ -423,23 +602,58 @@ def emit():
     os.close(VFD)
 
 class CandidateError(Exception):
-    pass
+    """An exception of the solution that the tests may not see as itself: anything but a
+    builtin Exception subclass, and StopIteration / StopAsyncIteration, which iteration
+    protocols (map, filter, zip, next(it, default), async for) would swallow silently.
+    Not a subclass of either, so it always propagates to the test statement."""
+
+# the exception types a test may legitimately expect from the solution (pytest.raises,
+# try/except): builtin Exception subclasses, minus the ones that end an iteration protocol
+_BUILTIN_NAMES = frozenset(dir(builtins))
+_NO_PASS = (StopIteration, StopAsyncIteration)
+
+def candidate_exception(en, msg):
+    cls = getattr(builtins, en, None) if en in _BUILTIN_NAMES else None
+    if isinstance(cls, type) and issubclass(cls, Exception) and not issubclass(cls, _NO_PASS):
+        try:
+            e = cls(msg)
+        except Exception:
+            e = None
+        if type(e) is cls:
+            return e
+    return CandidateError(f"{en}: {msg}")
 
 def remote(name):
     def call(*args, **kwargs):
-        send(b_sock, {"call": name, "args": enc(list(args)), "kwargs": enc(kwargs)})
+        # a fresh nonce per call: replies queued in advance (then exit) cannot answer it
+        nonce = os.urandom(12).hex()
+        send(b_sock, {"call": name, "args": enc(list(args)), "kwargs": enc(kwargs),
+                      "id": nonce})
         rep = recv()
-        if type(rep) is not dict:
-            raise CandidateDied("malformed reply")
-        if "ok" in rep:
-            return dec(rep["ok"])
-        en, msg = str(rep.get("exc")), str(rep.get("msg"))
-        cls = getattr(builtins, en, None)
-        if isinstance(cls, type) and issubclass(cls, Exception):
-            raise cls(msg)
-        raise CandidateError(f"{en}: {msg}")
+        try:
+            if type(rep) is not dict or rep.get("id") != nonce:
+                raise ValueError("a reply that does not answer this call")
+            if "ok" in rep:
+                return dec(rep["ok"])
+            en, msg = str(rep.get("exc"))[:200], str(rep.get("msg"))[:2000]
+        except (TypeError, ValueError, RecursionError) as e:  # a forged or broken reply
+            raise CandidateError(f"bad reply from the candidate process: {e}") from None
+        raise candidate_exception(en, msg)
     call.__name__ = call.__qualname__ = name
     return call
+
+def api_names(offered, tree):
+    """The solution names bound into the tests' namespace: callables the solution defines at
+    top level that the tests use by name, never a builtin (``abs``, ``len``, ``isinstance``,
+    exception classes...) nor a dunder (``__import__``, ``__builtins__``): builtins stay the
+    tests' own. Returns (bound, shadowed builtins the tests use, which stay builtins)."""
+    used = {n.id for n in ast.walk(tree) if type(n) is ast.Name}
+    bound, shadowed = [], []
+    for n in offered if type(offered) is list else []:
+        if type(n) is not str or not n.isidentifier() or n.startswith("__") or n not in used:
+            continue
+        (shadowed if n in _BUILTIN_NAMES else bound).append(n)
+    return sorted(set(bound)), sorted(set(shadowed))
 
 try:
     tests = sys.stdin.read()
@@ -464,9 +678,12 @@ try:
         verdict["statements"] = len(tree.body)
         verdict["completed"] = 0
         tns = {"__name__": "__main__", "__builtins__": builtins}
-        for n in hello.get("names", []):
-            if type(n) is str and n.isidentifier():
-                tns[n] = remote(n)
+        bound, shadowed = api_names(hello.get("names"), tree)
+        verdict["api"] = bound
+        if shadowed:
+            verdict["shadowed_builtins"] = shadowed
+        for n in bound:
+            tns[n] = remote(n)
         outcomes = verdict["outcomes"] = []
         for i, stmt in enumerate(tree.body):
             code = compile(ast.Module([stmt], []), "tests.py", "exec", dont_inherit=True,
@@ -493,7 +710,7 @@ try:
             verdict["completed"] = sum(outcomes)
 except BaseException as e:
     verdict["harness_error"] = f"{type(e).__name__}: {e}"[:2000]
-verdict["candidate_exit"] = candidate_status()
+verdict["candidate_exit"] = candidate_status()  # None: still serving calls, as it must
 try:
     b_sock.close()
 except OSError:
@@ -516,6 +733,20 @@ def _keep_paths() -> list[str]:
     """What the sandboxed interpreter needs: its prefix (stdlib, libpython)."""
     exe = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
     return sorted({os.path.realpath(sys.base_prefix), os.path.dirname(os.path.dirname(exe))})
+
+
+_LIB_DIRS = ("/lib", "/lib64", "/lib32", "/libx32", "/usr/lib", "/usr/lib64", "/usr/lib32",
+             "/usr/libx32", "/etc/ld.so.cache")
+
+
+def _view_paths(keep: list[str]) -> list[str]:
+    """What the minimal root shows (read-only): the interpreter's prefix and the system
+    libraries it and its extension modules link against (``/lib`` symlinks stay symlinks)."""
+    out = set(keep)
+    for p in _LIB_DIRS:
+        if os.path.lexists(p):
+            out.add(p if os.path.islink(p) else os.path.realpath(p))
+    return sorted(out, key=lambda p: (p.count("/"), p))
 
 
 def _interpreter() -> str:
@@ -688,6 +919,9 @@ def run_python(program: str, tests: str = "", limits: SandboxLimits | None = Non
             "solution": str(sol),
             "keep": keep,
             "hide": _hide_list(lim, keep, str(work)),
+            "view": _view_paths(keep),
+            "fs_view": lim.fs_view,
+            "pid_ns": bool(lim.pid_namespace),
             "disk_mb": int(lim.disk_mb),
             "limits": {
                 "cpu": int(max(1, lim.cpu_s)),
@@ -705,6 +939,9 @@ def run_python(program: str, tests: str = "", limits: SandboxLimits | None = Non
             "PYTHONDONTWRITEBYTECODE": "1",
             "OMP_NUM_THREADS": "1",
         }
+        cfg_path = out_dir / "cfg.json"
+        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+        os.chmod(cfg_path, 0o600)
         t0 = time.perf_counter()
         chunks: list[bytes] = []
 
@@ -719,7 +956,7 @@ def run_python(program: str, tests: str = "", limits: SandboxLimits | None = Non
         with open(out_dir / "stdout", "wb") as so, open(out_dir / "stderr", "wb") as se:
             try:
                 proc = subprocess.Popen(
-                    [_interpreter(), "-I", "-c", _LAUNCHER, json.dumps(cfg)],
+                    [_interpreter(), "-I", "-c", _LAUNCHER, str(cfg_path)],
                     cwd=work, env=env, stdin=subprocess.PIPE, stdout=so, stderr=se,
                     start_new_session=True, close_fds=True, pass_fds=(wfd,),
                 )
@@ -774,8 +1011,12 @@ def _judge(v: dict, n_statements: int, rc: int | None, timed_out: bool, lim: San
     network = info.get("network", "")
     details = {**info, "private_tmp": bool(info.get("private_mounts")),
                **{k: v.get(k) for k in ("statements", "completed", "candidate_exit",
-                                         "failed_line", "outcomes") if k in v}}
+                                         "failed_line", "outcomes", "api",
+                                         "shadowed_builtins") if k in v}}
     uid = uid if network else None
+    if info:
+        details["isolation_level"] = {"minimal": "minimal_root", "hidden_paths": "hidden_paths"
+                                      }.get(info.get("fs_view"), "process_only")
 
     def res(status: str, error: str | None) -> SandboxResult:
         return SandboxResult(status == "passed", status, rc, stdout, stderr, error, wall,
@@ -794,6 +1035,9 @@ def _judge(v: dict, n_statements: int, rc: int | None, timed_out: bool, lim: San
     text = f"{err or ''}\n{stderr}"
     if v.get("loaded") and v.get("statements") == n_statements \
             and v.get("completed") == n_statements and not v.get("error"):
+        if n_statements and cexit:
+            # it answered calls, then ended: replies queued before dying are not a solution
+            return res("failed", "the program exited before the tests completed")
         return res("passed", None)
     if sig == "SIGXCPU":
         return res("cpu_limit", f"CPU time limit ({lim.cpu_s}s) exceeded")

@@ -358,21 +358,31 @@ def test_candidate_killing_the_harness_fails():
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="mount namespace + uids need root")
 
 
+HIDE = SandboxLimits(**{**LIM.__dict__, "fs_view": "hide"})
+
+
 @root_only
-def test_run_lock_and_world_writable_dirs_are_not_writable():
+@pytest.mark.parametrize("view", ["minimal", "hide"])
+def test_run_lock_and_world_writable_dirs_are_not_writable(view):
     ww = Path(f"/run/dm-sbx-ww-{os.getpid()}")
     ww.mkdir(mode=0o777)
     os.chmod(ww, 0o777)
     try:
         lock = f"/run/lock/dm-sbx-{os.getpid()}"
-        prog = (f"open({lock!r}, 'w').write('x')\n"
+        prog = (f"try:\n    open({lock!r}, 'w').write('x')\n    print('LOCK')\n"
+                "except OSError as e:\n    print(type(e).__name__, e.errno)\n"
                 f"try:\n    open({str(ww / 'x')!r}, 'w').write('x')\n    print('WROTE')\n"
                 "except OSError as e:\n    print(type(e).__name__, e.errno)\n")
-        r = run_python(prog, "", LIM)
+        r = run_python(prog, "", LIM if view == "minimal" else HIDE)
         assert r.passed, r.stderr
-        assert not os.path.exists(lock)  # a private tmpfs that vanished with the run
+        assert not os.path.exists(lock)  # a private tmpfs that vanished with the run / absent
         assert "WROTE" not in r.stdout and not (ww / "x").exists()
-        assert "30" in r.stdout  # EROFS: every pre-existing mount is read-only inside
+        if view == "hide":
+            assert "LOCK" in r.stdout  # /run/lock is a private tmpfs
+            assert "30" in r.stdout  # EROFS: every pre-existing mount is read-only inside
+        else:
+            assert r.details["fs_view"] == "minimal"
+            assert r.stdout.count("FileNotFoundError") == 2  # /run is not in the view at all
     finally:
         shutil.rmtree(ww, ignore_errors=True)
 
@@ -398,14 +408,18 @@ def test_filesystem_unix_sockets_are_unreachable():
 
 
 @root_only
-def test_project_checkout_and_home_are_hidden():
+@pytest.mark.parametrize("view", ["minimal", "hide"])
+def test_project_checkout_and_home_are_hidden(view):
     import synth.sandbox as sb
 
     target = str(Path(sb.__file__).resolve())
     prog = f"print(len(open({target!r}).read()))\n"
-    r = run_python(prog, "", LIM)
+    r = run_python(prog, "", LIM if view == "minimal" else HIDE)
     assert not r.passed and r.error.startswith(("FileNotFoundError", "PermissionError"))
-    assert str(Path(sb.__file__).resolve().parents[1]) in r.details["hidden"]
+    if view == "hide":
+        assert str(Path(sb.__file__).resolve().parents[1]) in r.details["hidden"]
+    else:
+        assert r.details["fs_view"] == "minimal"  # only the interpreter + libraries exist
 
 
 @root_only
