@@ -3,6 +3,20 @@
 The normalized text replaces ``text``; a document that is empty after normalization is
 dropped with reason ``empty``. Tabs and newlines are kept (they carry structure); every other
 C0/C1 control character, the BOM and zero-width formatting characters are removed.
+
+The defaults keep code and layout intact: line structure, leading indentation (spaces and tabs),
+runs of spaces inside a line (aligned tables, man pages) and blank lines are left as they are,
+so every parseable ``.py`` file of the standard library parses to the same tree after
+normalization apart from string constants that the Unicode form rewrites
+(tests/test_normalize_fidelity.py). What they do change: ``\r\n`` and ``\r`` become ``\n``
+(Python reads source the same way), control characters go, each unusual space character (NBSP,
+en/em/thin spaces, ideographic space...) becomes one plain space, also at a line start, where it
+is not indentation Python accepts and a plain space is what the writer meant, trailing spaces and
+tabs go, and so do blank lines before the first line and whitespace after the last (the first
+line keeps its indentation). Lossy rewrites are opt-in: ``collapse_spaces="inner"`` (runs of
+spaces/tabs inside a line become one space, indentation kept: flattens aligned tables and
+comments), ``collapse_spaces="all"`` (every run, indentation included: destroys code, Markdown
+lists and man-page layout) and ``max_blank_lines >= 0`` (rewrites multi-line string literals).
 """
 
 from __future__ import annotations
@@ -16,12 +30,16 @@ import xxhash
 from filters.base import Decision, Record, RecordScorer
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u200b\u200c\u200d\u2060]")
-_ODD = "\t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"  # horizontal space other than " "
+_ODD = "\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"  # horizontal space other than " ", "\t"
 _ODD_SPACE = re.compile(f"[{_ODD}]")
-# a run of 2+ horizontal spaces, or one unusual space: single plain spaces are left alone
+# a run of 2+ horizontal spaces, or one tab or unusual space: single plain spaces are left alone
 # (rewriting every space made this the slowest step of a build)
-_HSPACE = re.compile(f"[ {_ODD}]{{2,}}|[{_ODD}]")
-_TRAILING = re.compile(r" +\n")
+_HSPACE = re.compile(f"[ \t{_ODD}]{{2,}}|[\t{_ODD}]")
+# the same, but only after a non-space character of the line: leading indentation is untouched
+_INNER_HSPACE = re.compile(f"(?<=[^\\s])(?:[ \t{_ODD}]{{2,}}|[\t{_ODD}])")
+_TRAILING = re.compile(r"[ \t]+\n")
+
+COLLAPSE_MODES = ("none", "inner", "all")
 
 
 def normalize_text(
@@ -29,52 +47,90 @@ def normalize_text(
     *,
     form: str = "NFC",
     strip_control: bool = True,
-    collapse_spaces: bool = True,
-    max_blank_lines: int = 1,
+    collapse_spaces: str = "none",
+    max_blank_lines: int = -1,
+    odd_spaces: bool = True,
+    strip_trailing_spaces: bool = True,
 ) -> str:
-    """Normalize one text. ``form`` is a ``unicodedata`` form or ``"none"``.
+    """Normalize one text. ``form`` is a ``unicodedata`` form or ``"none"``; ``collapse_spaces``
+    is ``"none"`` (keep runs of spaces), ``"inner"`` (lossy: runs inside a line become one
+    space, indentation kept) or ``"all"`` (lossy: every run, indentation included);
+    ``max_blank_lines`` -1 keeps blank lines.
 
     Every rewrite is guarded by a cheap substring test, so clean text costs a few scans.
     """
-    return _normalize(text, form, strip_control, collapse_spaces, max_blank_lines, None)
+    return _normalize(text, form, strip_control, collapse_spaces, max_blank_lines, None,
+                      odd_spaces, strip_trailing_spaces)
 
 
 def normalize_changes(text: str, **kw) -> tuple[str, dict[str, int]]:
     """:func:`normalize_text` and what it changed: ``{kind: characters removed}`` for each kind
     of rewrite that changed the text (kinds: ``line_endings``, ``unicode_<form>``,
-    ``control_chars``, ``spaces``, ``trailing_spaces``, ``blank_lines``, ``edges``). The count is
+    ``control_chars``, ``odd_spaces``, ``collapse_inner_spaces`` and ``collapse_all_spaces``
+    (the lossy options), ``trailing_spaces``, ``blank_lines``, ``edges``). The count is
     the net length change of that step: 0 or negative for a Unicode form that rewrites or
     expands characters (NFKC turns "ﬁ" into "fi")."""
     changes: dict[str, int] = {}
     return _normalize(text, changes=changes, **{**_DEFAULTS, **kw}), changes
 
 
-_DEFAULTS = dict(form="NFC", strip_control=True, collapse_spaces=True, max_blank_lines=1)
+_DEFAULTS = dict(form="NFC", strip_control=True, collapse_spaces="none", max_blank_lines=-1,
+                 odd_spaces=True, strip_trailing_spaces=True)
 
 
-def _normalize(text: str, form: str, strip_control: bool, collapse_spaces: bool,
-               max_blank_lines: int, changes: dict[str, int] | None) -> str:
+def collapse_mode(value) -> str:
+    """``collapse_spaces`` as one of :data:`COLLAPSE_MODES`; the old booleans of the Python API
+    still work (``True`` was the lossy ``"all"``, ``False`` is ``"none"``)."""
+    if value is True:
+        return "all"
+    if value is False or value is None:
+        return "none"
+    if value not in COLLAPSE_MODES:
+        raise ValueError(f"collapse_spaces must be one of {COLLAPSE_MODES}, got {value!r}")
+    return value
+
+
+def _normalize(text: str, form: str, strip_control: bool, collapse_spaces, max_blank_lines: int,
+               changes: dict[str, int] | None, odd_spaces: bool = True,
+               strip_trailing_spaces: bool = True) -> str:
     def step(kind: str, new: str) -> str:
         if changes is not None and new != text:
             changes[kind] = changes.get(kind, 0) + len(text) - len(new)
         return new
 
+    collapse = collapse_mode(collapse_spaces)
     if "\r" in text:
         text = step("line_endings", text.replace("\r\n", "\n").replace("\r", "\n"))
     if form != "none" and not unicodedata.is_normalized(form, text):
         text = step(f"unicode_{form.lower()}", unicodedata.normalize(form, text))
     if strip_control and _CONTROL.search(text):
         text = step("control_chars", _CONTROL.sub("", text))
-    if collapse_spaces:
-        if "  " in text or _ODD_SPACE.search(text):
-            text = step("spaces", _HSPACE.sub(" ", text))
-        if " \n" in text:
-            text = step("trailing_spaces", _TRAILING.sub("\n", text))
+    if odd_spaces and _ODD_SPACE.search(text):  # one character for one: columns stay aligned
+        text = step("odd_spaces", _ODD_SPACE.sub(" ", text))
+    if collapse != "none" and ("  " in text or "\t" in text or _ODD_SPACE.search(text)):
+        if collapse == "all":
+            text = step("collapse_all_spaces", _HSPACE.sub(" ", text))
+        else:
+            text = step("collapse_inner_spaces", _INNER_HSPACE.sub(" ", text))
+    if strip_trailing_spaces and (" \n" in text or "\t\n" in text):
+        text = step("trailing_spaces", _TRAILING.sub("\n", text))
     if max_blank_lines >= 0:
         keep = max_blank_lines + 1  # newlines in a row that are allowed
         if "\n" * (keep + 1) in text:
             text = step("blank_lines", re.sub(f"\n{{{keep + 1},}}", "\n" * keep, text))
-    return step("edges", text.strip())
+    return step("edges", _strip_edges(text, keep_indent=collapse != "all"))
+
+
+def _strip_edges(text: str, keep_indent: bool) -> str:
+    """Whitespace after the last line and blank lines before the first; the first line keeps its
+    indentation unless ``keep_indent`` is false (an indented code block stays one)."""
+    text = text.rstrip()
+    if not keep_indent:
+        return text.lstrip()
+    lead = len(text) - len(text.lstrip())
+    if lead:
+        text = text[text.rfind("\n", 0, lead) + 1:]
+    return text
 
 
 def first_difference(a: str, b: str) -> int:
@@ -106,21 +162,25 @@ class Normalizer(RecordScorer):
     columns = {}
 
     def __init__(self, form: str = "NFC", strip_control: bool = True,
-                 collapse_spaces: bool = True, max_blank_lines: int = 1,
-                 examples: int = 0, window: int = 2000, seed: int = 0):
+                 collapse_spaces: str = "none", max_blank_lines: int = -1,
+                 examples: int = 0, window: int = 2000, seed: int = 0, *,
+                 odd_spaces: bool = True, strip_trailing_spaces: bool = True):
+        collapse_spaces = collapse_mode(collapse_spaces)
         self.kw = dict(form=form, strip_control=strip_control,
-                       collapse_spaces=collapse_spaces, max_blank_lines=max_blank_lines)
+                       collapse_spaces=collapse_spaces, max_blank_lines=max_blank_lines,
+                       odd_spaces=odd_spaces, strip_trailing_spaces=strip_trailing_spaces)
         self._args = (form, strip_control, collapse_spaces, max_blank_lines)
+        self._spaces = (odd_spaces, strip_trailing_spaces)
         self._examples, self._window, self._seed = examples, window, seed
         self._worst: list[int] = []  # max-heap (negated) of the smallest ranks seen
 
     def process(self, record: Record) -> Decision:
         before = record["text"]
         if not self._examples:
-            text, note = _normalize(before, *self._args, None), None
+            text, note = _normalize(before, *self._args, None, *self._spaces), None
         else:
             changes: dict[str, int] = {}
-            text = _normalize(before, *self._args, changes)
+            text = _normalize(before, *self._args, changes, *self._spaces)
             note = (changes, self._example(record, before, text)) if changes else None
         if not text:
             return Decision(drop="empty", columns={"text": text}, note=note)

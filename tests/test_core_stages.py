@@ -29,7 +29,11 @@ def _docs(n=40):
 def test_normalize_text_rules():
     assert normalize_text("e\u0301te\u0301") == "été"  # NFC composes accents
     assert normalize_text("a\x00b\x1bc\ufeffd\u200be") == "abcde"
-    assert normalize_text("a  \t b\u00a0c  \nnext   \n\n\n\nend  ") == "a b c\nnext\n\nend"
+    # the defaults keep runs of spaces, tabs and blank lines (code and layout, issue 24);
+    # collapsing is the lossy opt-in
+    assert normalize_text("a  \t b\u00a0c  \nnext   \n\n\n\nend  ") == "a  \t b c\nnext\n\n\n\nend"
+    assert normalize_text("a  \t b\u00a0c  \nnext   \n\n\n\nend  ", collapse_spaces="all",
+                          max_blank_lines=1) == "a b c\nnext\n\nend"
     assert normalize_text("line\r\nother\rthird") == "line\nother\nthird"
     assert normalize_text("ﬁ", form="NFKC") == "fi" and normalize_text("ﬁ") == "ﬁ"
     assert normalize_text("a\n\n\n\nb", max_blank_lines=-1) == "a\n\n\n\nb"
@@ -39,7 +43,7 @@ def test_normalize_stage_drops_empty_and_rewrites_text():
     recs = [{"id": "1", "text": " \x00\x01 \n ", "source": "s"},
             {"id": "2", "text": "Cafe\u0301   ok", "source": "s"}]
     res = run_stage({"stage": "normalize"}, recs)
-    assert [r["text"] for r in res["kept"]] == ["Café ok"]
+    assert [r["text"] for r in res["kept"]] == ["Café   ok"]  # runs of spaces kept by default
     assert [(reason, r["id"]) for reason, r in res["removed"]] == [("empty", "1")]
 
 
@@ -119,4 +123,5 @@ def test_hash_helpers():
 def test_normalize_blank_line_limits():
     assert normalize_text("a\n\n\n\n\nb", max_blank_lines=2) == "a\n\n\nb"
     assert normalize_text("a\n\nb", max_blank_lines=0) == "a\nb"
-    assert normalize_text("a b c\td") == "a b c d"
+    assert normalize_text("a b c\td") == "a b c\td"  # tabs are kept by default
+    assert normalize_text("a b c\td", collapse_spaces="inner") == "a b c d"

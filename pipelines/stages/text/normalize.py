@@ -1,5 +1,9 @@
 """Stage ``normalize``: Unicode NFC, control characters, whitespace (filters/normalize.py).
 
+The defaults keep line structure, indentation, runs of spaces and blank lines (code parses to
+the same tree); ``collapse_spaces: inner|all`` and ``max_blank_lines >= 0`` are the lossy
+options. The old boolean ``collapse_spaces: true`` is refused with a message naming the fix.
+
 Stats ``normalize``: documents changed and net characters removed per kind of rewrite, and a
 few before/after examples (a fixed-seed random sample of the changed documents, chosen by the
 smallest seeded hash of the id, so the same whatever the worker count). Each scorer attaches
@@ -13,7 +17,7 @@ import html
 from typing import Any, Literal
 
 import apache_beam as beam
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from filters.normalize import Normalizer
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
@@ -25,10 +29,38 @@ WINDOW_CHARS = 2000  # characters of each example kept, from a little before the
 
 class NormalizeParams(RecordStageParams):
     stage: Literal["normalize"]
-    form: Literal["NFC", "NFKC", "NFD", "NFKD", "none"] = "NFC"
-    strip_control: bool = True
-    collapse_spaces: bool = True
-    max_blank_lines: int = Field(default=1, ge=-1, description="-1 keeps blank lines as they are.")
+    form: Literal["NFC", "NFKC", "NFD", "NFKD", "none"] = Field(
+        default="NFC", description="Unicode normalization form of the text.")
+    strip_control: bool = Field(
+        default=True, description="Remove control characters except newline and tab, the BOM "
+        "and zero-width characters.")
+    odd_spaces: bool = Field(
+        default=True, description="Each unusual space character (NBSP, en/em/thin, ideographic "
+        "space...) becomes one plain space, at a line start too. Tabs are kept.")
+    strip_trailing_spaces: bool = Field(
+        default=True, description="Remove spaces and tabs at line ends (this also drops "
+        "Markdown's two-space hard line break).")
+    collapse_spaces: Literal["none", "inner", "all"] = Field(
+        default="none", description="`none` keeps runs of spaces and tabs. LOSSY: `inner` "
+        "turns each run of 2+ spaces/tabs (or one tab) inside a line into one space, leading "
+        "indentation kept (flattens aligned tables, comments, man pages); `all` does it "
+        "everywhere, indentation included (the old `true`: destroys code and Markdown lists).")
+    max_blank_lines: int = Field(
+        default=-1, ge=-1, description="-1 keeps blank lines as they are; N >= 0 caps each run "
+        "of blank lines at N (LOSSY for code: rewrites multi-line string literals).")
+
+    @field_validator("collapse_spaces", mode="before")
+    @classmethod
+    def _no_boolean(cls, v: Any) -> Any:
+        if v is True:
+            raise ValueError(
+                "collapse_spaces is no longer true/false: `true` also flattened leading "
+                "indentation and broke code. Remove the line to keep spaces (the new default), "
+                "or write `collapse_spaces: inner` (runs inside a line become one space, "
+                "indentation kept) or `collapse_spaces: all` (the old lossy behaviour)")
+        if v is False:
+            return "none"
+        return v
 
 
 class NormalizeStatsFn(beam.CombineFn):
@@ -105,7 +137,8 @@ class NormalizeStage(RecordStage):
     def make_scorer(self) -> Normalizer:
         p: NormalizeParams = self.params  # type: ignore[assignment]
         return Normalizer(p.form, p.strip_control, p.collapse_spaces, p.max_blank_lines,
-                          examples=REPORT_EXAMPLES, window=WINDOW_CHARS)
+                          examples=REPORT_EXAMPLES, window=WINDOW_CHARS,
+                          odd_spaces=p.odd_spaces, strip_trailing_spaces=p.strip_trailing_spaces)
 
     def note_stats(self, notes: Any) -> dict[str, Any]:
         return {"normalize": notes | f"NormalizeStats[{self.label}]" >> beam.CombineGlobally(
@@ -123,8 +156,9 @@ class NormalizeStage(RecordStage):
             return None
         docs_in = stage_stats.get("in")
         p = stage_stats.get("params") or {}
-        settings = ", ".join(f"{k}: {p[k]}" for k in ("form", "strip_control", "collapse_spaces",
-                                                      "max_blank_lines") if k in p)
+        settings = ", ".join(f"{k}: {p[k]}" for k in (
+            "form", "strip_control", "odd_spaces", "strip_trailing_spaces", "collapse_spaces",
+            "max_blank_lines") if k in p)
         share = (f" ({100 * st['docs_changed'] / docs_in:.1f}% of {docs_in:,})"
                  if isinstance(docs_in, int) and docs_in else "")
         parts = [f"<p>Documents changed: {st['docs_changed']:,}{share}; net characters removed: "
@@ -138,7 +172,9 @@ class NormalizeStage(RecordStage):
                                      "net characters removed"], rows))
             parts.append("<p class=muted>A document can change in several kinds. Net characters "
                          "removed can be negative for a Unicode form that expands characters "
-                         "(NFKC: 'ﬁ' → 'fi').</p>")
+                         "(NFKC: 'ﬁ' → 'fi'). <code>collapse_inner_spaces</code>, "
+                         "<code>collapse_all_spaces</code> and <code>blank_lines</code> are the "
+                         "lossy, opt-in rewrites.</p>")
         examples = st.get("examples") or []
         if examples:
             parts.append(f"<h3>Before / after ({len(examples)} random changed documents, fixed "
