@@ -10,15 +10,21 @@ dead-letter row, so ``framer.records`` is the number the build's conservation ch
 Memory is bounded whatever the data: the stream is decompressed in chunks of at most
 ``CHUNK_BYTES`` (also for "zip bombs"), and a record longer than ``max_record_bytes`` is not
 kept whole: only its first ``RAW_PREFIX_BYTES`` are, the rest is counted and dropped, and the
-frame is marked ``oversize``. A stream that cannot be read to its end (truncated ``.gz``/``.bz2``/
-``.zst``, I/O error) ends with one ``unreadable`` frame: what follows the break cannot be split
-into records, so it counts as one input record (and becomes one dead-letter row).
+frame is marked ``oversize``. A compressed stream that cannot be decoded to its end (truncated or
+corrupt ``.gz``/``.bz2``/``.zst``, trailing garbage) is decoded up to the break with incremental
+decompressor objects (every decodable byte is framed: complete lines before the break are
+records) and ends with one ``unreadable`` frame: the partial line at the break plus the damaged
+tail cannot be split into records, so they count as one input record (one dead-letter row whose
+reason says where the break is and how many compressed bytes were not decoded). An I/O error
+(the file cannot be opened or read: EIO, permission, a storage error) is not damage: it also ends
+in an ``unreadable`` frame, and :attr:`FramedFile.read_failure` says why, so that the reader fails
+the build instead of counting the rest of the file as one record.
 """
 
 from __future__ import annotations
 
 import bz2
-import gzip
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -31,9 +37,14 @@ from pipelines.core.records import MAX_RAW_CHARS
 
 DEFAULT_MAX_RECORD_BYTES = 32 << 20  # 32 MiB: far above any document, far below RAM
 CHUNK_BYTES = 1 << 20
+BZ2_READ_BYTES = 64 << 10  # compressed bytes given to a bz2 decompressor at a time
 RAW_PREFIX_BYTES = MAX_RAW_CHARS  # what a dead-letter row keeps of an oversize record
 
 RECORD, OVERSIZE, UNREADABLE = "record", "oversize", "unreadable"
+
+
+class DamagedStream(Exception):
+    """The compressed data cannot be decoded past this point (damage, not an I/O error)."""
 
 
 @dataclass(slots=True)
@@ -87,13 +98,20 @@ def _zstd_chunks(raw: CountingReader, chunk: int) -> Iterator[bytes]:
             data = raw.read(chunk)
             if not data:
                 break
-        out = dobj.decompress(data, max_length=chunk)
+        try:
+            out = dobj.decompress(data, max_length=chunk)
+        except Exception as err:  # noqa: BLE001 - ZstdError: corrupt frame
+            at = raw.bytes_read - len(data)
+            raise _damaged(raw, f"corrupt zstd data at compressed byte ~{at:,} "
+                           f"({type(err).__name__}: {err})", at) from None
         started = True
         data = b""
         if out:
             yield out
     if started and not dobj.eof:
-        raise EOFError("zstd stream ended before the end of its frame (truncated file)")
+        raise DamagedStream(f"truncated zstd stream: the file ends at compressed byte "
+                            f"{raw.bytes_read:,} inside a frame (the data decoded up to there "
+                            "was read)")
 
 
 def _reader_chunks(stream, chunk: int) -> Iterator[bytes]:
@@ -104,17 +122,102 @@ def _reader_chunks(stream, chunk: int) -> Iterator[bytes]:
         yield data
 
 
+def _damaged(raw: CountingReader, what: str, at: int) -> DamagedStream:
+    """The error for damage found at compressed byte ``at``: reads (and drops) the rest of the
+    file in bounded chunks to say how many compressed bytes were not decoded."""
+    while raw.read(CHUNK_BYTES):
+        pass
+    lost = max(0, raw.bytes_read - at)
+    return DamagedStream(f"{what}: {lost:,} compressed bytes (from byte {at:,} to the end of "
+                         f"the file, {raw.bytes_read:,} bytes) could not be decoded")
+
+
+def _decodable_prefix(dobj, data: bytes, chunk: int, step: int = 256) -> Iterator[bytes]:
+    """What a zlib decompressor (a copy taken before the failing call) decodes from ``data``
+    fed ``step`` bytes at a time, up to the error: the output of the call that failed."""
+    for i in range(0, len(data), step):
+        piece = data[i:i + step]
+        while piece:
+            try:
+                out = dobj.decompress(piece, chunk)
+            except zlib.error:
+                return
+            if out:
+                yield out
+            if dobj.eof:
+                return
+            piece = dobj.unconsumed_tail
+
+
+def _member_chunks(raw: CountingReader, kind: str, chunk: int) -> Iterator[bytes]:
+    """Decompress a (multi-member) .gz or (multi-stream) .bz2 stream with incremental
+    decompressor objects, in output pieces of at most ``chunk`` bytes (memory is bounded
+    whatever the ratio). Every byte that can be decoded is yielded; then damage (truncated
+    member, corrupt data, trailing garbage) raises :class:`DamagedStream` once. Zero bytes
+    between gzip members are padding (as for ``gzip -dc``). I/O errors propagate as they are."""
+    gz = kind == "gzip"
+    name = "gzip member" if gz else "bz2 stream"
+    dobj = None  # the current member's decompressor (None between members)
+    start = 0  # compressed offset where the current member starts
+    members = 0
+    data = b""  # compressed bytes read but not yet given to a decompressor
+    while True:
+        if not data and (dobj is None or getattr(dobj, "needs_input", True)):
+            # bz2 decompressors cannot be copied: small reads keep the output a corrupt
+            # block's error discards (that of the failing call) to that block's
+            data = raw.read(chunk if gz else BZ2_READ_BYTES)
+            if not data:
+                break
+        if dobj is None:
+            if gz:
+                data = data.lstrip(b"\0")
+                if not data:
+                    continue
+            start = raw.bytes_read - len(data)
+            dobj = zlib.decompressobj(wbits=31) if gz else bz2.BZ2Decompressor()
+        saved = dobj.copy() if gz else None  # to replay a failing call in small steps
+        try:
+            out = dobj.decompress(data, chunk)
+        except (zlib.error, OSError, EOFError, ValueError) as err:
+            if saved is not None:  # the failed call's output is lost: decode it again
+                yield from _decodable_prefix(saved, data, chunk)
+            at = raw.bytes_read - len(data)
+            if members and at == start:
+                what = f"trailing data after {members:,} complete {name}(s) is not {kind} data"
+            else:
+                what = (f"corrupt {kind} data at compressed byte ~{at:,} in the {name} "
+                        f"starting at byte {start:,} ({type(err).__name__}: {err})")
+            raise _damaged(raw, what, at) from None
+        if out:
+            yield out
+        if dobj.eof:
+            data, dobj = dobj.unused_data, None
+            members += 1
+        else:
+            data = dobj.unconsumed_tail if gz else b""
+    if dobj is not None:  # the file ends inside a member
+        if gz:
+            rest = dobj.flush()  # whatever the last input still decodes to (a few bytes)
+            if rest:
+                yield rest
+        raise DamagedStream(
+            f"truncated {kind} file: the {name} starting at compressed byte {start:,} is cut off "
+            f"at the end of the file (byte {raw.bytes_read:,}); its {raw.bytes_read - start:,} "
+            "compressed bytes were decoded as far as possible, the data after the break is "
+            "missing")
+
+
 def decompressed_chunks(raw: CountingReader, path: str, chunk: int = CHUNK_BYTES
                         ) -> Iterator[bytes]:
     """The decompressed content of ``path`` (compression from its name) in bounded chunks.
 
-    Truncated archives raise (EOFError) instead of ending early: Beam's own decompressing
-    reader stops silently on a truncated .gz."""
+    Damaged archives yield what can be decoded, then raise :class:`DamagedStream` instead of
+    ending early (Beam's own decompressing reader stops silently on a truncated .gz, and
+    ``GzipFile``/``BZ2File.read`` drop what they decoded in the failing call). Other
+    exceptions are I/O errors."""
     kind = compression_of(path)
-    if kind == "gzip":
-        return _reader_chunks(gzip.GzipFile(fileobj=raw), chunk)
-    if kind == "bz2":
-        return _reader_chunks(bz2.BZ2File(raw), chunk)
+    if kind in ("gzip", "bz2"):
+        return _member_chunks(raw, kind, chunk)
     if kind == "zstd":
         return _zstd_chunks(raw, chunk)
     return _reader_chunks(raw, chunk)
@@ -131,6 +234,7 @@ class RecordFramer:
         self._max = max_record_bytes
         self.records = 0
         self.lines = 0
+        self.read_failure = ""  # set when the stream stopped on an I/O error, not on damage
 
     def _frame(self, lineno: int, parts: list[bytes], size: int, over: bool) -> Frame | None:
         if over or size > self._max:
@@ -154,12 +258,15 @@ class RecordFramer:
                 chunk = next(chunks)
             except StopIteration:
                 break
-            except Exception as err:  # noqa: BLE001 - truncated archive, I/O error...
+            except Exception as err:  # noqa: BLE001 - damaged archive, I/O error...
                 self.lines += 1
                 self.records += 1
                 prefix = b"".join(pending)[:RAW_PREFIX_BYTES]
-                yield Frame(UNREADABLE, self.lines, prefix, pending_len,
-                            f"{type(err).__name__}: {err}")
+                if isinstance(err, DamagedStream):
+                    error = str(err)
+                else:
+                    error = self.read_failure = f"{type(err).__name__}: {err}"
+                yield Frame(UNREADABLE, self.lines, prefix, pending_len, error)
                 return
             pieces = chunk.split(b"\n")
             tail = pieces.pop()  # after the last newline: the start of the next line
@@ -200,7 +307,9 @@ class FramedFile:
     """Open ``path`` (any Beam filesystem), decompress by name and frame its records.
 
     Iterate it once; afterwards ``records`` is the count and ``bytes_read`` the raw bytes read.
-    An error opening the file becomes the single UNREADABLE frame."""
+    An error opening the file becomes the single UNREADABLE frame. ``read_failure`` is the
+    I/O error (open or read) that stopped the stream, "" when there was none: damaged
+    compressed data is not one (it ends in an UNREADABLE frame with ``read_failure`` empty)."""
 
     def __init__(self, path: str, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES):
         self.path = path
@@ -212,6 +321,10 @@ class FramedFile:
     @property
     def records(self) -> int:
         return self._framer.records if self._framer else (1 if self.open_error else 0)
+
+    @property
+    def read_failure(self) -> str:
+        return self.open_error or (self._framer.read_failure if self._framer else "")
 
     @property
     def bytes_read(self) -> int:

@@ -11,14 +11,16 @@ Each source becomes a PTransform returning three PCollections (contract C1):
   raw data independently of parsing: JSONL by :mod:`pipelines.io.framing` (non-blank
   newline-delimited records of the decompressed stream), Parquet from the file's metadata,
   ``hf`` from the dataset's row count. ``changed`` is None, or why the file is not the one that
-  was planned (size or mtime differ, deleted, replaced by a special file): the build then
-  fails naming it (a partly read file cannot be reported as complete).
+  was planned (size or mtime differ, deleted, replaced by a special file) or why it could not
+  be opened or read (an I/O error at run time, not damaged data): the build then fails naming
+  it (a partly read file cannot be reported as complete).
 
 Per file, records + dead rows == ``counted["records"]``, where a dead row with a
 ``"records": n`` field stands for n input records: that is only used for an unreadable Parquet
 row group or the unreadable rest of an ``hf`` shard (row range in ``location``). Every other unparseable record is
-its own dead row; a JSONL or Parquet file whose records cannot be counted at all (truncated
-archive tail, unreadable Parquet footer) contributes one record and one dead row for that part.
+its own dead row; a JSONL or Parquet file whose records cannot be counted at all (damaged
+archive tail after the records decoded before it, unreadable Parquet footer) contributes one
+record and one dead row for that part.
 
 Parallelism: files are distributed across workers (a file is read by one worker, streamed, so
 very large single files should be split upstream); a ``datasets`` source is read in
@@ -171,6 +173,18 @@ def file_change(f: InputFile, before_reading: bool = False) -> str | None:
     return None
 
 
+def unreadable_at_run_time(error: str) -> str:
+    """The ``changed`` reason of a planned (readable) file that could not be opened or read
+    when the build read it: its records cannot be counted, so the build fails (exit 5)."""
+    return f"could not be read at run time ({error}); it was readable when the build was planned"
+
+
+def _os_error(err: BaseException) -> bool:
+    """An operating-system I/O error (errno set: EIO, EACCES, ESTALE...), as opposed to the
+    OSError pyarrow raises for corrupt data (no errno)."""
+    return isinstance(err, OSError) and err.errno is not None
+
+
 def _counted(src: SourceConfig, path: str, records: int, nbytes: int,
              changed: str | None) -> pvalue.TaggedOutput:
     progress.flush()  # the file is done: show its totals now
@@ -254,6 +268,8 @@ class _ReadJsonl(beam.DoFn):
             records, nbytes = framed.records, framed.bytes_read
             shown.update(records, nbytes)
             changed = file_change(f)
+            if changed is None and framed.read_failure:
+                changed = unreadable_at_run_time(framed.read_failure)
             if changed is None and complete and nbytes != f.size:
                 changed = f"read {nbytes:,} bytes but {f.size:,} were planned"
         yield _counted(src, display, records, nbytes, changed)
@@ -313,20 +329,28 @@ class _ReadParquet(beam.DoFn):
                 row["records"] = records
             return pvalue.TaggedOutput(DEAD, row)
 
-        fh = None
         try:
             fh = _open_binary(f.path)
+        except Exception as err:  # noqa: BLE001 - planned readable, now unreadable: fail
+            yield _counted(src, display, 0, 0, file_change(f) or unreadable_at_run_time(
+                f"{type(err).__name__}: {err}"))
+            return
+        try:
             pf = pq.ParquetFile(fh)
             n_rows = pf.metadata.num_rows
             names = set(pf.schema_arrow.names)
         except Exception as err:  # noqa: BLE001 - not Parquet, unreadable footer...
-            if fh is not None:
-                fh.close()
+            fh.close()
+            if _os_error(err):  # an I/O error, not a corrupt footer
+                yield _counted(src, display, 0, 0, file_change(f) or unreadable_at_run_time(
+                    f"{type(err).__name__}: {err}"))
+                return
             yield dead(f"read_error: {type(err).__name__}: {err}", f"<file {display}>",
                        f"{display}#footer")
             yield _counted(src, display, 1, 0, file_change(f))
             return
         row = 0
+        failure = ""  # an I/O error while reading a row group: the build fails
         with fh:
             cols = None  # every column, so that rows without the text column keep their data
             if src.text_field in names:
@@ -350,6 +374,8 @@ class _ReadParquet(beam.DoFn):
                                 yield rec if rec is not None else pvalue.TaggedOutput(DEAD, bad)
                             row += 1
                 except Exception as err:  # noqa: BLE001 - a corrupt page or column chunk
+                    if _os_error(err) and not failure:
+                        failure = f"{type(err).__name__}: {err}"
                     if row < end:
                         yield dead(f"read_error: {type(err).__name__}: {err}",
                                    f"<rows {row}..{end - 1} of {display}>",
@@ -360,7 +386,10 @@ class _ReadParquet(beam.DoFn):
                        f"<rows {row}..{n_rows - 1} of {display}>",
                        f"{display}#rows={row}-{n_rows - 1}", n_rows - row)
         _Shown(src.name).update(n_rows, f.size)
-        yield _counted(src, display, n_rows, f.size, file_change(f))
+        changed = file_change(f)
+        if changed is None and failure:
+            changed = unreadable_at_run_time(failure)
+        yield _counted(src, display, n_rows, f.size, changed)
 
 
 # --------------------------------------------------------------------------- Hugging Face
