@@ -88,7 +88,7 @@ def test_exact_dedup_keep_policies():
                                         "keep": "longest"}, recs)["kept"]] == ["a"]
     assert [r["id"] for r in run_stage({"stage": "exact_dedup", "canonicalize": "lower",
                                         "keep": "highest_score", "score_column": "q"},
-                                       recs)["kept"]] == ["z"]
+                                       recs, columns={"q": "float64"})["kept"]] == ["z"]
 
 
 def test_exact_dedup_hot_key_and_repeated_ids():

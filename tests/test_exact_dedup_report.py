@@ -143,7 +143,7 @@ def test_no_duplicates_gives_empty_stats_and_a_short_section(tmp_path):
                     output_dir=str(tmp_path))
     (groups,) = res["stats"]["groups"]
     assert groups["groups"] == 0 and groups["largest"] == [] and groups["size_bins"] == {}
-    html = res["stage"].report_section({"stats": res["stats"], "params": {}})
+    html = res["stage"].report_section(res["entry"])
     assert "0 duplicate groups" in html and "Largest groups" not in html
 
 
@@ -151,8 +151,8 @@ def test_report_section_escapes_text_and_keeps_line_breaks(tmp_path):
     hostile = "<script>alert(1)</script>\nsecond line & more"
     recs = [{"id": f"x{i}", "text": hostile, "source": "<b>src</b>"} for i in range(3)]
     res = run_stage({"stage": "exact_dedup"}, recs, output_dir=str(tmp_path))
-    html = res["stage"].report_section({"stats": res["stats"],
-                                        "params": {"keep": "lowest_id"}})
+    assert res["entry"]["params"]["keep"] == "lowest_id"
+    html = res["stage"].report_section(res["entry"])
     assert "<script>" not in html and "&lt;script&gt;" in html
     assert "&lt;b&gt;src&lt;/b&gt;" in html and "<b>src</b>" not in html
     assert "alert(1)&lt;/script&gt;\nsecond line &amp; more" in html  # line break kept

@@ -75,7 +75,7 @@ def test_stage_routes_every_record(stage, records):
     for reason, v in by_rule.items():
         ids = sorted((r["id"] for rr, r in out["removed"] if rr == reason), key=sample_key)
         assert [e[0] for e in v["examples"]] == ids[:3]  # a seeded random sample
-    html = out["stage"].report_section(out["stats"])
+    html = out["stage"].report_section(out["entry"])
     assert "<img" in html and "data:image/png;base64" in html
     for reason in by_rule:
         assert reason in html

@@ -67,7 +67,7 @@ def test_stage_columns_and_routing():
     assert [d["id"] for d in out["dead"]] == ["bytes"]
     assert out["stats"]["languages"][0] == {"en": 1, "de": 1, "fr": 1, "und": 1}
     assert out["stage"].static_stats() == {"route_by": "language"}
-    html = out["stage"].report_section(out["stats"])
+    html = out["stage"].report_section(out["entry"])
     assert "<img" in html and "language_not_allowed" in html and "Languages" in html
 
 

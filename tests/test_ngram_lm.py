@@ -103,7 +103,7 @@ def test_train_command_and_stage(split, tmp_path):
     recs.append({"id": "zshuffled", "text": " ".join(words), "source": "s"})
     out = run_stage({"stage": "perplexity", "model": cfg.output}, recs)
     ppl = {r["id"]: r["perplexity"] for r in out["kept"]}
-    assert "held-out perplexity" in out["stage"].report_section(out["stats"])
+    assert "held-out perplexity" in out["stage"].report_section(out["entry"])
     assert ppl["zshuffled"] > max(v for k, v in ppl.items() if k != "zshuffled")
     out = run_stage({"stage": "perplexity", "model": cfg.output,
                      "max_perplexity": ppl["zshuffled"] - 1}, recs)

@@ -88,7 +88,7 @@ def test_stage_stats_examples_and_report():
                                            "records_with_pii": 8}]
     ex = out["stats"]["pii_examples"][0]
     assert [rid for rid, _ in ex["email"]] == ["r0", "r1", "r2"]  # smallest ids
-    html = out["stage"].report_section(out["stats"])
+    html = out["stage"].report_section(out["entry"])
     assert "&lt;EMAIL&gt;" in html and "example.org" not in html  # never the original PII
 
 

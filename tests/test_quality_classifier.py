@@ -120,7 +120,7 @@ def test_cli_config_train_and_stage(corpus, tmp_path):
     assert len({k for k in kept if k.startswith("n")}) <= 4
     assert {reason for reason, _ in out["removed"]} <= {"quality_below_threshold"}
     assert [d["id"] for d in out["dead"]] == ["zbad"]
-    html = out["stage"].report_section(out["stats"])
+    html = out["stage"].report_section(out["entry"])
     assert html.count("<img") == 1 and "held-out accuracy" in html
     assert out["stage"].static_stats()["classifier"]["metrics"] == meta["metrics"]
 

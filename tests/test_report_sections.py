@@ -18,7 +18,8 @@ from pipelines.stages.registry import parse_stages
 from pipelines.report.diff import diff_segments, side_by_side, visible
 from pipelines.stages.base import StageContext
 from pipelines.stages.registry import load_stages
-from pipelines.stages.dedup.minhash_dedup import PAIR_SAMPLES, sample_pairs
+from pipelines.stages.dedup.minhash_dedup import PAIR_SAMPLES
+from pipelines.stages.dedup.minhash_passes import sample_pairs
 from pipelines.stages.text.normalize import NormalizeStatsFn
 from pipelines.stages.testing import collect, collected, local_pipeline
 from tests.buildutil import build, config, stdlib_doc_rows, write_jsonl
@@ -86,18 +87,20 @@ def test_char_diff_shows_a_collapsed_run_as_one_change():
 # --------------------------------------------------------------------------- normalize stats
 
 
-@pytest.mark.parametrize("text, kind, removed", [
-    ("one\r\ntwo", "line_endings", 1),
-    ("e\u0301te\u0301", "unicode_nfc", 2),
-    ("a\x00b\ufeffc", "control_chars", 2),
-    ("a    b\u00a0c", "spaces", 3),
-    ("a \nb", "trailing_spaces", 1),
-    ("a\n\n\n\nb", "blank_lines", 2),
-    (" a b\n", "edges", 2),
+@pytest.mark.parametrize("text, kw, kind, removed", [
+    ("one\r\ntwo", {}, "line_endings", 1),
+    ("e\u0301te\u0301", {}, "unicode_nfc", 2),
+    ("a\x00b\ufeffc", {}, "control_chars", 2),
+    ("a    b\u00a0c", {}, "odd_spaces", 0),
+    ("a    b\tc", {"collapse_spaces": "inner"}, "collapse_inner_spaces", 3),
+    ("a    b\tc", {"collapse_spaces": "all"}, "collapse_all_spaces", 3),
+    ("a \nb", {}, "trailing_spaces", 1),
+    ("a\n\n\n\nb", {"max_blank_lines": 1}, "blank_lines", 2),
+    ("\n a b\n", {}, "edges", 2),
 ])
-def test_normalize_changes_name_each_kind(text, kind, removed):
-    out, changes = normalize_changes(text)
-    assert out == normalize_text(text)
+def test_normalize_changes_name_each_kind(text, kw, kind, removed):
+    out, changes = normalize_changes(text, **kw)
+    assert out == normalize_text(text, **kw)
     assert changes == {kind: removed}
 
 
@@ -116,7 +119,9 @@ def test_normalize_changes_agree_with_normalize_text_on_random_dirty_text():
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 30)))
         for form in ("NFC", "NFKC", "none"):
             kw = dict(form=form, max_blank_lines=rng.choice([-1, 0, 1]),
-                      collapse_spaces=rng.random() < 0.8, strip_control=rng.random() < 0.8)
+                      collapse_spaces=rng.choice(["none", "inner", "all"]),
+                      odd_spaces=rng.random() < 0.8, strip_trailing_spaces=rng.random() < 0.8,
+                      strip_control=rng.random() < 0.8)
             out, changes = normalize_changes(text, **kw)
             assert out == normalize_text(text, **kw)
             assert sum(changes.values()) == len(text) - len(out)
@@ -169,7 +174,7 @@ def test_normalize_sample_is_the_same_whatever_the_order_and_worker_count():
 
 
 def test_clean_scorer_attaches_no_notes_without_examples():
-    d = Normalizer().process({"id": "x", "text": "a  b"})
+    d = Normalizer().process({"id": "x", "text": "a\u00a0b"})
     assert d.note is None and d.columns["text"] == "a b"
     d = Normalizer(examples=2).process({"id": "x", "text": "clean text"})
     assert d.note is None
@@ -199,17 +204,19 @@ def test_normalize_stage_alone_reports_dropped_and_annotated_records():
 
 
 def test_pair_sample_is_bounded_and_seeded():
-    assign = {f"d{i:07d}": ((None, 3) if i % 3 == 0 else (f"d{i - i % 3:07d}", 3))
-              for i in range(60_000)}
-    assign["x"] = ("lshbloom_index", None)  # no partner: never sampled
-    s = sample_pairs({"assign": assign}, PAIR_SAMPLES, seed=1)
-    assert len(s["pairs"]) == PAIR_SAMPLES and len(s["ids"]) <= 2 * PAIR_SAMPLES
+    n = 60_000
+    ids = [f"d{i:07d}" for i in range(n)]
+    files, pos = [i % 7 for i in range(n)], list(range(n))
+    removed = [(i, i - i % 3, 3) for i in range(n) if i % 3]  # index hits are not in it
+    s = sample_pairs(ids, files, pos, removed, PAIR_SAMPLES, seed=1)
+    assert len(s["pairs"]) == PAIR_SAMPLES and len(s["places"]) <= 2 * PAIR_SAMPLES
     assert s["population"] == 40_000
-    assert all(assign[rid][0] == rep for rid, rep in s["pairs"])
-    again = sample_pairs({"assign": dict(reversed(list(assign.items())))}, PAIR_SAMPLES, 1)
+    assert all(rep == ids[int(rid[1:]) - int(rid[1:]) % 3] for rid, rep, _a, _b in s["pairs"])
+    assert all(s["sizes"][here] == 3 for _r, _k, here, _t in s["pairs"])
+    again = sample_pairs(ids, files, pos, list(reversed(removed)), PAIR_SAMPLES, 1)
     assert again["pairs"] == s["pairs"]
-    assert sample_pairs({"assign": assign}, PAIR_SAMPLES, seed=2)["pairs"] != s["pairs"]
-    assert sample_pairs({"assign": {}}, PAIR_SAMPLES, 1)["pairs"] == []
+    assert sample_pairs(ids, files, pos, removed, PAIR_SAMPLES, seed=2)["pairs"] != s["pairs"]
+    assert sample_pairs(ids, files, pos, [], PAIR_SAMPLES, 1)["pairs"] == []
 
 
 def _near_dup_records():

@@ -66,7 +66,7 @@ def test_threshold_and_bad_scores():
     assert all(d["reason"].startswith("missing_score") for d in out["dead"])
     hist = out["stats"]["score_histograms"][0]["score"]
     assert hist["n"] == 200 and hist["thresholds"] == [0.7]
-    assert "below_threshold" in out["stage"].report_section(out["stats"])
+    assert "below_threshold" in out["stage"].report_section(out["entry"])
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ from pipelines.stages.score_stats import (
     HistogramFn,
     HistSpec,
     ReasonSampleFn,
-    flatten_stage_stats,
     render_section,
 )
 
@@ -66,17 +65,15 @@ def test_snippets_keep_line_breaks_and_fold_spaces():
     assert snippet("x" * 500, limit=10) == "x" * 9 + "…"
 
 
-def test_render_section_accepts_both_stat_shapes():
+def test_render_section_takes_the_stats_json_entry():
     hist = _run(HistogramFn([HistSpec("s", 0, 1, 4, (0.5,))]), [{"s": 0.1}, {"s": 0.9}])
-    stats = {"score_histograms": [hist],
-             "removed_by_rule": [{"too_low": {"count": 1, "examples": [["a", "<b>x</b>"]]}}]}
-    direct = render_section("t", stats)
-    nested = render_section("t", {"removed": {"too_low": 1}, "stats": stats})
-    for html in (direct, nested):
-        assert "<img" in html and "too_low" in html
-        assert "&lt;b&gt;x&lt;/b&gt;" in html  # snippets are escaped
-    assert flatten_stage_stats(None) == {}
+    stats = {"score_histograms": hist,
+             "removed_by_rule": {"too_low": {"count": 1, "examples": [["a", "<b>x</b>"]]}}}
+    html = render_section("t", {"removed": {"too_low": 1}, "stats": stats})
+    assert "<img" in html and "too_low" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html  # snippets are escaped
     assert render_section("t", {}) is None
+    assert render_section("t", {"stats": {}}) is None
 
 
 def test_histogram_mean_is_the_same_bits_in_any_merge_order():

@@ -17,14 +17,13 @@ is promoted.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from pipelines.core import fs
 from pipelines.core.records import reason_category
 
 LOG10_MAX = 7.0  # length histograms cover 1 .. 10^7 characters on a log scale
@@ -53,7 +52,8 @@ class DeadLetterError(AccountingError):
 
 
 class InputChangedError(AccountingError):
-    """An input file changed between planning and reading (exit code 5)."""
+    """An input file changed between planning and reading, or could not be opened or read
+    when the build read it (an I/O error, not damaged data) (exit code 5)."""
 
     exit_code = 5
 
@@ -125,8 +125,7 @@ class _WriteJson(beam.DoFn):
         self._path = path
 
     def process(self, value):
-        with FileSystems.create(self._path) as fh:
-            fh.write(json.dumps(value, sort_keys=True, default=str).encode("utf-8"))
+        fs.write_json(self._path, value, indent=None, default=str)
         yield self._path
 
 
@@ -205,9 +204,9 @@ def check_build(stats: dict[str, Any], max_dead_letter_fraction: float) -> None:
         shown = "; ".join(f"{f['path']}: {f['changed']}" for f in changed[:10])
         more = f" (and {len(changed) - 10} more)" if len(changed) > 10 else ""
         raise InputChangedError(
-            f"{len(changed)} input file(s) changed while the build ran, so their records cannot "
-            f"be accounted for: {shown}{more}. Nothing was promoted; rerun once the inputs are "
-            "stable (copy files that are still being written).")
+            f"{len(changed)} input file(s) changed or could not be read while the build ran, so "
+            f"their records cannot be accounted for: {shown}{more}. Nothing was promoted; rerun "
+            "once the inputs are stable and readable (copy files that are still being written).")
     c = stats["counts"]
     if not stats["conservation_ok"]:
         raise conservation_error(c, stats["stages"])

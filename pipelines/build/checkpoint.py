@@ -3,7 +3,6 @@ before it, in ``<out>/checkpoints/NN-<label>/``; validity checks and the chain o
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +11,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.build import accounting as acc
-from pipelines.core.fs import exists, read_json
+from pipelines.core.fs import exists, read_json, write_json
 from pipelines.core.records import arrow_schema
 from pipelines.io.side_outputs import flatten, write_side_outputs
 from pipelines.io.sinks import WriteSortedShards
@@ -128,8 +127,7 @@ class _WriteManifest(beam.DoFn):
                                     for kind, f in tagged if kind == key),
                                    key=lambda f: f["path"])
         manifest["rows"] = sum(f["rows"] for f in manifest["files"])
-        with FileSystems.create(self._path) as fh:
-            fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        write_json(self._path, manifest)
         yield self._path
 
 

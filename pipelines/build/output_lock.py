@@ -22,7 +22,7 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.build.errors import OutputLocked
-from pipelines.core.fs import exists, is_url, read_json
+from pipelines.core.fs import exists, is_url, read_json, write_json
 
 LOCK_NAME = ".datamill.lock"
 REMOTE_LOCK_NAME = "_lock.json"
@@ -100,8 +100,7 @@ class OutputLock:
                 raise OutputLocked(
                     f"output directory {self.out} is in use by another build: "
                     f"{_describe(holder)}; if that build is gone, delete {path}")
-        with FileSystems.create(path) as fh:
-            fh.write(json.dumps(_holder(self.run_id)).encode("utf-8"))
+        write_json(path, _holder(self.run_id), indent=None, sort_keys=False)
         self._remote_path = path
 
     def release(self) -> None:

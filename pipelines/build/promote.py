@@ -35,16 +35,15 @@ where they are and reported.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.core.fs import exists, is_url, list_files, read_json
+from pipelines.core.fs import exists, fsync_dir, is_url, list_files, read_json, write_json
 from pipelines.build.checkpoint import MANIFEST_VERSION, chain, file_size, files_valid
 from pipelines.core.settings import ConfigError
 from pipelines.core.spill import SPILL_SUFFIX
@@ -63,33 +62,6 @@ def _step(name: str) -> None:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_file(path: str, obj: Any) -> None:
-    data = json.dumps(obj, indent=2, sort_keys=True, default=str).encode("utf-8")
-    if is_url(path):
-        with FileSystems.create(path) as fh:
-            fh.write(data)
-        return
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _safe_rel(rel: str) -> bool:
@@ -161,7 +133,7 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
         for sub in ("removed", "dead_letter"):
             _move_tree(f"{ck}/{sub}", f"{staging}/{sub}", copy=True, prefix=f"resumed{depth}-")
     stats["output_files"] = files
-    write_json_file(f"{staging}/stats.json", stats)
+    write_json(f"{staging}/stats.json", stats, default=str)
     if plan.cfg.output.report:
         from pipelines.report.render import write_report
 
@@ -187,7 +159,7 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
         "rows": sum(f["rows"] for f in files),
         "outputs": sorted(outputs, key=lambda o: o["path"]),
     }
-    write_json_file(f"{staging}/manifest.json", manifest)
+    write_json(f"{staging}/manifest.json", manifest, default=str)
     return manifest
 
 
@@ -292,7 +264,7 @@ def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
     builds = os.path.join(out, "_builds")
     os.makedirs(builds, exist_ok=True)
     os.rename(plan.staging, os.path.join(builds, run))
-    _fsync_dir(builds)
+    fsync_dir(builds)
     try:
         os.rmdir(os.path.join(out, "_staging"))  # when no other staging is left in it
     except OSError:
@@ -301,7 +273,7 @@ def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
     tmp = os.path.join(out, f".current-{run}.tmp")  # run ids are unique: never pre-exists
     os.symlink(f"_builds/{run}", tmp)
     os.replace(tmp, os.path.join(out, "current"))  # the commit point
-    _fsync_dir(out)
+    fsync_dir(out)
     _step("swapped")
     _link_current(out)
     _step("linked")
@@ -371,7 +343,7 @@ def _promote_in_place(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
     new = {o["path"] for o in manifest["outputs"]}
     journal = {"run_id": plan.run_id, "staging": f"_staging/{plan.run_id}",
                "remove": [r for r in _recorded(old) if r not in new and r != "manifest.json"]}
-    write_json_file(f"{out}/{JOURNAL}", journal)
+    write_json(f"{out}/{JOURNAL}", journal, default=str)
     _step("journal")
     _roll_forward(out, journal, log)
     return manifest
@@ -382,9 +354,9 @@ def _roll_forward(out: str, journal: dict, log: Log) -> None:
     if exists(f"{staging}/manifest.json"):
         current = read_manifest(out)
         if current is not None and current.get("run_id") != journal["run_id"]:
-            write_json_file(f"{out}/manifest.json",
-                            {"status": "promoting", "run_id": journal["run_id"],
-                             "replacing": current.get("run_id")})
+            write_json(f"{out}/manifest.json",
+                       {"status": "promoting", "run_id": journal["run_id"],
+                        "replacing": current.get("run_id")}, default=str)
         _step("marked")
         gone = [f"{out}/{r}" for r in journal["remove"] if _safe_rel(r) and exists(f"{out}/{r}")]
         if gone:

@@ -12,6 +12,7 @@ from pipelines.core.fs import list_files, read_json
 from pipelines.build.checkpoint import chain
 from pipelines.build.plan import BuildPlan
 from pipelines.core.runner import runner_name
+from pipelines.stages.base import stat_value
 
 
 def _load_stats_dir(path: str) -> dict[str, Any]:
@@ -72,7 +73,8 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
         st["stage"] = stage.name
         st["params"] = plan.cfg.stages[i].model_dump(exclude_none=True)
         st["static"] = stage.static_stats()
-        st["stats"] = {k.split(".", 2)[2]: _unwrap(v) for k, v in merged.items()
+        # each _stats file holds a stat PCollection's elements: made plain here, once
+        st["stats"] = {k.split(".", 2)[2]: stat_value(v) for k, v in merged.items()
                        if k.startswith(f"stage.{label}.")}
         st["runtime_ms"] = metrics.get(label)
         st["resumed"] = plan.resume is not None and i <= plan.resume.index
@@ -109,12 +111,8 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
 def _merge_breakdowns(parts: list[Any]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for part in parts:
-        for k, v in (_unwrap(part) or {}).items():
+        for k, v in (part or {}).items():
             o = out.setdefault(k, [0, 0, 0])
             for i in range(3):
                 o[i] += v[i]
     return out
-
-
-def _unwrap(v: Any) -> Any:
-    return v[0] if isinstance(v, list) and len(v) == 1 else v

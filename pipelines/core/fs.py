@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,74 @@ def exists(path: str) -> bool:
 def read_json(path: str) -> Any:
     with FileSystems.open(path) as fh:
         return json.loads(fh.read().decode("utf-8"))
+
+
+def write_json(path: str, obj: Any, *, indent: int | None = 2, sort_keys: bool = True,
+               ensure_ascii: bool = True, default: Any = None, newline: bool = False,
+               durable: bool = True) -> None:
+    """Write ``obj`` as the JSON file ``path``; a reader sees the old file or the new one,
+    never a partial one. The one JSON writer of datamill (tests/test_fs_json.py checks that no
+    other module writes JSON to a file).
+
+    The options are ``json.dumps``'s (``default=str`` for values such as paths or dates);
+    ``newline`` appends ``"\\n"``. The bytes are produced before anything is opened, so an
+    object that cannot be serialized leaves no file, temporary or not.
+
+    Local paths: the bytes go to a temporary file beside the target (same directory, so the
+    same filesystem), which is flushed and fsynced, renamed over the target with
+    ``os.replace`` (atomic on POSIX), and the directory is fsynced so the rename itself
+    survives a crash. Parent directories are created as Beam's local ``FileSystems.create``
+    does. On any failure the temporary file is removed and the old target is left as it was.
+    ``durable=False`` skips both fsyncs (still atomic for readers; for files that only matter
+    while the process lives, such as progress snapshots written every half second).
+
+    URLs (``gs://``, ``s3://``): written directly with ``FileSystems.create``. Object stores
+    make a single-object write atomic already (the new object becomes visible only when the
+    upload completes; a failed upload leaves the old object), whereas their "rename" is a copy
+    plus a delete, which would add a window with two objects and no atomicity. Other remote
+    filesystems (e.g. ``hdfs://``) get no atomicity guarantee from this function.
+    """
+    data = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii,
+                      default=default)
+    payload = (data + "\n" if newline else data).encode("utf-8")
+    if is_url(path):
+        with FileSystems.create(path) as fh:
+            fh.write(payload)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    # a unique name, created exclusively with the usual mode (0o666 less the umask)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if durable:
+        fsync_dir(folder)
+
+
+def fsync_dir(folder: str) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every OS can fsync a directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def list_files(folder: str) -> list[str]:

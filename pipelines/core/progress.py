@@ -23,6 +23,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
+from pipelines.core.fs import write_json
+
 ENV = "DATAMILL_PROGRESS_DIR"
 FLUSH_SECONDS = 0.5
 
@@ -44,12 +46,10 @@ class _Counters:
     def flush(self) -> None:
         with self.lock:
             self.last = time.monotonic()
-            payload = json.dumps(self.counts)
-        tmp = f"{self.path}.tmp"
+            payload = dict(self.counts)
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-            os.replace(tmp, self.path)
+            write_json(str(self.path), payload, indent=None, sort_keys=False,
+                       durable=False)
         except OSError:  # progress is best effort: never fail the build over it
             pass
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import zstandard
 
+from pipelines.core.fs import write_json
+
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__",
               "lib2to3", "turtledemo", "ensurepip"}
 
@@ -216,7 +218,7 @@ def write_corpus(out_dir: str | Path, n_docs: int = 3000, seed: int = 0) -> dict
     (out / "part-3.jsonl.zst").write_bytes(
         zstandard.ZstdCompressor(level=3).compress(b"\n".join(parts[3]) + b"\n"))
     info["n_docs"] = n_docs
-    (out / "corpus_info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    write_json(str(out / "corpus_info.json"), info)
     return info
 
 

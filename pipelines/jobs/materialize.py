@@ -28,6 +28,7 @@ import xxhash
 from apache_beam.io.filesystems import FileSystems
 
 from filters.tokens import DEFAULT_TOKENIZER, load_token_counter
+from pipelines.core.fs import write_json
 
 N_BUCKETS_BITS = 12
 N_BUCKETS = 1 << N_BUCKETS_BITS
@@ -201,11 +202,6 @@ def _sample_partial(recs, label: str, target: float):
     return (whole, edge) | f"{label}Merge" >> beam.Flatten()
 
 
-def _write_json(path: str, obj: Any) -> None:
-    with FileSystems.create(path) as fh:
-        fh.write(json.dumps(obj, indent=2, sort_keys=True).encode("utf-8"))
-
-
 def _manifest(items, plan: dict[str, Any], shards: list[dict[str, Any]],
               dead: list[dict[str, Any]]) -> dict[str, Any]:
     # Pools reading the same files see the same bad row: count each bad row once.
@@ -299,7 +295,7 @@ def build_materialize(p: beam.Pipeline, plan: dict[str, Any], out: str) -> None:
      | "Manifest" >> beam.Map(
          lambda items, shards, dl: _manifest(items, plan, shards, dl),
          beam.pvalue.AsSingleton(shard_list), beam.pvalue.AsSingleton(dead_list))
-     | "WriteManifest" >> beam.Map(lambda m: _write_json(f"{out}/manifest.json", m)))
+     | "WriteManifest" >> beam.Map(lambda m: write_json(f"{out}/manifest.json", m)))
 
 
 def materialize(rec: dict[str, Any], out: str, *, pipeline_args: list[str] | None = None,

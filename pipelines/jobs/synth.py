@@ -37,6 +37,7 @@ from pipelines.core.settings import (
     validate_model,
 )
 from pipelines.core.records import dead_letter
+from pipelines.core.fs import write_json
 
 log = logging.getLogger(__name__)
 
@@ -759,8 +760,7 @@ class _WriteAll(beam.DoFn):
                          "fit": fit.to_dict() if fit else None,
                          "model": "c(k) = exp(a * k^b) (Large Language Monkeys)"},
         }
-        with FileSystems.create(FileSystems.join(self._out, "stats.json")) as f:
-            f.write(json.dumps(stats, indent=2).encode())
+        write_json(FileSystems.join(self._out, "stats.json"), stats, sort_keys=False)
         yield stats
 
 
@@ -901,6 +901,5 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     gen_s = counters.get("generation_ms", 0) / 1000
     stats["generation_tokens_per_s"] = (counters.get("generated_tokens", 0) / gen_s
                                         if gen_s else None)
-    with FileSystems.create(FileSystems.join(cfg.output_dir, "stats.json")) as f:
-        f.write(json.dumps(stats, indent=2).encode())
+    write_json(FileSystems.join(cfg.output_dir, "stats.json"), stats, sort_keys=False)
     return stats

@@ -207,7 +207,9 @@ def render(stats: dict, out: str, stages: list[Any] | None = None,
         stage = by_label.get(label)
         if stage is None:
             continue
-        try:
+        try:  # st: the stage's stats.json entry, its values made plain when they were
+            # gathered (stat_value in build/stats.py, in every stats.json ever written), so
+            # a re-render (`datamill report`) and the build pass the same shape
             section = stage.report_section(st)
         except Exception as err:  # noqa: BLE001 - a broken plot must not lose the report
             section = f"<p class=bad>report section failed: {html.escape(repr(err))}</p>"

@@ -117,8 +117,21 @@ class Stage:
         raise NotImplementedError
 
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:
-        """Optional HTML fragment for report.html (use ``pipelines.report.html.figure_html``)."""
+        """Optional HTML fragment for report.html (use ``pipelines.report.html.figure_html``).
+
+        ``stage_stats`` is the stage's entry of ``stats.json``, always in one shape:
+        ``{"stats": {name: value}, "static": static_stats(), "params": {...}, "in": n,
+        "out": n, "removed": {reason: n}, ...}``, each ``value`` plain, as :func:`stat_value`
+        made it (``run_stage`` returns the same shape as ``"entry"``)."""
         return None
+
+
+def stat_value(elements: list[Any]) -> Any:
+    """What one of ``StageResult.stats`` is worth in ``stats.json`` and to ``report_section``:
+    the PCollection's single element, or the list of its elements when it has none or
+    several. Applied once, where the elements are gathered (``build/stats.py`` from the
+    ``_stats/*.json`` files, ``stages/testing.run_stage``); never apply it to a value again."""
+    return elements[0] if isinstance(elements, list) and len(elements) == 1 else elements
 
 
 def empty_pcollection(pipeline: Any, label: str) -> Any:

@@ -246,13 +246,6 @@ def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
 # --------------------------------------------------------------------------- rendering
 
 
-def single_value(value: Any) -> Any:
-    """Stats may arrive as the value itself or as a one-element list of it."""
-    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
-        return value[0]
-    return value
-
-
 def histogram_figures(hists: dict[str, Any], per_row: int = 3,
                       removed: dict[str, Any] | None = None) -> str:
     """One small histogram per score, thresholds drawn as red dashed lines; with ``removed``
@@ -315,23 +308,12 @@ def removed_table(by_rule: dict[str, Any]) -> str:
     )
 
 
-def flatten_stage_stats(stage_stats: dict[str, Any] | None) -> dict[str, Any]:
-    """Accept either the stage's stats PCollection values at the top level (``run_stage``)
-    or the build's per-stage entry of ``stats.json`` (stats nested under ``"stats"``)."""
-    if not isinstance(stage_stats, dict):
-        return {}
-    nested = stage_stats.get("stats")
-    if isinstance(nested, dict):
-        return {**stage_stats, **nested}
-    return stage_stats
-
-
 def render_section(title: str, stage_stats: dict[str, Any], rules_text: str = "") -> str | None:
-    stage_stats = flatten_stage_stats(stage_stats)
-    hists = single_value(stage_stats.get("score_histograms")) or {}
-    removed_hists = single_value(stage_stats.get("removed_histograms")) or {}
-    by_rule = single_value(stage_stats.get("removed_by_rule")) or {}
-    would = single_value(stage_stats.get("would_remove"))
+    run = stage_stats.get("stats") or {}  # the stage's stats.json entry (Stage.report_section)
+    hists = run.get("score_histograms") or {}
+    removed_hists = run.get("removed_histograms") or {}
+    by_rule = run.get("removed_by_rule") or {}
+    would = run.get("would_remove")
     if not hists and not by_rule and not would:
         return None
     parts = [f"<h3>{html.escape(title)}</h3>"]

@@ -11,7 +11,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.stages.registry import parse_stages
-from pipelines.stages.base import StageContext
+from pipelines.stages.base import StageContext, stat_value
 from pipelines.stages.registry import load_stages
 
 _SINKS: dict[str, list[Any]] = defaultdict(list)
@@ -63,9 +63,12 @@ def run_stage(
     columns: dict[str, str] | None = None,
     output_dir: str = "/tmp/datamill-test",
 ) -> dict[str, Any]:
-    """Run a single configured stage; returns kept, removed, dead (sorted) and stats.
+    """Run a single configured stage; returns kept, removed, dead (sorted), stats and entry.
 
     ``params`` is the stage's config block, e.g. ``{"stage": "length_filter", "min_words": 3}``.
+    ``stats`` maps each stat to the list of its PCollection's elements; ``entry`` is the
+    stage's entry as a build writes it to ``stats.json`` (plain values, ``stat_value``), the
+    one shape ``report_section`` takes: ``stage.report_section(out["entry"])``.
     """
     (sp,) = parse_stages([params])
     cls = load_stages()[sp.stage]
@@ -87,4 +90,8 @@ def run_stage(
         "stats": {name: collected(k) for name, k in stat_keys.items()},
         "stage": stage,
     }
+    out["entry"] = {"stage": stage.name, "params": sp.model_dump(exclude_none=True),
+                    "static": stage.static_stats(), "in": len(records),
+                    "out": len(out["kept"]),
+                    "stats": {name: stat_value(v) for name, v in out["stats"].items()}}
     return out

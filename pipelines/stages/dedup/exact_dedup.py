@@ -6,7 +6,7 @@ Text never crosses a shuffle and memory does not grow with the corpus:
    ``SPILL_BYTES`` of text; then, for the whole buffer at once, every record gets its content
    key (128-bit xxh3 of the canonical text, :func:`filters.text_hash.content_digests`) and
    the buffer is written to a spill file (:mod:`pipelines.core.spill`). What goes on is compact
-   and already combined per file: for each of ``BUCKETS`` key buckets one element
+   and already combined per file: for each of the stage's key buckets one element
    ``(bucket, [(key, candidate, copies in this file), ...])``, where the candidate is
    ``(representative rank, tie, spill file id, position)``. A shuffle therefore carries a
    few hundred elements per spill file instead of one per record;
@@ -18,11 +18,28 @@ Text never crosses a shuffle and memory does not grow with the corpus:
    duplicate or its position is the winner's; the others are removed with reason
    ``duplicate``. Spill files are deleted after a GroupByKey (once ``Decide`` has committed).
 
+Key buckets: the reducer of one bucket (``Duplicated``) holds the candidates of the keys in
+it, ~``BYTES_PER_KEY`` (500) bytes per distinct key at most. The number of buckets follows the
+input size known at planning (:func:`pipelines.stages.dedup.dedup_common.input_size`:
+documents estimated from file sizes and line density) so that a bucket holds about
+``DOCS_PER_BUCKET`` (200,000) documents, i.e. <= ~100 MB::
+
+    buckets = min(MAX_BUCKETS, max(MIN_BUCKETS, ceil(documents / DOCS_PER_BUCKET)))
+
+with ``MIN_BUCKETS = 64`` (parallelism for small inputs) and ``MAX_BUCKETS = 65536``; 64 when
+the input cannot be sized (hf or remote sources). ``buckets:`` overrides it. A key's bucket is
+``little-endian 64-bit prefix of the key mod buckets``: the bucket only decides which reducer
+merges a key's candidates, never which copy wins, so the output does not depend on it
+(tested: same output for 1 and 64 buckets).
+
 Which copy survives is fixed by ``keep`` (``filters.text_hash.representative_key``: a total
 order whose last field is the id), then by the tie ``(xxh3-64 of the text, source, xxh3-64 of
 the record's other fields)``. Copies equal on all of these are the same record (same id, text,
 source and fields), so the position only picks which of identical copies is written: the
-output does not depend on worker count or order. ``dup_count`` on the survivor says how many
+output does not depend on worker count or order. Records are identified by their place
+(spill file, position), never by their id: records that share an id but not their text are
+distinct documents and are all kept; equal ids and equal texts are one duplicate group
+whose survivor is chosen as above (the source breaks the id tie). ``dup_count`` on the survivor says how many
 copies the group had.
 
 Stats (``stats.json`` and the report section): ``groups`` (number of duplicate groups, copies
@@ -35,6 +52,7 @@ from __future__ import annotations
 
 import heapq
 import html
+import math
 import pickle
 import uuid
 from collections import Counter
@@ -51,11 +69,15 @@ from pipelines.core.records import dead_letter
 from pipelines.stages.score_stats import snippet
 from pipelines.core.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
 from pipelines.stages.base import Stage, StageParams, StageResult
+from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.stages.registry import register_stage
 
 SPILL_BYTES = 8 << 20  # text per spill file: several files per worker, so reading them back
 # is spread over workers (the local runner splits a step's input evenly by element count)
-BUCKETS = 64  # key buckets of the candidate shuffle: a bucket's reducer holds 1/64 of the keys
+MIN_BUCKETS = 64  # key buckets of the candidate shuffle, at least (parallelism)
+MAX_BUCKETS = 1 << 16
+DOCS_PER_BUCKET = 200_000  # target documents per bucket: <= ~100 MB in its reducer
+BYTES_PER_KEY = 500  # a distinct key's candidate in the reducer (key, rank, tie, place), at most
 _CORE_FIELDS = ("id", "text", "source")
 TOP_GROUPS = 10  # largest duplicate groups shown in the stats / report
 SAMPLE_GROUPS = 5  # further groups drawn at random (fixed seed)
@@ -69,6 +91,11 @@ class ExactDedupParams(StageParams):
         default="whitespace", description="Text canonicalization before hashing.")
     keep: Literal["lowest_id", "longest", "highest_score"] = "lowest_id"
     score_column: str | None = Field(default=None, description="Column for keep: highest_score.")
+    buckets: int | None = Field(
+        default=None, ge=1, le=MAX_BUCKETS,
+        description="Key buckets of the duplicate shuffle (default: follows the input size, "
+        f"one per {DOCS_PER_BUCKET:,} documents, at least {MIN_BUCKETS}). Does not change "
+        "the output.")
 
     @model_validator(mode="after")
     def _score(self):
@@ -93,8 +120,9 @@ class _KeySpill(SizeBuffered):
     to the spill files (tag ``spill``: paths); records that cannot be keyed to ``dead``."""
 
     def __init__(self, p: ExactDedupParams, label: str, spill_dir: str,
-                 spill_bytes: int = SPILL_BYTES):
+                 spill_bytes: int = SPILL_BYTES, buckets: int = MIN_BUCKETS):
         self._p, self._label, self._dir, self._limit = p, label, spill_dir, spill_bytes
+        self._buckets = buckets
 
     def _dead(self, r: Any, e: Exception) -> pvalue.TaggedOutput:
         return pvalue.TaggedOutput("dead", dead_letter(
@@ -133,10 +161,22 @@ class _KeySpill(SizeBuffered):
         write_spill(path, list(zip(keys, good)))
         buckets: dict[int, list] = {}
         for key, (cand, n) in best.items():
-            buckets.setdefault(key[0] % BUCKETS, []).append((key, cand, n))
+            buckets.setdefault(bucket_of(key, self._buckets), []).append((key, cand, n))
         for b in sorted(buckets):
             yield (b, buckets[b])
         yield pvalue.TaggedOutput("spill", path)
+
+
+def bucket_of(key: bytes, buckets: int) -> int:
+    return int.from_bytes(key[:8], "little") % buckets
+
+
+def planned_buckets(docs: int | None) -> int:
+    """Key buckets for an input of ``docs`` documents (None: unknown): one per
+    ``DOCS_PER_BUCKET`` documents, clamped to [``MIN_BUCKETS``, ``MAX_BUCKETS``]."""
+    if not docs:
+        return MIN_BUCKETS
+    return min(MAX_BUCKETS, max(MIN_BUCKETS, math.ceil(docs / DOCS_PER_BUCKET)))
 
 
 def spill_path(folder: str, file_id: int) -> str:
@@ -345,13 +385,24 @@ class ExactDedupStage(Stage):
     Params = ExactDedupParams
     description = "Remove exact duplicates (after canonicalization), keeping one per group."
 
+    def __init__(self, params, ctx):
+        super().__init__(params, ctx)
+        p: ExactDedupParams = self.params  # type: ignore[assignment]
+        check_score_column(p, ctx)
+        self.docs_estimate = planned_input_size(ctx)[1] if p.buckets is None else None
+        self.buckets = p.buckets or planned_buckets(self.docs_estimate)
+
     def output_columns(self) -> dict[str, str]:
         return {"dup_count": "int64"}
+
+    def static_stats(self) -> dict[str, Any]:
+        return {"buckets": {"buckets": self.buckets, "docs_estimate": self.docs_estimate,
+                            "docs_per_bucket_target": DOCS_PER_BUCKET}}
 
     def expand(self, records) -> StageResult:
         p: ExactDedupParams = self.params  # type: ignore[assignment]
         keyed = records | "KeySpill" >> beam.ParDo(
-            _KeySpill(p, self.label, self.spill_dir(), SPILL_BYTES)).with_outputs(
+            _KeySpill(p, self.label, self.spill_dir(), SPILL_BYTES, self.buckets)).with_outputs(
                 "dead", "spill", main="kv")
         dups = (
             keyed.kv
@@ -380,14 +431,13 @@ class ExactDedupStage(Stage):
     # ------------------------------------------------------------------ report
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:
         from pipelines.report.html import table_html
-        from pipelines.stages.score_stats import single_value, flatten_stage_stats
 
-        st = flatten_stage_stats(stage_stats)
-        groups = single_value(st.get("groups"))
-        by_source = single_value(st.get("by_source")) or {}
+        st = stage_stats.get("stats") or {}
+        groups = st.get("groups")
+        by_source = st.get("by_source") or {}
         if not isinstance(groups, dict):
             return None
-        p = st.get("params") or {}
+        p = stage_stats.get("params") or {}
         parts = [
             f"<p>{groups['groups']:,} duplicate groups of {groups['docs_in_groups']:,} records; "
             f"{groups['copies_removed']:,} copies removed, one kept per group (keep: "

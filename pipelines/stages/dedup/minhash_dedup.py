@@ -9,6 +9,10 @@ score); the other members are removed with reason ``near_duplicate`` and column
 between the passes; decisions reach the records as a side input while the spill files are
 streamed back. Data flow and memory model: ``pipelines/stages/dedup/minhash_passes.py`` and docs/dedup.md.
 
+A document is its place in a spill file, not its id: records that share an id (two sources
+numbering from 0) are distinct documents and are never dead-lettered for it; ids are not
+rewritten. Survivors are ranked by (id, source, record hash): docs/dedup.md, "Equal ids".
+
 Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of its
 smallest-id member with each other member (work linear in its size).
 
@@ -20,7 +24,6 @@ mode). Every document's band keys are then added and the index is written to ``i
 
 from __future__ import annotations
 
-import heapq
 import logging
 import uuid
 from typing import Any, Literal
@@ -33,8 +36,8 @@ from pydantic import Field, model_validator
 from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
 from filters.minhash import MinHashConfig
 from pipelines.stages.dedup import minhash_passes as mb
+from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.core.settings import ConfigError
-from pipelines.core.records import BASE_COLUMNS
 from pipelines.core.spill import DeleteFiles
 from pipelines.stages.base import KEPT, Stage, StageParams, StageResult
 from pipelines.stages.registry import register_stage
@@ -161,7 +164,8 @@ def write_index(index: BloomIndex, path: str) -> None:
 
 
 class _QueryIndex(beam.DoFn):
-    """Sketches -> ids whose band keys hit the loaded index."""
+    """Sketches -> places (spill file, position) of the documents whose band keys hit the
+    loaded index."""
 
     def __init__(self, path: str):
         self._path = path
@@ -177,7 +181,7 @@ class _QueryIndex(beam.DoFn):
             return
         hits = self._index.query(sketch["keys"][use])
         for k in use[hits].tolist():
-            yield sketch["ids"][k]
+            yield sketch["file"], k
 
 
 class _BuildIndex(beam.CombineFn):
@@ -252,15 +256,7 @@ class MinHashDedupStage(Stage):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        if p.keep == "highest_score":
-            known = {**BASE_COLUMNS, **dict(ctx.columns)}
-            if p.score_column not in known:
-                raise ConfigError(
-                    f"stages[{ctx.index}] ({ctx.label}).score_column: {p.score_column!r} is not "
-                    f"a column of the records entering this stage; columns that exist here: "
-                    f"{', '.join(sorted(known))}. Fix: name one of them, or add the stage that "
-                    "produces it earlier in 'stages'."
-                )
+        check_score_column(p, ctx)
         self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed, p.permutations)
         if p.bands is not None:
             self.b, self.r = p.bands, p.rows
@@ -284,10 +280,7 @@ class MinHashDedupStage(Stage):
         """Estimate this stage's peak memory from the input size (before any work); fail when
         it exceeds ``max_memory_gb`` (default: the machine's memory), warn above half."""
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        cfg = getattr(ctx, "config", None)
-        if cfg is None or not getattr(cfg, "sources", None):
-            return None
-        text_bytes, docs = mb.input_size(cfg.sources)
+        text_bytes, docs = planned_input_size(ctx)
         if text_bytes is None:
             return None
         est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
@@ -380,44 +373,30 @@ class MinHashDedupStage(Stage):
             stats["index"] = new_index | "SaveIndex" >> beam.Map(
                 _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
         decided = cands["path"] | "Decide" >> beam.ParDo(
-            mb.Decide(p.verify, p.threshold, p.keep, p.mode), **side).with_outputs(
-            mb.CONSUMED, main="decisions")
+            mb.Decide(p.verify, p.threshold, p.keep, p.mode, PAIR_SAMPLES, p.seed),
+            **side).with_outputs(mb.CONSUMED, main="decisions")
         decisions = decided["decisions"]
         for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
             stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
         # every record is routed while its spill file is streamed back: the kept records fuse
         # with the stages after this one (no Flatten, no grouping of records)
         applied = spilled | "Apply" >> beam.ParDo(
-            mb.Apply(self.label, REASON, with_sizes=not bloom),
+            mb.Apply(self.label, REASON, with_sizes=not bloom, cfg=self.mh_config,
+                     text_chars=PAIR_TEXT_CHARS),
             pvalue.AsSingleton(decisions)).with_outputs(
-            mb.DEAD, "removed", mb.CONSUMED, main=KEPT)
+            mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, main=KEPT)
         ((applied[mb.CONSUMED], decided[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()
          | "DeleteSpill" >> DeleteFiles())
         kept, removed = applied[KEPT], applied["removed"]
         dead = applied[mb.DEAD]  # SketchSpill's dead letters come back through Apply
         n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
         stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
-        stats["near_dup_pairs"] = self._pair_sample(decisions, [kept], [removed])
+        stats["near_dup_pairs"] = (
+            applied[mb.SAMPLED]
+            | "PairGather" >> beam.combiners.ToList()
+            | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(
+                decisions | "PairSample" >> beam.Map(_stat_sample))))
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
-
-    def _pair_sample(self, decisions, kept_parts, removed_parts):
-        """Stat ``near_dup_pairs``: ``PAIR_SAMPLES`` removed documents (smallest seeded hash of
-        the id among those removed within this run) next to their cluster's kept document.
-        The sample is chosen from the decisions (ids only); its <= 2·k records are picked by id
-        from the kept and removed streams and only they, cut to ``PAIR_TEXT_CHARS``, are
-        gathered on one worker (with their shingle sets and signatures, for the Jaccard)."""
-        p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        sample = decisions | "PairSample" >> beam.Map(sample_pairs, PAIR_SAMPLES, p.seed)
-        ids = pvalue.AsSingleton(sample)
-        pick = _PickSampled(self.mh_config)
-        picked = [part | f"PairPickKept{i}" >> beam.ParDo(pick, ids)
-                  for i, part in enumerate(kept_parts)]
-        picked += [part | f"PairRemovedRecord{i}" >> beam.Map(lambda it: it[1])
-                   | f"PairPickRemoved{i}" >> beam.ParDo(pick, ids)
-                   for i, part in enumerate(removed_parts)]
-        return (picked | "PairPicked" >> beam.Flatten()
-                | "PairGather" >> beam.combiners.ToList()
-                | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(sample)))
 
     # ------------------------------------------------------------------ report
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:
@@ -462,64 +441,24 @@ PAIR_SAMPLES = 8  # near-duplicate pairs shown in the report
 PAIR_TEXT_CHARS = 20_000  # characters of a sampled document kept for the side-by-side diff
 
 
-def sample_pairs(decisions: dict, k: int, seed: int) -> dict:
-    """The ``k`` removed documents with the smallest seeded id hash (the rank of
-    ``pipelines.stages.score_stats.sample_key``) among those removed against a document of this run
-    (``lshbloom_index`` matches have no partner), and their kept partner. One pass over the
-    decision map, O(k) extra memory."""
-    import xxhash
-
-    h = xxhash.xxh64_intdigest
-    count = [0]
-
-    def pool():
-        for rid, (rep, _size) in decisions["assign"].items():
-            if rep is not None and rep != INDEX_REP:
-                count[0] += 1
-                yield h(rid.encode("utf-8", "surrogatepass"), seed), rid, rep
-
-    best = heapq.nsmallest(k, pool())
-    sizes = {rid: decisions["assign"][rid][1] for _, rid, _rep in best}
-    return {"pairs": [(rid, rep) for _, rid, rep in best], "population": count[0], "seed": seed,
-            "sizes": sizes, "ids": {x for _, rid, rep in best for x in (rid, rep)}}
-
-
-class _PickSampled(beam.DoFn):
-    """Records whose id the sample names -> (id, compact record: text cut to
-    ``PAIR_TEXT_CHARS``, its length, shingle-hash set and signature)."""
-
-    def __init__(self, cfg: MinHashConfig):
-        self._cfg = cfg
-        self._mh = None
-
-    def process(self, rec, sample):
-        rid = rec.get("id") if isinstance(rec, dict) else None
-        if rid not in sample["ids"]:
-            return
-        from filters.minhash import MinHasher
-
-        if self._mh is None:
-            self._mh = MinHasher(self._cfg)
-        text = rec["text"]
-        sigs, sets = self._mh.signatures_and_shingles([text])
-        yield rid, {"text": text[:PAIR_TEXT_CHARS], "chars": len(text),
-                    "shingles": sets[0], "sig": sigs[0]}
-
-
 def pair_stats(picked: list, sample: dict) -> dict:
-    """Sampled pairs with exact and MinHash-estimated Jaccard and a word-level difference."""
+    """Sampled pairs (``sample``: :func:`minhash_passes.sample_pairs`; ``picked``: ``(place,
+    sampled record)`` from ``Apply``) with exact and MinHash-estimated Jaccard and a
+    word-level difference. The removed document is chosen among those removed within this
+    run by the smallest xxh64 of its id (seed of the stage), ties by id then table rank; its
+    <= 2 k records are picked by place while ``Apply`` streams the spill files back."""
     from filters.minhash import exact_jaccard
     from pipelines.report.diff import diff_segments
 
     docs = dict(picked)
     pairs = []
-    for rid, rep in sample["pairs"]:
-        a, b = docs.get(rep), docs.get(rid)
+    for rid, rep, here, there in sample["pairs"]:
+        a, b = docs.get(there), docs.get(here)
         if a is None or b is None:  # not reached for records the stage decided on
             continue
         cut = a["chars"] > len(a["text"]) or b["chars"] > len(b["text"])
         pairs.append({
-            "kept_id": rep, "removed_id": rid, "cluster_size": sample["sizes"].get(rid),
+            "kept_id": rep, "removed_id": rid, "cluster_size": sample["sizes"].get(here),
             "kept_chars": a["chars"], "removed_chars": b["chars"],
             "jaccard": round(float(exact_jaccard(a["shingles"], b["shingles"])), 4),
             "jaccard_estimated": round(float((a["sig"] == b["sig"]).mean()), 4),
@@ -554,6 +493,10 @@ def _pairs_html(st: dict, threshold: Any) -> str:
 
 def _stat(decisions: dict, name: str):
     return decisions["stats"][name]
+
+
+def _stat_sample(decisions: dict) -> dict:
+    return decisions["sample"]
 
 
 def _first(x):

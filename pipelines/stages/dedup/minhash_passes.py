@@ -8,11 +8,15 @@ compact per-document fingerprints.
 
 1. ``SketchSpill`` (fused with the stages before): records are buffered up to ``SPILL_BYTES``
    of text; the buffer is written to one spill file and gives one compact *sketch* element:
-   ids, ``b`` band keys per document (8 bytes each), text length, score, an 8-byte content
-   hash and the file id (a record is addressed by ``(file id, position)``), and, for
-   ``verify: estimated``, the signatures.
-2. ``Candidates`` (one worker): :func:`build_table` sorts the ids (document index = rank of the
-   id, so "lowest id" is "lowest index" and nothing depends on batching or worker count) and
+   ids, sources, ``b`` band keys per document (8 bytes each), text length, score, an 8-byte
+   content hash and the file id, and, for ``verify: estimated``, the signatures.
+   **Record identity**: a record is the document at ``(spill file id, position)`` (its
+   *place*), never its user id: records that share an id (two sources both numbering from 0)
+   are distinct documents, and nothing is dead-lettered for sharing an id.
+2. ``Candidates`` (one worker): :func:`build_table` sorts the documents by (id, source,
+   content hash, place) (document index = rank, so "lowest id" is "lowest index"; the place
+   only orders records equal in every field, so nothing depends on batching or worker
+   count) and
    :func:`filters.lsh.candidate_pairs` turns the band keys into distinct candidate pairs of
    integer indices with numpy sorts. The table and the pairs go to one file (the runner holds
    its path); the positions of the candidate documents, per spill file, go on as a side input.
@@ -20,11 +24,12 @@ compact per-document fingerprints.
    shingle-hash sets of its candidate documents only (``8 * shingles`` bytes each) to a file.
 4. ``Decide`` (one worker): reads the table and the shingle files, computes the exact Jaccard
    per candidate pair, components (``scipy.sparse.csgraph``) and representatives -> a
-   *decision* map ``id -> (near_dup_of, cluster_size)`` for clustered documents only.
+   *decision* map ``file -> position -> (near_dup_of, cluster_size)`` for clustered
+   documents only, and the near-duplicate pairs sampled for the report.
 5. ``Apply``: streams each spill file back with the decision map as a side input and routes
-   every record (kept, removed, or dead-lettered when another record with the same id was
-   chosen); its outputs fuse with the stages after it. Spill files are deleted after a
-   GroupByKey once their last reader has committed.
+   every record (kept or removed; dead letters of the first pass leave here too); its outputs
+   fuse with the stages after it. Spill files are deleted after a GroupByKey once their last
+   reader has committed.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import hashlib
 import heapq
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -49,7 +54,7 @@ from pipelines.core.spill import SizeBuffered, read_spill, write_spill
 DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
 INDEX_REP = "lshbloom_index"
 SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
-DUPLICATE_ID = "duplicate_id: another record has the same id"
+SAMPLED = "sampled"
 
 
 # --------------------------------------------------------------------------- validation
@@ -77,13 +82,18 @@ def score_of(record: dict, column: str | None) -> float:
 
 
 def content_hash(record: dict) -> int:
-    """64-bit hash of the whole record (picks one record among records sharing an id)."""
+    """64-bit hash of the whole record (orders records that share an id and a source)."""
     h = hashlib.blake2b(repr(sorted(record.items(), key=lambda kv: str(kv[0]))).encode(
         "utf-8", "surrogatepass"), digest_size=8)
     return int.from_bytes(h.digest(), "little") >> 1  # fits int64
 
 
 # --------------------------------------------------------------------------- spill files
+
+
+def source_name(record: dict) -> str:
+    src = record.get("source")
+    return "" if src is None else str(src)
 
 
 def spill_path(folder: str, kind: str, file_id: int) -> str:
@@ -166,9 +176,13 @@ class SketchSpill(SizeBuffered):
         write_spill(path, good + [(DEAD, d) for d in dead])
         if good:
             sigs = np.concatenate(parts)
+            names = sorted({source_name(r) for r in good})
+            code = {n: c for c, n in enumerate(names)}
             yield {
                 "file": file_id,
                 "ids": [r["id"] for r in good],
+                "sources": names,  # the distinct sources of this file; "src": codes into it
+                "src": np.fromiter((code[source_name(r)] for r in good), np.int32, len(good)),
                 "keys": band_hashes(sigs, self._b, self._r),
                 "usable": has_shingles(sigs),
                 "lens": np.fromiter((len(r["text"]) for r in good), np.int64, len(good)),
@@ -185,18 +199,17 @@ class SketchSpill(SizeBuffered):
 
 @dataclass
 class DocTable:
-    """All documents' compact fingerprints, indexed by the rank of their id."""
+    """All documents' compact fingerprints, one row per record, indexed by the rank of
+    (id, source, content hash, place)."""
 
     ids: list[str]
     keys: np.ndarray  # (n, b) uint64
     usable: np.ndarray  # (n,) bool
     lens: np.ndarray
     scores: np.ndarray
-    file: np.ndarray  # (n,) int64: spill file of the record chosen for each id
-    pos: np.ndarray  # (n,) int64: its position in that file
+    file: np.ndarray  # (n,) int64: spill file of each document
+    pos: np.ndarray  # (n,) int64: its position in that file (file, position: its identity)
     sigs: np.ndarray | None
-    # id -> (file, position) of the chosen record, for ids that several records share
-    dup_ids: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -210,39 +223,34 @@ class DocTable:
 
 
 def build_table(sketches: list[dict], bands: int, num_perm: int) -> DocTable:
-    """Concatenate sketches; one row per distinct id, rows sorted by id. When records share an
-    id, the one with the smallest content hash is chosen (then file and position: those only
-    order records that are equal in every field, so the output does not depend on them)."""
+    """Concatenate sketches; one row per record (a record is its place: spill file and
+    position), rows sorted by (id, source, content hash, place). Records that share an id are
+    distinct documents; the place only orders records that are equal in every field, so
+    which of two identical records gets the lower index does not change the output."""
     sketches = [s for s in sketches if s["ids"]]
     if not sketches:
         z = np.zeros(0, np.int64)
         return DocTable([], np.zeros((0, bands), np.uint64), np.zeros(0, bool), z,
-                        z.astype(np.float64), z, z, None, {})
+                        z.astype(np.float64), z, z, None)
+    names = sorted({n for s in sketches for n in s["sources"]})
+    rank = {n: c for c, n in enumerate(names)}
+    src = np.concatenate([np.array([rank[n] for n in s["sources"]], np.int64)[s["src"]]
+                          for s in sketches])
     ids = [x for s in sketches for x in s["ids"]]
     chash = np.concatenate([s["chash"] for s in sketches])
     files = np.concatenate([np.full(len(s["ids"]), s["file"], np.int64) for s in sketches])
     pos = np.concatenate([np.arange(len(s["ids"]), dtype=np.int64) for s in sketches])
     arr = np.array(ids, dtype=object)
     del ids
-    order = np.lexsort((pos, files, chash, arr.astype(str)))  # by id, content hash, place
-    sorted_ids = arr[order]
-    first = np.ones(len(arr), dtype=bool)
-    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    sel = order[first]
-    dup_ids = {}
-    if not first.all():
-        repeated = set(sorted_ids[~first].tolist())
-        for k in np.flatnonzero(first).tolist():
-            rid = sorted_ids[k]
-            if rid in repeated:
-                dup_ids[rid] = (int(files[order[k]]), int(pos[order[k]]))
+    order = np.lexsort((pos, files, chash, src, arr.astype(str)))  # id, source, hash, place
+    del src, chash
 
     def cat(name):
-        return np.concatenate([s[name] for s in sketches])[sel]
+        return np.concatenate([s[name] for s in sketches])[order]
 
     sigs = cat("sigs") if sketches[0]["sigs"] is not None else None
-    return DocTable(sorted_ids[first].tolist(), cat("keys"), cat("usable"), cat("lens"),
-                    cat("scores"), files[sel], pos[sel], sigs, dup_ids)
+    return DocTable(arr[order].tolist(), cat("keys"), cat("usable"), cat("lens"),
+                    cat("scores"), files[order], pos[order], sigs)
 
 
 @dataclass
@@ -359,12 +367,16 @@ class Decide(beam.DoFn):
     """Path of the candidates file (+ shingle-file paths, index hits) -> the decision map
     (main) and the paths it consumed (``consumed``)."""
 
-    def __init__(self, verify: str, threshold: float, keep: str, mode: str):
+    def __init__(self, verify: str, threshold: float, keep: str, mode: str,
+                 samples: int = 8, seed: int = 1):
         self._args = (verify, threshold, keep, mode)
+        self._sample = (samples, seed)
 
     def process(self, path: str, shingles=None, hits=None):
         verify, thr, keep, mode = self._args
-        yield decide(read_object(path), verify, thr, keep, mode, shingles=shingles, hits=hits)
+        k, seed = self._sample
+        yield decide(read_object(path), verify, thr, keep, mode, shingles=shingles, hits=hits,
+                     samples=k, seed=seed)
         for p in [path, *(shingles or [])]:
             yield pvalue.TaggedOutput(CONSUMED, p)
 
@@ -383,26 +395,37 @@ def _cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
 
 
 def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
-           shingles: list | None = None, hits: list[str] | None = None) -> dict:
-    """Candidates (+ shingle-file paths, index hits) -> {"assign", "dup_ids", "stats"}.
+           shingles: list | None = None, hits: list | None = None, samples: int = 8,
+           seed: int = 1) -> dict:
+    """Candidates (+ shingle-file paths, index hits as places) -> {"assign", "sample",
+    "stats"}.
 
-    ``assign``: id -> (near_dup_of or None, cluster size) for every clustered document (lsh)
-    or every removed one (lshbloom, size None). Documents absent from it are kept, size 1."""
+    ``assign``: spill file -> position -> (near_dup_of or None, cluster size) for every
+    clustered document (lsh) or every removed one (lshbloom, size None); documents absent from
+    it are kept, size 1. ``near_dup_of`` is the user id of the kept document (which may equal
+    the removed document's own id when records share an id). ``sample``:
+    :func:`sample_pairs`."""
     t = c.table
     ok, set_bytes = _verify(c, verify, threshold, shingles)
     ai, aj = c.i[ok], c.j[ok]
     stats = {"edges": {**c.stats, "accepted_pairs": int(ok.sum()), "edges": int(ok.sum()),
                        "shingle_set_bytes": set_bytes}}
-    assign: dict[str, tuple] = {}
+    files, pos = t.file.tolist(), t.pos.tolist()
+    assign: dict[int, dict[int, tuple]] = {}
+    removed: list[tuple[int, int, int | None]] = []  # (document, its kept document, size)
     if mode == "lshbloom":
         dup_of = np.full(t.n, t.n, dtype=np.int64)
         np.minimum.at(dup_of, aj, ai)
+        hit_set = {(int(f), int(p)) for f, p in (hits or [])}
+        within = 0
         for k in np.flatnonzero(dup_of < t.n).tolist():
-            assign[t.ids[k]] = (t.ids[int(dup_of[k])], None)
-        within = len(assign)
-        hit_set = set(hits or [])
-        for rid in hit_set:
-            assign[rid] = (INDEX_REP, None)
+            rep = int(dup_of[k])
+            assign.setdefault(files[k], {})[pos[k]] = (t.ids[rep], None)
+            within += 1
+            if (files[k], pos[k]) not in hit_set:
+                removed.append((k, rep, None))
+        for f, p in sorted(hit_set):
+            assign.setdefault(f, {})[p] = (INDEX_REP, None)
         stats["lshbloom"] = {"removed_by_index": len(hit_set), "removed_within_run": within}
     else:
         comp, size = component_arrays(t.n, ai, aj)
@@ -417,45 +440,92 @@ def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
             firsts = np.ones(ms.size, dtype=bool)
             firsts[1:] = cs[1:] != cs[:-1]
             rep_of_comp = dict(zip(cs[firsts].tolist(), ms[firsts].tolist()))
-        for k in members.tolist():
-            rep = rep_of_comp[int(comp[k])]
-            assign[t.ids[k]] = (None if rep == k else t.ids[rep], int(size[k]))
+        for k, ck, sk in zip(members.tolist(), comp[members].tolist(), size[members].tolist()):
+            rep = rep_of_comp[ck]
+            if rep == k:
+                assign.setdefault(files[k], {})[pos[k]] = (None, sk)
+            else:
+                assign.setdefault(files[k], {})[pos[k]] = (t.ids[rep], sk)
+                removed.append((k, rep, sk))
         stats["clusters"] = _cluster_summary(size[members])
         stats["components"] = {"cc_edges": int(ai.size), "cc_path": "scipy_connected_components"}
-    return {"assign": assign, "dup_ids": t.dup_ids, "stats": stats}
+    sample = sample_pairs(t.ids, files, pos, removed, samples, seed)
+    return {"assign": assign, "sample": sample, "stats": stats}
+
+
+def sample_pairs(ids: list[str], files: list[int], pos: list[int],
+                 removed: list[tuple[int, int, int | None]], k: int, seed: int) -> dict:
+    """The ``k`` removed documents with the smallest seeded id hash (then id, then document
+    index: deterministic whatever the worker count) among those removed against a document of
+    this run (``lshbloom_index`` matches have no partner, they are not in ``removed``), and
+    their kept partner. ``removed``: (document index, partner index, cluster size). O(k)
+    extra memory. ``pairs``: (removed id, kept id, removed place, kept place); ``places``:
+    the places whose records the report needs."""
+    import xxhash
+
+    h = xxhash.xxh64_intdigest
+
+    def pool():
+        for d, rep, size in removed:
+            rid = ids[d]
+            yield h(rid.encode("utf-8", "surrogatepass"), seed), rid, d, rep, size
+
+    best = heapq.nsmallest(k, pool())
+    pairs, sizes = [], {}
+    for _h, rid, d, rep, size in best:
+        here, there = (files[d], pos[d]), (files[rep], pos[rep])
+        pairs.append((rid, ids[rep], here, there))
+        sizes[here] = size
+    return {"pairs": pairs, "population": len(removed), "seed": seed, "sizes": sizes,
+            "places": {x for p in pairs for x in p[2:]}}
 
 
 # --------------------------------------------------------------------------- 5. apply
 
 
-def _annotate(rec: dict, dec: dict, with_sizes: bool):
-    near, size = dec["assign"].get(rec["id"], (None, 1))
+def _annotate(rec: dict, decision: tuple | None, with_sizes: bool):
+    near, size = decision or (None, 1)
     out = dict(rec)
     out.update(near_dup_of=near, dup_cluster_size=size if with_sizes else None)
     return out
 
 
+def sampled_record(mh: MinHasher, rec: dict, text_chars: int) -> dict:
+    """What the report's pair sample keeps of a record: the text cut to ``text_chars``, its
+    length, its shingle-hash set and its signature."""
+    text = rec["text"]
+    sigs, sets = mh.signatures_and_shingles([text])
+    return {"id": rec["id"], "text": text[:text_chars], "chars": len(text),
+            "shingles": sets[0], "sig": sigs[0]}
+
+
 @beam.typehints.with_output_types(Any)
 class Apply(beam.DoFn):
     """Spill file of records + decision map -> kept (main), removed (``removed``), dead
-    letters (``dead``: those of ``SketchSpill`` and records whose id another record's was
-    chosen for), and the file's path once it has been read (``consumed``)."""
+    letters of ``SketchSpill`` (``dead``), the records of the report's pair sample
+    (``sampled``: ``(place, sampled_record)``) and the file's path once it has been read
+    (``consumed``). Records are looked up by place (spill file, position), never by id."""
 
-    def __init__(self, label: str, reason: str, with_sizes: bool):
+    def __init__(self, label: str, reason: str, with_sizes: bool,
+                 cfg: MinHashConfig | None = None, text_chars: int = 20_000):
         self._label, self._reason, self._sizes = label, reason, with_sizes
+        self._cfg, self._chars = cfg, text_chars
+        self._mh: MinHasher | None = None
 
     def process(self, path: str, dec: dict):
         file_id = spill_id(path)
-        dup_ids = dec["dup_ids"]
+        mine = dec["assign"].get(file_id) or {}
+        places = dec["sample"]["places"] if self._cfg is not None else ()
         for pos, rec in enumerate(read_spill(path)):
             if isinstance(rec, tuple):  # (DEAD, row): dead-lettered by SketchSpill
                 yield pvalue.TaggedOutput(DEAD, rec[1])
                 continue
-            chosen = dup_ids.get(rec["id"]) if dup_ids else None
-            if chosen is not None and chosen != (file_id, pos):
-                yield pvalue.TaggedOutput(DEAD, dead_letter(self._label, DUPLICATE_ID, rec))
-                continue
-            out = _annotate(rec, dec, self._sizes)
+            out = _annotate(rec, mine.get(pos), self._sizes)
+            if places and (file_id, pos) in places:
+                if self._mh is None:
+                    self._mh = MinHasher(self._cfg)
+                yield pvalue.TaggedOutput(SAMPLED, ((file_id, pos),
+                                                    sampled_record(self._mh, rec, self._chars)))
             if out["near_dup_of"] is not None:
                 yield pvalue.TaggedOutput("removed", (self._reason, out))
             else:
@@ -464,41 +534,6 @@ class Apply(beam.DoFn):
 
 
 # --------------------------------------------------------------------------- memory estimate
-
-_EXPANSION = {".gz": 4.0, ".zst": 5.0, ".bz2": 5.0, ".parquet": 3.0}
-_SAMPLE = 4 << 20
-
-
-def input_size(sources) -> tuple[int | None, int | None]:
-    """(uncompressed bytes, documents) of the configured file sources, estimated at planning
-    time from file sizes (compressed files: typical ratios) and, for plain JSONL, the line
-    density of the first 4 MiB. ``(None, None)`` when a source cannot be sized (hf, remote)."""
-    from pipelines.io.sources import expand_files
-
-    total, docs = 0, 0
-    for i, src in enumerate(sources):
-        if src.type not in ("jsonl", "parquet", "demo_corpus"):
-            return None, None
-        try:
-            files, _skipped = expand_files(src, i)
-        except Exception:  # noqa: BLE001 - sizing is best effort; reading reports real errors
-            return None, None
-        for f in files:
-            ext = next((e for e in _EXPANSION if f.path.endswith(e)), None)
-            size = int(f.size * (_EXPANSION[ext] if ext else 1.0))
-            total += size
-            lines = None
-            if ext is None and "://" not in f.path:
-                try:
-                    with open(f.path, "rb") as fh:
-                        head = fh.read(_SAMPLE)
-                    if head:
-                        lines = max(1, head.count(b"\n")) * f.size / len(head)
-                except OSError:
-                    pass
-            docs += int(lines if lines is not None else size / 1000)
-    return total, docs
-
 
 BUCKET_PAIRS_PER_DOC = 25  # assumed LSH bucket pairs per document (see estimate_memory)
 

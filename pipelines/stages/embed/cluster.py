@@ -33,7 +33,6 @@ from pipelines.stages.embed.embedding_common import (
     distance_histogram_figure,
     embedding_array,
     id_hash,
-    stage_stats_of,
 )
 from pipelines.core.records import dead_letter
 from pipelines.stages.base import DEAD, KEPT, Stage, StageParams, StageResult, empty_pcollection
@@ -211,7 +210,7 @@ class ClusterStage(Stage):
 def cluster_report(stage_stats: dict, prefix: str = "") -> str | None:
     from pipelines.report.html import figure_html
 
-    st = stage_stats_of(stage_stats)
+    st = stage_stats.get("stats") or {}
     parts = []
     km = st.get(f"{prefix}kmeans")
     if isinstance(km, dict):

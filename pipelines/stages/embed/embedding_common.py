@@ -90,17 +90,6 @@ def coarse_histogram(values_hist: dict[int, int], src_bins: int, src_lo: float, 
     return out
 
 
-def unwrap(value: Any) -> Any:
-    """Stats values arrive as one-element lists from ``run_stage``; unwrap them."""
-    return value[0] if isinstance(value, list) and len(value) == 1 else value
-
-
-def stage_stats_of(stage_stats: dict[str, Any]) -> dict[str, Any]:
-    """The named stats of a stage, from the build's per-stage dict or a plain stats dict."""
-    inner = stage_stats.get("stats", stage_stats) if isinstance(stage_stats, dict) else {}
-    return {k: unwrap(v) for k, v in (inner or {}).items()}
-
-
 def distance_histogram_figure(hist: list[int], lo: float, hi: float, title: str) -> Any:
     import matplotlib
 

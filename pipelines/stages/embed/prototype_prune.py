@@ -33,7 +33,7 @@ from filters.prototypes import (
     resolve_policy,
     threshold_key,
 )
-from pipelines.stages.embed.embedding_common import SparseHistogram, stage_stats_of
+from pipelines.stages.embed.embedding_common import SparseHistogram
 from pipelines.core.records import dead_letter
 from pipelines.stages.base import DEAD, KEPT, REMOVED, Stage, StageParams, StageResult
 from pipelines.stages.registry import register_stage
@@ -231,7 +231,7 @@ class PrototypePruneStage(Stage):
 def prototype_report(stage_stats: dict) -> str | None:
     from pipelines.report.html import table_html
 
-    st = stage_stats_of(stage_stats)
+    st = stage_stats.get("stats") or {}
     s = st.get("prototype")
     if not isinstance(s, dict):
         return None

@@ -45,7 +45,6 @@ from pipelines.stages.embed.embedding_common import (
     SumCounts,
     embedding_array,
     eps_curve_figure,
-    stage_stats_of,
 )
 from pipelines.core.records import dead_letter
 from pipelines.stages.base import DEAD, KEPT, REMOVED, Stage, StageParams, StageResult
@@ -215,7 +214,7 @@ class SemDedupStage(Stage):
 def semdedup_report(stage_stats: dict) -> str | None:
     from pipelines.report.html import figure_html, table_html
 
-    s = stage_stats_of(stage_stats).get("semdedup")
+    s = (stage_stats.get("stats") or {}).get("semdedup")
     if not isinstance(s, dict) or not s.get("curve"):
         return None
     total = s.get("records", 0)

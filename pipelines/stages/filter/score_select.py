@@ -33,7 +33,7 @@ from apache_beam.transforms.stats import ApproximateQuantilesCombineFn
 from pydantic import Field, model_validator
 
 from pipelines.core.records import dead_letter
-from pipelines.stages.score_stats import HistSpec, ScoreReportMixin, flatten_stage_stats
+from pipelines.stages.score_stats import HistSpec, ScoreReportMixin
 from pipelines.core.spill import DeleteFiles, SpillRows, StreamSpilled
 from pipelines.stages.base import Stage, StageParams, StageResult
 from pipelines.stages.registry import register_stage
@@ -258,16 +258,12 @@ class ScoreSelectStage(ScoreReportMixin, Stage):
         return self.with_score_stats(res)
 
     def report_section(self, stage_stats):
-        stage_stats = flatten_stage_stats(stage_stats)
-        cut = stage_stats.get("cutoff")
-        if isinstance(cut, list) and len(cut) == 1:
-            cut = cut[0]
-        hists = stage_stats.get("score_histograms")
+        run = stage_stats.get("stats") or {}
+        cut = run.get("cutoff")
+        h = run.get("score_histograms")
         p: ScoreSelectParams = self.params  # type: ignore[assignment]
-        if isinstance(cut, dict) and cut.get("score") is not None and hists:
-            # Mark the computed cutoff on the histogram.
-            h = hists[0] if isinstance(hists, list) else hists
-            if p.column in h:
-                h = {**h, p.column: {**h[p.column], "thresholds": [cut["score"]]}}
-                stage_stats = {**stage_stats, "score_histograms": h}
+        if isinstance(cut, dict) and cut.get("score") is not None and isinstance(h, dict) \
+                and p.column in h:  # mark the computed cutoff on the histogram
+            h = {**h, p.column: {**h[p.column], "thresholds": [cut["score"]]}}
+            stage_stats = {**stage_stats, "stats": {**run, "score_histograms": h}}
         return super().report_section(stage_stats)

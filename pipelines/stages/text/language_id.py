@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from filters.langid import UNDETERMINED, LanguageIdScorer
 from pipelines.core.combine import count_parts
-from pipelines.stages.score_stats import HistSpec, ScoreReportMixin, flatten_stage_stats
+from pipelines.stages.score_stats import HistSpec, ScoreReportMixin
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
 
@@ -83,9 +83,7 @@ class LanguageIdStage(ScoreReportMixin, RecordStage):
 
     def report_section(self, stage_stats):
         base = super().report_section(stage_stats) or ""
-        langs = flatten_stage_stats(stage_stats).get("languages")
-        if isinstance(langs, list) and len(langs) == 1:
-            langs = langs[0]
+        langs = (stage_stats.get("stats") or {}).get("languages")
         if isinstance(langs, dict) and langs:
             top = sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))[:15]
             base += "<p>Languages (top 15): " + ", ".join(

@@ -17,7 +17,6 @@ import apache_beam as beam
 from pydantic import Field, field_validator, model_validator
 
 from filters.pii import DEFAULT_PLACEHOLDERS, KINDS, PiiRedactor, PiiScorer
-from pipelines.stages.score_stats import flatten_stage_stats
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
 
@@ -140,13 +139,9 @@ class PiiRedactStage(RecordStage):
         return res
 
     def report_section(self, stage_stats):
-        stats = flatten_stage_stats(stage_stats)
+        stats = stage_stats.get("stats") or {}
         counts = stats.get("pii_counts")
         examples = stats.get("pii_examples")
-        if isinstance(counts, list):
-            counts = counts[0] if counts else None
-        if isinstance(examples, list):
-            examples = examples[0] if examples else None
         if not isinstance(counts, dict):
             return None
         parts = ["<h3>PII redaction</h3>", "<p>Matches replaced: " + ", ".join(

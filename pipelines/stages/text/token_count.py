@@ -21,7 +21,6 @@ from pydantic import Field, field_validator
 
 from filters.base import Decision, RecordScorer
 from filters.tokens import DEFAULT_TOKENIZER, TokenizerError, load_token_counter
-from pipelines.stages.score_stats import flatten_stage_stats
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
 
@@ -110,13 +109,11 @@ class TokenCountStage(RecordStage):
         return res
 
     def report_section(self, stage_stats):
-        s = {k: (v[0] if isinstance(v, list) and len(v) == 1 else v)
-             for k, v in flatten_stage_stats(stage_stats).items()}
+        s = stage_stats.get("stats") or {}
         total, docs = s.get("tokens_total"), s.get("documents")
         if total is None:
             return None
-        tok = (stage_stats.get("static") or {}).get("tokenizer", "") \
-            if isinstance(stage_stats, dict) else ""
+        tok = (stage_stats.get("static") or {}).get("tokenizer", "")
         parts = [f"<p>{int(total):,} tokens in {int(docs or 0):,} documents"
                  + (f" ({int(total) / int(docs):,.1f} per document)" if docs else "")
                  + f"; tokenizer <code>{html.escape(str(tok))}</code>.</p>"]

@@ -1,0 +1,63 @@
+"""What the dedup stages share at planning time: the input size estimate and the check of
+``keep: highest_score``'s ``score_column``."""
+
+from __future__ import annotations
+
+from pipelines.core.records import BASE_COLUMNS
+from pipelines.core.settings import ConfigError
+
+_EXPANSION = {".gz": 4.0, ".zst": 5.0, ".bz2": 5.0, ".parquet": 3.0}
+_SAMPLE = 4 << 20
+
+
+def input_size(sources) -> tuple[int | None, int | None]:
+    """(uncompressed bytes, documents) of the configured file sources, estimated at planning
+    time from file sizes (compressed files: typical ratios) and, for plain JSONL, the line
+    density of the first 4 MiB. ``(None, None)`` when a source cannot be sized (hf, remote)."""
+    from pipelines.io.sources import expand_files
+
+    total, docs = 0, 0
+    for i, src in enumerate(sources):
+        if src.type not in ("jsonl", "parquet", "demo_corpus"):
+            return None, None
+        try:
+            files, _skipped = expand_files(src, i)
+        except Exception:  # noqa: BLE001 - sizing is best effort; reading reports real errors
+            return None, None
+        for f in files:
+            ext = next((e for e in _EXPANSION if f.path.endswith(e)), None)
+            size = int(f.size * (_EXPANSION[ext] if ext else 1.0))
+            total += size
+            lines = None
+            if ext is None and "://" not in f.path:
+                try:
+                    with open(f.path, "rb") as fh:
+                        head = fh.read(_SAMPLE)
+                    if head:
+                        lines = max(1, head.count(b"\n")) * f.size / len(head)
+                except OSError:
+                    pass
+            docs += int(lines if lines is not None else size / 1000)
+    return total, docs
+
+
+def planned_input_size(ctx) -> tuple[int | None, int | None]:
+    """:func:`input_size` of the build a stage is planned in (``(None, None)`` without one)."""
+    cfg = getattr(ctx, "config", None)
+    if cfg is None or not getattr(cfg, "sources", None):
+        return None, None
+    return input_size(cfg.sources)
+
+
+def check_score_column(params, ctx) -> None:
+    """``keep: highest_score`` with a ``score_column`` that the records entering the stage do
+    not have is a planning error (it would silently rank every record as "no score")."""
+    if getattr(params, "keep", None) != "highest_score":
+        return
+    known = {**BASE_COLUMNS, **dict(ctx.columns)}
+    if params.score_column not in known:
+        raise ConfigError(
+            f"stages[{ctx.index}] ({ctx.label}).score_column: {params.score_column!r} is not "
+            f"a column of the records entering this stage; columns that exist here: "
+            f"{', '.join(sorted(known))}. Fix: name one of them, or add the stage that "
+            "produces it earlier in 'stages'.")
