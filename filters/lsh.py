@@ -332,3 +332,38 @@ def candidate_pairs(
     u = np.unique(np.concatenate(codes))
     stats = {"hot_buckets": hot_buckets, "hot_bucket_pairs": hot_pairs, "bucket_pairs": total}
     return u // n, u % n, stats
+
+
+def bucket_pairs(starts: np.ndarray, sizes: np.ndarray, max_bucket_size: int,
+                 star_only: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Candidate pairs inside buckets of an array sorted by bucket (the sharded form of
+    :func:`candidate_pairs`, which works on one table of all documents).
+
+    Bucket ``k`` is rows ``starts[k] .. starts[k] + sizes[k] - 1`` (sizes >= 2), sorted so
+    that its first row is the member the bucket's star is centred on. A bucket of ``m``
+    members yields all ``m (m - 1) / 2`` pairs unless ``m > max_bucket_size`` (a hot
+    bucket), ``m == 2`` or ``star_only``: then the ``m - 1`` pairs of the first row with
+    each other row. Returns row indices ``(a, b)`` (``a`` the earlier row, not de-duplicated)
+    and the stats of :func:`candidate_pairs`."""
+    starts = np.asarray(starts, dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    hot = sizes > max_bucket_size
+    star = np.ones_like(hot) if star_only else (hot | (sizes == 2))
+    parts_a, parts_b = [], []
+    s_starts, s_sizes = starts[star], sizes[star]
+    if s_starts.size:
+        parts_a.append(np.repeat(s_starts, s_sizes - 1))
+        step = np.repeat(s_starts + 1 - np.concatenate(([0], np.cumsum(s_sizes - 1)[:-1])),
+                         s_sizes - 1)
+        parts_b.append(step + np.arange(int((s_sizes - 1).sum()), dtype=np.int64))
+    for st, m in zip(starts[~star].tolist(), sizes[~star].tolist()):
+        ii, jj = np.triu_indices(m, 1)
+        parts_a.append(st + ii)
+        parts_b.append(st + jj)
+    z = np.zeros(0, dtype=np.int64)
+    a = np.concatenate(parts_a) if parts_a else z
+    b = np.concatenate(parts_b) if parts_b else z.copy()
+    stats = {"hot_buckets": int(hot.sum()),
+             "hot_bucket_pairs": int((sizes[hot] - 1).sum()),
+             "bucket_pairs": int(a.size)}
+    return a, b, stats

@@ -32,6 +32,12 @@ MODES = {
 # candidate always runs as a private uid (and in a PID namespace unless disabled)
 _UNSAFE_WITHOUT_CONTAINMENT = {"kill_everything"}
 _EXPOSURE_CHEATS = {"read_tests_anywhere"}
+# without a private /tmp (no namespaces) the shared temporary folders are writable to the
+# candidate's uid: planting modules there would leave them on the machine, so that cheat runs
+# only where they are private (the documented limit of that mode), and anything a run plants
+# is removed afterwards
+_PLANTED = ("math.py", "pytest.py", "sitecustomize.py", "usercustomize.py")
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 SQ_MAP = "assert all(map(lambda x: f(x) == x * x, [2, 3, 4]))\n"
 SQ = "assert f(2) == 4\nassert f(3) == 9\n"
@@ -320,10 +326,26 @@ def _prefix_open_to_others() -> bool:
     return True
 
 
+def _remove_planted() -> None:
+    for d in _SHARED_TMP:
+        for name in _PLANTED:
+            path = os.path.join(d, name)
+            try:
+                if os.stat(path).st_uid != os.geteuid():  # written by a candidate's uid
+                    os.unlink(path)
+            except OSError:
+                pass
+
+
 def _run_all(cases, mode):
     lim = MODES[mode]
-    with ThreadPoolExecutor(2) as ex:
-        return list(ex.map(lambda c: run_python(c[1], c[2], lim), cases))
+    if not lim.private_tmp:
+        cases = [c for c in cases if c[0] != "plant_modules_for_the_harness"]
+    try:
+        with ThreadPoolExecutor(2) as ex:
+            return list(ex.map(lambda c: run_python(c[1], c[2], lim), cases))
+    finally:
+        _remove_planted()
 
 
 def test_battery_has_distinct_names():
@@ -338,6 +360,8 @@ def test_every_cheat_fails_and_every_correct_program_passes(mode):
         pytest.skip("the hidden-paths view needs root (it is the default mode otherwise)")
     cheats = CHEATS if os.geteuid() == 0 else \
         [c for c in CHEATS if c[0] not in _UNSAFE_WITHOUT_CONTAINMENT]
+    if not MODES[mode].private_tmp:
+        cheats = [c for c in cheats if c[0] != "plant_modules_for_the_harness"]
     results = _run_all(cheats, mode)
     # the documented limit of the weaker views: other checkouts (process_only: this one too,
     # which holds this very file, tests included) stay readable, so a reader can hard-code

@@ -36,6 +36,8 @@ from pydantic import Field, model_validator
 from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
 from filters.minhash import MinHashConfig
 from pipelines.stages.dedup import minhash_passes as mb
+from pipelines.stages.dedup import minhash_sharded as ms
+from pipelines.stages.dedup.minhash_sharded import candidate_shards
 from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.core.settings import ConfigError
 from pipelines.core.spill import DeleteFiles
@@ -104,6 +106,11 @@ class MinHashDedupParams(StageParams):
         "the machine's total memory; a warning is logged above half of it).",
     )
     batch_size: int = Field(default=512, ge=1, le=100_000, description="Docs per signature batch.")
+    candidate_shards: int | None = Field(
+        default=None, ge=1, le=65536,
+        description="mode lsh: shards of the band entries (each sorted into buckets by one "
+        "worker). Unset: ceil(documents * bands / 2,000,000) from the input size at planning "
+        "(16 when it is unknown), so a shard holds ~2M entries (~44 MB) whatever the corpus.")
 
     @model_validator(mode="before")
     @classmethod
@@ -274,6 +281,7 @@ class MinHashDedupStage(Stage):
             self.index_params = BloomIndex.create(
                 self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
             ).params
+        self.shards = p.candidate_shards or candidate_shards(planned_input_size(ctx)[1], self.b)
         self.memory = self._check_memory(ctx)
 
     def _check_memory(self, ctx) -> dict[str, Any] | None:
@@ -338,6 +346,8 @@ class MinHashDedupStage(Stage):
 
     def expand(self, records: Any) -> StageResult:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        if p.mode == "lsh":
+            return self._expand_sharded(records)
         bloom = p.mode == "lshbloom"
         folder = self.spill_dir()
         sk = records | "SketchSpill" >> beam.ParDo(
@@ -397,6 +407,65 @@ class MinHashDedupStage(Stage):
             | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(
                 decisions | "PairSample" >> beam.Map(_stat_sample))))
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
+
+    def _expand_sharded(self, records: Any) -> StageResult:
+        """mode lsh: the scale-out passes (pipelines/stages/dedup/minhash_sharded.py)."""
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        folder = self.spill_dir()
+        sk = records | "SketchSpill" >> beam.ParDo(
+            mb.SketchSpill(self.label, self.mh_config, self.b, self.r, with_sig=False,
+                           score_column=p.score_column, spill_dir=folder,
+                           batch_size=p.batch_size, spill_bytes=mb.SPILL_BYTES,
+                           shards=self.shards)
+        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, main="sketch")
+        spilled = sk[mb.SPILL]
+        by_file = spilled | "KeyByFile" >> beam.Map(lambda path: (mb.spill_id(path), path))
+        docs = sk[mb.DOCS] | "CountDocs" >> beam.CombineGlobally(sum)
+        cands = (
+            sk[mb.SHARDS]
+            | "ByShard" >> beam.GroupByKey()
+            | "ShardCandidates" >> beam.ParDo(ms.ShardCandidates(p.max_bucket_size))
+            .with_outputs(ms.NEEDED, ms.STATS, main="pairs"))
+        cand_files = (
+            {"path": by_file, "needed": cands[ms.NEEDED]}
+            | "NeededByFile" >> beam.CoGroupByKey()
+            | "CandidateSets" >> beam.ParDo(
+                ms.CandidateSets(self.mh_config, p.verify, p.score_column, folder)))
+        edges = (
+            cands["pairs"]
+            | "PairsByFile" >> beam.GroupByKey()
+            | "Verify" >> beam.ParDo(ms.VerifyPairs(p.verify, p.threshold),
+                                     pvalue.AsList(cand_files)))
+        comps = (
+            edges
+            | "AllEdges" >> beam.combiners.ToList()
+            | "Components" >> beam.ParDo(
+                ms.Components(p.keep, PAIR_SAMPLES, p.seed), pvalue.AsList(cand_files),
+                pvalue.AsList(cands[ms.STATS]), pvalue.AsSingleton(docs))
+            .with_outputs(ms.DECISIONS, mb.CONSUMED, main="summary"))
+        summary = comps["summary"]
+        sample = summary | "Sample" >> beam.Map(_stat_sample)
+        applied = (
+            {"path": by_file, "dec": comps[ms.DECISIONS]}
+            | "DecisionsByFile" >> beam.CoGroupByKey()
+            | "Apply" >> beam.ParDo(
+                ms.ApplyFile(self.label, REASON, with_sizes=True, cfg=self.mh_config,
+                             text_chars=PAIR_TEXT_CHARS), pvalue.AsSingleton(sample))
+            .with_outputs(mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, main=KEPT))
+        ((applied[mb.CONSUMED], comps[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()
+         | "DeleteSpill" >> DeleteFiles())
+        stats: dict[str, Any] = {
+            name: summary | f"Stat_{name}" >> beam.Map(_stat, name)
+            for name in ("edges", "clusters", "components")}
+        removed = applied["removed"]
+        n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
+        stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        stats["near_dup_pairs"] = (
+            applied[mb.SAMPLED]
+            | "PairGather" >> beam.combiners.ToList()
+            | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(sample)))
+        return StageResult(kept=applied[KEPT], removed=removed, dead=applied[mb.DEAD],
+                           stats=stats)
 
     # ------------------------------------------------------------------ report
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:

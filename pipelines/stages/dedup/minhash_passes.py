@@ -39,10 +39,11 @@ import heapq
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import apache_beam as beam
 import numpy as np
+import xxhash
 from apache_beam import pvalue
 
 from filters.components import component_arrays
@@ -52,6 +53,7 @@ from pipelines.core.records import dead_letter
 from pipelines.core.spill import SizeBuffered, read_spill, write_spill
 
 DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
+SHARDS, DOCS = "shards", "docs"  # SketchSpill(shards=S): band entries per shard, docs per file
 INDEX_REP = "lshbloom_index"
 SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
 SAMPLED = "sampled"
@@ -117,6 +119,36 @@ def read_object(path: str) -> Any:
     return next(iter(read_spill(path)))
 
 
+# --------------------------------------------------------------------------- band entries (scale-out)
+
+
+def order_key(rid: str, source: str, chash: int) -> int:
+    """Deterministic 63-bit order of a document inside a bucket (the star centre of a hot
+    bucket is its smallest), independent of which spill file holds it."""
+    raw = f"{rid}\x00{source}\x00{chash}".encode("utf-8", "surrogatepass")
+    return xxhash.xxh3_64_intdigest(raw) >> 1
+
+
+def shard_entries(file_id: int, keys: np.ndarray, usable: np.ndarray, okeys: np.ndarray,
+                  shards: int) -> Iterator[tuple[int, dict]]:
+    """One spill file's band entries, split by shard: ``(shard, {"file", "band", "key",
+    "pos", "okey"})`` for each shard that gets any (documents without shingles have none)."""
+    rows = np.flatnonzero(usable).astype(np.int32)
+    if rows.size == 0:
+        return
+    b = keys.shape[1]
+    key = keys[rows].reshape(-1)
+    band = np.tile(np.arange(b, dtype=np.uint16), rows.size)
+    pos = np.repeat(rows, b)
+    okey = np.repeat(okeys[rows], b)
+    shard = (key % np.uint64(shards)).astype(np.int64)
+    order = np.argsort(shard, kind="stable")
+    cuts = np.flatnonzero(np.diff(shard[order])) + 1
+    for part in np.split(order, cuts):
+        yield int(shard[part[0]]), {"file": file_id, "band": band[part], "key": key[part],
+                                    "pos": pos[part], "okey": okey[part]}
+
+
 # --------------------------------------------------------------------------- 1. sketches
 
 
@@ -127,10 +159,12 @@ class SketchSpill(SizeBuffered):
 
     def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int,
                  with_sig: bool, score_column: str | None, spill_dir: str,
-                 batch_size: int = 512, spill_bytes: int = SPILL_BYTES):
+                 batch_size: int = 512, spill_bytes: int = SPILL_BYTES,
+                 shards: int | None = None):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
         self._with_sig, self._score, self._dir = with_sig, score_column, spill_dir
         self._batch, self._limit = batch_size, spill_bytes
+        self._shards = shards  # set: emit band entries per candidate shard, not a sketch
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
@@ -174,7 +208,15 @@ class SketchSpill(SizeBuffered):
         file_id = new_file_id()
         path = spill_path(self._dir, "records", file_id)
         write_spill(path, good + [(DEAD, d) for d in dead])
-        if good:
+        if good and self._shards:
+            sigs = np.concatenate(parts)
+            okeys = np.fromiter((order_key(r["id"], source_name(r), content_hash(r))
+                                 for r in good), np.int64, len(good))
+            for entry in shard_entries(file_id, band_hashes(sigs, self._b, self._r),
+                                       has_shingles(sigs), okeys, self._shards):
+                yield pvalue.TaggedOutput(SHARDS, entry)
+            yield pvalue.TaggedOutput(DOCS, len(good))
+        elif good:
             sigs = np.concatenate(parts)
             names = sorted({source_name(r) for r in good})
             code = {n: c for c, n in enumerate(names)}
@@ -381,7 +423,7 @@ class Decide(beam.DoFn):
             yield pvalue.TaggedOutput(CONSUMED, p)
 
 
-def _cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
+def cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
     hist: dict[int, int] = {}
     for s, cnt in zip(*np.unique(sizes, return_counts=True)):
         hist[int(s)] = int(cnt) // int(s)  # sizes has one entry per member
@@ -447,7 +489,7 @@ def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
             else:
                 assign.setdefault(files[k], {})[pos[k]] = (t.ids[rep], sk)
                 removed.append((k, rep, sk))
-        stats["clusters"] = _cluster_summary(size[members])
+        stats["clusters"] = cluster_summary(size[members])
         stats["components"] = {"cc_edges": int(ai.size), "cc_path": "scipy_connected_components"}
     sample = sample_pairs(t.ids, files, pos, removed, samples, seed)
     return {"assign": assign, "sample": sample, "stats": stats}
@@ -513,9 +555,14 @@ class Apply(beam.DoFn):
         self._mh: MinHasher | None = None
 
     def process(self, path: str, dec: dict):
+        yield from self.route(path, dec["assign"].get(spill_id(path)) or {},
+                              dec["sample"]["places"])
+
+    def route(self, path: str, mine: dict, places):
+        """Stream one spill file and route its records; ``mine``: position -> decision of the
+        clustered documents of this file; ``places``: the report sample's places."""
         file_id = spill_id(path)
-        mine = dec["assign"].get(file_id) or {}
-        places = dec["sample"]["places"] if self._cfg is not None else ()
+        places = places if self._cfg is not None else ()
         for pos, rec in enumerate(read_spill(path)):
             if isinstance(rec, tuple):  # (DEAD, row): dead-lettered by SketchSpill
                 yield pvalue.TaggedOutput(DEAD, rec[1])
