@@ -99,12 +99,57 @@ def _truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 # --------------------------------------------------------------------------- transformers
 
 
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has bfloat16 matrix instructions (x86 AMX / AVX512-BF16, Arm BF16)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"amx_bf16", "avx512_bf16", "bf16"})
+
+
+def resolve_dtype(dtype: str | None, device: str = "cpu") -> str:
+    """``auto`` -> ``bfloat16`` on a GPU or a CPU with bf16 instructions, else ``float32``."""
+    if dtype in (None, "", "auto"):
+        if device != "cpu" or cpu_supports_bf16():
+            return "bfloat16"
+        return "float32"
+    return str(dtype)
+
+
+# backend options that change what is generated (batching changes the per-batch seed, the
+# dtype the numbers): they go into the resume fingerprint and the provenance; options that
+# only change speed or transport (threads, max_concurrency, timeouts, api_key) do not
+GENERATION_OPTIONS = {
+    "transformers": ("dtype", "batch_size", "device"),
+    "openai": ("base_url", "split_n", "chat"),
+    "vllm": ("dtype", "max_model_len", "tensor_parallel_size", "seed", "quantization"),
+}
+_OPTION_DEFAULTS = {"transformers": {"dtype": "auto", "batch_size": 8, "device": "cpu"},
+                    "openai": {"split_n": True, "chat": True}, "vllm": {"dtype": "auto"}}
+
+
+def generation_options(cfg: BackendConfig) -> dict[str, Any]:
+    """The options of ``cfg`` that change generations, defaults filled, dtype resolved."""
+    keys = GENERATION_OPTIONS.get(cfg.type, ())
+    out = {k: cfg.options.get(k, _OPTION_DEFAULTS.get(cfg.type, {}).get(k)) for k in keys}
+    if cfg.type == "transformers":
+        out["dtype"] = resolve_dtype(out.get("dtype"), out.get("device") or "cpu")
+    return {k: v for k, v in out.items() if v is not None}
+
+
 class TransformersBackend:
-    """Batched sampling with transformers' ``generate``; seeded per batch (deterministic)."""
+    """Batched sampling with transformers' ``generate``; seeded per batch (deterministic).
+
+    ``dtype="auto"`` (the default) is bfloat16 where the CPU has bf16 matrix instructions
+    (about twice the tokens per CPU-second of float32 there) and float32 elsewhere; the
+    choice is logged and recorded in the provenance (``generation_options``).
+    """
 
     name = "transformers"
 
-    def __init__(self, model: str, *, device: str = "cpu", dtype: str = "float32",
+    def __init__(self, model: str, *, device: str = "cpu", dtype: str = "auto",
                  batch_size: int = 8, allow_download: bool = False, threads: int | None = None):
         if not allow_download:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -122,7 +167,13 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, dtype), **kw)
+        self.dtype = resolve_dtype(dtype, device)
+        log.info("transformers backend: dtype %s (%s)", self.dtype,
+                 "requested" if dtype not in (None, "", "auto") else
+                 "auto: the CPU has bf16 instructions" if self.dtype == "bfloat16"
+                 and device == "cpu" else "auto")
+        self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, self.dtype),
+                                                       **kw)
         self.lm.to(device).eval()
         self._lock = threading.Lock()
 
@@ -450,7 +501,9 @@ def model_provenance(cfg: BackendConfig, *, max_hash_bytes: int = 2 * 1024**3) -
     """
     out: dict[str, Any] = {"backend": cfg.type, "model": cfg.model, "model_resolved": None,
                            "model_revision": None, "revision_kind": None,
-                           "datamill_version": _datamill_version()}
+                           "datamill_version": _datamill_version(),
+                           "generation_options": [{"key": k, "value": json.dumps(v)} for k, v
+                                                  in sorted(generation_options(cfg).items())]}
     if cfg.type == "openai":
         base = cfg.options.get("base_url", "http://localhost:8000/v1")
         out.update(model_resolved=f"{base.rstrip('/')}#{cfg.model}", revision_kind="remote")

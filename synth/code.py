@@ -97,7 +97,10 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
             if names and names & used and not names & have:
                 extra.append(ast.get_source_segment(blocks[i], node) or "")
                 have |= names
-    return ("\n\n".join(x for x in extra if x) + "\n\n" if extra else "") + blocks[pick]
+    body = blocks[pick]
+    if not (entry_point or "").startswith("test"):
+        body = solution_only(body)  # its own asserts / __main__ demo are not the solution
+    return ("\n\n".join(x for x in extra if x) + "\n\n" if extra else "") + body
 
 
 def last_code_block(text: str) -> str | None:
@@ -121,11 +124,129 @@ def entry_points(tests: str) -> list[str]:
     return called
 
 
+def _is_main_guard(node: ast.stmt) -> bool:
+    """``if __name__ == "__main__":``"""
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    t = node.test
+    names = [t.left, *t.comparators]
+    return (len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq)
+            and any(isinstance(x, ast.Name) and x.id == "__name__" for x in names)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in names))
+
+
+def _is_test_def(node: ast.stmt) -> bool:
+    return isinstance(node, ast.FunctionDef) and node.name.startswith("test") and \
+        not node.args.args and not node.args.vararg and not node.args.kwonlyargs
+
+
+def _is_print_or_test_call(node: ast.stmt, test_names: set[str]) -> bool:
+    """A top-level ``print(...)`` / ``test_x()`` call: example output or a test runner line."""
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+        isinstance(node.value.func, ast.Name) and (node.value.func.id == "print"
+                                                    or node.value.func.id in test_names)
+
+
+def _flat_test_body(fn: ast.FunctionDef) -> list[ast.stmt] | None:
+    """A test function's body as top-level statements, when that keeps its meaning."""
+    out: list[ast.stmt] = []
+    for st in fn.body:
+        if isinstance(st, (ast.Assert, ast.Assign, ast.AnnAssign, ast.Import, ast.ImportFrom)):
+            out.append(st)
+        elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant):
+            continue  # docstring
+        elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and \
+                isinstance(st.value.func, ast.Name) and st.value.func.id == "print":
+            continue
+        else:
+            return None
+    return out
+
+
+def split_solution_and_tests(code: str) -> tuple[str, str] | None:
+    """``(solution, tests)`` from one block that holds both, or None when it has no tests.
+
+    Recognised tests: top-level ``assert`` statements, ``test_...()`` functions (their
+    asserts become top-level asserts when the body is plain asserts and assignments, else the
+    function is kept and called), and the asserts / test calls of an
+    ``if __name__ == "__main__":`` block. Everything else (imports, functions, classes,
+    constants) is the solution; example ``print`` calls are dropped from both.
+    """
+    tree = _parse(code or "")
+    if tree is None:
+        return None
+    test_defs = {n.name for n in tree.body if _is_test_def(n)}
+    sol: list[str] = []
+    tests: list[str] = []
+    imports: list[str] = []
+
+    def seg(node: ast.AST) -> str:
+        return ast.get_source_segment(code, node) or ""
+
+    def take_test_stmt(node: ast.stmt) -> None:
+        if isinstance(node, ast.Assert):
+            tests.append(seg(node))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                isinstance(node.value.func, ast.Name) and node.value.func.id in test_defs:
+            fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+                      and n.name == node.value.func.id)
+            if _flat_test_body(fn) is None:
+                tests.append(seg(node))  # a kept test function is called where it was
+
+    for node in tree.body:
+        if isinstance(node, ast.Assert):
+            take_test_stmt(node)
+        elif _is_test_def(node):
+            flat = _flat_test_body(node)  # type: ignore[arg-type]
+            if flat is not None:
+                tests.extend(seg(st) for st in flat)
+            else:
+                tests.append(seg(node))
+                tests.append(f"{node.name}()")  # type: ignore[attr-defined]
+        elif _is_main_guard(node):
+            for st in node.body:  # type: ignore[attr-defined]
+                take_test_stmt(st)
+        elif _is_print_or_test_call(node, test_defs):
+            continue
+        else:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imports.append(seg(node))
+            sol.append(seg(node))
+    if not any(t.startswith("assert") or t.endswith("()") for t in tests):
+        return None
+    # a test function kept whole is called after its definition; drop duplicate calls
+    seen: set[str] = set()
+    uniq = [t for t in tests if not (t.endswith("()") and (t in seen or seen.add(t)))]
+    head = "\n".join(imports)
+    return ("\n\n".join(sol).strip() + "\n",
+            (head + "\n" if head else "") + "\n".join(uniq) + "\n")
+
+
+def solution_only(code: str) -> str:
+    """``code`` without its own tests (asserts, ``test_...`` functions, ``__main__`` block)."""
+    split = split_solution_and_tests(code)
+    if split is not None:
+        return split[0]
+    tree = _parse(code or "")
+    if tree is None or not any(_is_main_guard(n) for n in tree.body):
+        return code
+    return "\n\n".join(ast.get_source_segment(code, n) or "" for n in tree.body
+                       if not _is_main_guard(n)).strip() + "\n"
+
+
 def split_asserts(tests: str) -> list[str]:
     """Split a test script into independent test cases: one per top-level ``assert``.
 
     Lines before the first assert (imports, helpers) are a shared prelude prepended to each.
+    Asserts inside ``test_...`` functions or an ``if __name__ == "__main__":`` block are
+    brought to the top level first.
     """
+    tree = _parse(tests or "")
+    if tree is not None and any(_is_test_def(n) or _is_main_guard(n) for n in tree.body):
+        split = split_solution_and_tests(tests)
+        if split is not None:
+            helpers = split[0].strip()
+            tests = (helpers + "\n" if helpers else "") + split[1]
     lines = tests.splitlines()
     prelude: list[str] = []
     cases: list[list[str]] = []
@@ -220,3 +341,210 @@ def agreement_filter(solutions: list[str], tests: str, *, timeout_s: float = 10,
     matrix, results = pass_matrix(solutions, tests, timeout_s=timeout_s, limits=limits,
                                   workers=workers)
     return codet_select(matrix), results
+
+
+# --------------------------------------------------------------------------- behaviour agreement
+
+_MAX_INT = 10_000
+_MAX_STR = 200
+
+
+def _perturb(v: object) -> list[object]:
+    """Nearby values of one literal argument (deterministic order, small sizes)."""
+    if isinstance(v, bool):
+        return [not v]
+    if isinstance(v, int):
+        out = [0, v + 1, v - 1, -v, 2 * v + 1, v + 7, 1, 2]
+        return [x for x in out if abs(x) <= _MAX_INT]
+    if isinstance(v, float):
+        return [0.0, v + 0.5, -v, v * 2, 1.0]
+    if isinstance(v, str):
+        out = ["", v[::-1], (v + v)[:_MAX_STR], v.upper(), v.lower(), v[1:], v + " x",
+               v.title(), " " + v]
+        return [x for x in out if len(x) <= _MAX_STR]
+    if isinstance(v, (list, tuple)):
+        seq = list(v)
+        out: list[object] = [[], seq[::-1], seq + seq[:1], seq[1:], seq[:1] * 3]
+        try:
+            out.append(sorted(seq))
+            out.append(sorted(seq, reverse=True))
+        except TypeError:
+            pass
+        if seq and all(isinstance(x, int) and not isinstance(x, bool) for x in seq):
+            out += [[x + 1 for x in seq], [-x for x in seq], seq + [0], [x * 2 for x in seq]]
+        if all(isinstance(x, str) for x in seq):
+            out += [[x[::-1] for x in seq], seq + [""]]
+        return [type(v)(x) if isinstance(v, tuple) else x for x in out]  # type: ignore[arg-type]
+    if isinstance(v, dict):
+        return [{}]
+    return []
+
+
+def derive_inputs(tests: str, entry_point: str, *, max_inputs: int = 24) -> list[str]:
+    """Extra call arguments for ``entry_point``, derived from the tests' own literal calls.
+
+    Each argument of each literal call is perturbed in turn (ints: 0, ±1, -x, 2x+1...;
+    strings: empty, reversed, doubled, case changes; lists: empty, reversed, sorted, shifted
+    elements); for one-int-argument functions the sums and products of the tested values are
+    added (``fizzbuzz(3)`` and ``fizzbuzz(5)`` give 15). Returns ``(args, kwargs)`` literals as
+    source text (``"((15,), {})"``), the given calls left out, at most ``max_inputs``,
+    deterministic.
+    """
+    tree = _parse(tests or "")
+    if tree is None or not entry_point:
+        return []
+    calls: list[tuple[tuple, tuple]] = []
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == entry_point:
+            try:
+                args = tuple(ast.literal_eval(a) for a in n.args)
+                kw = tuple(sorted((k.arg, ast.literal_eval(k.value)) for k in n.keywords
+                                  if k.arg))
+            except (ValueError, SyntaxError, TypeError):
+                continue
+            if len(kw) == len(n.keywords) and not any(isinstance(a, ast.Starred)
+                                                      for a in n.args):
+                calls.append((args, kw))
+    if not calls:
+        return []
+    seen = {repr(c) for c in calls}
+    out: list[str] = []
+
+    def add(args: tuple, kw: tuple) -> None:
+        key = repr((args, kw))
+        if key in seen or len(out) >= max_inputs:
+            return
+        seen.add(key)
+        out.append(repr((args, dict(kw))))
+
+    ints = [c[0][0] for c in calls if len(c[0]) == 1 and not c[1]
+            and isinstance(c[0][0], int) and not isinstance(c[0][0], bool)]
+    if ints and len(ints) == len(calls):
+        vals = sorted(set(ints))
+        for i, a in enumerate(vals):
+            for b in vals[i + 1:]:
+                for x in (a * b, a + b):
+                    if abs(x) <= _MAX_INT:
+                        add((x,), ())
+    for args, kw in calls:
+        for pos, v in enumerate(args):
+            for alt in _perturb(v):
+                add(args[:pos] + (alt,) + args[pos + 1:], kw)
+    return out
+
+
+_PROBE = '''
+def __dm_probe():
+    import signal as __s
+    def __dm_alarm(*_a):
+        raise TimeoutError("probe call timed out")
+    try:
+        __s.signal(__s.SIGALRM, __dm_alarm)
+    except Exception:
+        pass
+    for __i, __args in enumerate(__DM_INPUTS):
+        try:
+            __s.setitimer(__s.ITIMER_REAL, __DM_CALL_S)
+            try:
+                __r = "= " + repr({entry}(*__args[0], **__args[1]))
+            finally:
+                __s.setitimer(__s.ITIMER_REAL, 0)
+        except BaseException as __e:
+            __r = "raise " + type(__e).__name__
+        print("{nonce}", __i, __r[:500].replace("\\n", " "), flush=True)
+__DM_INPUTS = [{inputs}]
+__DM_CALL_S = {call_s}
+__dm_probe()
+'''
+
+
+def probe_outputs(program: str, entry_point: str, inputs: list[str], *,
+                  timeout_s: float = 10, call_s: float = 1.0,
+                  limits: SandboxLimits | None = None) -> list[str]:
+    """What ``program``'s ``entry_point`` returns (``"= <repr>"``) or raises for each input.
+
+    Runs in the sandbox (one process). Each call gets ``call_s`` seconds; an input whose
+    line is missing (the run was killed) reads ``"missing"``. Output lines carry a random
+    nonce, so what the program prints itself is not mistaken for a result.
+    """
+    import secrets
+
+    nonce = "DMPROBE" + secrets.token_hex(8)
+    code = program + "\n" + _PROBE.format(entry=entry_point, nonce=nonce,
+                                          inputs=", ".join(inputs), call_s=call_s)
+    res = run_tests(code, "", timeout_s, limits)
+    got: dict[int, str] = {}
+    for ln in (res.stdout or "").splitlines():
+        if ln.startswith(nonce + " "):
+            _, idx, val = ln.split(" ", 2)
+            got.setdefault(int(idx), val)
+    return [got.get(i, "missing") for i in range(len(inputs))]
+
+
+@dataclass
+class Behaviour:
+    """Passing solutions grouped by what they return on extra inputs."""
+
+    groups: list[list[int]]  # indices into the solutions, largest group first
+    inputs: list[str]
+    outputs: list[list[str]] = field(default_factory=list)
+
+    @property
+    def agree(self) -> bool:
+        """Every probed solution behaves the same (or there was nothing to compare)."""
+        return len(self.groups) <= 1
+
+    @property
+    def tied(self) -> bool:
+        return len(self.groups) > 1 and len(self.groups[0]) == len(self.groups[1])
+
+
+def behaviour_groups(solutions: list[str], entry_point: str | None, tests: str, *,
+                     max_inputs: int = 24, timeout_s: float = 10, workers: int = 2,
+                     limits: SandboxLimits | None = None) -> Behaviour:
+    """Compare solutions that pass the same tests on inputs those tests do not cover.
+
+    Inputs come from :func:`derive_inputs`; each solution runs once in the sandbox
+    (:func:`probe_outputs`); solutions with identical results on every input form a group.
+    Groups are ordered by size, then by their lowest index (deterministic). With fewer than
+    two solutions or no derivable inputs there is one group of all of them.
+    """
+    idx = list(range(len(solutions)))
+    inputs = derive_inputs(tests, entry_point or "", max_inputs=max_inputs) \
+        if len(solutions) > 1 and entry_point else []
+    if not inputs:
+        return Behaviour([idx] if idx else [], [])
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outs = list(pool.map(lambda sol: probe_outputs(sol, entry_point or "", inputs,
+                                                       timeout_s=timeout_s, limits=limits),
+                             solutions))
+    by: dict[tuple[str, ...], list[int]] = {}
+    for i, o in enumerate(outs):
+        by.setdefault(tuple(o), []).append(i)
+    groups = sorted(by.values(), key=lambda g: (-len(g), g[0]))
+    return Behaviour(groups, inputs, outs)
+
+
+def behaviour_vote(solutions: list[str], entry_point: str | None, tests: str, *,
+                   max_inputs: int = 24, timeout_s: float = 10, workers: int = 2,
+                   limits: SandboxLimits | None = None) -> tuple[list[int], Behaviour, str]:
+    """Which passing solutions to keep: the largest group agreeing on extra inputs.
+
+    Returns ``(kept indices in group order, behaviour, note)``; the note is the sentence a
+    record's ``keep_reason`` gains ("" when nothing could be compared). A task whose passing
+    samples disagree is marked: its answer rests on the given tests plus a vote among
+    samples, weaker than tests that pin the behaviour down.
+    """
+    b = behaviour_groups(solutions, entry_point, tests, max_inputs=max_inputs,
+                         timeout_s=timeout_s, workers=workers, limits=limits)
+    if not b.inputs:
+        return list(range(len(solutions))), b, ""
+    n, k = len(solutions), len(b.inputs)
+    if b.agree:
+        return b.groups[0], b, (f"all {n} passing samples agree on {k} extra inputs "
+                                "derived from the tests")
+    sizes = "/".join(str(len(g)) for g in b.groups)
+    note = (f"passing samples DISAGREE on {k} extra inputs derived from the tests (groups "
+            f"{sizes}): kept the largest agreeing group, {len(b.groups[0])} of {n}"
+            + ("; a tie, broken by sample order" if b.tied else ""))
+    return b.groups[0], b, note

@@ -26,40 +26,66 @@ def _norm(text: str) -> str:
 
 
 def dedup(items: list[tuple[str, str]], threshold: float = 0.8, num_perm: int = 128,
-          ngram: int = 5) -> tuple[list[str], dict[str, tuple[str, str]]]:
+          ngram: int = 5, reference: list[tuple[str, str]] | None = None,
+          reference_threshold: float | None = None, seed_items: set[str] | None = None
+          ) -> tuple[list[str], dict[str, tuple[str, str]]]:
     """``items`` = (id, text). Returns kept ids and {removed id: (reason, duplicate-of id)}.
 
     Reasons: ``exact_duplicate`` (same text after whitespace/case normalisation) and
     ``near_duplicate`` (estimated Jaccard >= ``threshold`` with an earlier kept problem).
+
+    ``reference`` (id, text) pairs -- e.g. the seed problems a generator was shown -- are in
+    the dedup set but never kept or removed themselves: an item that copies one is removed with
+    ``duplicate_of_seed`` (exact, or estimated Jaccard >= ``reference_threshold``, default
+    ``threshold``). Reference ids must differ from item ids. ``seed_items``: ids of items
+    that are seeds themselves (solved too, e.g. ``keep_seeds``): they are deduplicated like any
+    item, and a later non-seed item that copies one is ``duplicate_of_seed`` at
+    ``reference_threshold``.
     """
     items = sorted(items)
+    refs = sorted(reference or [])
+    ref_t = threshold if reference_threshold is None else reference_threshold
     kept: list[str] = []
     removed: dict[str, tuple[str, str]] = {}
     if not items:
         return kept, removed
     hasher = MinHasher(MinHashConfig(num_perm=num_perm, ngram=ngram))
-    sigs = hasher.signatures([t for _, t in items])
-    b, r = optimal_params(threshold, num_perm)
+    allx = refs + items  # references first: they are in the index before any item
+    sigs = hasher.signatures([t for _, t in allx])
+    # bands for the lower threshold catch the pairs of either kind; each is verified below
+    b, r = optimal_params(min(threshold, ref_t), num_perm)
     bands = band_hashes(sigs, b, r)
     usable = has_shingles(sigs)
-    exact: dict[str, str] = {}
-    index: list[dict[int, list[int]]] = [{} for _ in range(b)]  # band -> key -> kept rows
-    for row, (rid, text) in enumerate(items):
+    exact: dict[str, int] = {}
+    index: list[dict[int, list[int]]] = [{} for _ in range(b)]  # band -> key -> indexed rows
+    n_ref = len(refs)
+    seed_items = seed_items or set()
+    is_seed = [row < n_ref or allx[row][0] in seed_items for row in range(len(allx))]
+    for row, (rid, text) in enumerate(allx):
         h = hashlib.sha256(_norm(text).encode()).hexdigest()
-        if h in exact:
-            removed[rid] = ("exact_duplicate", exact[h])
+        if row >= n_ref and h in exact:
+            of = exact[h]
+            removed[rid] = ("duplicate_of_seed" if is_seed[of] and not is_seed[row]
+                            else "exact_duplicate", allx[of][0])
             continue
-        exact[h] = rid
+        exact.setdefault(h, row)
         dup_of = None
-        if usable[row]:
+        if row >= n_ref and usable[row]:
             cands = sorted({c for i, k in enumerate(bands[row].tolist())
                             for c in index[i].get(k, ())})
             for c in cands:
-                if estimate_jaccard(sigs[row], sigs[c]) >= threshold:
-                    dup_of = items[c][0]
+                seed_pair = is_seed[c] and not is_seed[row]
+                if estimate_jaccard(sigs[row], sigs[c]) >= (ref_t if seed_pair else threshold):
+                    dup_of = c
                     break
         if dup_of is not None:
-            removed[rid] = ("near_duplicate", dup_of)
+            removed[rid] = ("duplicate_of_seed" if is_seed[dup_of] and not is_seed[row]
+                            else "near_duplicate", allx[dup_of][0])
+            continue
+        if row < n_ref:
+            if usable[row]:
+                for i, k in enumerate(bands[row].tolist()):
+                    index[i].setdefault(k, []).append(row)
             continue
         kept.append(rid)
         if usable[row]:

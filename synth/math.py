@@ -58,6 +58,68 @@ def _balanced(text: str, start: int) -> str | None:
     return None
 
 
+_DELIMS = ((r"\(", r"\)"), (r"\[", r"\]"), ("$$", "$$"), ("$", "$"))
+
+
+def strip_math_delimiters(ans: str) -> str:
+    """``\\(24\\)``, ``\\[24\\]``, ``$$24$$``, ``$24$`` -> ``24`` (repeatedly, outermost first).
+
+    Applied before any other rule, so a delimited answer is read exactly like a bare one. A
+    ``$`` that is a currency sign (``$18``) is kept: only a matched pair around the whole
+    answer is a delimiter.
+    """
+    s = ans.strip()
+    changed = True
+    while changed:
+        changed = False
+        s = s.strip().strip("*").strip()  # markdown bold around the delimiters
+        for a, b in _DELIMS:
+            if len(s) >= len(a) + len(b) and s.startswith(a) and s.endswith(b):
+                inner = s[len(a):len(s) - len(b)]
+                if a == "$" and "$" in inner:
+                    continue  # "$5 and $6": two currency amounts, not a delimited answer
+                s, changed = inner.strip(), True
+                break
+    return s
+
+
+# template placeholders and non-answers a model copies from the format instructions
+_PLACEHOLDER_WORDS = {
+    "answer", "the answer", "your answer", "final answer", "the final answer", "number",
+    "the number", "a number", "your final answer", "result", "the result", "value", "...",
+    "…", "?", "??", "blank", "_", "__", "___", "n/a",
+}
+_PLACEHOLDER_LETTERS = {"N", "X"}
+
+
+def is_placeholder(ans: str | None, instructions: str | None = None) -> bool:
+    """True for a template placeholder or non-answer, never a real answer.
+
+    ``N`` / ``X`` (capital), words such as ``answer`` / ``your answer`` / ``number``,
+    ``<answer>`` / ``[answer]`` / ``{N}``, and any single letter that stands alone in the
+    prompt's format ``instructions`` ("end with 'The answer is N.' where N is a number").
+    """
+    if ans is None:
+        return False
+    s = strip_math_delimiters(ans)
+    s = re.sub(r"\\text\{\s*([^{}]*)\}", r"\1", s).strip()
+    s = s.strip("<>[]{}()'\"`*.,;:!").strip()
+    if not s:
+        return True
+    if s.lower() in _PLACEHOLDER_WORDS:
+        return True
+    # "N, which is the number of miles ...": the placeholder letter followed by prose
+    m = re.match(r"^([A-Za-z])\s*(?:,|\b(?:which|where|is|being|represents)\b)", s)
+    if m and not re.search(r"\d", s):
+        s = m.group(1)
+    if len(s) == 1 and s.isalpha():
+        if s in _PLACEHOLDER_LETTERS:
+            return True
+        if instructions and re.search(r"(?<![\w\\])" + re.escape(s) + r"(?!\w)", instructions):
+            return True
+    return False
+
+
 def _clean_tail(ans: str) -> str:
     ans = ans.strip()
     # Cut at the end of the first line / sentence: "The answer is 42. Next problem..."
@@ -69,7 +131,7 @@ def _clean_tail(ans: str) -> str:
     if ans.startswith("$") and ans.endswith("$") and len(ans) > 1 and ans.count("$") == 2:
         ans = ans[1:-1].strip()
     ans = ans.strip("*").strip()  # markdown bold
-    return ans
+    return strip_math_delimiters(ans)
 
 
 def boxed_answers(text: str) -> list[str]:
@@ -89,37 +151,87 @@ def is_incomplete(ans: str) -> bool:
     return not s or bool(_INCOMPLETE.search(s)) or s.count("{") != s.count("}")
 
 
-def extract_answer_with_source(text: str | None, *, fallback_last_number: bool = False
-                               ) -> tuple[str | None, str]:
-    """``(answer, how)``: how is boxed | hashes | answer_is | last_number | none | incomplete.
+def answer_markers(text: str | None) -> list[tuple[int, str, str]]:
+    """Every stated final answer ``(position, answer, how)`` in text order.
 
-    Priority: the last ``\\boxed{...}``, the last ``#### X`` line (GSM8K), the last "The
-    answer is X" / "Answer: X" / "final answer is X", then (with ``fallback_last_number``) the
-    last number in the text. An answer that ends on an operator ("100 + 50 =") is reported as
-    ``incomplete`` with no answer: it was cut off, and must not be compared.
+    how is ``boxed`` (``\\boxed{...}`` / ``\\fbox{...}``, nested braces), ``hashes``
+    (``#### X``) or ``answer_is`` ("The answer is X", "Answer: X", "final answer: X"). Math
+    delimiters around an answer are removed; empty answers and "answer is not X" are left out.
+    """
+    if not text:
+        return []
+    out: list[tuple[int, str, str]] = []
+    for m in _BOXED.finditer(text):
+        inner = _balanced(text, m.end())
+        if inner is not None and inner.strip():
+            out.append((m.start(), strip_math_delimiters(inner.strip()), "boxed"))
+    for m in _HASHES.finditer(text):
+        out.append((m.start(), _clean_tail(m.group(1)), "hashes"))
+    if "nswer" in text or "NSWER" in text:  # cheap pre-check: the regex scan is the cost
+        for m in _ANSWER_IS.finditer(text):
+            # "The answer is:\n24" -> the next line; "The answer is ...." -> "" (no answer,
+            # a placeholder: the last-number fallback must not invent one)
+            tail = _clean_tail(text[m.end():].lstrip())
+            if not re.match(r"(?:not|never|wrong)\b", tail, re.IGNORECASE):
+                out.append((m.start(), tail, "answer_is"))
+    out = [x for x in out if x[1] or x[2] == "answer_is"]
+    out.sort(key=lambda x: x[0])
+    return out
+
+
+# the last number of the final sentence that holds one: a fraction, a decimal, thousands
+# separators, a sign or a currency sign; not a digit inside a word (H2O) or an exponent (x^2)
+_FALLBACK_NUMBER = re.compile(
+    r"(?<![A-Za-z_^\d.])-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+(?:\.\d+)?)?(?![\d/])")
+_LATEX_FRAC_ANY = re.compile(r"-?\\[dt]?frac\s*\{\s*-?\d+\s*\}\s*\{\s*\d+\s*\}")
+
+
+def last_number(text: str) -> str | None:
+    """The last number of the final sentence that contains a number (``last_number`` fallback)."""
+    body = re.sub(r"\\[()\[\]]", " ", text)  # \( 24 \) reads as 24
+    sentences = [x for x in re.split(r"\n+|(?<=[.!?])\s+", body) if x.strip()]
+    for sent in reversed(sentences):
+        fr = list(_LATEX_FRAC_ANY.finditer(sent))
+        nums = list(_FALLBACK_NUMBER.finditer(sent))
+        if not fr and not nums:
+            continue
+        if fr and (not nums or fr[-1].end() >= nums[-1].end()):
+            return fr[-1].group(0)
+        num = nums[-1].group(0).rstrip(",").lstrip("$").replace("-$", "-")
+        return num or None
+    return None
+
+
+def extract_answer_with_source(text: str | None, *, fallback_last_number: bool = False,
+                               instructions: str | None = None) -> tuple[str | None, str]:
+    """``(answer, how)``: how is boxed | hashes | answer_is | last_number | none | incomplete |
+    placeholder.
+
+    The final answer is the *last* stated one in the text, whatever its form (``\\boxed``,
+    ``#### X``, "The answer is X"), so an answer restated after a self-correction ("Wait,
+    actually it's 3. The answer is 3." after a boxed 2) wins. Math delimiters (``\\(..\\)``,
+    ``\\[..\\]``, ``$..$``) are removed first. Template placeholders and non-answers ("N",
+    "X", "answer", a single letter of the prompt's format ``instructions``) are not answers:
+    an earlier real one is used, else the sample has none (``placeholder``, no fallback). With
+    ``fallback_last_number`` a sample without any marker answers with the last number of its
+    final sentence that holds one. An answer that ends on an operator ("100 + 50 =") is
+    reported as ``incomplete`` with no answer: it was cut off, and must not be compared.
     """
     if not text:
         return None, "none"
-    boxed = boxed_answers(text)
-    cands: list[tuple[str, str]] = []
-    if boxed:
-        cands.append((boxed[-1], "boxed"))
-    hashes = _HASHES.findall(text)
-    if hashes:
-        cands.append((_clean_tail(hashes[-1]), "hashes"))
-    last = None
-    if "nswer" in text or "NSWER" in text:  # cheap pre-check: the regex scan is the cost
-        for m in _ANSWER_IS.finditer(text):
-            last = m
-    if last is not None:
-        cands.append((_clean_tail(text[last.end():]), "answer_is"))
-    for ans, how in cands:
-        if ans:
-            return (None, "incomplete") if is_incomplete(ans) else (ans, how)
+    marks = answer_markers(text)
+    saw_placeholder = False
+    for _pos, ans, how in reversed(marks):
+        if is_placeholder(ans, instructions):
+            saw_placeholder = True
+            continue
+        return (None, "incomplete") if is_incomplete(ans) else (ans, how)
+    if saw_placeholder:
+        return None, "placeholder"
     if fallback_last_number:
-        nums = _LAST_NUMBER.findall(text)
-        if nums:
-            return nums[-1].rstrip(",").lstrip("$").replace("-$", "-"), "last_number"
+        num = last_number(text)
+        if num is not None:
+            return num, "last_number"
     return None, "none"
 
 
@@ -137,12 +249,20 @@ _LATEX_FRAC_SHORT = re.compile(r"^(-)?\\[dt]?frac(\d)(\d)$")
 
 
 _ROW = "\x00ROW\x00"
+# scientific notation: mantissa x 10^exp (\times, \cdot, ×, *, x), or a bare power of ten
+_SCI = re.compile(r"^(?:([-+]?\d+(?:\.\d+)?)(?:\\times|\\cdot|×|\*|x))?10\^\{?([-+]?\d+)\}?$")
+_MAGNITUDES = {"dozen": Fraction(12), "hundred": Fraction(100), "thousand": Fraction(10**3),
+               "million": Fraction(10**6), "billion": Fraction(10**9),
+               "trillion": Fraction(10**12)}
+_MAGNITUDE = re.compile(r"^(-?[\d.,]+)\s*(dozen|hundred|thousand|million|billion|trillion)s?"
+                        r"\b(.*)$", re.IGNORECASE)
+_UNIT_TAIL = re.compile(r"^[a-zA-Z][a-zA-Z\s.]*$")
 
 
 @functools.lru_cache(maxsize=65536)
 def normalize_answer(ans: str) -> str:
     """Light, meaning-preserving cleanup of an answer string (used for voting keys too)."""
-    s = ans.strip()
+    s = strip_math_delimiters(ans)
     s = s.strip("$").strip()
     s = s.replace("\\\\", _ROW)  # LaTeX row break: keep it out of the spacing rules below
     s = re.sub(r"\\(?:left|right|displaystyle|!|,|;|\s)", lambda m: "" if m.group(0) not in
@@ -179,10 +299,23 @@ def parse_number(ans: str) -> Fraction | None:
     if s.startswith("-$"):
         s = "-" + s[2:]
     s = s.rstrip("%").strip()
+    m = _MAGNITUDE.match(s)
+    if m:  # 2.5 million (dollars) -> 2500000
+        v = parse_number(m.group(1))
+        if v is None or (m.group(3) or "").strip() and not _UNIT_TAIL.match(m.group(3).strip()):
+            return None
+        return v * _MAGNITUDES[m.group(2).lower()]  # "2.5 millions" is not 2.5
     m = _UNIT_WORDS.match(s)
     if m:
         s = m.group(1)
     s = s.rstrip(".").replace(" ", "")
+    m = _SCI.match(s)
+    if m:  # 6.02 \times 10^{23}, 6.02*10^23, 10^{5}
+        base = parse_number(m.group(1)) if m.group(1) else Fraction(1)
+        exp = int(m.group(2))
+        if base is None or abs(exp) > 400:
+            return None
+        return base * Fraction(10) ** exp
     m = _LATEX_FRAC.match(s) or _LATEX_FRAC_SHORT.match(s)
     if m:
         num, den = int(m.group(2)), int(m.group(3))
@@ -224,11 +357,68 @@ def answer_unit(ans: str) -> str | None:
     if not m:
         return None
     u = m.group(1).strip().rstrip(".").lower()
+    u = re.sub(r"^(?:dozen|hundred|thousand|million|billion|trillion)s?\b\s*", "", u)
+    if not u:
+        return None
     u = re.sub(r"^(?:square|sq\.?)\s+", "square ", u)
     u = _UNIT_ALIASES.get(u, u)
     if len(u) > 3 and u.endswith("s") and not u.endswith("ss"):
         u = u[:-1]
     return _UNIT_ALIASES.get(u, u)
+
+
+_EMPTY_SET_FORMS = {
+    "\\emptyset", "\\varnothing", "∅", "\\{\\}", "{}", "\\{ \\}", "\\o",
+    "\\text{\\o}", "\\mathbb{\\o}", "\\left\\{\\right\\}", "empty set",
+    "the empty set", "no solution", "no solutions", "there is no solution",
+    "there are no solutions", "no solution exists", "the equation has no solution",
+}
+
+
+@functools.lru_cache(maxsize=65536)
+def is_empty_set(ans: str) -> bool:
+    """``\\emptyset``, ``\\varnothing``, ``∅``, ``\\{\\}``, ``{}``, "no solution"..."""
+    s = normalize_answer(ans).strip().rstrip(".").strip().lower()
+    s = re.sub(r"^\\text\{(.*)\}$", r"\1", s).strip()
+    s = re.sub(r"^(?:[a-z]\s*(?:=|\\in)\s*)", "", s)  # x \in \emptyset
+    return s in _EMPTY_SET_FORMS or bool(re.fullmatch(r"\\?\{\s*\\?\}", s))
+
+
+_SET_SPLIT = re.compile(r"\s*(?:,|;|\bor\b|\band\b|\\lor|\\vee|\\text\{\s*or\s*\})\s*")
+_ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*")
+
+
+@functools.lru_cache(maxsize=65536)
+def solution_set(ans: str) -> frozenset | None:
+    """A set of numbers written as a list: ``x = 2 or x = 3``, ``2, 3``, ``\\{2, 3\\}``, ``2 and 3``.
+
+    The empty set (any notation, "no solution") is ``frozenset()``. None when the answer is
+    not a list of plain numbers (a single number, a tuple ``(1, 2)``, an interval ``[1, 2]``,
+    ``1,000``, symbolic elements: those compare by the other rules).
+    """
+    if is_empty_set(ans):
+        return frozenset()
+    s = normalize_answer(ans).strip().rstrip(".").strip()
+    braced = re.fullmatch(r"\\\{(.*)\\\}|\{(.*)\}", s)
+    body = (braced.group(1) if braced.group(1) is not None else braced.group(2)) if braced \
+        else s
+    if not braced and (s[:1] in "([" or parse_number(s) is not None):
+        return None
+    parts = [p for p in _SET_SPLIT.split(body) if p.strip()]
+    if len(parts) < 2 and not braced:
+        return None
+    vals = []
+    for p in parts:
+        v = parse_number(_ASSIGN.sub("", p.strip()))
+        if v is None:
+            return None
+        vals.append(v)
+    return frozenset(vals)
+
+
+def _sets_equal(a: frozenset, b: frozenset) -> bool:
+    return all(any(_numbers_close(x, y) for y in b) for x in a) and \
+        all(any(_numbers_close(x, y) for y in a) for x in b)
 
 
 def _numbers_close(a: Fraction, b: Fraction) -> bool:
@@ -385,6 +575,18 @@ def answers_equivalent(a: str, b: str, *, timeout_s: float | None = None,
     a, b = str(a), str(b)
     if not a.strip() or not b.strip() or is_incomplete(a) or is_incomplete(b):
         return False
+    if is_placeholder(a) or is_placeholder(b):
+        return False  # "N" copied from the prompt is not an answer, not even equal to itself
+    sa, sb = solution_set(a), solution_set(b)
+    if sa is not None and sb is not None:
+        return _sets_equal(sa, sb)  # "x = 2 or x = 3" ~ "3, 2" ~ "\{2, 3\}"; ∅ ~ no solution
+    if sa is not None or sb is not None:
+        if sa == frozenset() or sb == frozenset():
+            return False  # the empty set is no number, expression or non-empty set
+        # a list against something else: never by its last side ("x = 2 or x = 3" is not 3)
+        na, nb = normalize_answer(a), normalize_answer(b)
+        w = worker or default_worker()
+        return na == nb or (w.check(na, nb) and w.check(nb, na))
     ua, ub = answer_unit(a), answer_unit(b)
     if ua is not None and ub is not None and ua != ub:
         return False  # 5 km is not 5 m (no unit conversion is attempted)

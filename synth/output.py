@@ -37,6 +37,8 @@ PROVENANCE = pa.struct([
     ("problem_template", pa.string()), ("judge_template", pa.string()),
     ("sampling", _SAMPLING), ("seed", pa.int64()), ("batch_id", pa.string()),
     ("verifier", pa.string()), ("parent", pa.string()),
+    # backend options that change generations (dtype, batch_size, ...), values as JSON
+    ("generation_options", pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))),
 ])
 _COUNT = pa.struct([("check", pa.string()), ("count", pa.int64())])
 _COMMON = [
@@ -96,8 +98,21 @@ def add_chat_formats(rec: dict, formats: list[str]) -> dict:
 
 def preference_pairs(rec_id: str, problem: str, chosen: list[tuple[str, str | None]],
                      rejected: list[tuple[str, str | None]], evidence: str,
-                     provenance: dict, max_pairs: int) -> list[dict]:
-    """Pair the i-th chosen with the i-th rejected sample (deterministic, at most max_pairs)."""
+                     provenance: dict, max_pairs: int, *, chosen_kept: bool = True,
+                     rejected_wrong: Any = None) -> list[dict]:
+    """Pair the i-th chosen with the i-th rejected sample (deterministic, at most max_pairs).
+
+    Pairs exist only when the chosen side carries the evidence a kept record needs
+    (``chosen_kept``: the caller's keep decision, including a code task whose passing
+    samples disagree beyond the given tests, which makes no pairs) and each rejected side is
+    wrong by the same standard: ``rejected_wrong(chosen_answer, rejected_answer)`` (for math,
+    a decidably different plain number) must hold when given.
+    """
+    if not chosen_kept:
+        return []
+    if rejected_wrong is not None:
+        ca = next((a for _, a in chosen), None)
+        rejected = [(r, ra) for r, ra in rejected if rejected_wrong(ca, ra)]
     out = []
     for i, ((c, ca), (r, ra)) in enumerate(zip(chosen, rejected)):
         if i >= max_pairs:

@@ -67,6 +67,15 @@ TEMPLATES: dict[str, Template] = {t.id: t for t in [
         "Problem:\n{problem}\n\nProposed solution:\n{solution}",
     ),
     Template(
+        "decontam_judge_v1",
+        "You compare two math word problems. They are the SAME problem when one is a "
+        "rewording of the other: names, objects or wording may differ, but the quantities, "
+        "the relations between them and the question asked are the same, so both have the "
+        "same answer. Otherwise they are DIFFERENT. Reply with one line 'VERDICT: SAME' or "
+        "'VERDICT: DIFFERENT'.",
+        "Problem A:\n{problem}\n\nProblem B:\n{benchmark}",
+    ),
+    Template(
         "code_solve_v1",
         "Solve the programming task in Python. Reply with one ```python code block.",
         "{problem}",

@@ -23,9 +23,9 @@ from typing import Any
 
 from synth.backends import Backend, GenerationRequest, SamplingParams, derive_seed
 from synth.code import (assert_statements, codet_select, entry_points, extract_code,
-                        last_code_block, pass_row, run_tests)
-from synth.math import (answers_equivalent, boxed_answers, extract_answer_with_source,
-                        majority_vote, parse_number)
+                        last_code_block, pass_row, run_tests, split_solution_and_tests)
+from synth.math import (answer_markers, answers_equivalent, extract_answer_with_source,
+                        is_placeholder, majority_vote, parse_number)
 from synth.prompts import get_template
 from synth.sandbox import SandboxLimits, run_python
 
@@ -51,8 +51,15 @@ class MathSampling:
     max_rounds: int = 3
     extra_per_problem: float = 4.0
     max_extra: int = 16
+    # acceptance of an answer without a reference (generated problems): the winning cluster
+    # must hold >= vote_threshold of all samples and >= min_votes samples, beat the runner-up
+    # by >= min_margin samples, and hold >= pot_min_agree executed program-of-thought answers
+    # (a differently prompted solver). These dataclass defaults are the permissive library
+    # ones; the shipped defaults (config `math:`) come from bench/bench_synth_acceptance.py.
     vote_threshold: float = 0.5
     min_votes: int = 2
+    min_margin: int = 1  # 1: a tie between the two largest clusters is no majority
+    pot_min_agree: int = 0
     fallback_last_number: bool = True  # last number of a finished sample as its answer
     integer_answers: str = "off"  # off | counting (how many / number of ...) | always
     drop_all_correct: bool = False  # drop problems every sample solves (no learning signal)
@@ -81,25 +88,47 @@ def pot_answer(program_text: str, timeout_s: float = 5.0) -> tuple[str | None, s
     return (lines[-1][:200] if lines else None), "ok"
 
 
+_SELF_CORRECTION = re.compile(
+    r"\b(?:wait|actually|correction|oops|i made an? (?:mistake|error)|on second thought|"
+    r"let me (?:re-?check|re-?calculate|recompute|correct|fix)|re-?evaluat\w*|"
+    r"that(?:'s| is| was) (?:wrong|incorrect))\b", re.IGNORECASE)
+
+
 def screen_sample(text: str, finish_reason: str, *, fallback_last_number: bool = True,
-                  equiv: Callable = answers_equivalent) -> tuple[str | None, str]:
+                  equiv: Callable = answers_equivalent, instructions: str | None = None
+                  ) -> tuple[str | None, str]:
     """Format/truncation filter + extraction for one chain-of-thought sample.
 
     Returns ``(answer, check)``; ``answer`` is None when the sample is rejected, with
     ``check`` one of: truncated (hit max_tokens), conflicting_boxed (several different boxed
-    answers), incomplete (answer cut off mid-expression), no_answer. Kept samples have check
-    boxed | hashes | answer_is | last_number (how the answer was found).
+    answers), conflicting_answers (different stated final answers in other forms),
+    incomplete (answer cut off mid-expression), placeholder (the answer is a template
+    placeholder such as "N" from ``instructions``), no_answer. A final answer restated after
+    a self-correction ("Wait, actually it's 3. The answer is 3.") is not a conflict: the
+    answers after the last cue must agree. Kept samples have check boxed | hashes |
+    answer_is | last_number (how the answer was found).
     """
     if finish_reason == "length":
         return None, "truncated"
     if finish_reason == "error":
         return None, "error"
-    boxed = boxed_answers(text)
-    if len(boxed) > 1 and any(not equiv(boxed[-1], b) for b in boxed[:-1]):
-        return None, "conflicting_boxed"
-    ans, how = extract_answer_with_source(text, fallback_last_number=fallback_last_number)
+    ans, how = extract_answer_with_source(text, fallback_last_number=fallback_last_number,
+                                          instructions=instructions)
     if ans is None:
-        return None, "incomplete" if how == "incomplete" else "no_answer"
+        return None, how if how in ("incomplete", "placeholder") else "no_answer"
+    # stated answers that look like answers (a boxed one, or one with a digit): "the answer
+    # is to add them" is prose, not a competing answer
+    marks = [(pos, a, h) for pos, a, h in answer_markers(text)
+             if not is_placeholder(a, instructions) and (h == "boxed" or re.search(r"\d", a))]
+    cue = None
+    for m in _SELF_CORRECTION.finditer(text):
+        cue = m.start()
+    # only answers stated after the last self-correction cue count (if one follows it)
+    after = [x for x in marks if cue is not None and x[0] > cue]
+    considered = after or marks
+    if len(considered) > 1 and any(not equiv(ans, a) for _, a, _ in considered):
+        boxed_only = all(h == "boxed" for _, _, h in considered)
+        return None, "conflicting_boxed" if boxed_only else "conflicting_answers"
     return ans, how
 
 
@@ -160,7 +189,7 @@ def sample_math(backend: Backend, problems: list[dict], s: MathSampling,
                 else:
                     ans, how = screen_sample(smp.text, smp.finish_reason,
                                              fallback_last_number=s.fallback_last_number,
-                                             equiv=equiv)
+                                             equiv=equiv, instructions=cot.system)
                 out[pid].append({"text": smp.text, "answer": ans, "kind": kind, "round": rnd,
                                  "num_tokens": smp.num_tokens, "finish_reason": smp.finish_reason,
                                  "check": how})
@@ -232,6 +261,9 @@ class MathVerdict:
     wrong: list[int] = field(default_factory=list)  # verified wrong: an answer, not the answer
     checks: dict[str, int] = field(default_factory=dict)  # per-sample screening outcomes
     screened: list[tuple[str | None, str]] = field(default_factory=list)  # (answer, check)
+    evidence: str = ""  # what the answer rests on, e.g. "5 of 8 samples agree (margin 3)"
+    margin: int = 0  # winning cluster size minus the runner-up's
+    pot_agree: int = 0  # executed program-of-thought answers in the winning cluster
 
 
 def verify_math(samples: list[dict], reference: str | None, s: MathSampling,
@@ -247,23 +279,31 @@ def verify_math(samples: list[dict], reference: str | None, s: MathSampling,
     answers: list[str | None] = []
     checks: dict[str, int] = {}
     screened: list[tuple[str | None, str]] = []
+    instructions = get_template(s.template).system
+    is_pot: list[bool] = []
     for x in samples:
         if x.get("kind") == "pot" or "text" not in x:
             a, how = x.get("answer"), x.get("check") or "pot"
+            if a is not None and is_placeholder(a):
+                a, how = None, "placeholder"
         else:
             a, how = screen_sample(x.get("text") or "", x.get("finish_reason") or "stop",
-                                   fallback_last_number=s.fallback_last_number, equiv=equiv)
+                                   fallback_last_number=s.fallback_last_number, equiv=equiv,
+                                   instructions=instructions)
+        is_pot.append(x.get("kind") == "pot")
         answers.append(a)
         screened.append((a, how))
         checks[how] = checks.get(how, 0) + 1
     n = len(answers)
     vote = majority_vote(answers, threshold=s.vote_threshold, min_votes=s.min_votes, equiv=equiv)
 
-    def verdict(keep, reason, answer, correct, accepted=True):
+    def verdict(keep, reason, answer, correct, accepted=True, evidence="", margin=0, pot=0):
         k = sum(correct) if accepted else 0
         verified = [i for i, c in enumerate(correct) if c] if accepted else []
+        # verified wrong by the same standard as the kept answer: an answer that is decidably
+        # different (both sides plain numbers), never a placeholder or an unparsed expression
         wrong = [i for i, (c, a) in enumerate(zip(correct, answers))
-                 if accepted and not c and a is not None]
+                 if accepted and not c and a is not None and decidably_different(answer, a)]
         rate = k / n if n else 0.0
         if keep and needs_integer(problem, s.integer_answers) and not is_integer_answer(answer):
             keep, reason = False, "non_integer_answer"
@@ -271,7 +311,7 @@ def verify_math(samples: list[dict], reference: str | None, s: MathSampling,
             keep, reason = False, "all_samples_correct"
         return MathVerdict(keep, reason, answer, vote.agreement, rate, n, k,
                            verified if keep else [], correct, wrong if keep else [], checks,
-                           screened)
+                           screened, evidence, margin, pot)
 
     if n == 0 or vote.n_extracted == 0:
         trunc = checks.get("truncated", 0)
@@ -280,11 +320,41 @@ def verify_math(samples: list[dict], reference: str | None, s: MathSampling,
     if reference is not None:
         correct = [a is not None and equiv(reference, a) for a in answers]
         keep = any(correct)
-        return verdict(keep, "verified" if keep else "reference_mismatch", reference, correct)
+        return verdict(keep, "verified" if keep else "reference_mismatch", reference, correct,
+                       evidence=f"{sum(correct)} of {n} samples agree with the reference answer")
     best = next((ci for ci, (rep, _) in enumerate(vote.clusters) if rep == vote.answer), -1)
     correct = [c == best for c in vote.cluster_of]
-    return verdict(vote.accepted, "verified" if vote.accepted else "no_agreement", vote.answer,
-                   correct, accepted=vote.accepted)
+    sizes = sorted((size for _, size in vote.clusters), reverse=True)
+    margin = sizes[0] - (sizes[1] if len(sizes) > 1 else 0)
+    pot_agree = sum(1 for c, p in zip(correct, is_pot) if c and p)
+    n_pot = sum(is_pot)
+    accepted, reason = vote.accepted, "verified" if vote.accepted else "no_agreement"
+    if accepted and margin < s.min_margin:
+        accepted, reason = False, "low_margin"
+    if accepted and pot_agree < s.pot_min_agree:
+        accepted, reason = False, "no_pot_agreement"
+    ev = (f"{sizes[0]} of {n} samples agree (agreement {vote.agreement:.2f}, margin {margin} "
+          f"over the runner-up)" + (f"; {pot_agree} of {n_pot} executed program-of-thought "
+                                    "answers agree" if n_pot else ""))
+    return verdict(accepted, reason, vote.answer, correct, accepted=accepted, evidence=ev,
+                   margin=margin, pot=pot_agree)
+
+
+def decidably_different(answer: str | None, other: str | None) -> bool:
+    """True when ``other`` is shown to differ from ``answer`` by exact arithmetic.
+
+    Both must be plain numbers (or numeric solution sets); a placeholder, an unparsed
+    expression or a missing answer is not verified wrong. Used to pick DPO ``rejected``
+    samples: a rejected answer must be wrong by the same standard a kept one is right.
+    """
+    from synth.math import solution_set
+
+    if answer is None or other is None or is_placeholder(other):
+        return False
+    if not all(parse_number(x) is not None or solution_set(x) is not None
+               for x in (answer, other)):
+        return False
+    return not answers_equivalent(answer, other)
 
 
 # --------------------------------------------------------------------------- LLM-as-judge
@@ -323,17 +393,99 @@ def judge_problems(backend: Backend, items: list[dict], *, template: str = "math
 
 # --------------------------------------------------------------------------- problem generation
 
-_PROBLEM_PREFIX = re.compile(r"^\s*(?:\*\*)?(?:new\s+)?(?:word\s+)?problem\s*:?\s*(?:\*\*)?\s*",
-                             re.IGNORECASE)
+_PROBLEM_PREFIX = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:(?:new|generated|different)[\s,]+)*"
+                             r"(?:math\s+)?(?:word\s+)?(?:problem|question)(?:\s*\d+)?\s*:?\s*"
+                             r"(?:\*\*)?\s*:?\s*", re.IGNORECASE)
+# chatty openers: "Sure! Here's a new, different word problem:", "Certainly, here is one:"
+_PREAMBLE = re.compile(
+    r"^\s*(?:(?:sure|certainly|okay|ok|of course|absolutely|great)\b[!.,]*\s*)?"
+    r"(?:(?:here(?:'s|\u2019s| is| are)|below is|this is)\b[^:\n]{0,100}?:|"
+    r"(?:sure|certainly|okay|of course|absolutely)\b[^:\n]{0,60}?:)\s*",
+    re.IGNORECASE)
+# where a solution or answer starts: a marker at a line start or after a sentence end,
+# optionally bold / a heading ("**Solution:**", "### Answer", "Step 1:", "#### 72")
+_SOLUTION_START = re.compile(
+    r"(?:^|(?<=[.?!:)\]])[ \t]*|\n)[ \t]*(?:[#>*_-]+[ \t]*)?"
+    r"(?:(?:\*\*|#+[ \t]*)?(?:solution|answer|final answer|explanation|reasoning|steps)"
+    r"[ \t]*(?:\*\*)?[ \t]*(?::|\*\*|-[ \t]|$)|step[ \t]*1\b|let'?s solve\b|"
+    r"to solve (?:this|the)\b|the (?:final )?answer is\b|the solution is\b|####|\\boxed)",
+    re.IGNORECASE | re.MULTILINE)
+# the problem states its own result: "...? She sold 72 clips." after the question, a boxed
+# answer, an equation with a result
+_ASKS = re.compile(r"\?|\b(?:how (?:many|much|long|far|old|fast|often)|what|which|find|"
+                   r"calculate|compute|determine|work out|figure out|estimate)\b",
+                   re.IGNORECASE)
+_INSTRUCTION = re.compile(r"^\s*(?:\(?\s*)?(?:round|give|express|write|answer in|use|assume|"
+                          r"note|hint|show)\b", re.IGNORECASE)
+_NUMBER_WORDS = (r"zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                 r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|"
+                 r"thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|million|"
+                 r"dozen|half|halves|third|quarter|twice|double|triple|percent")
+_HAS_NUMBER = re.compile(r"\d|\b(?:" + _NUMBER_WORDS + r")\b", re.IGNORECASE)
 
 
-def clean_problem(text: str) -> str | None:
-    """The problem statement from a problem-generation response, or None when unusable."""
-    t = _PROBLEM_PREFIX.sub("", text.strip())
-    t = re.split(r"\n\s*(?:solution|answer|step 1)\b", t, flags=re.IGNORECASE)[0].strip()
-    if len(t.split()) < 6 or "?" not in t and not t.endswith("."):
-        return None
-    return t
+@dataclass
+class CleanedProblem:
+    problem: str | None  # None: rejected
+    reason: str | None = None  # why rejected: problem_empty | problem_too_short |
+    # problem_no_question | problem_no_number | problem_contains_answer
+    edits: list[str] = field(default_factory=list)  # stripped_preamble, stripped_solution
+
+
+def clean_problem_details(text: str, *, numeric: bool = True) -> CleanedProblem:
+    """Clean one problem-generation response and say what was done or why it was rejected.
+
+    Strips chatty openers ("Here's a new, different word problem:"), a "Problem:" label (bold
+    or not) and everything from the first solution/answer marker on ("**Solution:**",
+    "Solution:", "Answer:", "####", "Step 1", "The answer is", ``\\boxed``). Then rejects,
+    conservatively (cheap checks; the judge handles the rest): fewer than 6 words
+    (``problem_too_short``), nothing asked -- no "?" and no how many / what / find / calculate
+    (``problem_no_question``), no number at all, digits or number words, when ``numeric``
+    (``problem_no_number``), and a problem that contains its own answer: a sentence with a
+    number after the last question, "=" followed by a result at the end, or an answer marker
+    left inside (``problem_contains_answer``).
+    """
+    edits: list[str] = []
+    t = (text or "").strip().strip("`").strip()
+    for _ in range(3):  # "Sure! Here is one:\n\n**Problem:** ..." has two layers
+        before = t
+        m = _PREAMBLE.match(t)
+        if m and m.end() < len(t):
+            t = t[m.end():].lstrip()
+            edits.append("stripped_preamble")
+        t = _PROBLEM_PREFIX.sub("", t, count=1).strip()
+        if t == before:
+            break
+    m = _SOLUTION_START.search(t)
+    if m is not None:
+        t = t[:m.start()].rstrip()
+        edits.append("stripped_solution")
+    t = re.sub(r"[ \t]*\n[ \t]*\n[\s\S]*$", "", t) if "?" in t.split("\n\n")[0] else t
+    t = t.strip().strip("*").strip().strip('"').strip()
+    t = re.sub(r"[ \t]+", " ", t)
+    edits = sorted(set(edits))
+    if not t:
+        return CleanedProblem(None, "problem_empty", edits)
+    if len(t.split()) < 6:
+        return CleanedProblem(None, "problem_too_short", edits)
+    if not _ASKS.search(t):
+        return CleanedProblem(None, "problem_no_question", edits)
+    if numeric and not _HAS_NUMBER.search(t):
+        return CleanedProblem(None, "problem_no_number", edits)
+    if "?" in t:
+        after = t[t.rindex("?") + 1:].strip()
+        if after and re.search(r"\d", after) and not _INSTRUCTION.match(after):
+            return CleanedProblem(None, "problem_contains_answer", edits)
+    if re.search(r"=\s*\$?-?\d[\d,.]*\s*\w*\s*[.?]?\s*$", t) or re.search(
+            r"\\boxed|####|\bthe answer is\b", t, re.IGNORECASE):
+        return CleanedProblem(None, "problem_contains_answer", edits)
+    return CleanedProblem(t, None, edits)
+
+
+def clean_problem(text: str, *, numeric: bool = True) -> str | None:
+    """The problem statement from a problem-generation response, or None when unusable
+    (see :func:`clean_problem_details` for what is stripped and what is rejected)."""
+    return clean_problem_details(text, numeric=numeric).problem
 
 
 def generate_problems(backend: Backend, seeds: list[dict], *, mode: str, per_item: int,
@@ -344,7 +496,8 @@ def generate_problems(backend: Backend, seeds: list[dict], *, mode: str, per_ite
 
     Concept sampling follows MathScale (Tang et al. 2024) in spirit: each prompt combines
     ``concepts_per_problem`` concepts drawn with a seeded RNG keyed by the item id.
-    Returns ``{id, problem, parent, template, raw}`` (``problem`` None when unusable).
+    Returns ``{id, problem, reject_reason, cleaning, parent, template, raw}`` (``problem``
+    None when unusable, with ``reject_reason``; ``cleaning`` lists what was stripped).
     """
     if mode == "seed":
         tmpl = get_template("math_problem_from_seed_v1")
@@ -369,7 +522,9 @@ def generate_problems(backend: Backend, seeds: list[dict], *, mode: str, per_ite
     out = []
     for res in backend.generate(reqs):
         for j, smp in enumerate(res.samples):
-            out.append({"id": f"{res.request_id}-g{j}", "problem": clean_problem(smp.text),
+            c = clean_problem_details(smp.text)
+            out.append({"id": f"{res.request_id}-g{j}", "problem": c.problem,
+                        "reject_reason": c.reason, "cleaning": c.edits,
                         "parent": res.request_id, "template": tmpl.id, "raw": smp.text,
                         "error": res.error})
         if res.error:
@@ -406,6 +561,13 @@ def task_from_generation(text: str, topic: str) -> dict | None:
     blocks = re.findall(r"```(?:python|py)?\s*\n(.*?)```", text or "", re.DOTALL)
     sol = next((b for b in blocks if _DEF.search(b)), None)
     tests = next((b for b in blocks if "assert " in b and b is not sol), None)
+    if sol is not None:  # asserts in the solution's block, test_ functions, a __main__ block
+        split = split_solution_and_tests(sol)
+        if split is not None and _DEF.search(split[0]):
+            sol = split[0]
+            tests = tests if tests is not None else split[1]
+    if tests is not None and split_solution_and_tests(tests) is not None:
+        tests = split_solution_and_tests(tests)[1]  # type: ignore[index]
     if sol is None or tests is None:
         return None
     sig = _DEF.search(sol).group(0)  # type: ignore[union-attr]

