@@ -292,7 +292,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
 
         return estimate_memory(text_bytes, 10**5, 14, 128, "exact")
 
-    assert est["total_gb"] > 0 and set(est["parts_gb"]) >= {"sketches", "shingle_sets"}
+    assert est["total_gb"] > 0 and set(est["parts_gb"]) >= {"band_entries", "candidate_pairs"}
     big = estimate_memory_of(10**9)
     assert big["disk_gb"] >= 1.0  # the spill files hold the text
     assert est["free_disk_gb"] > 0
@@ -322,15 +322,23 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
 
 
 def test_memory_estimate_covers_the_measured_peaks():
-    # near-dup builds measured on the bench corpora (bench/README.md §9, 2.75 KB of text per
-    # document, RSS summed over the process tree): the planning estimate must not be below any
-    # of them, nor far above
+    # near-dup builds measured on the bench corpora (2.75 KB of text per document, RSS summed
+    # over the process tree): the planning estimate must not be below any of them, nor far
+    # above. One-table path (lshbloom): bench/README.md §12; sharded lsh path: docs/scale.md
     from pipelines.stages.dedup.minhash_passes import estimate_memory
+    from pipelines.stages.dedup.minhash_sharded import candidate_shards
+    from pipelines.stages.dedup.minhash_sharded import estimate_memory as sharded
 
     for docs, text_bytes, peak_gb in ((100_000, 276e6, 0.83), (300_000, 826e6, 1.54),
                                       (1_000_000, 2753e6, 2.49)):
         est = estimate_memory(int(text_bytes), docs, 14, 128, "exact")
         assert peak_gb <= est["total_gb"] <= 1.5 * peak_gb, (docs, est)
+    for docs, text_bytes, peak_gb in SHARDED_PEAKS:
+        est = sharded(int(text_bytes), docs, 14, 128, "exact", candidate_shards(docs, 14))
+        assert peak_gb <= est["total_gb"] <= 1.5 * peak_gb, (docs, est)
+
+
+SHARDED_PEAKS = ((100_000, 276e6, 0.79), (300_000, 826e6, 1.36), (1_000_000, 2753e6, 2.35))
 
 
 def test_records_go_through_spill_files_that_are_removed_after(tmp_path, corpus):

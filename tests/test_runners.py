@@ -135,6 +135,10 @@ def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_p
     try:
         _wait_listening(port, pool, log, timeout=60)
         cfg = demo_config(Path(os.path.relpath(root / "corpus", tmp_path)), Path("portable"))
+        # the demo stages, minhash_dedup's sharded passes included, in an SDK worker process
+        # started by the pool (the Fn API path of Flink, Spark and Dataflow workers). The
+        # embedded job server runs one SDK worker per environment (it does not apply
+        # direct_num_workers or sdk_worker_parallelism; docs/scale.md)
         args = ["--runner", "portable", "--job_endpoint=embed", "--environment_type=EXTERNAL",
                 f"--environment_config=localhost:{port}"]
         res = run_build(build_config_from_dict(cfg), extra_args=args)

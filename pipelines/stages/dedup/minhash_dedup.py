@@ -1,20 +1,22 @@
 """Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
 
-``mode: lsh`` (default): records to spill files, one compact sketch (band keys) per file ->
-candidate pairs of integer document indices (numpy sorts on one worker) -> verified by exact
-(default, shingle sets of the candidate documents only) or estimated Jaccard -> connected
-components (scipy) -> one representative per component (lowest id, longest text or highest
-score); the other members are removed with reason ``near_duplicate`` and column
-``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on disk
-between the passes; decisions reach the records as a side input while the spill files are
-streamed back. Data flow and memory model: ``pipelines/stages/dedup/minhash_passes.py`` and docs/dedup.md.
+``mode: lsh`` (default): records to spill files, their band keys sharded by key through the
+runner's shuffle -> candidate pairs per shard -> verified by exact (default, shingle sets of
+the candidate documents only) or estimated Jaccard, per spill file, from disk -> connected
+components over a spanning forest of the verified pairs (the one single-worker step; memory
+grows with the documents in clusters) -> one representative per component (lowest id, longest
+text or highest score); the other members are removed with reason ``near_duplicate`` and
+column ``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on
+disk between the passes; decisions reach the records joined to their spill file by key. Data
+flow: ``pipelines/stages/dedup/minhash_sharded.py``; memory formulas: docs/scale.md.
 
 A document is its place in a spill file, not its id: records that share an id (two sources
 numbering from 0) are distinct documents and are never dead-lettered for it; ids are not
 rewritten. Survivors are ranked by (id, source, record hash): docs/dedup.md, "Equal ids".
 
-Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of its
-smallest-id member with each other member (work linear in its size).
+Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of one
+member with each other member (work linear in its size): in ``lsh`` the member with the
+smallest hash of (id, source, record hash), in ``lshbloom`` the smallest-id member.
 
 ``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
 near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
@@ -291,7 +293,10 @@ class MinHashDedupStage(Stage):
         text_bytes, docs = planned_input_size(ctx)
         if text_bytes is None:
             return None
-        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
+        if p.mode == "lsh":
+            est = ms.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, self.shards)
+        else:
+            est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
         limit_gb = p.max_memory_gb or mb.machine_memory_gb()
         est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
         if limit_gb and est["total_gb"] > limit_gb:

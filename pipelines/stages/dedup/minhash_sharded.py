@@ -377,3 +377,54 @@ class ApplyFile(Apply):
         if not paths:
             return
         yield from self.route(paths[0], decs[0] if decs else {}, sample["places"])
+
+
+# --------------------------------------------------------------------------- memory model
+
+PAIRS_PER_DOC = 25.0  # distinct candidate pairs per document assumed at planning (see below)
+NODE_BYTES = 400  # a clustered document on the components worker (place, attributes, forest)
+CLUSTERED_FRACTION = 0.2  # documents in clusters assumed at planning
+
+
+def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
+                    shards: int, pairs_per_doc: float = PAIRS_PER_DOC,
+                    clustered_fraction: float = CLUSTERED_FRACTION) -> dict:
+    """Peak memory of ``mode: lsh`` on the local runner, where every step runs in one
+    process and the runner holds what crosses a shuffle (bytes -> GB; docs/scale.md gives
+    the per-worker formulas of a distributed run).
+
+    * band entries: ``22 * bands`` bytes per document through the shard shuffle, held twice
+      (encoded by the runner and decoded into the shard's arrays);
+    * the largest shard while sorted: 4 copies of its ``22 * bands * docs / shards`` bytes;
+    * candidate pairs and the positions to describe: 40 bytes a pair through the shuffle,
+      ``pairs_per_doc`` of them per document (the bench corpora, with hot clusters of up to
+      ~1,000 copies: 3.3 at 100k, ~22 at 1M), 1.5 times on average (encoded by the runner,
+      decoded by the step that reads them; not all alive at once);
+    * the components worker: ``NODE_BYTES`` per clustered document;
+    * fingerprints: two candidate files at a time (``8 / 6`` of a spill file's text);
+    * buffers and runtime as :func:`~pipelines.stages.dedup.minhash_passes.estimate_memory`.
+
+    Nothing in it grows with the text per document: the records are in spill files (disk).
+    """
+    from pipelines.stages.dedup.minhash_passes import SPILL_BYTES
+
+    entries = ENTRY_BYTES * bands * docs
+    parts = {
+        "band_entries": 2.0 * entries,
+        "shard_sort": 4.0 * entries / max(1, shards),
+        "candidate_pairs": 1.5 * 40 * pairs_per_doc * docs,
+        "components": NODE_BYTES * clustered_fraction * docs,
+        "fingerprints": 2 * (8 / 6) * SPILL_BYTES if verify == "exact" else (
+            2 * 4 * num_perm * SPILL_BYTES / 2000 if verify == "estimated" else 0),
+        "buffers": 6.0 * SPILL_BYTES,
+        "runtime": 0.7e9,
+    }
+    disk = 1.05 * text_bytes + (8 / 6) * text_bytes * clustered_fraction * (
+        1 if verify == "exact" else 0)
+    return {
+        "docs": int(docs), "text_bytes": int(text_bytes), "shards": int(shards),
+        "parts_gb": {k: round(v / 1e9, 2) for k, v in parts.items()},
+        "total_gb": round(sum(parts.values()) / 1e9, 2),
+        "disk_gb": round(disk / 1e9, 2),
+        "disk_bytes": int(disk),
+    }

@@ -1,0 +1,71 @@
+"""Per-worker memory and shuffle bytes of the dedup steps, from the formulas in docs/scale.md.
+
+    python bench/scale_model.py                       # the docs/scale.md table
+    python bench/scale_model.py --docs 1e9 --workers 1000 --pairs-per-doc 25
+
+Evaluates each step's formula (no data is read) for documents N, workers W, bands b,
+text per document T, candidate pairs per document pi, clustered fraction c. The local-runner
+column of minhash_dedup is ``minhash_sharded.estimate_memory`` (checked against measured peaks
+in tests/test_minhash_dedup_stage.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipelines.stages.dedup.minhash_passes import SPILL_BYTES  # noqa: E402
+from pipelines.stages.dedup.minhash_sharded import (  # noqa: E402
+    ENTRY_BYTES, NODE_BYTES, candidate_shards)
+
+GB = 1e9
+
+
+def steps(n: float, w: int, b: int, t: float, pi: float, c: float) -> list[tuple]:
+    """(step, per-worker memory bytes, shuffle bytes in total, workers that run it)."""
+    s = candidate_shards(int(n), b)
+    files = max(1.0, n * t / SPILL_BYTES)
+    pairs = pi * n
+    per_file_docs = SPILL_BYTES / t
+    fp = (8 / 6) * SPILL_BYTES  # one candidate file at most (exact verification)
+    exact_buckets = min(65536, max(64, math.ceil(n / 200_000)))
+    return [
+        ("exact_dedup: keys per bucket", 500 * n / exact_buckets, 60 * n, min(w, exact_buckets)),
+        ("minhash 1 SketchSpill (per spill file)",
+         SPILL_BYTES + ENTRY_BYTES * b * per_file_docs + 512 * 4 * 128, ENTRY_BYTES * b * n, w),
+        ("minhash 2 ShardCandidates (per shard)",
+         4 * ENTRY_BYTES * b * n / s + 3 * 32 * pairs / s, 40 * pairs, min(w, s)),
+        ("minhash 3 CandidateSets (per spill file)", SPILL_BYTES + fp, 16 * pairs, w),
+        ("minhash 4 VerifyPairs (per file group)", 2 * fp + 24 * pairs / files,
+         NODE_BYTES * c * n, w),
+        ("minhash 5 Components (one worker)", NODE_BYTES * c * n, 50 * c * n, 1),
+        ("minhash 6 ApplyFile (per spill file)", SPILL_BYTES + 50 * c * per_file_docs, 0, w),
+        ("spill-file deletion (one worker)", 200 * files, 200 * files, 1),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--docs", type=float, nargs="+", default=[1e6, 1e8, 1e9])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 100, 1000])
+    ap.add_argument("--bands", type=int, default=14)
+    ap.add_argument("--text-bytes", type=float, default=2750, help="text per document")
+    ap.add_argument("--pairs-per-doc", type=float, default=25.0)
+    ap.add_argument("--clustered", type=float, default=0.2, help="fraction of docs in clusters")
+    a = ap.parse_args()
+    print("| documents | workers | step | memory per worker | shuffle total | shuffle per worker |")
+    print("|---|---:|---|---:|---:|---:|")
+    for n in a.docs:
+        for w in a.workers:
+            for name, mem, shuf, active in steps(n, w, a.bands, a.text_bytes, a.pairs_per_doc,
+                                                  a.clustered):
+                print(f"| {n:.0e} | {w} | {name} | {mem / GB:.3g} GB | {shuf / GB:.3g} GB | "
+                      f"{shuf / max(1, active) / GB:.3g} GB |")
+
+
+if __name__ == "__main__":
+    main()
