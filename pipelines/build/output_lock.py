@@ -13,6 +13,7 @@ second build refuses while it exists, unless it was left by a dead process on th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.build.errors import OutputLocked
+from pipelines.build.errors import DiskFull, OutputLocked, disk_full_cause
 from pipelines.core.fs import exists, is_url, read_json, write_json
 
 LOCK_NAME = ".datamill.lock"
@@ -31,6 +32,12 @@ REMOTE_LOCK_NAME = "_lock.json"
 def _holder(run_id: str) -> dict[str, Any]:
     return {"pid": os.getpid(), "run_id": run_id, "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _write_holder(fd: int, holder: dict[str, Any]) -> None:
+    """Write the holder's description into the (locked) lock file."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(holder).encode("utf-8"), 0)
 
 
 def _describe(h: dict[str, Any]) -> str:
@@ -57,10 +64,20 @@ class OutputLock:
         self._remote_path: str | None = None
 
     def __enter__(self) -> OutputLock:
-        if is_url(self.out):
-            self._acquire_remote()
-        else:
-            self._acquire_local()
+        try:
+            if is_url(self.out):
+                self._acquire_remote()
+            else:
+                self._acquire_local()
+        except Exception as err:
+            if disk_full_cause(err) is None:
+                raise
+            self.release()
+            # a full disk before any work: the documented exit 74 and one line, no traceback
+            raise DiskFull(
+                f"disk full (No space left on device): cannot write the output lock in "
+                f"{self.out}; nothing was built and the previous build is unchanged; free "
+                "space there and rerun") from None
         return self
 
     def __exit__(self, *exc) -> None:
@@ -83,9 +100,8 @@ class OutputLock:
             raise OutputLocked(
                 f"output directory {self.out} is in use by another build: {_describe(holder)}; "
                 "wait for it to finish or use another output dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_holder(self.run_id)).encode("utf-8"), 0)
-        self._fd = fd
+        self._fd = fd  # released (the flock dropped) if writing the holder fails
+        _write_holder(fd, _holder(self.run_id))
 
     def _acquire_remote(self) -> None:
         path = f"{self.out}/{REMOTE_LOCK_NAME}"
@@ -105,7 +121,8 @@ class OutputLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            with contextlib.suppress(OSError):  # else the description stays; the lock goes
+                os.ftruncate(self._fd, 0)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
         if self._remote_path is not None:

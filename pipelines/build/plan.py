@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from pipelines.build.paths import check_output_dir, resolve_build_paths
-from pipelines.core.fs import confined
+from pipelines.core.fs import confined, is_url
 from pipelines.core.spill import spill_root
 from pipelines.build.checkpoint import Checkpoint, CheckpointTarget, checkpoint_valid
 from pipelines.build.config import BuildConfig, stage_fingerprint
@@ -25,7 +26,7 @@ from pipelines.io.source_config import SourceConfig
 from pipelines.stages.registry import stage_labels
 from pipelines.io.input_fields import FieldConfigError, FieldPlan, describe, plan_fields
 from pipelines.core.records import BASE_COLUMNS, arrow_schema
-from pipelines.io.input_files import InputFile, SkippedFile
+from pipelines.io.input_files import InputFile, SkippedFile, printable
 from pipelines.io.sources import describe_inputs, field_candidates
 from pipelines.stages.base import Stage, StageContext
 from pipelines.stages.registry import load_stages
@@ -106,6 +107,24 @@ def _ensure_demo(src: SourceConfig) -> SourceConfig:
     return src.model_copy(update={"type": "jsonl", "path": f"{src.path}/*.jsonl*"})
 
 
+def _check_disjoint(sources: list[SourcePlan]) -> None:
+    """A file (by its real path: symlinks resolved) listed by two sources would be read twice:
+    a config error naming both sources, the file and the fix, before any work."""
+    owner: dict[str, tuple[int, InputFile]] = {}
+    for i, sp in enumerate(sources):
+        for f in sp.files or []:
+            key = f.path if is_url(f.path) else os.path.realpath(f.path)
+            j, first = owner.setdefault(key, (i, f))
+            if j == i:
+                continue
+            names = (f"sources[{j}] ({sources[j].config.name!r}, as {first.display!r}) and "
+                     f"sources[{i}] ({sp.config.name!r}, as {f.display!r})")
+            raise ConfigError(
+                f"sources[{i}].path: {names} both read the file {printable(key)!r}: its "
+                "records would be read twice; narrow a glob or path (or remove a source) so "
+                "that each file belongs to one source")
+
+
 def _plan_stages(cfg: BuildConfig, registry: dict, labels: list[str], out: str,
                  columns: dict[str, str], spill_root: str | None = None,
                  ) -> tuple[list[Stage], list[dict[str, str]], set[str]]:
@@ -145,6 +164,7 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
             src = _ensure_demo(src)
         files, n_rows, fp, skipped = describe_inputs(src, i)
         sources.append(SourcePlan(src, files, n_rows, fp, skipped))
+    _check_disjoint(sources)
     source_fp = hashlib.sha256(
         json.dumps([s.fingerprint for s in sources], sort_keys=True).encode()
     ).hexdigest()

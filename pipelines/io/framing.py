@@ -19,6 +19,19 @@ reason says where the break is and how many compressed bytes were not decoded). 
 (the file cannot be opened or read: EIO, permission, a storage error) is not damage: it also ends
 in an ``unreadable`` frame, and :attr:`FramedFile.read_failure` says why, so that the reader fails
 the build instead of counting the rest of the file as one record.
+
+Before framing, the decompressed stream is normalized (:func:`_normalized`), the same for plain,
+``.gz``, ``.bz2`` and ``.zst`` files:
+
+* a UTF-8 byte order mark (``EF BB BF``) at the very start of the stream is dropped (Windows
+  exports), so the first record parses; a BOM anywhere else is data;
+* line ends: a record ends at ``\n`` (``\r\n`` too: the ``\r`` is dropped). A file whose
+  *first* line end is a lone ``\r`` (not followed by ``\n``) is read as a CR-terminated file
+  (classic Mac exports): every ``\r`` ends a record there (and a stray ``\n`` still does). The
+  first line end decides because the stream is read once, in bounded memory; a raw ``\r``
+  cannot be part of a valid JSON record's string (JSON escapes it as ``\\r``), so for valid
+  JSONL the rule only changes how a CR-only file is cut. Counting stays exact either way: every
+  frame is one input record.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ BZ2_READ_BYTES = 64 << 10  # compressed bytes given to a bz2 decompressor at a t
 RAW_PREFIX_BYTES = MAX_RAW_CHARS  # what a dead-letter row keeps of an oversize record
 
 RECORD, OVERSIZE, UNREADABLE = "record", "oversize", "unreadable"
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, dropped at the start of a stream
 
 
 class DamagedStream(Exception):
@@ -223,6 +237,53 @@ def decompressed_chunks(raw: CountingReader, path: str, chunk: int = CHUNK_BYTES
     return _reader_chunks(raw, chunk)
 
 
+def _normalized(chunks: Iterator[bytes], framer: RecordFramer) -> Iterator[bytes]:
+    """``chunks`` without a leading UTF-8 BOM and, when the stream's first line end is a lone
+    ``\\r``, with every ``\\r`` turned into ``\\n`` (see the module docstring). At most 3 bytes
+    are held back between chunks; an exception from ``chunks`` is raised after the bytes
+    held back are yielded, so nothing decoded before a break is lost. Sets ``framer.bom`` and
+    ``framer.line_end``."""
+    it = iter(chunks)
+    head = b""  # bytes held back: a possible BOM prefix, or a \r whose next byte decides
+    first = True  # the start of the stream has not been looked at yet
+    failure: BaseException | None = None
+    while True:
+        try:
+            chunk = next(it)
+        except StopIteration:
+            break
+        except Exception as err:  # noqa: BLE001 - re-raised below, after the held bytes
+            failure = err
+            break
+        data = head + chunk if head else chunk
+        head = b""
+        if first:
+            if len(data) < len(BOM) and BOM.startswith(data):
+                head = data
+                continue
+            if data.startswith(BOM):
+                data = data[len(BOM):]
+                framer.bom = True
+            first = False
+        if framer.line_end is None:
+            n, r = data.find(b"\n"), data.find(b"\r")
+            if r == -1 or -1 < n < r:
+                if n != -1:
+                    framer.line_end = "lf"
+            elif r + 1 < len(data):
+                framer.line_end = "lf" if data[r + 1] == 0x0A else "cr"
+            else:  # the \r is the chunk's last byte: the next byte decides
+                head, data = data[-1:], data[:-1]
+        if framer.line_end == "cr":
+            data = data.replace(b"\r", b"\n")
+        if data:
+            yield data
+    if head:  # a partial BOM, or a last \r (stripped from the last record by the framer)
+        yield head
+    if failure is not None:
+        raise failure
+
+
 class RecordFramer:
     """Iterate the records (non-blank lines) of a chunk stream; count them and the lines.
 
@@ -235,6 +296,8 @@ class RecordFramer:
         self.records = 0
         self.lines = 0
         self.read_failure = ""  # set when the stream stopped on an I/O error, not on damage
+        self.bom = False  # the stream started with a UTF-8 BOM (dropped)
+        self.line_end = None  # "lf" or "cr" once the first line end was seen (_normalized)
 
     def _frame(self, lineno: int, parts: list[bytes], size: int, over: bool) -> Frame | None:
         if over or size > self._max:
@@ -252,7 +315,7 @@ class RecordFramer:
         pending: list[bytes] = []  # start of the current line (or its prefix when over)
         pending_len = 0
         over = False  # the current line is longer than the limit: keep only a prefix
-        chunks = iter(self._chunks)
+        chunks = _normalized(self._chunks, self)
         while True:
             try:
                 chunk = next(chunks)

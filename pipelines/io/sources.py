@@ -307,6 +307,15 @@ def _rows_of(batch) -> list[tuple[dict | None, str | None, Any]]:
     return out
 
 
+def duplicated_column(src: SourceConfig, names: list[str]) -> tuple[str, str] | None:
+    """``(setting, column)`` when the column ``text_field`` or ``id_field`` names appears more
+    than once in a Parquet schema (which one would be read is arbitrary), else None."""
+    for setting, column in (("text_field", src.text_field), ("id_field", src.id_field)):
+        if column and names.count(column) > 1:
+            return setting, column
+    return None
+
+
 class _ReadParquet(beam.DoFn):
     BATCH_ROWS = 1024
 
@@ -348,6 +357,16 @@ class _ReadParquet(beam.DoFn):
             yield dead(f"read_error: {type(err).__name__}: {err}", f"<file {display}>",
                        f"{display}#footer")
             yield _counted(src, display, 1, 0, file_change(f))
+            return
+        dup = duplicated_column(src, pf.schema_arrow.names)
+        if dup is not None:  # the whole file: which of the columns holds the data is unknown
+            fh.close()
+            if n_rows:
+                times = pf.schema_arrow.names.count(dup[1])
+                yield dead(f"duplicate_column: {dup[1]!r} ({dup[0]}) is {times} columns of "
+                           "this file; rewrite it with unique column names",
+                           f"<file {display}>", f"{display}#schema", n_rows)
+            yield _counted(src, display, n_rows, f.size, file_change(f))
             return
         row = 0
         failure = ""  # an I/O error while reading a row group: the build fails
@@ -563,6 +582,12 @@ def _check_parquet_text_field(src: SourceConfig, index: int, first: InputFile) -
         raise ConfigError(
             f"sources[{index}].text_field: {src.text_field!r} is not a column of "
             f"{first.display!r}; columns: {names} (set text_field to one of them)")
+    dup = duplicated_column(src, names)
+    if dup is not None:  # files after the first: dead-lettered whole by the reader
+        raise ConfigError(
+            f"sources[{index}].{dup[0]}: {first.display!r} has {names.count(dup[1])} columns "
+            f"named {dup[1]!r} (which one holds the data is ambiguous); rewrite the file with "
+            f"unique column names or set {dup[0]} to another column")
 
 
 def field_candidates(src: SourceConfig, files: list[InputFile] | None):
