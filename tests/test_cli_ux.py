@@ -47,6 +47,39 @@ def test_validate_names_the_file_and_field_for_a_bad_synth_config(tmp_path):
     assert res.exit_code == 2 and "must be one of" in res.output
 
 
+def test_validate_writes_nothing(tmp_path, monkeypatch):
+    """Validating the demo config does not generate the demo corpus (issue 26 item 8)."""
+    (tmp_path / "demo.yaml").write_text((ROOT / "configs/demo.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["validate", "demo.yaml"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["demo.yaml"]
+
+
+def test_validate_names_a_configured_field_no_sampled_record_has(tmp_path):
+    """A wrong text_field is reported as such, before url_filter could blame the missing url
+    column; a keep_fields entry never seen is a warning (issue 26 item 8)."""
+    src = write_jsonl(tmp_path / "in.jsonl", [
+        {"body": f"document {i} has some words", "url": f"http://x{i}.org/"} for i in range(5)])
+    (tmp_path / "bl.txt").write_text("example.org\n")
+    cfg = config([{"name": "s", "type": "jsonl", "path": str(src), "keep_fields": ["url", "nope"]}],
+                 [{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "bl.txt")]}],
+                 tmp_path / "out")
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(cfg))
+    res = runner.invoke(app, ["validate", str(path)])
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert "text_field: 'text' occurs in none of the sampled records" in text, text
+    assert "'body'" in text and "url_column" not in text
+    cfg["sources"][0]["text_field"] = "body"
+    path.write_text(json.dumps(cfg))
+    res = runner.invoke(app, ["validate", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "keep_fields: 'nope' occurs in none" in " ".join(res.output.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bl.txt", "c.yaml", "in.jsonl"]
+
+
 def test_stages_lists_types_and_defaults():
     res = runner.invoke(app, ["stages"], env={"COLUMNS": "250"})
     assert res.exit_code == 0

@@ -174,3 +174,31 @@ def test_stage_outputs_in_parts_are_each_accounted_without_a_flatten(tmp_path, c
     p.visit(V())
     for producers in flattens:
         assert not {"two_parts/A", "two_parts/B"} & set(producers), producers
+
+
+def test_report_of_a_plugin_build_names_the_module_to_import(
+        tmp_path, monkeypatch, clean_registry):
+    """Re-rendering a plugin build where the plugin is not importable (issue 26 item 3): one
+    line naming the module, not "unknown stage"."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    cfg = config([{"name": "s", "type": "jsonl", "path": str(_corpus(tmp_path)),
+                   "id_field": "id"}],
+                 [{"stage": "digit_ratio", "max_digit_ratio": 0.3}], tmp_path / "out")
+    cfg["plugins"] = ["my_stages"]
+    build(cfg)
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output  # importable: re-rendered
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(EXAMPLES)])
+    for name in [n for n in sys.modules if n.startswith("my_stages")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(stage_mod, "STAGES", {k: v for k, v in stage_mod.STAGES.items()
+                                              if k != "digit_ratio"})
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "my_stages" in lines[0] and "PYTHONPATH" in lines[0], lines
+    assert "unknown stage" not in res.output

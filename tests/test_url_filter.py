@@ -74,3 +74,26 @@ def test_list_contents_enter_the_fingerprint(tmp_path):
     before = p.model_dump()["blocklists_sha256"]  # the build fingerprints at planning time
     f.write_text("a.example\nb.example\n")
     assert p.model_dump()["blocklists_sha256"] != before
+
+
+def test_report_rerenders_a_url_filter_build(tmp_path):
+    """`datamill report OUT` on a url_filter build (issue 26 item 3): the manifest's config
+    holds the derived blocklists_sha256, which re-loading must not reject."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+    from tests.buildutil import build, config, write_jsonl
+
+    (tmp_path / "d.txt").write_text("example.org\n")
+    src = write_jsonl(tmp_path / "in.jsonl", [
+        {"id": str(i), "text": f"document number {i} with a few words", "url": u}
+        for i, u in enumerate(["http://example.org/a", "https://ok.net/b", "https://ok.net/c"])])
+    out = tmp_path / "out"
+    build(config([{"name": "s", "type": "jsonl", "path": str(src)}],
+                 [{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "d.txt")]}],
+                 out))
+    report = out / "report.html"
+    report.write_text("stale")
+    res = CliRunner().invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "url_filter" in report.read_text()

@@ -154,6 +154,8 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
         "fingerprint": plan.full_fingerprint(),
         "run_id": plan.run_id,
         "config": plan.cfg.model_dump(mode="json"),
+        # the module defining each stage: `datamill report` names a plugin it cannot import
+        "stage_modules": [type(st).__module__ for st in plan.stages],
         "sources": [s.fingerprint for s in plan.sources],
         "files": files,
         "rows": sum(f["rows"] for f in files),

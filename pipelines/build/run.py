@@ -25,6 +25,7 @@ rebuilds).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -58,17 +59,50 @@ class BuildResult:
 
 
 class _Signals:
-    """SIGINT/SIGTERM -> BuildInterrupted; held back while ``hold`` is set (promotion)."""
+    """SIGINT/SIGTERM -> BuildInterrupted; held back while ``hold`` is set (promotion).
+
+    The handler records the signal and raises KeyboardInterrupt in the main thread: it is no
+    ``Exception``, so Beam's code neither swallows it nor wraps it in a RuntimeError
+    (``... while running 'stage/...'``), and it stops the local runner, which runs bundles
+    (``-w 1``) or waits for its workers (``-w 2``) in this thread. Whatever error the run then
+    ends with, :meth:`interrupted` turns it into one BuildInterrupted (exit 130 / 143)."""
 
     def __init__(self):
         self.hold = False
         self.pending: int | None = None
+        self.received: int | None = None
+        self.muted: int | None = None  # logging.disable level before the signal
+        self.excepthook = None  # threading.excepthook before the signal
+        self.done = threading.Event()
+
+    def _reap(self) -> None:
+        """Stop the local runner's worker processes (``-w 2``) until the run has unwound:
+        they ignore SIGINT (pipelines/core/runner.py), and the runner waits for them."""
+        while True:
+            _stop_local_workers()
+            if self.done.wait(0.5):
+                return
 
     def handler(self, signum, _frame):
         if self.hold:
             self.pending = signum
             return
-        raise BuildInterrupted(f"interrupted by {signal.Signals(signum).name}", signum)
+        if self.received is None:
+            self.received = signum
+            # Beam logs the interrupted bundle (with a traceback) while it unwinds: the CLI
+            # prints one line instead. Restored when the handler is uninstalled.
+            self.muted, _ = logging.root.manager.disable, logging.disable(logging.CRITICAL)
+            self.excepthook, threading.excepthook = threading.excepthook, lambda args: None
+            threading.Thread(target=self._reap, name="datamill-interrupt", daemon=True).start()
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    def interrupted(self) -> BuildInterrupted | None:
+        """The BuildInterrupted for a signal received so far, or None."""
+        if self.received is None:
+            return None
+        name = signal.Signals(self.received).name
+        return BuildInterrupted(f"interrupted by {name}: the build stopped, nothing was "
+                                "promoted and the previous build is unchanged", self.received)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_Signals]:
@@ -81,6 +115,23 @@ class _Signals:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+            self.done.set()
+            if self.muted is not None:
+                logging.disable(self.muted)
+            if self.excepthook is not None:
+                threading.excepthook = self.excepthook
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Signals during the block (cleanup) are recorded, not raised."""
+        hold, self.hold = self.hold, True
+        try:
+            yield
+        finally:
+            self.hold = hold
+            signum, self.pending = self.pending, None
+            if signum is not None and self.received is None:
+                self.received = signum
 
     @contextlib.contextmanager
     def held(self, log: Callable[[str], None]) -> Iterator[None]:
@@ -90,12 +141,35 @@ class _Signals:
         self.hold = True
         try:
             yield
-        finally:
+        except BaseException:
             self.hold = False
-            signum, self.pending = self.pending, None
+            raise
+        # published: a signal from here on (releasing the lock, returning) is only recorded
+        signum, self.pending = self.pending, None
         if signum is not None:
             log(f"{signal.Signals(signum).name} arrived during the final promotion, which was "
                 "finished first: the new build is complete and published")
+
+
+def _stop_local_workers() -> None:
+    """SIGTERM this process's Beam SDK worker processes (Linux: found through /proc; elsewhere
+    the runner's own shutdown stops them)."""
+    me = os.getpid()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if int(fh.read().rsplit(b")", 1)[1].split()[1]) != me:
+                    continue
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"sdk_worker_main" not in fh.read():
+                    continue
+            os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 # what a checkpoint writer names its files (also when a crash left no manifest to list them)
@@ -178,10 +252,29 @@ def run_build(
 
     ``command``: the command line, for the dataset card. ``on_progress(summary)`` is called
     every ``progress_interval`` seconds while the pipeline runs (:mod:`pipelines.core.progress`)."""
+    sig = _Signals()
+    try:
+        with sig.installed():  # from the start: Ctrl-C while planning is one line too
+            return _run_build(sig, cfg, extra_args, force, log, command, on_progress,
+                              progress_interval)
+    except BuildInterrupted:
+        raise
+    except BaseException as err:
+        stop = sig.interrupted()
+        if stop is None and isinstance(err, KeyboardInterrupt):
+            stop = BuildInterrupted("interrupted by SIGINT: the build stopped, nothing was "
+                                    "promoted and the previous build is unchanged",
+                                    signal.SIGINT)
+        if stop is not None:
+            raise stop from None
+        raise
+
+
+def _run_build(sig: _Signals, cfg: BuildConfig, extra_args, force, log, command, on_progress,
+               progress_interval) -> BuildResult:
     check_runner(cfg.runner, extra_args)  # runner options fail before any work (pipelines/core/runner.py)
     plan = plan_build(cfg, extra_args, use_checkpoints=not force)
-    sig = _Signals()
-    with OutputLock(plan.out, plan.run_id), sig.installed():
+    with OutputLock(plan.out, plan.run_id):
         prom.recover(plan.out, log)
         prom.check_promotable(plan.out)
         if not force and prom.existing_complete(plan) is not None:
@@ -203,10 +296,15 @@ def run_build(
             _remove_stale_checkpoints(plan, log)
             stats, files = _run(plan, cfg, extra_args, log, on_progress, progress_interval)
             prom.remove_spill(plan)  # what the finished steps did not delete
+            if sig.received is not None:  # a signal some code swallowed: promote nothing
+                raise KeyboardInterrupt
         except BaseException as err:
-            prom.cleanup_staging(plan)
-            if isinstance(err, KeyboardInterrupt):
-                raise BuildInterrupted("interrupted by SIGINT", signal.SIGINT) from None
+            with sig.deferred():  # a second Ctrl-C does not stop the cleanup half-way
+                prom.cleanup_staging(plan)
+            if isinstance(err, KeyboardInterrupt) or sig.received is not None:
+                raise sig.interrupted() or BuildInterrupted(
+                    "interrupted by SIGINT: the build stopped, nothing was promoted and the "
+                    "previous build is unchanged", signal.SIGINT) from None
             cause = disk_full_cause(err) if isinstance(err, Exception) else None
             if cause is not None:
                 raise DiskFull(

@@ -31,8 +31,8 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {msg}", highlight=False)
+def _fail(msg: str, code: int = 2, wrap: bool = True) -> None:
+    console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=not wrap)
     raise typer.Exit(code)
 
 
@@ -118,7 +118,10 @@ def build(
         _fail(str(err), code=err.exit_code)
         return
     except BuildError as err:  # lock held, disk full, Ctrl-C/SIGTERM: one line, documented code
-        _fail(str(err), code=err.exit_code)
+        _fail(str(err), code=err.exit_code, wrap=False)
+        return
+    except KeyboardInterrupt:  # Ctrl-C outside run_build's handler (e.g. loading the config)
+        _fail("interrupted by SIGINT: nothing was promoted", code=130, wrap=False)
         return
     _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
                    report=cfg.output.report)
@@ -212,11 +215,16 @@ def _validate_kind(kind: str, config: Path, data: object) -> str:
     if kind == "build":
         from pipelines.build.plan import plan_build
 
+        import tempfile
+
         cfg = load_build_config(config)
-        try:  # the build's own planner: rejects what `datamill build` would, before any work
-            plan = plan_build(cfg, use_checkpoints=False)
-        except (ConfigError, ValueError) as err:
-            raise ConfigError(f"{config}:\n{err}") from None
+        with tempfile.TemporaryDirectory(prefix="datamill-validate-") as scratch:
+            cfg = _without_demo_generation(cfg, scratch)
+            try:  # the build's own planner: rejects what `datamill build` would, before any work
+                _check_sampled_fields(cfg)  # first: a wrong text_field hides every column
+                plan = plan_build(cfg, use_checkpoints=False)
+            except (ConfigError, ValueError) as err:
+                raise ConfigError(f"{config}:\n{err}") from None
         n_files = sum(len(sp.files or []) for sp in plan.sources)
         skipped = [s for sp in plan.sources for s in sp.skipped]
         for s in skipped[:20]:
@@ -249,6 +257,70 @@ def _validate_kind(kind: str, config: Path, data: object) -> str:
 
     validate_model(TrainLMConfig, data)
     return "language-model training config"
+
+
+def _without_demo_generation(cfg, scratch: str):
+    """``cfg`` with its ``demo_corpus`` sources read as the JSONL they are, so that validating
+    writes nothing (planning a build generates a missing demo corpus at its path): an existing
+    corpus is read where it is; a missing one is validated against a small sample generated in
+    ``scratch`` (a temporary folder, removed afterwards)."""
+    from pipelines.io.demo_corpus import write_corpus
+
+    sources = []
+    for i, src in enumerate(cfg.sources):
+        if src.type == "demo_corpus":
+            folder = src.path
+            if not (Path(folder) / "corpus_info.json").is_file():
+                console.print(f"note: the demo corpus {folder} does not exist yet (datamill "
+                              "build generates it); validated against a sample of it",
+                              highlight=False, markup=False, soft_wrap=True)
+                folder = f"{scratch}/demo_{i}"
+                write_corpus(folder, min(src.demo_docs, 100))
+            src = src.model_copy(update={"type": "jsonl", "path": f"{folder}/*.jsonl*"})
+        sources.append(src)
+    return cfg.model_copy(update={"sources": sources})
+
+
+def _check_sampled_fields(cfg) -> None:
+    """Read a sample of each JSONL source and name the configured fields (``text_field``,
+    ``id_field``, ``keep_fields``) that no sampled record has: a ``text_field`` that never
+    occurs is an error (the build would dead-letter every record after reading them all), the
+    others are warnings. Sources that cannot be listed are left to the planner's errors."""
+    from pipelines.build.paths import resolve_build_paths
+    from pipelines.core.settings import ConfigError
+    from pipelines.io.input_fields import sample_jsonl
+    from pipelines.io.sources import describe_inputs
+
+    try:
+        cfg = resolve_build_paths(cfg)
+    except Exception:  # noqa: BLE001 - reported by plan_build
+        return
+    errors = []
+    for i, src in enumerate(cfg.sources):
+        if src.type != "jsonl":
+            continue
+        try:
+            files = describe_inputs(src, i)[0] or []
+            seen = sample_jsonl([f.path for f in files], src.max_record_bytes)
+        except Exception:  # noqa: BLE001 - reported by plan_build
+            continue
+        if not seen.types:  # no readable record sampled: nothing to compare with
+            continue
+        fields = ", ".join(repr(k) for k in seen.ranked()[:12])
+        where = f"sources[{i}] ({src.name})"
+        if src.text_field not in seen.types:
+            errors.append(f"{where}.text_field: {src.text_field!r} occurs in none of the "
+                          f"sampled records (their fields: {fields}); set text_field to the "
+                          "field that holds the text")
+        named = [("id_field", src.id_field)] if src.id_field else []
+        named += [("keep_fields", k) for k in src.keep_fields or []]
+        for key, name in named:
+            if name not in seen.types:
+                console.print(f"warning: {where}.{key}: {name!r} occurs in none of the "
+                              f"sampled records (their fields: {fields})", highlight=False,
+                              markup=False, soft_wrap=True)
+    if errors:
+        raise ConfigError("\n".join(errors))
 
 
 @app.command("validate")
@@ -330,12 +402,63 @@ def report(out_dir: str = typer.Argument(..., help="A build's output directory."
     stats_path = Path(out_dir) / "stats.json"
     if not stats_path.is_file():
         _fail(f"{stats_path} not found: is {out_dir} a finished build?")
+    from pipelines.core.settings import ConfigError
+
     stats = json.loads(stats_path.read_text())
     manifest = json.loads((Path(out_dir) / "manifest.json").read_text())
-    cfg = build_config_from_dict(manifest["config"])
-    plan = plan_build(cfg, use_checkpoints=False)
+    try:
+        import tempfile
+
+        cfg = build_config_from_dict(_manifest_config(manifest))
+        with tempfile.TemporaryDirectory(prefix="datamill-report-") as scratch:
+            plan = plan_build(_without_demo_generation(cfg, scratch), use_checkpoints=False)
+    except ConfigError as err:
+        missing = _missing_stage_modules(manifest)
+        if missing:  # one line, never wrapped: it names the module to make importable
+            console.print(f"[bold red]error:[/] cannot re-render {out_dir}: its stages come "
+                          f"from plugin module(s) {', '.join(missing)}, which cannot be "
+                          "imported here; install the package or add its directory to "
+                          "PYTHONPATH, then rerun datamill report", highlight=False,
+                          soft_wrap=True)
+            raise typer.Exit(2)
+        _fail(f"cannot re-render {out_dir} from its manifest's config: {err}", code=2)
+        return
     (Path(out_dir) / "report.html").write_text(render(stats, out_dir, plan.stages))
     console.print(f"wrote {out_dir}/report.html")
+
+
+def _manifest_config(manifest: dict) -> dict:
+    """The build config a manifest recorded, without the values a stage's Params derive
+    (pydantic computed fields, e.g. url_filter's ``blocklists_sha256``), which the dump holds
+    but a config may not set."""
+    from pipelines.stages.registry import load_stages
+
+    cfg = dict(manifest.get("config") or {})
+    registry = load_stages()
+    stages = []
+    for item in cfg.get("stages") or []:
+        cls = registry.get(item.get("stage")) if isinstance(item, dict) else None
+        if cls is not None:
+            item = {k: v for k, v in item.items() if k not in cls.Params.model_computed_fields}
+        stages.append(item)
+    cfg["stages"] = stages
+    return cfg
+
+
+def _missing_stage_modules(manifest: dict) -> list[str]:
+    """Modules (recorded in the manifest) that defined the build's stages and cannot be
+    imported now."""
+    import importlib.util
+
+    missing = []
+    for name in dict.fromkeys(manifest.get("stage_modules") or []):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 def _register_plugins() -> None:

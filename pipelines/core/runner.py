@@ -257,8 +257,6 @@ def make_options(cfg: RunnerConfig, extra_args: list[str] | None = None) -> tupl
     name = check_runner(cfg, extra_args)
     args = _absolute_setup_file(_without_runner(_all_args(cfg, extra_args)))
     if name in LOCAL_RUNNERS:
-        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
         if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
             args.append("--default_sdk_harness_log_level=WARNING")  # quiet worker processes
         opts = PipelineOptions(
@@ -266,5 +264,24 @@ def make_options(cfg: RunnerConfig, extra_args: list[str] | None = None) -> tupl
             direct_num_workers=cfg.direct_num_workers,
             direct_running_mode=cfg.direct_running_mode,
         )
-        return FnApiRunner(), opts
+        return _local_runner()(), opts
     return None, PipelineOptions(args, runner=name)
+
+
+def _local_runner():
+    """FnApiRunner whose ``multi_processing`` worker processes ignore SIGINT: a terminal's
+    Ctrl-C goes to the whole process group, and the build process alone stops the run (and
+    its workers) and prints one line (pipelines/build/run.py), instead of every worker
+    printing a KeyboardInterrupt traceback. SIG_IGN survives exec, and Python keeps an
+    ignored SIGINT ignored."""
+    from apache_beam.portability import python_urns
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    class LocalRunner(FnApiRunner):
+        def run_via_runner_api(self, pipeline_proto, options):
+            for env in pipeline_proto.components.environments.values():
+                if env.urn == python_urns.SUBPROCESS_SDK and not env.payload.startswith(b"trap"):
+                    env.payload = b"trap '' INT; exec " + env.payload
+            return super().run_via_runner_api(pipeline_proto, options)
+
+    return LocalRunner
