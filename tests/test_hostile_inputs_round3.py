@@ -208,3 +208,33 @@ def test_disk_full_writing_the_lock_is_exit_74_and_one_line(tmp_path, monkeypatc
     # the lock was released: the next build (disk no longer full) takes it
     monkeypatch.undo()
     assert build(json.loads(cfg.read_text())).stats["counts"]["input"] == 1
+
+
+def test_content_fingerprint_sees_a_rewrite_with_the_same_size_and_time(tmp_path):
+    """Issue 23 item 6: an input rewritten with the same size and mtime (cp -p, rsync -t, tar)
+    looks unchanged to the default stat fingerprint ('up to date', stale output kept, as
+    documented); ``fingerprint: content`` hashes the bytes at planning and rebuilds."""
+    path = tmp_path / "in.jsonl"
+    rows = [{"id": str(i), "text": f"document number {i} has some words"} for i in range(20)]
+
+    def write(rows_):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows_))
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+
+    write(rows)
+    stages = [{"stage": "length_filter", "min_words": 1}]
+    for mode in ("stat", "content"):
+        out = tmp_path / f"out-{mode}"
+        src = [{"name": "s", "type": "jsonl", "path": str(path), "fingerprint": mode}]
+        write(rows)
+        first = build(config(src, stages, out))
+        assert not first.skipped
+        changed = [dict(r, text=r["text"].replace("some", "more")) for r in rows]  # same size
+        write(changed)
+        assert path.stat().st_size == sum(len(json.dumps(r)) + 1 for r in rows)
+        again = build(config(src, stages, out))
+        texts = {r["text"] for r in read_output(out)}
+        if mode == "stat":
+            assert again.skipped and "document number 0 has some words" in texts
+        else:
+            assert not again.skipped and "document number 0 has more words" in texts
