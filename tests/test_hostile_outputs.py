@@ -459,3 +459,42 @@ def test_signal_during_promotion_finishes_it_and_exits_zero(tmp_path, corpus, mo
     res = build(_cfg(corpus, out, min_words=3), log=logs.append)
     assert sent and one_complete_build(out) == res.stats["run_id"] != first
     assert any("SIGINT arrived during the final promotion" in line for line in logs), logs
+
+
+def test_kill_9_mid_build_leaves_nothing_after_the_next_run(tmp_path):
+    """Issue 23: a build killed with SIGKILL while its spill files exist (exact_dedup has
+    written records to _staging/<run>.spill/) leaves staging and spill behind; the next run
+    removes both and builds normally."""
+    import time
+
+    rows = [{"id": f"{i:05d}", "text": r["text"]}
+            for i, r in enumerate(stdlib_doc_rows(("json", "shutil", "os", "re", "textwrap",
+                                                   "collections", "pathlib"))
+                                  * 40)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out = tmp_path / "out"
+    cfg = config(_src(src), [{"stage": "exact_dedup"}, {"stage": "length_filter",
+                                                       "min_words": 1}], out)
+    cfg_path = tmp_path / "c.json"
+    cfg_path.write_text(json.dumps(cfg))
+    code = ("import json, sys\nfrom tests.buildutil import build\n"
+            f"build(json.loads(open({str(cfg_path)!r}).read()))\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
+    deadline = time.monotonic() + 120
+    spilled = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        staging = out / "_staging"
+        if staging.is_dir() and any(p.is_file() for p in staging.glob("*.spill/**/*")):
+            spilled = True
+            proc.kill()
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    if not spilled:
+        pytest.skip("the build finished before its spill files could be seen")
+    assert proc.returncode == -signal.SIGKILL
+    assert any((out / "_staging").glob("*.spill"))  # left behind by the killed run
+    res = build(cfg)
+    assert res.stats["conservation_ok"]
+    assert not (out / "_staging").exists()
