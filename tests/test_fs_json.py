@@ -131,7 +131,7 @@ def test_urls_go_through_beam_filesystems(tmp_path, monkeypatch):
 WRITES = {"write", "write_text", "write_bytes", "pwrite"}
 # (module, function): why it may write JSON itself
 ALLOWED = {
-    ("pipelines/build/output_lock.py", "_acquire_local"):
+    ("pipelines/build/output_lock.py", "_write_holder"):
         "the holder is written into the flocked lock file in place: a rename would swap the "
         "inode and drop the lock",
 }

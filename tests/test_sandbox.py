@@ -417,7 +417,9 @@ def test_project_checkout_and_home_are_hidden(view):
     r = run_python(prog, "", LIM if view == "minimal" else HIDE)
     assert not r.passed and r.error.startswith(("FileNotFoundError", "PermissionError"))
     if view == "hide":
-        assert str(Path(sb.__file__).resolve().parents[1]) in r.details["hidden"]
+        project = str(Path(sb.__file__).resolve().parents[1])
+        # a checkout under /tmp (CI clones there) is covered by the run's private /tmp tmpfs
+        assert project in r.details["hidden"] or project.startswith("/tmp/"), r.details
     else:
         assert r.details["fs_view"] == "minimal"  # only the interpreter + libraries exist
 
