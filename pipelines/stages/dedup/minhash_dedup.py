@@ -283,14 +283,15 @@ class MinHashDedupStage(Stage):
             self.index_params = BloomIndex.create(
                 self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
             ).params
-        self.shards = p.candidate_shards or candidate_shards(planned_input_size(ctx)[1], self.b)
-        self.memory = self._check_memory(ctx)
+        size = planned_input_size(ctx)  # (text bytes, documents): reads a sample of the input
+        self.shards = p.candidate_shards or candidate_shards(size[1], self.b)
+        self.memory = self._check_memory(ctx, *size)
 
-    def _check_memory(self, ctx) -> dict[str, Any] | None:
+    def _check_memory(self, ctx, text_bytes: int | None,
+                      docs: int | None) -> dict[str, Any] | None:
         """Estimate this stage's peak memory from the input size (before any work); fail when
         it exceeds ``max_memory_gb`` (default: the machine's memory), warn above half."""
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        text_bytes, docs = planned_input_size(ctx)
         if text_bytes is None:
             return None
         if p.mode == "lsh":

@@ -1,5 +1,10 @@
 """Beam pieces of near-duplicate removal (used by ``pipelines/stages/dedup/minhash_dedup.py``).
 
+Pass 1 (``SketchSpill``: records to spill files; with ``shards`` the band entries of the
+scale-out path) and routing (``Apply``) serve both modes. Steps 2-4 below are the *one-table*
+path that ``mode: lshbloom`` uses (one worker holds every document's sketch); ``mode: lsh``
+uses the sharded steps of :mod:`pipelines.stages.dedup.minhash_sharded` instead.
+
 Memory design (see docs/dedup.md): document text never crosses a shuffle, is never grouped
 and is never held by the runner. The local runner (FnApiRunner) keeps every PCollection that
 crosses a fusion break in memory, so the records go to *spill files* (:mod:`pipelines.core.spill`)

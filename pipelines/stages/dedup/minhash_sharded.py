@@ -1,7 +1,8 @@
-"""The scale-out passes of ``minhash_dedup`` (``mode: lsh``): no step holds state that grows
-with the number of input documents on one worker (memory formulas: docs/scale.md).
+"""The scale-out passes of ``minhash_dedup`` (``mode: lsh``): no step holds state that
+grows with the number of input documents on one worker (memory formulas: docs/scale.md).
 
-The records are in spill files (pass 1, :class:`~pipelines.stages.dedup.minhash_passes.SketchSpill`);
+The records are in spill files (pass 1,
+:class:`~pipelines.stages.dedup.minhash_passes.SketchSpill`);
 every later pass moves paths, integer places and small arrays through the runner's shuffle,
 never text. A document is its *place* ``(spill file id, position)``.
 
@@ -191,7 +192,7 @@ class VerifyPairs(beam.DoFn):
     that every candidate file is written) -> one batch ``{"f", "p": the places of the
     documents in verified pairs, their ranking attributes ("ids", "src", "chash", "lens",
     "scores"), "ei", "ej": a spanning forest of the verified pairs (indices into the
-    places), "candidates", "accepted", "set_bytes"}``. The forest has the components of the
+    places), "candidates", "accepted"}``. The forest has the components of the
     verified pairs with at most one edge per document, so what the one components worker
     receives grows with the documents in clusters, not with the pairs."""
 
@@ -221,14 +222,11 @@ class VerifyPairs(beam.DoFn):
         rows = np.unique(np.concatenate(list(batches)), axis=0)  # (p1, f2, p2), distinct
         rows = rows[np.argsort(rows[:, 1], kind="stable")]
         A = self._load(f1, cand_paths)
-        set_bytes = int(A["flat"].nbytes) if "flat" in A else 0
         ends: list[np.ndarray] = []  # per partner file: (f, p) of both documents
         attrs: list[dict] = []  # the same rows' attributes
         files, starts = np.unique(rows[:, 1], return_index=True)
         for f2, part in zip(files.tolist(), np.split(rows, starts[1:])):
             B = A if f2 == f1 else self._load(f2, cand_paths)
-            if B is not A and "flat" in B:
-                set_bytes += int(B["flat"].nbytes)
             ra = np.searchsorted(A["pos"], part[:, 0])
             rb = np.searchsorted(B["pos"], part[:, 2])
             ok = self._ok(A, ra, B, rb)
@@ -239,8 +237,7 @@ class VerifyPairs(beam.DoFn):
                 attrs += [_take(A, ra[ok]), _take(B, rb[ok])]
             del B
         accepted = sum(e.shape[0] for e in ends) // 2
-        out: dict[str, Any] = {"candidates": int(rows.shape[0]), "accepted": int(accepted),
-                               "set_bytes": set_bytes}
+        out: dict[str, Any] = {"candidates": int(rows.shape[0]), "accepted": int(accepted)}
         if not accepted:
             z = np.zeros(0, np.int64)
             yield {**out, "f": z, "p": z, "ei": z, "ej": z,
@@ -306,13 +303,10 @@ class Components(beam.DoFn):
         ids = [ids[k] for k in sel]
         src = [x for b in batches for x in b["src"]]
         src = np.array([src[k] for k in sel], dtype=object).astype(str) if n else np.zeros(0, str)
-
-        def column(name, dtype):
-            return (np.concatenate([b[name] for b in batches]).astype(dtype)[first]
-                    if batches else np.zeros(0, dtype))
-
-        chash, lens, scores = column("chash", np.int64), column("lens", np.int64), \
-            column("scores", np.float64)
+        chash, lens, scores = (
+            np.concatenate([b[name] for b in batches]).astype(dtype)[first] if batches
+            else np.zeros(0, dtype)
+            for name, dtype in (("chash", np.int64), ("lens", np.int64), ("scores", np.float64)))
         ai, aj = inv[ei], inv[ej]
         del files, poss, batches
         pf, pp = places[:, 0], places[:, 1]
