@@ -9,6 +9,7 @@ pool process starts, in another working directory.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import importlib.util
 import json
@@ -112,15 +113,11 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
-@pytest.mark.timeout(300)
-def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_path,
-                                                             monkeypatch):
-    """Also the relative-path case: the config names the corpus and the output relative to the
-    driver's directory; planning resolves them once, so workers started elsewhere read and
-    write the same files (issue 12)."""
-    root, ref_stats, ref_files = direct_build
-    monkeypatch.chdir(tmp_path)
-    workdir = tmp_path / "elsewhere"  # the workers' working directory: not the repo, not cwd
+@contextlib.contextmanager
+def worker_pool(tmp_path: Path):
+    """A Beam SDK worker pool in its own process group and working directory (not the repo,
+    not the driver's cwd); yields (port, log path)."""
+    workdir = tmp_path / "elsewhere"
     workdir.mkdir()
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO),
@@ -134,31 +131,61 @@ def test_portable_runner_external_worker_pool_matches_direct(direct_build, tmp_p
             cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_listening(port, pool, log, timeout=60)
-        cfg = demo_config(Path(os.path.relpath(root / "corpus", tmp_path)), Path("portable"))
-        # the demo stages, minhash_dedup's sharded passes included, in an SDK worker process
-        # started by the pool (the Fn API path of Flink, Spark and Dataflow workers). The
-        # embedded job server runs one SDK worker per environment (it does not apply
-        # direct_num_workers or sdk_worker_parallelism; docs/scale.md)
-        args = ["--runner", "portable", "--job_endpoint=embed", "--environment_type=EXTERNAL",
-                f"--environment_config=localhost:{port}"]
-        res = run_build(build_config_from_dict(cfg), extra_args=args)
+        yield port, log
     finally:
         _stop(pool)
-    assert "Starting worker with command" in log.read_text(), "no SDK worker was started"
+
+
+# (runner arguments, SDK workers the pool must start). The embedded job server runs one SDK
+# worker per environment (it does not apply direct_num_workers or sdk_worker_parallelism);
+# the local runner with an EXTERNAL environment asks the pool for -w of them (docs/scale.md)
+EXTERNAL_RUNS = {
+    "portable-embed-1": (["--runner", "portable", "--job_endpoint=embed"], 1, "PortableRunner"),
+    "local-external-2": (["--direct_num_workers=2"], 2, "DirectRunner"),
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("case", sorted(EXTERNAL_RUNS))
+def test_external_worker_pool_matches_direct(case, direct_build, tmp_path, monkeypatch):
+    """Every bundle runs in SDK worker processes that a separate worker pool starts (the Fn API
+    path of Flink, Spark and Dataflow workers), one or two of them; output equal to the local
+    runner's. Also the relative-path case: the config names the corpus and the output relative
+    to the driver's directory; planning resolves them once, so workers started elsewhere read
+    and write the same files (issue 12)."""
+    runner_args, workers, runner = EXTERNAL_RUNS[case]
+    root, ref_stats, ref_files = direct_build
+    monkeypatch.chdir(tmp_path)
+    with worker_pool(tmp_path) as (port, log):
+        cfg = demo_config(Path(os.path.relpath(root / "corpus", tmp_path)), Path("external"))
+        args = [*runner_args, "--environment_type=EXTERNAL",
+                f"--environment_config=localhost:{port}"]
+        res = run_build(build_config_from_dict(cfg), extra_args=args)
+    assert log.read_text().count("Starting worker with command") == workers, log.read_text()
     stats = res.stats
-    assert stats["runner"] == "PortableRunner"
+    assert stats["runner"] == runner
     assert stats["counts"] == ref_stats["counts"] and stats["counts"]["kept"] > 0
     assert stats["raw_counts"] == ref_stats["raw_counts"]
-    files = output_files(tmp_path / "portable")
+    files = output_files(tmp_path / "external")
     assert sorted(files) == sorted(ref_files)
     assert files == ref_files  # the same shards with the same rows in the same order
-    # runtime per stage from user metrics (the only ones this runner reports)
-    assert stats["runtime_source"] == "user"
-    for label in ("normalize", "length_filter", "language_id", "gopher_repetition"):
-        assert stats["stages"][label]["runtime_ms"] > 0, label
-    from pipelines.report.render import _runtime
+    if runner == "PortableRunner":
+        # runtime per stage from user metrics (the only ones this runner reports)
+        assert stats["runtime_source"] == "user"
+        for label in ("normalize", "length_filter", "language_id", "gopher_repetition"):
+            assert stats["stages"][label]["runtime_ms"] > 0, label
+        from pipelines.report.render import _runtime
 
-    assert "runtime per stage" in _runtime(stats)
+        assert "runtime per stage" in _runtime(stats)
+
+
+@pytest.mark.parametrize("env_type", ["DOCKER", "PROCESS", "LOOPBACK"])
+def test_local_runner_takes_only_external_environment(env_type):
+    with pytest.raises(ConfigError, match="the one other environment it takes is "
+                                          "--environment_type=EXTERNAL"):
+        check_runner(RunnerConfig(), [f"--environment_type={env_type}"])
+    with pytest.raises(ConfigError, match="EXTERNAL needs --environment_config"):
+        check_runner(RunnerConfig(), ["--environment_type=external"])
 
 
 def test_local_runtime_from_transform_metrics(direct_build):

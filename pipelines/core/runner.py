@@ -214,11 +214,47 @@ def _check_dataflow(opts: PipelineOptions) -> None:
         raise ConfigError("runner DataflowRunner: " + "; ".join(e.strip() for e in errors))
 
 
+def _check_local_environment(name: str, opts: PipelineOptions) -> None:
+    """The local runner takes one worker environment besides its own: EXTERNAL, SDK worker
+    processes started by a worker pool (``direct_num_workers`` of them; see
+    :func:`external_environment`)."""
+    env = (opts.view_as(PortableOptions).environment_type or "").upper()
+    if not env:
+        return
+    if env != "EXTERNAL":
+        raise ConfigError(
+            f"runner {name} with --environment_type={env}: the local runner starts its own "
+            f"workers (threads, or processes with -w N); the one other environment it takes is "
+            f"--environment_type=EXTERNAL --environment_config=HOST:PORT (SDK workers from a "
+            f"worker pool). For DOCKER or PROCESS workers use --runner PortableRunner "
+            f"--job_endpoint=HOST:PORT, FlinkRunner or SparkRunner.")
+    _check_environment(name, opts)
+
+
+def external_environment(opts: PipelineOptions):
+    """The local runner's workers from an external worker pool, or None.
+
+    ``--environment_type=EXTERNAL --environment_config=HOST:PORT`` with a local runner: Beam's
+    FnApiRunner (the engine behind Beam's embedded job server) asks the pool at HOST:PORT
+    (``python -m apache_beam.runners.worker.worker_pool_main --service_port=PORT``) for
+    ``direct_num_workers`` SDK worker processes and sends them bundles over the Fn API (gRPC
+    control, data, state and logging), the path Flink, Spark and Dataflow workers use. The
+    embedded job server itself (``--runner PortableRunner --job_endpoint=embed``) asks for
+    one worker whatever ``direct_num_workers`` says."""
+    po = opts.view_as(PortableOptions)
+    if (po.environment_type or "").upper() != "EXTERNAL":
+        return None
+    from apache_beam.transforms import environments
+
+    return environments.ExternalEnvironment.from_options(po)
+
+
 def check_runner(cfg: RunnerConfig, extra_args: list[str] | None = None) -> str:
     """Validate the runner and its options before any work; return the canonical name."""
     args = _all_args(cfg, extra_args)
     name = runner_name(cfg, extra_args)
     if name in LOCAL_RUNNERS:
+        _check_local_environment(name, PipelineOptions(_without_runner(args)))
         return name
     opts = PipelineOptions(_without_runner(args), runner=name)
     po = opts.view_as(PortableOptions)
@@ -259,13 +295,45 @@ def make_options(cfg: RunnerConfig, extra_args: list[str] | None = None) -> tupl
     if name in LOCAL_RUNNERS:
         if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
             args.append("--default_sdk_harness_log_level=WARNING")  # quiet worker processes
-        opts = PipelineOptions(
-            args,
-            direct_num_workers=cfg.direct_num_workers,
-            direct_running_mode=cfg.direct_running_mode,
-        )
-        return _local_runner()(), opts
+        external = external_environment(PipelineOptions(args))
+        given = {a.split("=", 1)[0].lstrip("-") for a in args if a.startswith("--")}
+        local = {  # the config's values unless the arguments give them (arguments win)
+            "direct_num_workers": cfg.direct_num_workers,
+            "direct_running_mode": cfg.direct_running_mode}
+        local = {k: v for k, v in local.items() if k not in given}
+        if external:  # with a given environment the runner must not swap in its own workers
+            local["direct_running_mode"] = "in_memory"
+        opts = PipelineOptions(args, **local)
+        if external is None:
+            return _local_runner()(), opts
+        import logging
+
+        runner_log = logging.getLogger("apache_beam.runners.portability.fn_api_runner.fn_runner")
+        if not any(isinstance(f, _QuietInMemoryWarning) for f in runner_log.filters):
+            runner_log.addFilter(_QuietInMemoryWarning())
+        return _local_runner()(default_environment=external,
+                               provision_info=_provision_info(opts)), opts
     return None, PipelineOptions(args, runner=name)
+
+
+def _provision_info(opts: PipelineOptions):
+    """What the runner's provision service tells external workers: this build's pipeline
+    options (as a job server would), so workers start with the same settings."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    struct = JobServiceHandle.encode_pipeline_options(
+        opts.get_all_options(retain_unknown_options=True))
+    return ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=struct))
+
+
+class _QuietInMemoryWarning:
+    """Drops FnApiRunner's advice to use ``multi_processing`` with several workers, which is
+    wrong when the workers come from an external pool (``in_memory`` keeps that environment)."""
+
+    def filter(self, record) -> bool:
+        return not str(record.msg).startswith("If direct_num_workers is not equal to 1")
 
 
 def _local_runner():
