@@ -6,7 +6,9 @@
 * a Parquet file with two columns named like ``text_field``/``id_field``: a planning error for
   the file planning reads, a dead-letter of the whole file (counted exactly) for the others;
 * one file matched by two sources: a config error naming both sources (``validate`` too);
-* a disk already full when the lock file is written: exit 74 and one line.
+* a disk already full when the lock file is written: exit 74 and one line;
+* ``shards: 100000`` for one record: one data file (shards no record falls into are not
+  written), and more than 100,000 shards is a config error.
 """
 
 from __future__ import annotations
@@ -92,6 +94,24 @@ def test_bom_in_a_build_keeps_every_record(tmp_path):
                        tmp_path / "out"))
     assert res.stats["conservation_ok"] and res.stats["counts"]["input"] == 3
     assert len(read_output(tmp_path / "out")) == 3
+
+
+# -------------------------------------------------------------- item 16: no 100,000 files
+
+
+def test_many_shards_for_one_record_write_one_file(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(_line(1) + b"not json\n")
+    res = build(config([{"name": "s", "type": "jsonl", "path": str(src)}], STAGES,
+                       tmp_path / "out", shards=100_000))
+    assert res.stats["counts"]["input"] == 2 and res.stats["conservation_ok"]
+    data = list((tmp_path / "out" / "data").rglob("*.parquet"))
+    assert len(data) == 1 and len(read_output(tmp_path / "out")) == 1
+    everything = [f for f in (tmp_path / "out").rglob("*") if f.is_file()]
+    assert len(everything) < 50, len(everything)
+    with pytest.raises(ConfigError, match="shards"):
+        build(config([{"name": "s", "type": "jsonl", "path": str(src)}], STAGES,
+                     tmp_path / "out2", shards=100_001))
 
 
 # -------------------------------------------------------------- item 16: CR-only line endings

@@ -208,3 +208,22 @@ def test_canonical_without_regex_matches_the_regex_definition():
 # budgets on two workers against the default-budget one-worker build, in
 # tests/test_build.py::test_same_output_with_one_and_two_workers (one reference build shared
 # with the threads test instead of a second pair of demo builds here).
+
+
+def test_no_empty_shards_beyond_the_first(tmp_path):
+    """``shards: 100000`` and one record: one file, not 100,000 (issue 23, item 16); an output
+    with no rows keeps one empty shard that carries the schema."""
+    rows = [{"id": "only", "text": "one record", "n": 1}]
+    p = local_pipeline()
+    (p | "One" >> beam.Create(rows)
+     | "W1" >> sinks.WriteSortedShards(str(tmp_path / "one"), 100_000, "parquet", schema=SCHEMA))
+    (p | "None" >> beam.Create([]).with_output_types(dict)
+     | "W0" >> sinks.WriteSortedShards(str(tmp_path / "none"), 8, "parquet", schema=SCHEMA))
+    p.run().wait_until_finish()
+    one = [f.name for f in (tmp_path / "one").iterdir()]
+    assert len(one) == 1 and one[0].endswith("-of-100000.parquet")
+    assert pq.read_table(tmp_path / "one" / one[0]).to_pylist() == rows
+    none = [f.name for f in (tmp_path / "none").iterdir()]
+    assert none == ["part-00000-of-00008.parquet"]
+    table = pq.read_table(tmp_path / "none" / none[0])
+    assert table.num_rows == 0 and table.schema.names == SCHEMA.names

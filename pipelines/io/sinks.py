@@ -264,6 +264,8 @@ class WriteSortedShards(beam.PTransform):
     (``language-en/part-...``; the files keep the column), each with as many shards as its
     record count needs at ``rows_per_shard`` records per shard, at most ``num_shards``; only
     non-empty shards are written.
+    Without ``partition_by`` a record's shard is ``xxh64(sort key) % num_shards``; shards no
+    record falls into are not written (an output with no rows gets an empty shard 0).
     Output: one ``{"path", "rows"}`` dict per shard written (for manifests and checks).
     Temporary sorted runs live in ``<prefix>-runs/`` and are deleted once merged.
     """
@@ -310,10 +312,15 @@ class WriteSortedShards(beam.PTransform):
                      | "PartitionRows" >> beam.CombinePerKey(sum))
             runs = runs | "ToShard" >> beam.ParDo(
                 _PartitionShard(n, self._per_shard), beam.pvalue.AsDict(sizes))
+        # only shards that hold rows are written (at most one file per record, whatever
+        # num_shards says); an unpartitioned output with no rows at all gets one empty shard 0
+        # that carries the schema
         if col:
-            indices = pipeline | "AllShards" >> beam.Create([])
+            indices = pipeline | "NoEmptyShard" >> beam.Create([])
         else:
-            indices = pipeline | "AllShards" >> beam.Create([(i, None) for i in range(n)])
+            indices = (runs
+                       | "CountRuns" >> beam.combiners.Count.Globally()
+                       | "EmptyShard" >> beam.FlatMap(lambda c: [] if c else [(0, None)]))
         written = (
             {"runs": runs, "slot": indices}
             | "Group" >> beam.CoGroupByKey()
