@@ -2,6 +2,7 @@
 
     python bench/scale_model.py                       # the docs/scale.md table
     python bench/scale_model.py --docs 1e9 --workers 1000 --pairs-per-doc 25
+    python bench/scale_model.py --sizing              # the docs/cluster.md sizing table
 
 Evaluates each step's formula (no data is read) for documents N, workers W, bands b,
 text per document T, candidate pairs per document pi, clustered fraction c. The local-runner
@@ -48,6 +49,43 @@ def steps(n: float, w: int, b: int, t: float, pi: float, c: float) -> list[tuple
     ]
 
 
+def _size(x: float) -> str:
+    if x < 0.1 * GB:
+        return f"{x / 1e6:.2g} MB"
+    if x >= 1000 * GB:
+        return f"{x / 1e12:.2g} TB"
+    return f"{x / GB:.2g} GB" if x < 10 * GB else f"{x / GB:,.0f} GB"
+
+
+def _count(n: float) -> str:
+    for unit, v in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= v:
+            return f"{n / v:g}{unit}"
+    return f"{n:g}"
+
+
+def sizing_table(docs: list[float], b: int, t: float, pi: float, c: float) -> str:
+    """docs/cluster.md's sizing table: per corpus size, the shard counts, the largest
+    per-worker working set of the parallel steps, the one-worker Components state and the total
+    shuffle of each dedup stage (shuffle per worker: divide by the workers)."""
+    rows = ["| documents | spill files | `exact_dedup` buckets | `exact_dedup` memory per "
+            "worker | `exact_dedup` shuffle | `minhash_dedup` shards | `minhash_dedup` memory "
+            "per worker (steps 1-4, 6) | `Components` (one worker) | `minhash_dedup` shuffle |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n in docs:
+        found = steps(n, 1, b, t, pi, c)
+        exact = found[0]
+        minhash = [s for s in found[1:] if s[0].startswith("minhash")]
+        parallel = max(m for name, m, _, _ in minhash if "Components" not in name)
+        components = next(m for name, m, _, _ in minhash if "Components" in name)
+        files = max(1, math.ceil(n * t / SPILL_BYTES))
+        buckets = min(65536, max(64, math.ceil(n / 200_000)))
+        rows.append(f"| {_count(n)} | {files:,} | {buckets:,} | {_size(exact[1])} | "
+                    f"{_size(exact[2])} | {candidate_shards(int(n), b):,} | {_size(parallel)} | "
+                    f"{_size(components)} | {_size(sum(s[2] for s in found[1:]))} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=float, nargs="+", default=[1e6, 1e8, 1e9])
@@ -56,7 +94,13 @@ def main() -> None:
     ap.add_argument("--text-bytes", type=float, default=2750, help="text per document")
     ap.add_argument("--pairs-per-doc", type=float, default=25.0)
     ap.add_argument("--clustered", type=float, default=0.2, help="fraction of docs in clusters")
+    ap.add_argument("--sizing", action="store_true",
+                    help="one row per corpus size: shards, memory per worker and shuffle per "
+                    "dedup stage (docs/cluster.md)")
     a = ap.parse_args()
+    if a.sizing:
+        print(sizing_table(a.docs, a.bands, a.text_bytes, a.pairs_per_doc, a.clustered))
+        return
     print("| documents | workers | step | memory per worker | shuffle total | shuffle per worker |")
     print("|---|---:|---|---:|---:|---:|")
     for n in a.docs:
