@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from filters.base import Decision, Record, RecordScorer
 from filters.text_stats import (
@@ -34,6 +34,7 @@ from filters.text_stats import (
     paragraphs,
     require_text,
 )
+from filters.segment import segmenter_name
 from filters.segment import words as segment_words
 from filters.stopwords import stop_list
 
@@ -231,6 +232,21 @@ class GopherRepetitionConfig:
         default=tuple(DEFAULT_DUP_NGRAM.items()), metadata={
             "mapping": True, "description": "n -> max fraction of characters in repeated "
             "n-grams, null: off (Rae et al. 2021, Table A1)."})
+    # The n-gram thresholds are for WORD n-grams. Languages written without spaces for which no
+    # word segmenter is available (ja, lo, km, my, bo; zh/th without rjieba/pythainlp) are
+    # tokenised one character per token (filters/segment.py); a 5-gram is then 5 characters,
+    # about two words, and ordinary Japanese prose repeats such n-grams far more than English
+    # repeats word 5-grams (docs/quality.md, "Languages").
+    char_token_ngrams: Literal["skip", "apply"] = field(default="skip", metadata={
+        "description": "For documents tokenised one character per token (languages without "
+        "spaces and without a word segmenter: ja, lo, km, my, bo): skip: the top/dup n-gram "
+        "rules are not applied (their columns are still written; column gopher_ngram_tokens "
+        "says 'characters'), since their thresholds are for word n-grams; apply: apply them "
+        "to character n-grams with the same thresholds."})
+
+
+# Values of column gopher_ngram_tokens (filters/segment.py segmenter names).
+CHAR_TOKENS = "characters"
 
 
 class GopherRepetition(RecordScorer):
@@ -268,7 +284,11 @@ class GopherRepetition(RecordScorer):
             "gopher_dup_para_char_frac": "float64",
             **{f"gopher_top_{n}gram_char_frac": "float64" for n in self.top_ns},
             **{f"gopher_dup_{n}gram_char_frac": "float64" for n in self.dup_ns},
+            "gopher_ngram_tokens": "string",
         }
+        # rules applied to documents tokenised by characters (char_token_ngrams: skip)
+        self.char_rules = [r for r in self.rules if not _is_ngram_rule(r)] \
+            if c.char_token_ngrams == "skip" else self.rules
 
     def stats(self, text: str, lang: str | None = "en") -> dict:
         line_frac, line_chars = duplicate_fraction(lines(text))
@@ -279,6 +299,7 @@ class GopherRepetition(RecordScorer):
             "gopher_dup_para_frac": para_frac,
             "gopher_dup_line_char_frac": line_chars,
             "gopher_dup_para_char_frac": para_chars,
+            "gopher_ngram_tokens": segmenter_name(lang),
         }
         index = NgramIndex(ws)
         for n in self.top_ns:
@@ -290,4 +311,9 @@ class GopherRepetition(RecordScorer):
     def process(self, record: Record) -> Decision:
         lang = _language_of(record, self.language_column, self.default_language)
         cols = self.stats(require_text(record), lang)
-        return Decision(first_failed(self.rules, cols), cols)
+        rules = self.char_rules if cols["gopher_ngram_tokens"] == CHAR_TOKENS else self.rules
+        return Decision(first_failed(rules, cols), cols)
+
+
+def _is_ngram_rule(rule: Rule) -> bool:
+    return rule.name.startswith(("gopher_top_", "gopher_dup_")) and rule.name.endswith("gram")

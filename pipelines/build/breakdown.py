@@ -15,6 +15,14 @@ import apache_beam as beam
 
 NO_LANGUAGE = "-"
 
+# A language "loses most of its documents to one rule" (issue 26): one (stage, reason) removed
+# more than LOSS_FRACTION of the language's documents (kept + removed), and the language had at
+# least LOSS_MIN_DOCUMENTS. Warned in the build log, the report and the card.
+LOSS_FRACTION = 0.5
+LOSS_MIN_DOCUMENTS = 20
+# removals the config asked for by name: never a surprise
+_DELIBERATE = frozenset({"language_not_allowed"})
+
 
 def _key(record: dict) -> tuple[str, str]:
     return str(record.get("source") or ""), str(record.get("language") or NO_LANGUAGE)
@@ -77,10 +85,41 @@ def summarize_breakdown(kept: dict[str, list[int]] | None,
             s["kept"] += n
             s["kept_chars"] += chars
             s["kept_tokens"] += tokens
+    by_rule: dict[tuple[str, str, str], int] = {}
     for key, (n, _chars, _tokens) in (removed or {}).items():
-        source, language, stage, _reason = key.split("\t")[:4]
+        source, language, stage, reason = key.split("\t")[:4]
         for kind, name in (("by_source", source), ("by_language", language)):
             s = slot(kind, name)
             s["removed"] += n
             s["removed_by_stage"][stage] = s["removed_by_stage"].get(stage, 0) + n
+        by_rule[language, stage, reason] = by_rule.get((language, stage, reason), 0) + n
+    out["language_warnings"] = language_loss_warnings(out["by_language"], by_rule)
+    return out
+
+
+def language_loss_warnings(by_language: dict[str, Any],
+                           by_rule: dict[tuple[str, str, str], int], *,
+                           fraction: float = LOSS_FRACTION,
+                           min_documents: int = LOSS_MIN_DOCUMENTS) -> list[dict[str, Any]]:
+    """One warning per (language, stage, reason) that removed more than ``fraction`` of the
+    language's documents (kept + removed, at least ``min_documents``): usually thresholds made
+    for English applied to another language. Records without a language are not a language;
+    ``language_not_allowed`` is the config's own choice. Sorted by language, then stage."""
+    out = []
+    for (language, stage, reason), n in sorted(by_rule.items()):
+        if language == NO_LANGUAGE or reason in _DELIBERATE:
+            continue
+        slot = by_language.get(language) or {}
+        total = slot.get("kept", 0) + slot.get("removed", 0)
+        if total < min_documents or n <= fraction * total:
+            continue
+        share = n / total
+        out.append({
+            "language": language, "stage": stage, "reason": reason, "removed": n,
+            "documents": total, "fraction": round(share, 4),
+            "message": (f"language {language!r} lost {n} of its {total} documents "
+                        f"({share:.0%}) to one rule, {stage}: {reason}; its thresholds may "
+                        "not suit this language (set them per language, see docs/quality.md, "
+                        "Languages)"),
+        })
     return out

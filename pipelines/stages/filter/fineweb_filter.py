@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from filters.heuristics_fineweb import FineWebConfig, FineWebFilter
+from pydantic import Field, field_validator
+
+from filters.heuristics_fineweb import (
+    DEFAULT_PER_LANGUAGE,
+    THRESHOLD_FIELDS,
+    FineWebConfig,
+    FineWebFilter,
+)
 from pipelines.stages.filter.heuristic_base import (
     LANGUAGE_COLUMN_DOC,
     HeuristicStage,
@@ -26,6 +33,22 @@ _FineWebParams = threshold_params(FineWebConfig, language_column={
 class FineWebFilterParams(_FineWebParams):
     # thresholds: the fields of FineWebConfig, declared once in filters/heuristics_fineweb.py
     stage: Literal["fineweb_filter"]
+    per_language: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PER_LANGUAGE.items()},
+        description="Language code -> threshold overrides (FineWeb-2 style), applied by "
+        "language_column. Default: the short-line rule off for languages written without "
+        "spaces (zh, ja, th, lo, km, my, bo). Replaces the defaults when given (see "
+        "docs/quality.md).")
+
+    @field_validator("per_language")
+    @classmethod
+    def _overrides(cls, v):
+        for lang, over in v.items():
+            bad = sorted(set(over) - set(THRESHOLD_FIELDS))
+            if bad:
+                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; allowed: "
+                                 f"{list(THRESHOLD_FIELDS)}")
+        return v
 
 
 @register_stage
@@ -37,7 +60,8 @@ class FineWebFilterStage(HeuristicStage):
 
     def make_scorer(self) -> FineWebFilter:
         p: FineWebFilterParams = self.params  # type: ignore[assignment]
-        return FineWebFilter(p.scorer_config(language_column=language_column(self)))
+        return FineWebFilter(p.scorer_config(language_column=language_column(self)),
+                             per_language=p.per_language)
 
     def hist_specs(self) -> list[HistSpec]:
         p: FineWebFilterParams = self.params  # type: ignore[assignment]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+import apache_beam as beam
 from pydantic import Field, model_validator
 
 from filters.heuristics_gopher import GopherRepetition, GopherRepetitionConfig
+from pipelines.core.combine import count_parts
 from pipelines.stages.filter.heuristic_base import (
     LANGUAGE_COLUMN_DOC,
     HeuristicStage,
@@ -50,6 +52,27 @@ class GopherRepetitionStage(HeuristicStage):
         p: GopherRepetitionParams = self.params  # type: ignore[assignment]
         return GopherRepetition(p.scorer_config(), language_column=language_column(self),
                                 default_language=p.default_language)
+
+    def expand(self, records):
+        res = super().expand(records)
+        # documents per n-gram token kind (whitespace, jieba, characters, ...), kept + removed:
+        # says how many documents had the word n-gram rules skipped (char_token_ngrams: skip)
+        res.stats["ngram_tokens"] = count_parts([
+            res.kept | "NgramTokensOf" >> beam.Map(
+                lambda r: r.get("gopher_ngram_tokens") or "none"),
+            res.removed | "NgramTokensOfRemoved" >> beam.Map(
+                lambda x: x[1].get("gopher_ngram_tokens") or "none")], "NgramTokens")
+        return res
+
+    def static_stats(self) -> dict:
+        out = super().static_stats()
+        p: GopherRepetitionParams = self.params  # type: ignore[assignment]
+        out["char_token_ngrams"] = (
+            "n-gram rules skipped for documents tokenised by characters (no word segmenter for "
+            "their language: ja, lo, km, my, bo); counts in stats 'ngram_tokens'"
+            if p.char_token_ngrams == "skip" else
+            "n-gram rules applied to character n-grams for documents tokenised by characters")
+        return out
 
     def hist_specs(self) -> list[HistSpec]:
         return [HistSpec(r.column, 0, 1, 20, thresholds(r.threshold)) for r in self.make_scorer().rules]
