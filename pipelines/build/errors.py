@@ -3,8 +3,9 @@
 Exit codes of ``datamill build`` (documented in README "Output directory safety"):
 0 ok, 2 config error, 3 accounting error (records or counting stats missing), 4 too many
 records dead-lettered, 5 an input file changed during the build (pipelines/build/accounting.py),
-74 disk full / I/O error (sysexits EX_IOERR), 75 output directory locked by another build
-(sysexits EX_TEMPFAIL: retry later), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+74 disk full / I/O error (sysexits EX_IOERR; also remote storage not reachable while
+planning: :class:`pipelines.core.remote.RemoteUnreachable`), 75 output directory locked by
+another build (sysexits EX_TEMPFAIL: retry later), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ on NFS is only as reliable as the NFS server's lock support.
 Remote output directories (``gs://``...) have no lock primitive: a lock object
 ``<out>/_lock.json`` is written (best effort, not atomic against a simultaneous start) and a
 second build refuses while it exists, unless it was left by a dead process on this host.
+Taking it is bounded in time like every remote call before the pipeline runs
+(:mod:`pipelines.core.remote`: ``DATAMILL_REMOTE_TIMEOUT``, one line on failure). A dry run
+(``--dry_run=True``) takes no lock (:func:`pipelines.build.run.run_build`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.build.errors import DiskFull, OutputLocked, disk_full_cause
+from pipelines.core import remote
 from pipelines.core.fs import exists, is_url, read_json, write_json
 
 LOCK_NAME = ".datamill.lock"
@@ -105,6 +109,10 @@ class OutputLock:
 
     def _acquire_remote(self) -> None:
         path = f"{self.out}/{REMOTE_LOCK_NAME}"
+        remote.call(lambda: self._take_remote(path), path, "taking the output lock")
+        self._remote_path = path
+
+    def _take_remote(self, path: str) -> None:
         if exists(path):
             try:
                 holder = read_json(path)
@@ -117,7 +125,6 @@ class OutputLock:
                     f"output directory {self.out} is in use by another build: "
                     f"{_describe(holder)}; if that build is gone, delete {path}")
         write_json(path, _holder(self.run_id), indent=None, sort_keys=False)
-        self._remote_path = path
 
     def release(self) -> None:
         if self._fd is not None:
@@ -126,8 +133,9 @@ class OutputLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
         if self._remote_path is not None:
+            path, self._remote_path = self._remote_path, None
             try:
-                FileSystems.delete([self._remote_path])
+                remote.call(lambda: FileSystems.delete([path]), path,
+                            "removing the output lock")
             except Exception:  # noqa: BLE001 - nothing more to do when it is already gone
                 pass
-            self._remote_path = None

@@ -162,7 +162,15 @@ def _check_local_output(out: str, fix: str) -> None:
 def _matches(pattern: str) -> list[str]:
     from apache_beam.io.filesystems import FileSystems
 
+    from pipelines.core import remote
+
+    if remote.offline() and remote.is_remote(pattern):  # a dry run lists nothing remote
+        return []
     try:
-        return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+        return remote.call(  # within DATAMILL_REMOTE_TIMEOUT, or one line
+            lambda: [m.path for m in FileSystems.match([pattern])[0].metadata_list],
+            pattern, "listing the source files")
+    except remote.RemoteUnreachable:
+        raise
     except Exception:  # noqa: BLE001 - listing errors are reported by the source itself
         return []

@@ -16,7 +16,8 @@ Everything found but not read (wrong suffix, hidden, broken symlink, FIFO/socket
 readable) becomes a :class:`SkippedFile` with a reason: the build reports them in
 ``stats.json`` (``skipped_files``) and in its log. Special files are never opened (a FIFO
 would block the build forever). Remote URLs (``gs://``...) are listed with Beam's
-``FileSystems.match``; object stores have no special files.
+``FileSystems.match`` under a time limit (:mod:`pipelines.core.remote`); object stores have no
+special files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import stat
 from dataclasses import dataclass
 
 from apache_beam.io.filesystems import FileSystems
+
+from pipelines.core import remote
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
 COMPRESSION_SUFFIXES = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
@@ -210,8 +213,9 @@ def list_input_files(pattern: str, source_type: str) -> tuple[list[InputFile], l
     """Files a source reads, sorted by path, and the files it found but does not read.
 
     Raises OSError (or Beam's errors for remote URLs) when the location cannot be listed."""
-    if "://" in pattern:
-        files, skipped = _remote(pattern), []
+    if "://" in pattern:  # within DATAMILL_REMOTE_TIMEOUT, or one line (pipelines/core/remote.py)
+        files = remote.call(lambda: _remote(pattern), pattern, "listing the source files")
+        skipped = []
     elif os.path.isdir(pattern):
         files, skipped = _walk_directory(pattern, source_type)
     elif os.path.lexists(pattern):  # a literal name first, even with [ ] * ? in it

@@ -45,7 +45,7 @@ from apache_beam import pvalue
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.core import progress
+from pipelines.core import progress, remote
 from pipelines.core.settings import ConfigError
 from pipelines.io.source_config import SourceConfig
 from pipelines.io.framing import OVERSIZE, UNREADABLE, Frame, FramedFile, iter_lines
@@ -61,9 +61,17 @@ COUNTED = "counted"
 
 def expand_files(src: SourceConfig, index: int) -> tuple[list[InputFile], list[SkippedFile]]:
     """Resolve a source's path/glob/directory to its files and the files it skips
-    (raises ConfigError when it cannot be listed or no file would be read)."""
+    (raises ConfigError when it cannot be listed or no file would be read, RemoteUnreachable
+    when a remote location does not answer in time or refuses the credentials).
+
+    A dry run plans offline (:func:`pipelines.core.remote.offline`): a remote source is not
+    listed; it stands as one file named by its path, of unknown (0) size."""
+    if remote.offline() and remote.is_remote(src.path):
+        return [InputFile(src.path, printable(src.path.rsplit("/", 1)[-1]), 0, 0.0)], []
     try:
         files, skipped = list_input_files(src.path, src.type)
+    except remote.RemoteUnreachable:
+        raise
     except Exception as err:  # noqa: BLE001 - filesystem errors become config errors
         raise ConfigError(f"sources[{index}].path: cannot list {src.path!r}: {err}") from None
     if not files:
@@ -595,10 +603,19 @@ def field_candidates(src: SourceConfig, files: list[InputFile] | None):
     :func:`pipelines.io.input_fields.plan_fields`: Parquet and ``hf`` from their schemas
     (``strict``: keep_fields/drop_fields must name columns), JSONL from a bounded sample of
     the first records; ``(None, False)`` for web sources and ``keep_fields: []``."""
-    from pipelines.io import input_fields as inf
-
     if src.type in ("warc", "html") or src.keep_fields == []:
         return None, False
+    if remote.offline() and remote.is_remote(src.path):  # a dry run reads no remote sample
+        return None, False
+    if files and src.type in ("parquet", "jsonl") and remote.is_remote(files[0].path):
+        return remote.call(lambda: _field_candidates(src, files), src.path,
+                           "reading a sample of the records")
+    return _field_candidates(src, files)
+
+
+def _field_candidates(src: SourceConfig, files: list[InputFile] | None):
+    from pipelines.io import input_fields as inf
+
     if src.type == "hf":
         return inf.schema_candidates([_load_hf(src).features.arrow_schema]), True
     if src.type == "parquet":
@@ -638,10 +655,12 @@ def describe_inputs(src: SourceConfig, index: int
         fp = {"path": src.path, "rows": len(ds), "fingerprint": getattr(ds, "_fingerprint", "")}
         return None, len(ds), fp, []
     files, skipped = expand_files(src, index)
-    if src.type == "parquet":
-        _check_parquet_text_field(src, index, files[0])
+    unlisted = remote.offline() and remote.is_remote(src.path)  # a dry run: nothing read
+    if src.type == "parquet" and not unlisted:
+        remote.call(lambda: _check_parquet_text_field(src, index, files[0]), files[0].path,
+                     "reading the first file's schema")
     fp = {"files": [[f.display, f.size, f.mtime] for f in files]}
-    if src.fingerprint == "content":
+    if src.fingerprint == "content" and not unlisted:
         fp["content"] = [content_hash(f.path) for f in files]
     return files, 0, fp, skipped
 
