@@ -62,7 +62,8 @@ def test_jsonl_fields_become_typed_columns_readable_by_pandas_pyarrow_datasets(t
     assert types["url"] == pa.string() and types["date"] == pa.string()
     assert types["section"] == pa.int64() and types["rating"] == pa.float64()
     assert types["tags"] == pa.list_(pa.string())
-    assert types["meta"] == pa.string()  # nested object: JSON text
+    assert types["meta"] == pa.struct([("module", pa.string()), ("kind", pa.string()),
+                                       ("lines", pa.int64())])  # a stable object: a struct
     assert types["extra_fields"] == pa.string()
     assert schema.names[:3] == ["id", "text", "source"]
     assert "n_words" in schema.names and "id" not in schema.names[3:]  # id_field not doubled
@@ -71,7 +72,7 @@ def test_jsonl_fields_become_typed_columns_readable_by_pandas_pyarrow_datasets(t
     got = rows[want["id"]]
     assert (got["url"], got["date"], got["section"], got["tags"]) == (
         want["url"], want["date"], want["section"], want["tags"])
-    assert got["rating"] == float(want["rating"]) and json.loads(got["meta"]) == want["meta"]
+    assert got["rating"] == float(want["rating"]) and got["meta"] == want["meta"]
     assert got["extra_fields"] is None
     jsonl = {r["id"]: r for r in read_jsonl_gz(out / "jsonl")}
     assert jsonl[want["id"]]["url"] == want["url"]
@@ -87,9 +88,9 @@ def test_jsonl_fields_become_typed_columns_readable_by_pandas_pyarrow_datasets(t
                                split="train", cache_dir=str(tmp_path / "hf"))
     assert ds.features["url"].dtype == "string" and len(ds) == len(rows)
     assert res.stats["columns"]["tags"] == "list<string>"
-    assert res.stats["columns"]["meta"] == "json"
+    assert res.stats["columns"]["meta"] == "struct<module: string, kind: string, lines: int64>"
     card = (out / "README.md").read_text()
-    assert "## Columns" in card and "| `section` | int64 |" in card
+    assert "## Columns" in card and "| `section` | `int64` |" in card
     assert "`extra_fields` holds" in card
     assert "url:string" in card  # the planning summary (also in stats.json "input_fields")
 
@@ -123,7 +124,7 @@ def test_merge_rule_for_types():
     assert m("string", "int64") == "json" and m("bool", "int64") == "json"
     assert m("null", "string") == "string" and inf.final_type("null") == "json"
     assert inf.value_type([1, 2.5, None]) == "list<float64>"
-    assert inf.value_type(["a", 1]) == "json" and inf.value_type({"a": 1}) == "json"
+    assert inf.value_type(["a", 1]) == "json" and inf.value_type({"a": 1}) == "struct<a: int64>"
     assert inf.value_type(True) == "bool" and inf.value_type(1 << 64) == "json"
     # a value fits a wider column exactly, or not at all
     assert inf.fit("float64", 3) == 3.0 and inf.fit("float64", (1 << 53) + 1) is inf._NOFIT
@@ -187,12 +188,13 @@ def test_parquet_struct_and_list_columns_keep_and_drop(tmp_path):
     out = tmp_path / "out"
     res = build(config([src], [], out))
     cols = res.stats["columns"]
-    assert cols["meta"] == "json" and cols["tags"] == "list<string>"
-    assert cols["score"] == "float64" and cols["fetched"] == "string" and "content" not in cols
+    assert cols["meta"] == "struct<module: string, kind: string, lines: int64>"
+    assert cols["tags"] == "list<string>" and cols["fetched"] == "timestamp[us]"
+    assert cols["score"] == "float64" and "content" not in cols
     rows = sorted(read_output(out), key=lambda r: r["url"])
     first = next(r for r in rows if r["url"] == DOCS[0]["url"])
-    assert json.loads(first["meta"]) == DOCS[0]["meta"] and first["tags"] == DOCS[0]["tags"]
-    assert first["fetched"].startswith("2023-11-14T22:13:20")
+    assert first["meta"] == DOCS[0]["meta"] and first["tags"] == DOCS[0]["tags"]
+    assert first["fetched"].isoformat().startswith("2023-11-14T22:13:20")
     # keep_fields / drop_fields (planned columns, and what the reader makes of a row)
     row = table.slice(0, 1).to_pylist()[0]
 
@@ -237,10 +239,10 @@ def test_hf_dataset_saved_to_disk(tmp_path):
                          "hf_shards": 2}], [], out))
     cols = res.stats["columns"]
     assert (cols["url"], cols["section"], cols["tags"], cols["meta"]) == (
-        "string", "int64", "list<string>", "json")
+        "string", "int64", "list<string>", "struct<module: string, kind: string, lines: int64>")
     got = {r["url"]: r for r in read_output(out)}
     assert got[rows[3]["url"]]["section"] == rows[3]["section"]
-    assert json.loads(got[rows[3]["url"]]["meta"]) == rows[3]["meta"]
+    assert got[rows[3]["url"]]["meta"] == rows[3]["meta"]
 
 
 def test_collisions_are_renamed_and_shown(tmp_path):
@@ -302,7 +304,7 @@ def test_fields_survive_dedup_checkpoint_resume_and_removed_rows(tmp_path, monke
     assert len(resumed) >= len(kept)
     for rid, r in resumed.items():
         want = by_id[rid]
-        assert (r["url"], r["tags"], json.loads(r["meta"])) == (
+        assert (r["url"], r["tags"], r["meta"]) == (
             want["url"], want["tags"], want["meta"])
         if rid in kept:
             assert {k: r[k] for k in fields} == {k: kept[rid][k] for k in fields}

@@ -12,19 +12,44 @@ the build runs:
   order (at most :data:`SAMPLE_FILES` files).
 
 Column types (:mod:`pipelines.core.records`): ``string``, ``int64``, ``float64``, ``bool``,
-``list<string>``, ``list<int64>``, ``list<float64>`` and ``json`` (JSON text; for nested
-objects, lists of mixed values, fields whose sampled values have different types and fields
-only ever null in the sample). Arrow inputs map: strings -> string, integers -> int64,
-floats -> float64, bool -> bool, timestamp/date/time -> string (ISO 8601), lists of those
-scalars -> list<...>, anything else (struct, map, binary, decimal, nested lists) -> json.
+``timestamp[us]`` / ``timestamp[us, tz=UTC]``, ``list<T>``, ``struct<name: T, ...>`` (Parquet
+lists and structs, nested to any of these) and ``json`` (JSON text). From JSON values:
+
+* an object whose shape is stable in the sample becomes a struct: its fields are the keys of
+  every sampled object, in first-seen order (a key missing from some objects is a nullable
+  field); each field's type follows these rules, and a key only ever null (or an empty list or
+  object) is a ``json`` field. Objects with more than :data:`MAX_STRUCT_FIELDS` keys in all
+  (map-like), keys that are not valid column names, nesting deeper than :data:`MAX_DEPTH` or a
+  field whose types conflict make the whole field ``json``;
+* a list whose elements share one type (after the merge rule) is a ``list<T>``, lists of
+  objects included (``list<struct<...>>``); mixed elements make the field ``json``;
+* a string that is an ISO-8601 date and time (``2024-01-02T03:04:05``, ``T`` or a space, with
+  optional seconds and up to 6 fraction digits) is a timestamp when every sampled value of the
+  field is: with ``Z`` or an offset ``timestamp[us, tz=UTC]`` (converted to UTC; the offset
+  itself is not kept), without one ``timestamp[us]`` (naive, as written). Dates alone stay
+  ``string``; timestamps with and without offsets mixed, or with other text, are ``string``;
+* fields only ever null in the sample are ``json``.
+
+Arrow inputs map: strings -> string, integers -> int64, floats -> float64, bool -> bool,
+timestamps -> the same timestamp (unit and zone kept), dates and times -> string (ISO 8601),
+lists -> list<...>, structs -> struct<...> (of those types), anything else (map, binary,
+decimal, a struct holding one of them) -> json.
 Types met for the same field (in the sample, across files or across sources) merge by one rule
-(:func:`merge_types`): equal -> that type; null -> the other; int64 + float64 -> float64 (and
-their lists); otherwise json.
+(:func:`merge_types`): equal -> that type; null -> the other; int64 + float64 -> float64 (in
+lists and structs too); two different timestamps or a timestamp and a string -> string; lists
+-> a list of the merged elements; structs -> the union of their fields, merged field by field;
+otherwise json (a conflict anywhere inside a list or struct makes the whole field json).
+The sample is read in one process before the pipeline starts (the same files, in listing
+order), so the schema does not depend on the runner or the worker count.
 
 The lossless rule for values (:func:`FieldPlan.values`): a value that fits its column's type
 goes there (an integer into a float64 column when exact; a timestamp into a string column as
-ISO 8601; anything into a json column as JSON text). A value that does not fit (a string in an
-int64 column, an integer beyond int64), a field not seen at planning, or a field beyond the
+ISO 8601; an ISO-8601 text into a timestamp column, when it has an offset exactly when the
+column has a zone; anything into a json column as JSON text; an object into a struct column
+when each of its keys is a field of the struct and each value fits, missing keys null). A value
+that does not fit (a string in an int64 column, an integer beyond int64, an object with a key
+the struct lacks, a text that is no timestamp in a timestamp column), a field not seen at
+planning, or a field beyond the
 column cap (:data:`MAX_COLUMNS` input columns in all: a hostile input with 100k distinct keys
 creates 256 columns, not 100k) is neither dropped nor fatal: it goes, with its original value,
 into the one ``extra_fields`` column, a JSON object text ``{"field": value, ...}`` in input
@@ -44,10 +69,14 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import decimal
+import functools
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipelines.core.records import format_type, parse_type
 
 EXTRA_FIELDS = "extra_fields"
 RENAME_PREFIX = "input_"
@@ -70,6 +99,18 @@ class FieldConfigError(ValueError):
 
 
 # --------------------------------------------------------------------------- types
+# Planned types are type names (pipelines/core/records.py: parse_type / format_type); the
+# rules work on their parsed trees.
+
+MAX_STRUCT_FIELDS = 64  # a sampled object with more keys (in all) is map-like: json
+MAX_DEPTH = 8  # nesting deeper than this: json
+_SCALARS = frozenset({"string", "int64", "float64", "bool", JSON})
+# an ISO-8601 date and time (the "T" may be a space), seconds and up to 6 fraction digits
+# optional, with "Z" or an offset (timezone-aware) or without (naive)
+_TS_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
+                      r"(?:Z|[+-]\d{2}(?::?\d{2})?)?")
+TS_UTC = ("timestamp", "us", "UTC")  # JSON text with Z or an offset: converted to UTC
+TS_NAIVE = ("timestamp", "us", None)  # JSON text without an offset
 
 
 def merge_types(a: str, b: str) -> str:
@@ -80,19 +121,77 @@ def merge_types(a: str, b: str) -> str:
         return b
     if b == _NULL:
         return a
-    pair = {a, b}
-    if pair == {"int64", "float64"}:
+    return format_type(_merge(parse_type(a), parse_type(b)))
+
+
+def _merge(a: Any, b: Any) -> Any:
+    if a == b:
+        return a
+    if a == _NULL:
+        return b
+    if b == _NULL:
+        return a
+    if {a, b} == {"int64", "float64"}:
         return "float64"
-    if pair == {"list<int64>", "list<float64>"}:
-        return "list<float64>"
-    if _LIST_ANY in pair:
-        other = (pair - {_LIST_ANY}).pop()
-        return other if other.startswith("list<") else JSON
-    return JSON
+    ka, kb = _kind(a), _kind(b)
+    if {ka, kb} <= {"timestamp", "string"}:  # two kinds of timestamps, or some text: text
+        return "string"
+    if ka != kb or ka not in ("list", "struct"):
+        return JSON
+    if ka == "list":
+        inner = _merge(a[1], b[1])
+        return JSON if inner == JSON else ("list", inner)
+    fields = dict(a[1])
+    for name, t in b[1]:
+        t = _merge(fields[name], t) if name in fields else t
+        if t == JSON:
+            return JSON
+        fields[name] = t
+    if len(fields) > MAX_STRUCT_FIELDS:
+        return JSON
+    return ("struct", tuple(fields.items()))
+
+
+def _kind(t: Any) -> str:
+    return t if isinstance(t, str) else t[0]
 
 
 def final_type(t: str) -> str:
-    return JSON if t in (_NULL, _LIST_ANY) else t
+    """The column type of a planned type: what was only ever null (a field, a struct field,
+    a list's elements) or an empty object is ``json``."""
+    if t in _SCALARS:
+        return t
+    return format_type(_final(parse_type(t)))
+
+
+def _final(t: Any) -> Any:
+    if t == _NULL:
+        return JSON
+    if isinstance(t, str):
+        return t
+    if t[0] == "list":
+        inner = _final(t[1])
+        return JSON if inner == JSON else ("list", inner)
+    if t[0] == "struct":
+        return ("struct", tuple((n, _final(c)) for n, c in t[1])) if t[1] else JSON
+    return t
+
+
+def parse_timestamp(s: str) -> _dt.datetime | None:
+    """An ISO-8601 date-time text as a datetime (UTC when it has ``Z`` or an offset, else
+    naive), or None when it is not one (a date alone is not)."""
+    if not _TS_TEXT.fullmatch(s):
+        return None
+    try:
+        d = _dt.datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    if d.tzinfo is not None:
+        try:
+            d = d.astimezone(_dt.timezone.utc)
+        except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00
+            return None
+    return d
 
 
 def value_type(v: Any) -> str:
@@ -106,22 +205,52 @@ def value_type(v: Any) -> str:
     if isinstance(v, float):
         return "float64"
     if isinstance(v, str):
-        return "string" if _encodable(v) else JSON
+        return _str_type(v)
+    return format_type(_value_tree(v, 0))
+
+
+def _str_type(v: str) -> Any:
+    if not _encodable(v):
+        return JSON
+    if v[:1].isdigit():
+        d = parse_timestamp(v)
+        if d is not None:
+            return format_type(TS_NAIVE if d.tzinfo is None else TS_UTC)
+    return "string"
+
+
+def _value_tree(v: Any, depth: int) -> Any:
+    if isinstance(v, (list, dict)) and depth >= MAX_DEPTH:
+        return JSON
     if isinstance(v, list):
-        t = _NULL
+        t: Any = _NULL
         for x in v:
-            xt = value_type(x)
-            if xt not in (_NULL, "string", "int64", "float64"):
-                return JSON
-            t = merge_types(t, xt)
+            t = _merge(t, _value_tree(x, depth + 1))
             if t == JSON:
                 return JSON
-        return _LIST_ANY if t == _NULL else f"list<{t}>"
-    return JSON
+        return ("list", t)
+    if isinstance(v, dict):
+        if len(v) > MAX_STRUCT_FIELDS:
+            return JSON
+        fields = []
+        for k, x in v.items():
+            if not column_name_ok(k):
+                return JSON
+            t = _value_tree(x, depth + 1)
+            if t == JSON:
+                return JSON
+            fields.append((k, t))
+        return ("struct", tuple(fields))
+    t = value_type(v)
+    return t if t in _SCALARS or t == _NULL else parse_type(t)
 
 
 def arrow_to_type(t: Any) -> str:
     """Planned type of an Arrow column type."""
+    return format_type(_arrow_tree(t))
+
+
+def _arrow_tree(t: Any) -> Any:
     import pyarrow as pa
 
     if pa.types.is_dictionary(t):
@@ -134,15 +263,26 @@ def arrow_to_type(t: Any) -> str:
         return "int64"
     if pa.types.is_floating(t):
         return "float64"
+    if pa.types.is_timestamp(t):
+        return ("timestamp", t.unit, t.tz)
     if pa.types.is_temporal(t) and not pa.types.is_duration(t) and not pa.types.is_interval(t):
-        return "string"  # ISO 8601
+        return "string"  # dates and times: ISO 8601
     if pa.types.is_null(t):
         return _NULL
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        inner = arrow_to_type(t.value_type)
-        if inner in ("string", "int64", "float64"):
-            return f"list<{inner}>"
-        return JSON
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = _arrow_tree(t.value_type)
+        return JSON if inner == JSON else ("list", inner)
+    if pa.types.is_struct(t):
+        names = [t.field(i).name for i in range(t.num_fields)]
+        if not names or len(set(names)) < len(names) or not all(map(column_name_ok, names)):
+            return JSON
+        fields = []
+        for i, name in enumerate(names):
+            child = _arrow_tree(t.field(i).type)
+            if child == JSON:
+                return JSON
+            fields.append((name, child))
+        return ("struct", tuple(fields))
     return JSON
 
 
@@ -206,21 +346,79 @@ def fit(t: str, v: Any) -> Any:
     """``v`` as a value of column type ``t``, or ``_NOFIT``. ``v`` is not None."""
     if t == JSON:
         return json_text(v)
-    if t.startswith("list<"):
-        if not isinstance(v, list):
+    if t in _SCALARS:
+        return _fit_scalar(t, v)
+    return _fit(parse_type(t), v)
+
+
+def _fit(t: Any, v: Any) -> Any:
+    if isinstance(t, str):
+        return json_text(v) if t == JSON else _fit_scalar(t, v)
+    kind = t[0]
+    if kind == "list":
+        if not isinstance(v, (list, tuple)):
             return _NOFIT
-        inner = t[5:-1]
         out = []
         for x in v:
-            if x is None:
-                out.append(None)
-                continue
-            y = _fit_scalar(inner, x)
+            y = None if x is None else _fit(t[1], x)
             if y is _NOFIT:
                 return _NOFIT
             out.append(y)
         return out
-    return _fit_scalar(t, v)
+    if kind == "struct":
+        # every key must be a field of the struct (a key not planned: the value does not
+        # fit, it goes whole to extra_fields); missing keys are null
+        if not isinstance(v, dict) or len(v) > len(t[1]):
+            return _NOFIT
+        out = {}
+        seen = 0
+        for name, child in t[1]:
+            x = v.get(name)
+            if name in v:
+                seen += 1
+            y = None if x is None else _fit(child, x)
+            if y is _NOFIT:
+                return _NOFIT
+            out[name] = y
+        return out if seen == len(v) else _NOFIT
+    return _fit_timestamp(t, v)
+
+
+_UNIT_US = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 1}
+
+
+def _fit_timestamp(t: tuple, v: Any) -> Any:
+    if isinstance(v, str):
+        d = parse_timestamp(v) if v[:1].isdigit() else None
+        if d is None:
+            return _NOFIT
+        v = d
+    if not isinstance(v, _dt.datetime):
+        return _NOFIT
+    if (v.tzinfo is not None and v.utcoffset() is not None) != (t[2] is not None):
+        return _NOFIT  # an offset for a naive column, or none for a zoned one: not assumed
+    if v.microsecond % _UNIT_US[t[1]]:
+        return _NOFIT  # finer than the column's unit
+    if t[2] is not None:
+        # in the zone object pyarrow reads back, so that a record equals itself after a
+        # checkpoint (records are hashed by repr to order ties)
+        tz = _tzinfo(t[2])
+        if tz is not None and v.tzinfo is not tz:
+            try:
+                v = v.astimezone(tz)
+            except (OverflowError, ValueError):
+                return _NOFIT
+    return v
+
+
+@functools.lru_cache(maxsize=64)
+def _tzinfo(zone: str) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.array([0], pa.timestamp("s", zone)).to_pylist()[0].tzinfo
+    except Exception:  # noqa: BLE001 - a zone pyarrow cannot read: values left as they are
+        return None
 
 
 def column_name_ok(name: Any) -> bool:
