@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.build import accounting as acc
@@ -17,6 +18,10 @@ from pipelines.io.side_outputs import flatten, write_side_outputs
 from pipelines.io.sinks import WriteSortedShards
 
 MANIFEST_VERSION = 2  # 2: outputs/side_files with sizes
+# the files a checkpoint's manifest lists (with sizes; Parquet also with row counts): its
+# records, its removed / dead-letter shards and its _stats/*.json (counts and stage stats);
+# a manifest without one of these lists (an older datamill's) makes the checkpoint invalid
+MANIFEST_KEYS = ("files", "side_files", "stats_files")
 
 
 @dataclass
@@ -82,9 +87,10 @@ def checkpoint_valid(path: str, fingerprint: str) -> dict | None:
         manifest = read_json(mpath)
     except Exception:  # noqa: BLE001
         return None
-    if manifest.get("fingerprint") != fingerprint or "side_files" not in manifest:
+    if manifest.get("fingerprint") != fingerprint or any(
+            key not in manifest for key in MANIFEST_KEYS):
         return None
-    if not files_valid(manifest["files"]) or not files_valid(manifest["side_files"]):
+    if not all(files_valid(manifest[key]) for key in MANIFEST_KEYS):
         return None
     parent = manifest.get("parent")
     if parent and checkpoint_valid(parent["path"], parent["fingerprint"]) is None:
@@ -107,13 +113,30 @@ def chain(ck: Checkpoint | None) -> list[str]:
     return list(reversed(paths))
 
 
+# A record has no key for a column it has no value for (pipelines/io/input_fields.py), or a
+# key with the value None where a stage set one; Parquet stores both as null. A checkpoint's
+# data shards carry this extra column, the names of the record's columns that were present
+# and None, so that a resumed build gets back the records a clean build has, key for key
+# (its removed/ rows, which are whole records, are then the same too).
+NULL_COLUMNS = "__datamill_null_columns"
+
+
+def _checkpoint_row(record: dict) -> dict:
+    return {**record, NULL_COLUMNS: [k for k, v in record.items() if v is None]}
+
+
 class ReadParquetRows(beam.DoFn):
     def process(self, path: str):
         import pyarrow.parquet as pq
 
         with FileSystems.open(path) as fh:
             for batch in pq.ParquetFile(fh).iter_batches(batch_size=4096):
-                yield from batch.to_pylist()
+                for row in batch.to_pylist():
+                    nulls = row.pop(NULL_COLUMNS, None)
+                    if nulls is None:  # written without the column: as stored
+                        yield row
+                    else:
+                        yield {k: v for k, v in row.items() if v is not None or k in nulls}
 
 
 class _WriteManifest(beam.DoFn):
@@ -122,7 +145,7 @@ class _WriteManifest(beam.DoFn):
 
     def process(self, tagged):
         manifest = dict(self._payload)
-        for key in ("files", "side_files"):
+        for key in MANIFEST_KEYS:
             manifest[key] = sorted(({**f, "bytes": file_size(f["path"])}
                                     for kind, f in tagged if kind == key),
                                    key=lambda f: f["path"])
@@ -134,17 +157,27 @@ class _WriteManifest(beam.DoFn):
 def write_checkpoint(target: CheckpointTarget, records, events, removed_all, dead_all,
                      stats: list[tuple[str, Any]], p):
     """Persist records after stage ``target.index`` plus everything a resumed run needs to
-    report the stages before it: their removed/dead rows, event counts and stats."""
+    report the stages before it: their removed/dead rows, event counts and stats.
+
+    Returns a PCollection of one element, the manifest's path, produced once the manifest is
+    written; the manifest is written last, after every file it lists (data and side-output
+    shards, counts and stats). The build holds the stages after the checkpoint until then
+    (pipelines/build/graph.py), so an interrupted build resumes from it."""
     path, i = target.path, target.index
     tag = f"Checkpoint[{target.label}]"
-    schema = arrow_schema(target.columns)
-    written = records | f"{tag}Write" >> WriteSortedShards(
-        f"{path}/data", target.shards, "parquet", schema=schema)
+    if NULL_COLUMNS in target.columns:
+        raise ValueError(f"column name {NULL_COLUMNS!r} is reserved for checkpoints")
+    schema = arrow_schema(target.columns).append(pa.field(NULL_COLUMNS, pa.list_(pa.string())))
+    written = (records
+               | f"{tag}Rows" >> beam.Map(_checkpoint_row)
+               | f"{tag}Write" >> WriteSortedShards(f"{path}/data", target.shards, "parquet",
+                                                   schema=schema))
     counts = flatten(list(events), p, f"{tag}Events") | f"{tag}Count" >> acc.CountEvents()
-    acc.write_json(counts, f"{path}/_stats/counts.json", f"{tag}Counts", single=True)
+    stat_paths = [acc.write_json(counts, f"{path}/_stats/counts.json", f"{tag}Counts",
+                                 single=True)]
     for name, pc in stats:
-        acc.write_json(pc, f"{path}/_stats/{name}.json", f"{tag}Stat[{name}]",
-                       single=name == "input_profile")
+        stat_paths.append(acc.write_json(pc, f"{path}/_stats/{name}.json", f"{tag}Stat[{name}]",
+                                         single=name == "input_profile"))
     side = write_side_outputs(path, list(removed_all), list(dead_all),
                               max(1, min(target.shards, 4)), target.write_removed, tag, p)
     payload = {
@@ -156,11 +189,13 @@ def write_checkpoint(target: CheckpointTarget, records, events, removed_all, dea
         "parent": target.parent,
         "run_id": target.run_id,
     }
-    # the manifest is written last, after every data and side-output shard it records
+    # the manifest is written last, after every data, side-output and stats file it records
     tagged = [written | f"{tag}DataFiles" >> beam.Map(lambda f: ("files", f))] + [
         pc | f"{tag}SideFiles[{i}]" >> beam.Map(lambda f: ("side_files", f))
-        for i, pc in enumerate(side)]
-    (tagged
-     | f"{tag}AllFiles" >> beam.Flatten()
-     | f"{tag}Files" >> beam.combiners.ToList()
-     | f"{tag}Manifest" >> beam.ParDo(_WriteManifest(f"{path}/manifest.json", payload)))
+        for i, pc in enumerate(side)] + [
+        pc | f"{tag}StatsFiles[{i}]" >> beam.Map(lambda f: ("stats_files", {"path": f}))
+        for i, pc in enumerate(stat_paths)]
+    return (tagged
+            | f"{tag}AllFiles" >> beam.Flatten()
+            | f"{tag}Files" >> beam.combiners.ToList()
+            | f"{tag}Manifest" >> beam.ParDo(_WriteManifest(f"{path}/manifest.json", payload)))

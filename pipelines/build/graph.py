@@ -31,6 +31,7 @@ from pipelines.core.combine import combine_parts
 from pipelines.build.checkpoint import ReadParquetRows, write_checkpoint
 from pipelines.build.plan import BuildPlan
 from pipelines.core.records import arrow_schema, reason_category
+from pipelines.core.fs import read_json
 from pipelines.build.redistribute import maybe_redistribute
 from pipelines.io.side_outputs import flatten, write_side_outputs
 from pipelines.io.sinks import WriteSortedShards, to_output_row
@@ -84,48 +85,57 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         )
 
     # consecutive plain record stages run fused on batches (pipelines.stages.record_stage.FusedRecordStages)
+    # (a checkpoint ends its run: the stages after it take the records of its stage)
     runs = fusible_runs(plan.stages[first:], [s.checkpoint for s in cfg.stages[first:]])
-    applied: list[tuple[int, dict[str, Any]]] = []
     for run in runs:
         idx = [first + j for j in run]
-        applied_run = list(zip(idx, _apply_run(plan, idx, records)))
-        records = applied_run[-1][1]["kept"]
-        applied.extend(applied_run)
-    for i, outs in applied:
-        label = plan.labels[i]
-        res = StageResult(outs["kept"], outs["removed"], outs["dead"],
-                          {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
-        if res.kept is not None:
-            records = res.kept
-        # removed / dead may come in parts made in different steps: each is consumed where
-        # it is produced (a Flatten of records would be held in memory by the local runner)
-        removed_parts, breakdown = parts(res.removed), []
-        for n, removed in enumerate(removed_parts):
-            sfx = "" if n == 0 else str(n)
-            events.append(removed | f"{label}/RemovedEvent{sfx}" >> beam.Map(
-                _progress_key(f"stage/{label}/removed", acc.removed_key, label,
-                              lambda it: it[0])))
-            removed_all.append(removed | f"{label}/RemovedRow{sfx}" >> beam.Map(
-                _removed_row(label)))
-            breakdown.append(removed | f"{label}/BreakdownKey{sfx}" >> beam.Map(
-                lambda it, lab=label: (lab, reason_category(it[0]), it[1])))
-        res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
-            breakdown[0] | f"{label}/Breakdown" >> beam.CombineGlobally(BreakdownFn(removed=True))
-            if len(breakdown) == 1 else
-            combine_parts(breakdown, BreakdownFn(removed=True), f"{label}/Breakdown"))
-        for n, dead in enumerate(parts(res.dead)):
-            events.append(dead | f"{label}/DeadEvent{'' if n == 0 else n}" >> beam.Map(
-                _progress_key(f"stage/{label}/dead", acc.dead_key, label, lambda d: d["reason"])))
-            dead_all.append(dead)
-        for name, pc in res.stats.items():
-            acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
-                           f"{label}/Stat[{name}]")
-            stage_stats.append((f"stage.{label}.{name}", pc))
-        if cfg.stages[i].checkpoint:
-            write_checkpoint(plan.checkpoint_target(i), records, events, removed_all, dead_all,
-                             [*stage_stats, *([("input_profile", input_profile),
-                                               ("input_counts", input_counts)]
-                                              if input_profile is not None else [])], p)
+        for i, outs in zip(idx, _apply_run(plan, idx, records)):
+            label = plan.labels[i]
+            res = StageResult(outs["kept"], outs["removed"], outs["dead"],
+                              {k[5:]: v for k, v in outs.items() if k.startswith("stat:")})
+            if res.kept is not None:
+                records = res.kept
+            # removed / dead may come in parts made in different steps: each is consumed where
+            # it is produced (a Flatten of records would be held in memory by the local runner)
+            removed_parts, breakdown = parts(res.removed), []
+            for n, removed in enumerate(removed_parts):
+                sfx = "" if n == 0 else str(n)
+                events.append(removed | f"{label}/RemovedEvent{sfx}" >> beam.Map(
+                    _progress_key(f"stage/{label}/removed", acc.removed_key, label,
+                                  lambda it: it[0])))
+                removed_all.append(removed | f"{label}/RemovedRow{sfx}" >> beam.Map(
+                    _removed_row(label)))
+                breakdown.append(removed | f"{label}/BreakdownKey{sfx}" >> beam.Map(
+                    lambda it, lab=label: (lab, reason_category(it[0]), it[1])))
+            res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
+                breakdown[0] | f"{label}/Breakdown" >> beam.CombineGlobally(
+                    BreakdownFn(removed=True))
+                if len(breakdown) == 1 else
+                combine_parts(breakdown, BreakdownFn(removed=True), f"{label}/Breakdown"))
+            for n, dead in enumerate(parts(res.dead)):
+                events.append(dead | f"{label}/DeadEvent{'' if n == 0 else n}" >> beam.Map(
+                    _progress_key(f"stage/{label}/dead", acc.dead_key, label,
+                                  lambda d: d["reason"])))
+                dead_all.append(dead)
+            for name, pc in res.stats.items():
+                acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
+                               f"{label}/Stat[{name}]")
+                stage_stats.append((f"stage.{label}.{name}", pc))
+            if cfg.stages[i].checkpoint:
+                done = write_checkpoint(
+                    plan.checkpoint_target(i), records, events, removed_all, dead_all,
+                    [*stage_stats, *([("input_profile", input_profile),
+                                      ("input_counts", input_counts)]
+                                     if input_profile is not None else [])], p)
+                # the later stages read the checkpoint's data files once its manifest is
+                # written: a build interrupted after that point resumes from it, and the
+                # records get to the later stages exactly as a resumed run gets them. Only
+                # file paths wait (a step holding records until the manifest exists would
+                # keep them all in the local runner's memory)
+                records = (done
+                           | f"AfterCheckpoint[{label}]/Files" >> beam.FlatMap(_checkpoint_data_files)
+                           | f"AfterCheckpoint[{label}]/Spread" >> beam.Reshuffle()
+                           | f"AfterCheckpoint[{label}]/Read" >> beam.ParDo(ReadParquetRows()))
 
     schema = arrow_schema(plan.columns)
     columns = list(schema.names)
@@ -148,6 +158,11 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                        "Final", p)
     counts = flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
     acc.write_json(counts, f"{staging}/_stats/counts.json", "CountsJson", single=True)
+
+
+def _checkpoint_data_files(manifest_path: str) -> list[str]:
+    """The data shards a checkpoint's manifest lists (written: the manifest comes last)."""
+    return [f["path"] for f in read_json(manifest_path)["files"]]
 
 
 class _progress_key:  # noqa: N801 - used like a function in beam.Map
