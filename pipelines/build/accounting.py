@@ -46,9 +46,11 @@ class MissingCountError(ConservationError):
 
 
 class DeadLetterError(AccountingError):
-    """Too many input records went to dead_letter (exit code 4)."""
+    """Too many input records went to dead_letter (exit code 4). ``every_record``: all of
+    them did, so no rerun of the same sources and stages can succeed."""
 
     exit_code = 4
+    every_record = False
 
 
 class InputChangedError(AccountingError):
@@ -214,11 +216,13 @@ def check_build(stats: dict[str, Any], max_dead_letter_fraction: float) -> None:
     if n_in and (dead == n_in or dead > max_dead_letter_fraction * n_in):
         reasons = _top_dead_reasons(stats)
         every = "every input record" if dead == n_in else f"{dead / n_in:.1%} of the input"
-        raise DeadLetterError(
+        err = DeadLetterError(
             f"{every} went to dead_letter ({dead:,} of {n_in:,}; "
             f"output.max_dead_letter_fraction is {max_dead_letter_fraction}); top reasons: "
             f"{reasons}. Nothing was promoted: fix sources[].text_field / id_field or the "
             "input files, or raise output.max_dead_letter_fraction (0..1) to accept this.")
+        err.every_record = dead == n_in
+        raise err
 
 
 def _top_dead_reasons(stats: dict[str, Any], n: int = 3) -> str:

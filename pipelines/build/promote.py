@@ -231,6 +231,18 @@ def existing_complete(plan: BuildPlan) -> dict | None:
     return manifest
 
 
+def replacing_other_build(plan: BuildPlan) -> str | None:
+    """One line for the log when the output directory holds a complete build of another
+    ``name`` (a second config pointed at the same directory by mistake), else None."""
+    manifest = read_manifest(plan.out)
+    old = ((manifest or {}).get("config") or {}).get("name")
+    if manifest is None or manifest.get("status") != "complete" or old in (None, plan.cfg.name):
+        return None
+    return (f"{plan.out} holds build {old!r} (run {manifest.get('run_id')}); this build "
+            f"{plan.cfg.name!r} replaces it when it finishes (use another output.dir to keep "
+            "both)")
+
+
 # --------------------------------------------------------------------------- promotion
 
 

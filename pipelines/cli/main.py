@@ -27,8 +27,12 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="datamill: config-driven curation, pruning, synthesis and scaling for LLM training data.",
+    # plain click help: paragraphs re-wrapped to the terminal (rich mode kept the docstrings'
+    # line breaks and broke lines mid-sentence) and flags without a "<bool>" type column
+    rich_markup_mode=None,
 )
-console = Console(stderr=True)
+# log_path=False: log lines carry the time, not the source location (run.py:354) of the call
+console = Console(stderr=True, log_path=False)
 
 
 def _fail(msg: str, code: int = 2, wrap: bool = True) -> None:
@@ -71,13 +75,14 @@ _BUILD_EPILOG = (
              epilog=_BUILD_EPILOG)
 def build(
     ctx: typer.Context,
-    config: Path = typer.Argument(..., help="Build config (YAML)."),
-    output: Optional[str] = typer.Option(None, "--output", "-o", help="Override output.dir."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Build config (YAML)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="DIR",
+                                          help="Override output.dir."),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-w", help="DirectRunner workers (multi-processing when > 1)."),
+        None, "--workers", "-w", metavar="N", help="DirectRunner workers (multi-processing when > 1)."),
     force: bool = typer.Option(False, "--force", help="Ignore checkpoints and rebuild."),
     progress_every: float = typer.Option(
-        10.0, "--progress-every", help="Seconds between progress lines when stderr is not a "
+        10.0, "--progress-every", metavar="SECONDS", help="Seconds between progress lines when stderr is not a "
         "terminal (a terminal gets a live table); 0 turns progress off."),
 ) -> None:
     """Run a curation build: read sources, apply stages, write Parquet, stats and report.
@@ -85,13 +90,16 @@ def build(
     Exit codes: 0 success; 2 config error (before any work); 3 record accounting does not
     balance or a counting stat is missing; 4 too many records went to dead_letter
     (output.max_dead_letter_fraction, or every record); 5 an input file changed during the
-    build; 74 disk full; 75 the output directory is locked by another build; 130/143
-    interrupted (Ctrl-C / SIGTERM). Nothing is promoted to the output directory on a non-zero
-    exit; a signal that arrives during the short final promotion waits for it, and the
-    build then exits 0 saying so (it is published).
+    build; 74 disk full, or remote storage (gs://...) not reachable within
+    DATAMILL_REMOTE_TIMEOUT seconds (default 20) or no credentials for it; 75 the output
+    directory is locked by another build; 130/143 interrupted (Ctrl-C / SIGTERM). Nothing is
+    promoted to the output directory on a non-zero exit; a signal that arrives during the
+    short final promotion waits for it, and the build then exits 0 saying so (it is
+    published). With `-- --dry_run=True` nothing is run or written (README "Runners").
     """
     from pipelines.build.accounting import AccountingError
     from pipelines.build.errors import BuildError
+    from pipelines.core.remote import RemoteUnreachable
     from pipelines.core.settings import ConfigError
     from pipelines.build.config import load_build_config
 
@@ -111,6 +119,9 @@ def build(
     t0 = time.perf_counter()
     try:
         result = _run_with_progress(cfg, [*_beam_log_args(), *ctx.args], force, progress_every)
+    except RemoteUnreachable as err:  # gs://... no answer in time / no credentials: one line
+        _fail(str(err), code=err.exit_code, wrap=False)
+        return
     except ConfigError as err:
         _fail(str(err))
         return
@@ -122,6 +133,10 @@ def build(
         return
     except KeyboardInterrupt:  # Ctrl-C outside run_build's handler (e.g. loading the config)
         _fail("interrupted by SIGINT: nothing was promoted", code=130, wrap=False)
+        return
+    if result.dry_run:  # pipelines/build/dry_run.py logged what a real run would write
+        console.print(f"dry run done in {time.perf_counter() - t0:.1f} s: nothing was "
+                      "submitted, run or written", highlight=False, soft_wrap=True)
         return
     _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
                    report=cfg.output.report)
@@ -331,6 +346,7 @@ def validate(
         "from the config's top-level keys)."),
 ) -> None:
     """Check a config (build, synth, mixture, classifier or lm) without running anything."""
+    from pipelines.core.remote import RemoteUnreachable
     from pipelines.core.settings import ConfigError, load_yaml
 
     try:
@@ -345,6 +361,9 @@ def validate(
                 f"{sorted(data) if isinstance(data, dict) else type(data).__name__}; pass "
                 f"--kind ({', '.join(kinds)})")
         summary = _validate_kind(kind, config, data)
+    except RemoteUnreachable as err:  # gs://... no answer in time / no credentials: one line
+        _fail(str(err), code=err.exit_code, wrap=False)
+        return
     except ConfigError as err:
         _fail(f"invalid config {err}")
         return
@@ -423,7 +442,10 @@ def report(out_dir: str = typer.Argument(..., help="A build's output directory."
             raise typer.Exit(2)
         _fail(f"cannot re-render {out_dir} from its manifest's config: {err}", code=2)
         return
-    (Path(out_dir) / "report.html").write_text(render(stats, out_dir, plan.stages))
+    from pipelines.report.redact import snippet_redactor
+
+    page = render(stats, out_dir, plan.stages, redactor=snippet_redactor(cfg))
+    (Path(out_dir) / "report.html").write_text(page)
     console.print(f"wrote {out_dir}/report.html")
 
 

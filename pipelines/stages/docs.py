@@ -4,7 +4,8 @@ so the documented parameters, defaults and descriptions cannot drift from the co
 from __future__ import annotations
 
 import json
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic_core import PydanticUndefined
 
@@ -17,6 +18,21 @@ COMMON_FIELDS = frozenset(_COMMON)  # shared by every (per-record) stage
 
 
 def _type_name(annotation: Any) -> str:
+    """``int``, ``float | None``, ``list[str]``; a ``Literal`` shows its allowed values
+    (``"fineweb" | "unicode" | "auto"``), which is what a user has to write in the config."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Literal:
+        return " | ".join(json.dumps(v) for v in args)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None and args:
+        name = getattr(origin, "__name__", None) or str(origin).replace("typing.", "")
+        inner = ", ".join("..." if a is Ellipsis else _type_name(a) for a in args)
+        return f"{name}[{inner}]"
+    if annotation is type(None):
+        return "None"
     text = getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("NoneType", "None")
 
