@@ -4,11 +4,8 @@ rendered report in headless Chromium."""
 
 from __future__ import annotations
 
-import html
 import json
 import random
-import shutil
-import subprocess
 
 import apache_beam as beam
 import pytest
@@ -22,6 +19,7 @@ from pipelines.stages.dedup.minhash_dedup import PAIR_SAMPLES
 from pipelines.stages.dedup.minhash_passes import sample_pairs
 from pipelines.stages.text.normalize import NormalizeStatsFn
 from pipelines.stages.testing import collect, collected, local_pipeline
+from tests.browserutil import page_facts
 from tests.buildutil import build, config, stdlib_doc_rows, write_jsonl
 
 # --------------------------------------------------------------------------- text differences
@@ -307,31 +305,113 @@ def test_build_stats_and_report_have_both_sections(built):
 
 
 def test_report_sections_in_headless_chromium(built, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
     tmp, _ = built
-    page = tmp / "out" / "report.html"
-    args = [browser, "--headless", "--no-sandbox", "--disable-gpu",
-            "--allow-file-access-from-files"]
-    probe = tmp_path / "probe.html"
-    probe.write_text(
-        f'<iframe id=f src="{page.as_uri()}" width=1200 height=900></iframe><script>'
-        "onload=()=>{const d=document.getElementById('f').contentDocument;"
+    facts = page_facts(tmp / "out" / "report.html", tmp_path, script=(
         "const pairs=[...d.querySelectorAll('table.pair')];"
         "const cells=pairs.map(t=>[...t.querySelectorAll('td')].map(c=>c.getBoundingClientRect()));"
-        "document.title=JSON.stringify({pairs:pairs.length,"
+        "facts={pairs:pairs.length,"
         "marks:d.querySelectorAll('table.pair mark').length,"
         "sideBySide:cells.filter(c=>c.length==2&&c[1].left>=c[0].right-1&&"
         "Math.abs(c[0].top-c[1].top)<2).length,"
         "preWrap:pairs.length?getComputedStyle(pairs[0].querySelector('td')).whiteSpace:'',"
         "broken:[...d.images].filter(i=>!i.complete||i.naturalWidth===0).length,"
-        "toc:d.querySelectorAll('nav.toc a').length,h2:d.querySelectorAll('h2[id]').length})}"
-        "</script>")
-    dom = subprocess.run([*args, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    facts = json.loads(html.unescape(dom.split("<title>")[1].split("</title>")[0]))
+        "toc:d.querySelectorAll('nav.toc a').length,h2:d.querySelectorAll('h2[id]').length}"))
     assert facts["pairs"] == PAIR_SAMPLES + 5 and facts["marks"] >= facts["pairs"]
     assert facts["sideBySide"] == facts["pairs"]  # two columns next to each other
     assert facts["preWrap"] == "pre-wrap"  # line breaks of the texts are kept
     assert facts["broken"] == 0 and facts["toc"] == facts["h2"]
+
+
+# --------------------------------------------------------------------------- layout (issue 26)
+
+# ids as object stores and crawls name documents: long, and with no place to break a line
+_LONG_ID = ("s3://commoncrawl/crawl_data/CC_MAIN_2024_10/segments/1707947473347.0/warc/"
+            "CC_MAIN_20240220211055_20240221001055_{:05d}.warc.gz?record=urn:uuid:{:032x}")
+GROUP_SIZES = (2, 3, 5, 9, 17, 33)  # one bin each: 2, 3-4, 5-8, 9-16, 17-32, 33-64
+
+
+@pytest.fixture(scope="module")
+def layout_built(tmp_path_factory):
+    """A build whose report has every layout hazard of issue 26 item 11: exact-duplicate groups
+    of sizes 2..33 (more bins than nine, so text order differs from numeric order), more groups
+    than the largest ten (a random-groups table), long unbreakable ids and tokens in both dedup
+    sections, a language with nothing kept and records removed before language ID."""
+    tmp = tmp_path_factory.mktemp("layout")
+    docs = sorted({r["text"] for r in stdlib_doc_rows(
+        ("json", "csv", "argparse", "logging", "textwrap", "inspect"), min_words=30)})[:18]
+    rows = []
+    for g, text in enumerate(docs):
+        if g == 0:  # an unbreakable token in a kept text shown in the groups tables
+            text = "sha256=" + "0123456789abcdef" * 12 + "\n" + text
+        for c in range(GROUP_SIZES[g % len(GROUP_SIZES)]):
+            rows.append({"id": _LONG_ID.format(g, c), "text": text, "source": "crawl"})
+    rows += [{"id": _LONG_ID.format(900, i), "source": "crawl",
+              "text": "Dies ist ein deutscher Satz über die Datenverarbeitung und die Qualität "
+                      f"von Texten, Nummer {i}, mit genug Wörtern für die Erkennung."}
+             for i in range(6)]
+    rows += [{"id": _LONG_ID.format(950, i), "text": f"too short {i}", "source": "crawl"}
+             for i in range(4)]
+    rows += [{**r, "id": _LONG_ID.format(800, 0) + r["id"], "source": "crawl"}
+             for r in _near_dup_records()]
+    write_jsonl(tmp / "docs.jsonl", rows)
+    cfg = config([{"name": "crawl", "type": "jsonl", "path": str(tmp / "docs.jsonl"),
+                   "id_field": "id"}],
+                 [{"stage": "length_filter", "min_words": 8}, {"stage": "exact_dedup"},
+                  {"stage": "language_id", "allowed_languages": ["en"]},
+                  {"stage": "minhash_dedup"}], tmp / "out")
+    return tmp, build(cfg)
+
+
+def _tables(facts: dict, heading: str) -> list[dict]:
+    return [t for t in facts["tables"] if t["heading"].startswith(heading)]
+
+
+def _check_layout(facts: dict) -> None:
+    bins = _tables(facts, "Group sizes")
+    assert len(bins) == 1 and bins[0]["first"] == ["2", "3-4", "5-8", "9-16", "17-32", "33-64"]
+    # nothing runs off the page: every table fits the column or scrolls inside a box that does
+    assert facts["pageOverflow"] <= 0
+    assert all(t["boxFits"] for t in facts["tables"]), \
+        [t["heading"] for t in facts["tables"] if not t["boxFits"]]
+    groups = _tables(facts, "Largest groups") + _tables(facts, "Groups drawn at random")
+    assert len(groups) == 2
+    for t in groups:  # the groups tables fit the page as they are (long ids wrap)
+        assert t["fits"] and not t["spilling"], (t["heading"], t["width"], t["spilling"])
+    pairs = [t for t in facts["tables"] if t["cls"] == "pair"]
+    assert len(pairs) == PAIR_SAMPLES
+    for t in pairs:  # long ids in the headers stay in their own column
+        assert t["fits"] and not t["spilling"], t["spilling"]
+    (funnel,) = _tables(facts, "Funnel")
+    assert funnel["header"][:2] == ["stage", "type"] and "resumed" not in funnel["header"]
+    (langs,) = _tables(facts, "Per language")
+    assert "de" in langs["first"] and langs["first"][-1] == "- (removed before language ID)"
+
+
+def test_report_layout_in_headless_chromium(layout_built, tmp_path):
+    tmp, res = layout_built
+    st = res.stats["stages"]
+    assert len(st["exact_dedup"]["stats"]["groups"]["random"]) == 5
+    de = res.stats["breakdown"]["by_language"]["de"]
+    assert de["kept"] == 0 and de["removed"] == 6
+    page = tmp / "out" / "report.html"
+    _check_layout(page_facts(page, tmp_path))
+    # the same page re-rendered from stats.json (its keys sorted) by `datamill report`
+    from pipelines.cli.main import report
+
+    page.unlink()
+    report(str(tmp / "out"))
+    _check_layout(page_facts(page, tmp_path / "again"))
+
+
+def test_report_resumed_column_only_when_a_stage_was_resumed(layout_built):
+    import copy
+
+    from pipelines.report.render import render
+
+    _, res = layout_built
+    fresh = render(res.stats, "out")
+    assert "<th>resumed</th>" not in fresh
+    stats = copy.deepcopy(res.stats)
+    stats["stages"]["exact_dedup"]["resumed"] = True
+    page = render(stats, "out")
+    assert "<th>resumed</th>" in page and page.count("<td>yes</td>") == 1

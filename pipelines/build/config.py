@@ -31,6 +31,13 @@ class OutputConfig(StrictModel):
     jsonl: bool = Field(default=False, description="Also write kept records as JSONL shards.")
     write_removed: bool = Field(default=True, description="Write removed records with reasons.")
     report: bool = Field(default=True, description="Write report.html.")
+    redact_snippets: bool | None = Field(
+        default=None,
+        description="Replace e-mail addresses, IP addresses and phone numbers in every text "
+        "report.html shows (removed-record samples, near-duplicate pairs, dead-letter lines...) "
+        "with pii_redact's detectors and placeholders. Unset: on when the build has a "
+        "pii_redact stage (with that stage's settings). removed/ and dead_letter/ always keep "
+        "the original text.")
     card: bool = Field(default=True, description="Write README.md, a Hugging Face dataset card "
                        "(YAML header + sources, stages, counts, languages, tokens).")
     license: str | None = Field(default=None, description="Licence for the dataset card header "

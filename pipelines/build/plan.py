@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from pipelines.build.paths import check_output_dir, resolve_build_paths
+from pipelines.core import remote
 from pipelines.core.fs import confined, is_url
 from pipelines.core.spill import spill_root
 from pipelines.build.checkpoint import Checkpoint, CheckpointTarget, checkpoint_valid
@@ -95,7 +96,8 @@ class BuildPlan:
             write_removed=self.cfg.output.write_removed)
 
     def full_fingerprint(self) -> str:
-        out = self.cfg.output.model_dump(exclude={"report"})
+        # report-only options: changing them does not make the data out of date
+        out = self.cfg.output.model_dump(exclude={"report", "redact_snippets"})
         payload = self.source_fp + stage_fingerprint(self.cfg, len(self.stages) - 1)
         return hashlib.sha256((payload + json.dumps(out, sort_keys=True)).encode()).hexdigest()
 
@@ -151,7 +153,19 @@ def _plan_stages(cfg: BuildConfig, registry: dict, labels: list[str], out: str,
 
 def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
                use_checkpoints: bool = True) -> BuildPlan:
-    """Resolve inputs, instantiate stages and find a checkpoint to resume from. No data work."""
+    """Resolve inputs, instantiate stages and find a checkpoint to resume from. No data work.
+
+    Remote calls (listing a ``gs://`` source, reading its sample, a checkpoint's manifest) each
+    end within ``DATAMILL_REMOTE_TIMEOUT`` seconds or raise RemoteUnreachable (one line,
+    :mod:`pipelines.core.remote`). A dry run (``--dry_run=True``) plans offline: remote sources
+    are not listed (unknown sizes: stages use their defaults) and no remote checkpoint is
+    looked up."""
+    with remote.offline_planning(remote.dry_run([*cfg.runner.options, *(extra_args or [])])):
+        return _plan_build(cfg, extra_args, use_checkpoints)
+
+
+def _plan_build(cfg: BuildConfig, extra_args: list[str] | None,
+                use_checkpoints: bool) -> BuildPlan:
     registry = load_stages()
     cfg = resolve_build_paths(cfg, extra_args)  # absolute paths, or an error naming the path
     check_output_dir(cfg)
@@ -208,11 +222,13 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
             f"available: {', '.join([*BASE_COLUMNS, *columns])}")
     plan = BuildPlan(cfg, out, stages, labels, stage_columns, sources, source_fp, None, run_id,
                      list(extra_args or []), part, src_cols, field_plans)
-    if use_checkpoints:
+    if use_checkpoints and not (remote.offline() and is_url(out)):
         for i in reversed(range(len(stages))):
             if cfg.stages[i].checkpoint:
                 path = plan.checkpoint_dir(i)
-                manifest = checkpoint_valid(path, plan.checkpoint_fingerprint(i))
+                manifest = remote.call(
+                    lambda p=path, k=i: checkpoint_valid(p, plan.checkpoint_fingerprint(k)), path,
+                    "reading the checkpoint's manifest")
                 if manifest is not None:
                     plan.resume = Checkpoint(i, labels[i], path, manifest)
                     break

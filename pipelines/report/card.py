@@ -52,7 +52,7 @@ def _columns_section(stats: dict[str, Any]) -> list[str]:
     from pipelines.core.records import BASE_COLUMNS
 
     columns = {**BASE_COLUMNS, **(stats.get("columns") or {})}
-    out = ["", "## Columns", "", _table(["column", "type"], [[f"`{k}`", v]
+    out = ["", "## Columns", "", _table(["column", "type"], [[f"`{k}`", f"`{v}`"]
                                                           for k, v in columns.items()])]
     notes = []
     if "json" in columns.values():
@@ -66,6 +66,47 @@ def _columns_section(stats: dict[str, Any]) -> list[str]:
     if notes:
         out += [""] + [f"- {n}" for n in notes]
     return out
+
+
+def reading_snippets() -> dict[str, str]:
+    """Code that reads a build's kept records, and only those, from ``<out>/data`` (one
+    snippet per library; tests/test_output_layout.py runs each). Every other path below
+    ``<out>`` is not data, and a glob over all of it counts records several times."""
+    return {
+        "pandas": 'import pandas as pd\ndf = pd.read_parquet(f"{OUT}/data")',
+        "pyarrow": 'import pyarrow.dataset as ds\n'
+                   'table = ds.dataset(f"{OUT}/data", format="parquet").to_table()',
+        "duckdb": 'import duckdb\nrows = duckdb.sql(\n'
+                  '    f"SELECT * FROM read_parquet(\'{OUT}/data/**/*.parquet\')").fetchall()',
+        "datasets": 'from datasets import load_dataset\n'
+                    'dset = load_dataset("parquet", data_files=f"{OUT}/data/**/*.parquet", '
+                    'split="train")',
+    }
+
+
+def _reading_section(cfg: Any, kept: int) -> list[str]:
+    out = str(cfg.output.dir).rstrip("/")
+    state = "" if "://" in out else \
+        "`current` and `_builds/`, with this build and the previous one, "
+    parts = ["", "## Reading the data", "",
+             f"Read `data/` and nothing else: it holds exactly the {kept:,} kept records as "
+             "Parquet files (with `output.partition_by`, in one plain `<column>-<value>/` folder "
+             "per value; the files keep the column). The rest of this folder is not data: "
+             "`removed/` and `dead_letter/` (JSONL), `stats.json`, `report.html`, "
+             f"`manifest.json`, this card, and datamill's own state ({state}`checkpoints/` "
+             "with the records after intermediate stages), so a reader pointed at the whole "
+             "folder fails on the "
+             "non-Parquet files, and a glob such as `**/*.parquet` over it counts records "
+             "several times.", "",
+             "```python", f"OUT = {out!r}  # this folder", "```"]
+    for code in reading_snippets().values():
+        parts += ["", "```python", code, "```"]
+    parts += ["", "Uploaded to the Hugging Face Hub, this card's YAML header points "
+              "`load_dataset` at `data/` only. On this machine use the `parquet` loader above: "
+              "`load_dataset(OUT)` caches a local folder by its name and header, not its "
+              "files, and returns the previous build's rows after a rebuild in the same "
+              "folder."]
+    return parts
 
 
 def render_card(cfg: Any, stats: dict[str, Any], data_glob: str = "data/**/*.parquet",
@@ -133,11 +174,25 @@ def render_card(cfg: Any, stats: dict[str, Any], data_glob: str = "data/**/*.par
         parts += ["", "Records removed or dead-lettered, per stage and reason:", ""]
         parts.append(_table(["stage", "outcome", "reason", "records"], reasons))
     by_lang = (stats.get("breakdown") or {}).get("by_language") or {}
-    if languages:
+    # every language seen, those with 0 kept too (all removed: that is news), then the records
+    # that never reached language ID (removed before it: no language column yet)
+    seen = sorted((k for k in by_lang if k != "-"),
+                  key=lambda k: (-by_lang[k].get("kept", 0), -by_lang[k].get("removed", 0), k))
+    if seen:
+        rows = [[k, by_lang[k].get("kept", 0), by_lang[k].get("removed", 0),
+                 by_lang[k].get("kept_tokens", 0)] for k in seen]
+        if "-" in by_lang:
+            v = by_lang["-"]
+            rows.append(["- (removed before language ID)" if not v.get("kept")
+                         else "- (no language)", v.get("kept", 0), v.get("removed", 0),
+                         v.get("kept_tokens", 0)])
         parts += ["", "## Languages", ""]
-        parts.append(_table(["language", "kept", "removed", "kept tokens"],
-                            [[k, by_lang[k]["kept"], by_lang[k]["removed"],
-                              by_lang[k]["kept_tokens"]] for k in languages]))
+        parts.append(_table(["language", "kept", "removed", "kept tokens"], rows))
+    warns = (stats.get("breakdown") or {}).get("language_warnings") or []
+    if warns:  # a language that lost most of its documents to one rule (build/breakdown.py)
+        parts += ["", "**Warning: a language lost most of its documents to one rule.** Check "
+                  "that rule's thresholds for that language before using the data:", ""]
+        parts += [f"- {w['message']}" for w in warns]
     tokens = sum(v["kept_tokens"] for v in by_source.values())
     parts += ["", "## Size", ""]
     size_rows = [["records", kept],
@@ -148,6 +203,7 @@ def render_card(cfg: Any, stats: dict[str, Any], data_glob: str = "data/**/*.par
     parts.append(_table(["", "kept"], size_rows))
     if not tokens:
         parts += ["", "No token counts: add the `token_count` stage to count tokens."]
+    parts += _reading_section(cfg, kept)
     parts += ["", "## Reproducing", "",
               "The full config is in `manifest.json` (`config`); per-stage statistics are in "
               "`stats.json` and `report.html`. Removed records (with stage and reason) are in "

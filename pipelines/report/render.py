@@ -18,7 +18,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from apache_beam.io.filesystems import FileSystems  # noqa: E402
 
 from pipelines.report.html import figure_html, format_cell, table_html
+from pipelines.report.redact import redact_html, snippet_redactor
 
+# Tables never widen the page: a wide table scrolls inside its own box (display:block +
+# overflow-x); tables of texts and ids (class pair: side by side, class wrap: with <col> widths)
+# take the page width and break long words and ids inside their columns.
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
 color:#222}
@@ -30,8 +34,11 @@ img{max-width:100%} code{background:#f4f4f4;padding:0 .2rem}
 .snip{white-space:pre-wrap;text-align:left;margin:.2rem 0;font-size:.9em}
 nav.toc{background:#fafafa;border:1px solid #eee;padding:.4rem 1rem;margin:1rem 0}
 nav.toc a{margin-right:1rem}
-table.pair{width:100%;table-layout:fixed} table.pair td{vertical-align:top;width:50%}
-table.pair th{text-align:left}
+table{display:block;width:max-content;max-width:100%;overflow-x:auto}
+table.pair,table.wrap{display:table;width:100%;table-layout:fixed}
+table.pair td,table.pair th,table.wrap td,table.wrap th{overflow-wrap:anywhere}
+table.pair td{vertical-align:top;width:50%} table.wrap td{vertical-align:top;text-align:left}
+table.pair th,table.wrap th{text-align:left}
 table.pair caption{text-align:left;font-size:.9em;padding:.2rem 0}
 mark.d1{background:#fdd} mark.d2{background:#cfc}
 .skip{color:#888;font-style:italic}
@@ -153,8 +160,14 @@ def _breakdown(stats: dict) -> str:
         header += ["kept tokens"] if has_tokens else []
         header += ["removed by stage"]
         body = []
-        for name, v in sorted(rows.items(), key=lambda kv: (-kv[1]["kept"], kv[0])):
+        # every value seen, those with nothing kept too; language '-' (records removed before
+        # language ID, no language yet) last, as in the card (pipelines/report/card.py)
+        for name, v in sorted(rows.items(), key=lambda kv: (
+                kind == "by_language" and kv[0] == "-", -kv[1]["kept"], -kv[1]["removed"],
+                kv[0])):
             total = v["kept"] + v["removed"]
+            if kind == "by_language" and name == "-":
+                name = "- (no language)" if v["kept"] else "- (removed before language ID)"
             row = [name, v["kept"], v["removed"],
                    f"{100 * v['kept'] / total:.1f}%" if total else "", v["kept_chars"]]
             row += [v["kept_tokens"]] if has_tokens else []
@@ -166,8 +179,19 @@ def _breakdown(stats: dict) -> str:
     if not parts:
         return ""
     note = ("<p class=muted>Records removed before a language was known (before language_id) "
-            "count under language '-'.</p>")
+            "have no language: they are the last row, '-'.</p>")
     return "".join(parts) + note
+
+
+def _language_warnings(stats: dict) -> list[str]:
+    """A language that lost most of its documents to one rule (pipelines/build/breakdown.py),
+    shown above the contents: usually English thresholds applied to another language."""
+    warns = (stats.get("breakdown") or {}).get("language_warnings") or []
+    if not warns:
+        return []
+    items = "".join(f"<li>{html.escape(w['message'])}</li>" for w in warns)
+    return [f'<div class="bad"><b>Warning</b>: a language lost most of its documents to one '
+            f"rule<ul>{items}</ul></div>"]
 
 
 def _anchor(title: str) -> str:
@@ -175,19 +199,23 @@ def _anchor(title: str) -> str:
 
 
 def render(stats: dict, out: str, stages: list[Any] | None = None,
-           files_dir: str | None = None) -> str:
+           files_dir: str | None = None, redactor: Any = None) -> str:
+    """The page. ``redactor``: a filters.pii.PiiRedactor run over every text the page shows
+    (``output.redact_snippets``, pipelines/report/redact.py), or None."""
     c = stats["counts"]
     ok = stats["conservation_ok"]
     check = (f'<span class="{"ok" if ok else "bad"}">{"balanced" if ok else "DOES NOT BALANCE"}'
              f"</span>: input {c['input']:,} = kept {c['kept']:,} + removed {c['removed']:,} + "
              f"dead-letter {c['dead_letter']:,}")
+    # a `resumed` column only when some stage's records came from a checkpoint
+    resumed = any(st.get("resumed") for _, st in ordered_stages(stats))
     stage_rows = [[label, st["stage"], st.get("in"), st.get("out"),
                    sum(st.get("removed", {}).values()), sum(st.get("dead_letter", {}).values()),
-                   "yes" if st.get("resumed") else ""]
+                   *(["yes" if st.get("resumed") else ""] if resumed else [])]
                   for label, st in ordered_stages(stats)]
     sections: list[tuple[str, str]] = [
         ("Funnel", table_html(["stage", "type", "in", "out", "removed", "dead-letter",
-                               "resumed"], stage_rows) + _funnel(stats)),
+                               *(["resumed"] if resumed else [])], stage_rows) + _funnel(stats)),
         ("Removed and dead-lettered, per stage and reason",
          _reasons(stats) + _dead_examples(files_dir or out)),
     ]
@@ -221,11 +249,16 @@ def render(stats: dict, out: str, stages: list[Any] | None = None,
         f"<p class=muted>run {html.escape(stats['run_id'])} &middot; output "
         f"<code>{html.escape(out)}</code></p>",
         f"<p>{check}</p>",
+        *_language_warnings(stats),
         f'<nav class=toc><b>Contents</b>: {toc}</nav>',
     ]
+    if redactor is not None:
+        parts.append("<p class=muted>E-mail addresses, IP addresses and phone numbers in the "
+                     "text below are replaced by placeholders (output.redact_snippets); "
+                     "removed/ and dead_letter/ keep the original text.</p>")
     for title, body in sections:
         parts.append(f'<h2 id="{_anchor(title)}">{html.escape(title)}</h2>{body}')
-    body = "\n".join(parts)
+    body = redact_html("\n".join(parts), redactor)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>datamill report</title>"
             f"<style>{_CSS}</style></head><body>{body}</body></html>")
 
@@ -233,7 +266,8 @@ def render(stats: dict, out: str, stages: list[Any] | None = None,
 def write_report(plan: Any, stats: dict, folder: str | None = None) -> str:
     # folder: where the build's files are before promotion (its staging directory)
     path = f"{folder or plan.out}/report.html"
-    page = render(stats, plan.out, plan.stages, files_dir=folder)
+    page = render(stats, plan.out, plan.stages, files_dir=folder,
+                  redactor=snippet_redactor(plan.cfg))
     with FileSystems.create(path) as fh:
         fh.write(page.encode("utf-8"))
     return path

@@ -303,7 +303,8 @@ def removed_table(by_rule: dict[str, Any]) -> str:
             f"<td>{ex}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>rule</th><th>removed</th><th>examples (random, fixed seed)</th>"
+        "<table class=wrap><colgroup><col style='width:22%'><col style='width:6em'><col>"
+        "</colgroup><thead><tr><th>rule</th><th>removed</th><th>examples (random, fixed seed)</th>"
         "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
     )
 
