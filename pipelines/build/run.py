@@ -3,7 +3,10 @@ and promote the outputs.
 
 Order of work (each step only after the previous one succeeded):
 
-1. plan (paths resolved and checked, inputs listed; no data work, nothing written to ``out``);
+1. plan (paths resolved and checked, inputs listed; no data work, nothing written to ``out``;
+   remote calls bounded by ``DATAMILL_REMOTE_TIMEOUT``, :mod:`pipelines.core.remote`). A dry
+   run (``--dry_run=True``) stops here: the job is translated and prepared offline and nothing
+   is written (:mod:`pipelines.build.dry_run`);
 2. take the output directory's lock (:mod:`pipelines.build.output_lock`);
 3. recover: finish/undo an interrupted promotion, delete ``_staging/`` left by killed runs;
 4. refuse an output directory holding entries datamill did not write; skip an up-to-date build;
@@ -19,7 +22,9 @@ disk is reported as :class:`DiskFull` (one line on the CLI).
 Resumability is per checkpoint: a rerun whose sources (paths, sizes, mtimes) and stage configs
 up to checkpoint NN are unchanged reads the records from the newest such valid checkpoint and
 runs only the later stages; a rerun of an unchanged, complete build does nothing (``--force``
-rebuilds).
+rebuilds). A checkpoint is complete (manifest written) before the stages after it start
+(:mod:`pipelines.build.graph`), and neither a failure nor a signal removes it: a build killed
+after a checkpoint resumes from it on the next run.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines.build import accounting as acc
 from pipelines.build import promote as prom
+from pipelines.build.checkpoint import MANIFEST_KEYS
 from pipelines.build.errors import BuildInterrupted, DiskFull, disk_full_cause
-from pipelines.core import progress
+from pipelines.core import progress, remote
 from pipelines.build.stats import gather_stats
 from pipelines.core.fs import exists, is_url, list_files, read_json, within
 from pipelines.build.config import BuildConfig
@@ -56,6 +62,7 @@ class BuildResult:
     out: str
     stats: dict[str, Any]
     skipped: bool = False
+    dry_run: bool = False  # --dry_run=True: stats is pipelines.build.dry_run's summary
 
 
 class _Signals:
@@ -185,7 +192,7 @@ def _checkpoint_files(path: str) -> tuple[list[str], list[str]]:
     if exists(f"{path}/manifest.json"):
         try:
             manifest = read_json(f"{path}/manifest.json")
-            recorded = {f["path"] for key in ("files", "side_files")
+            recorded = {f["path"] for key in MANIFEST_KEYS
                         for f in manifest.get(key, []) if isinstance(f, dict) and "path" in f}
         except Exception:  # noqa: BLE001 - an unreadable manifest records nothing
             recorded = set()
@@ -221,6 +228,47 @@ def _remove_stale_checkpoints(plan: BuildPlan, log: Callable[[str], None]) -> No
                 for folder, _, _ in sorted(os.walk(stale), key=lambda w: -len(w[0])):
                     with contextlib.suppress(OSError):
                         os.rmdir(folder)
+
+
+def _dead_letter_checkpoints(plan: BuildPlan, err: acc.DeadLetterError,
+                             log: Callable[[str], None]) -> None:
+    """After a build failed on dead_letter (exit 4): the checkpoints this run wrote. When every
+    input record was dead-lettered they hold no record and no rerun can use them (the same
+    sources and stages dead-letter everything again; changed ones do not match them), so they
+    are removed. Otherwise a rerun resumes from them (e.g. with a higher
+    output.max_dead_letter_fraction): they are kept, and one line says so."""
+    mine = []
+    for i in range(len(plan.stages)):
+        path = plan.checkpoint_dir(i)
+        if not plan.cfg.stages[i].checkpoint or not exists(f"{path}/manifest.json"):
+            continue
+        try:
+            if read_json(f"{path}/manifest.json").get("run_id") == plan.run_id:
+                mine.append(path)
+        except Exception:  # noqa: BLE001 - unreadable: not provably this run's
+            continue
+    if not mine:
+        return
+    if err.every_record:
+        for path in mine:
+            ours, _others = _checkpoint_files(path)
+            if ours:
+                FileSystems.delete(ours)
+            if not is_url(path):  # empty folders left by the removed files
+                for folder, _, _ in sorted(os.walk(path), key=lambda w: -len(w[0])):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(folder)
+        if not is_url(plan.out):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(plan.out, "checkpoints"))
+        log(f"removed the {len(mine)} checkpoint(s) this run wrote: every input record was "
+            "dead-lettered, so they hold no record a rerun could resume from")
+    else:
+        size = sum(prom.file_size(f) for path in mine for f in _checkpoint_files(path)[0])
+        log(f"kept the {len(mine)} checkpoint(s) this run wrote ({size / 1e6:.1f} MB in "
+            f"{plan.out}/checkpoints): a rerun with the same sources and stages resumes from "
+            "them (e.g. with a higher output.max_dead_letter_fraction); one with changed "
+            "sources or stages replaces them")
 
 
 def _check_outputs(plan: BuildPlan, stats: dict, files: list[dict]) -> None:
@@ -271,10 +319,34 @@ def run_build(
         raise
 
 
+def _check_runner(cfg: BuildConfig, extra_args, dry: bool) -> None:
+    """:func:`check_runner` (pipelines/core/runner.py), offline. For a real Dataflow run Beam's
+    option validation would also read the ``--temp_location`` bucket (its soft-delete policy, a
+    billing warning) with minutes of retries when there are no credentials or no network: the
+    options are checked as for a dry run (Beam skips that read then; it reads it again when it
+    submits), and the credentials are looked up once, within ``DATAMILL_REMOTE_TIMEOUT``
+    (pipelines/core/remote.py), so that no credentials is one line in seconds."""
+    if dry or runner_name(cfg.runner, extra_args) != "DataflowRunner":
+        check_runner(cfg.runner, extra_args)
+        return
+    check_runner(cfg.runner, [*(extra_args or []), "--dry_run=True"])
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+    gco = PipelineOptions([*cfg.runner.options, *(extra_args or [])]).view_as(
+        GoogleCloudOptions)
+    remote.check_gcs_credentials(gco.temp_location or gco.staging_location,
+                                 "looking up the credentials the Dataflow job is submitted with")
+
+
 def _run_build(sig: _Signals, cfg: BuildConfig, extra_args, force, log, command, on_progress,
                progress_interval) -> BuildResult:
-    check_runner(cfg.runner, extra_args)  # runner options fail before any work (pipelines/core/runner.py)
+    dry = remote.dry_run([*cfg.runner.options, *(extra_args or [])])
+    _check_runner(cfg, extra_args, dry)  # runner options fail before any work
     plan = plan_build(cfg, extra_args, use_checkpoints=not force)
+    if dry:  # no lock, no staging, nothing written (build/dry_run.py)
+        from pipelines.build.dry_run import dry_run_build
+
+        return BuildResult(plan.out, dry_run_build(plan, cfg, extra_args, log), dry_run=True)
     with OutputLock(plan.out, plan.run_id):
         prom.recover(plan.out, log)
         prom.check_promotable(plan.out)
@@ -282,6 +354,9 @@ def _run_build(sig: _Signals, cfg: BuildConfig, extra_args, force, log, command,
             log(f"{plan.out} is up to date with this config and these inputs "
                 "(use --force to rebuild)")
             return BuildResult(plan.out, read_json(f"{plan.out}/stats.json"), skipped=True)
+        replacing = prom.replacing_other_build(plan)
+        if replacing:
+            log(replacing)
         if plan.resume is not None:
             log(f"resuming from checkpoint {plan.resume.path} "
                 f"({plan.resume.manifest['rows']} records after stage {plan.resume.label!r})")
@@ -312,6 +387,8 @@ def _run_build(sig: _Signals, cfg: BuildConfig, extra_args, force, log, command,
                     f"disk full (No space left on device) while building {plan.out}: run "
                     f"{plan.run_id} stopped, its staging directory was removed and the previous "
                     "build is unchanged; free space there and rerun") from err
+            if isinstance(err, acc.DeadLetterError):
+                _dead_letter_checkpoints(plan, err, log)
             raise
         with sig.held(log):
             try:
@@ -349,13 +426,24 @@ def _run(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress=None,
     p = beam.Pipeline(runner=runner, options=options)
     construct(plan, p)
     log(f"running {len(plan.stages)} stages on {runner_name(cfg.runner, extra_args)}")
+    no_live = None
     if on_progress is not None:
+        from apache_beam.options.pipeline_options import PortableOptions
+
+        no_live = progress.live_unavailable(runner_name(cfg.runner, extra_args),
+                                            options.view_as(PortableOptions).environment_type)
+        if no_live:  # one line instead of a bar that would stay at 0 (pipelines/core/progress.py)
+            log(progress.NO_LIVE_NOTE.format(why=no_live))
+    if on_progress is not None and not no_live:
         import tempfile
 
         total_bytes = sum(f.size for sp in plan.sources for f in (sp.files or []))
+        kinds = progress.stage_kinds(plan.stages, list(plan.labels))
+        if plan.resume is not None:  # stages up to the checkpoint do not run: nothing to show
+            kinds.update({lab: "record" for lab in plan.labels[:plan.resume.index + 1]})
         with tempfile.TemporaryDirectory(prefix="datamill-progress-") as folder, \
                 progress.Watcher(folder, list(plan.labels), total_bytes, on_progress,
-                                 progress_interval):
+                                 progress_interval, kinds):
             result = p.run()
             result.wait_until_finish()
     else:
@@ -365,6 +453,8 @@ def _run(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress=None,
     runtime, runtime_source = stage_runtime(result, plan.labels)  # pipelines/core/metrics.py
     stats = gather_stats(plan, wall, runtime)
     stats["runtime_source"] = runtime_source
+    for warn in stats["breakdown"].get("language_warnings") or []:  # build/breakdown.py
+        log(f"warning: {warn['message']}")
     # changed inputs, imbalance, dead-letter share (nothing is promoted on any of them)
     acc.check_build(stats, cfg.output.max_dead_letter_fraction)
     files = prom.staged_data_files(plan)
