@@ -50,6 +50,7 @@ from pipelines.core import progress, remote
 from pipelines.build.stats import gather_stats
 from pipelines.core.fs import exists, is_url, list_files, read_json, within
 from pipelines.build.config import BuildConfig
+from pipelines.stages.record_stage import RecordStage
 from pipelines.build.graph import construct
 from pipelines.build.output_lock import OutputLock
 from pipelines.build.plan import BuildPlan, plan_build
@@ -271,6 +272,22 @@ def _dead_letter_checkpoints(plan: BuildPlan, err: acc.DeadLetterError,
             "sources or stages replaces them")
 
 
+def stage_kinds(stages: list, labels: list[str]) -> dict[str, Any]:
+    """Per label: ``"record"`` (a record stage: counts what goes in), the stage's list of
+    :class:`pipelines.core.progress.Pass` (a global stage with ``progress_passes()``), or ``None`` (only what it removes
+    is counted while it runs)."""
+    out: dict[str, Any] = {}
+    for stage, label in zip(stages, labels):
+        passes = getattr(stage, "progress_passes", None)
+        if isinstance(stage, RecordStage):
+            out[label] = "record"
+        elif callable(passes) and passes():
+            out[label] = list(passes())
+        else:
+            out[label] = None
+    return out
+
+
 def _check_outputs(plan: BuildPlan, stats: dict, files: list[dict]) -> None:
     """The staged data files must hold exactly the kept records (never a "complete" build
     with missing shards, e.g. when workers wrote somewhere else)."""
@@ -438,7 +455,7 @@ def _run(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress=None,
         import tempfile
 
         total_bytes = sum(f.size for sp in plan.sources for f in (sp.files or []))
-        kinds = progress.stage_kinds(plan.stages, list(plan.labels))
+        kinds = stage_kinds(plan.stages, list(plan.labels))
         if plan.resume is not None:  # stages up to the checkpoint do not run: nothing to show
             kinds.update({lab: "record" for lab in plan.labels[:plan.resume.index + 1]})
         with tempfile.TemporaryDirectory(prefix="datamill-progress-") as folder, \

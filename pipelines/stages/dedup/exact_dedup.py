@@ -65,6 +65,7 @@ from apache_beam.transforms.window import GlobalWindows
 from pydantic import Field, model_validator
 
 from filters.text_hash import content_digests, representative_key
+from pipelines.core import progress
 from pipelines.core.records import dead_letter
 from pipelines.stages.score_stats import snippet
 from pipelines.core.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
@@ -159,6 +160,8 @@ class _KeySpill(SizeBuffered):
                 cur[1] += 1
         path = spill_path(self._dir, file_id)
         write_spill(path, list(zip(keys, good)))
+        progress.counter(self, "keyed").inc(len(rows))
+        progress.counter(self, "spill_files").inc()
         buckets: dict[int, list] = {}
         for key, (cand, n) in best.items():
             buckets.setdefault(bucket_of(key, self._buckets), []).append((key, cand, n))
@@ -187,9 +190,10 @@ def spill_id(path: str) -> int:
     return int(path.rsplit("spill-", 1)[1][:16], 16)
 
 
-def _duplicated(item):
+def _duplicated(item, label: str = "exact_dedup"):
     """``(bucket, [per-file candidate lists])`` -> ``(key, (file, pos, count, source))`` for
     every key of the bucket with more than one copy."""
+    progress.counter(label, "buckets").inc()
     _bucket, lists = item
     merged: dict[bytes, list] = {}
     for lst in lists:
@@ -216,17 +220,22 @@ class _Decide(beam.DoFn):
     """spill path -> kept records (with ``dup_count``) and removed duplicates; for the groups
     in ``shown`` one ``example`` per copy; per bundle a ``by_source`` counter."""
 
+    def __init__(self, label: str = "exact_dedup"):
+        self._label = label
+
     def start_bundle(self) -> None:
         self._counts: Counter = Counter()
 
     def process(self, path, dups, shown):
         file_id = spill_id(path)
         counts = self._counts
+        n_kept = 0
         for pos, (key, r) in enumerate(read_spill(path)):
             winner = dups.get(key)
             if winner is None:
                 out = dict(r)
                 out["dup_count"] = 1
+                n_kept += 1
                 yield out
                 continue
             source = str(r.get("source"))
@@ -235,6 +244,7 @@ class _Decide(beam.DoFn):
                 out = dict(r)
                 out["dup_count"] = winner[2]
                 counts[("kept_with_copies", source, "")] += 1
+                n_kept += 1
                 yield out
             else:
                 counts[("removed", source, "")] += 1
@@ -242,6 +252,8 @@ class _Decide(beam.DoFn):
                 yield pvalue.TaggedOutput("removed", ("duplicate", r))
             if key in shown:
                 yield pvalue.TaggedOutput("example", _example(key, won, r))
+        progress.counter(self, "kept").inc(n_kept)
+        progress.counter(self, "route_files").inc()
         yield pvalue.TaggedOutput("consumed", path)
 
     def finish_bundle(self):
@@ -395,6 +407,14 @@ class ExactDedupStage(Stage):
     def output_columns(self) -> dict[str, str]:
         return {"dup_count": "int64"}
 
+    def progress_passes(self) -> list[progress.Pass]:
+        """Live progress (pipelines/core/progress.py): keying and spilling runs with reading;
+        merging the key buckets starts when every record is keyed; routing streams every
+        spill file back."""
+        return [progress.Pass("key", "keyed", "records"),
+                progress.Pass("merge", "buckets", "buckets"),
+                progress.Pass("route", "route_files", "files", "spill_files")]
+
     def static_stats(self) -> dict[str, Any]:
         return {"buckets": {"buckets": self.buckets, "docs_estimate": self.docs_estimate,
                             "docs_per_bucket_target": DOCS_PER_BUCKET}}
@@ -407,12 +427,13 @@ class ExactDedupStage(Stage):
         dups = (
             keyed.kv
             | "GroupBuckets" >> beam.GroupByKey()
-            | "Duplicated" >> beam.FlatMap(_duplicated)
+            | "Duplicated" >> beam.FlatMap(_duplicated, self.label)
         )
         groups = dups | "GroupStats" >> beam.CombineGlobally(_GroupStatsFn())
         shown = groups | "ShownKeys" >> beam.Map(_shown_keys)
         decided = keyed.spill | "Decide" >> beam.ParDo(
-            _Decide(), beam.pvalue.AsDict(dups), beam.pvalue.AsSingleton(shown)).with_outputs(
+            _Decide(self.label), beam.pvalue.AsDict(dups),
+            beam.pvalue.AsSingleton(shown)).with_outputs(
                 "removed", "consumed", "example", "by_source", main="kept")
         decided.consumed | "DeleteSpill" >> DeleteFiles()
         examples = (decided.example
@@ -446,7 +467,7 @@ class ExactDedupStage(Stage):
         if groups["groups"]:
             bins = groups.get("size_bins") or {}
             parts.append("<h3>Group sizes (copies per group)</h3>" + table_html(
-                ["copies", "groups"], [[b, n] for b, n in bins.items()]))
+                ["copies", "groups"], [[b, bins[b]] for b in sorted(bins, key=_bin_order)]))
         if by_source:
             rows = [[src, v.get("removed", 0), v.get("kept_with_copies", 0),
                      ", ".join(f"{k}: {n:,}" for k, n in
@@ -465,6 +486,13 @@ class ExactDedupStage(Stage):
         return "\n".join(parts)
 
 
+def _bin_order(name: str) -> tuple:
+    """Numeric order of size bins (``2``, ``3-4``, ..., ``17-32``): stats.json is written with
+    sorted keys, which puts ``17-32`` before ``2``."""
+    head = str(name).split("-")[0]
+    return (0, int(head), name) if head.isdigit() else (1, 0, str(name))
+
+
 def _groups_table(groups: list[dict]) -> str:
     rows = []
     for g in groups:
@@ -478,5 +506,8 @@ def _groups_table(groups: list[dict]) -> str:
             f"<br><span class=muted>{html.escape(str(kept.get('source', '')))}</span></td>"
             f"<td><div class=snip>{html.escape(kept.get('text') or '')}</div></td>"
             f"<td>{ids}</td></tr>")
-    return ("<table><tr><th>copies</th><th>kept</th><th>kept text</th>"
+    # page-wide with fixed column widths; long ids and unbroken tokens wrap inside their
+    # column (class wrap, pipelines/report/render.py) instead of widening the page
+    return ("<table class=wrap><colgroup><col style='width:5.5em'><col style='width:24%'><col>"
+            "<col style='width:28%'></colgroup><tr><th>copies</th><th>kept</th><th>kept text</th>"
             "<th>removed copies (ids, a random sample)</th></tr>" + "".join(rows) + "</table>")
