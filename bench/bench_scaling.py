@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import scaling.chinchilla as ch  # noqa: E402
-from scaling.recommend import load_config, parse_config, recommend  # noqa: E402
+from scaling.recommend import load_config, recommend  # noqa: E402
 
 
 def timed(f, *a, **k):
@@ -87,22 +87,9 @@ def tokens() -> None:
 
 
 def plans() -> None:
-    print("| unique tokens U | budget C | C used | N | D | epochs | loss | C_sat | warnings |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    short = (("data-limited", "data-limited: plan stops at C_sat"),
-             ("past ~16", ">16 epochs: near worthless"), ("past ~4", ">4 epochs: diminishing"),
-             ("max_epochs", "at max_epochs cap"))
-    for U in (1e9, 1e11, 1e13):
-        for C in (1e21, 1e23, 1e25):
-            cfg = parse_config({"budget": {"flops": C}, "uncertainty": {"draws": 0},
-                                "search": {"sweep_points": 3},
-                                "pools": [{"name": "web", "unique_tokens": U, "quality_tier": 0}]})
-            r = recommend(cfg).data["recommendation"]
-            w = [next((s for k, s in short if k in x), x[:60]) for x in r["warnings"]]
-            print(f"| {U:.0e} | {C:.0e} | {r['compute_flops']:.2g} | {r['model_params']:.3g} | "
-                  f"{r['train_tokens']:.3g} | {r['pools'][0]['epochs']:.1f} | "
-                  f"{r['predicted_loss']['point']:.3f} | "
-                  f"{r['data_limit']['saturation_compute']:.2g} | {'; '.join(w) or '-'} |")
+    from scaling.recommend import plans_table
+
+    print(plans_table(), end="")
 
 
 def main() -> None:

@@ -44,10 +44,16 @@ from scaling.chinchilla import load_chinchilla_csv
 from scaling.data_constrained import MUENNIGHOFF, effective_params
 from scaling.quality_quantity import Pool, calibrate_tau, lm_scale, mixture_reducible
 
-# Muennighoff et al. 2023: up to ~4 epochs repeated tokens are worth almost as much as fresh
-# ones; around R*_D ~ 15.4 repetitions (~16 epochs) further passes add little value.
+# Muennighoff et al. 2023 ("Scaling Data-Constrained Language Models", NeurIPS): up to ~4
+# epochs repeated tokens are worth almost as much as fresh ones; their fitted decay constant
+# R*_D ~ 15.4 puts the point where further passes add little at ~16 epochs. Both thresholds
+# hold at the default (calibrated) half-life; a pool with its own half-life scales them by
+# tau / tau_default (the epoch where its utility has decayed as far).
 DIMINISHING_EPOCHS = 4.0
 NEAR_WORTHLESS_EPOCHS = 16.0
+# Default cap on any pool's epochs: the near-worthless point above (scaled by the pool's own
+# half-life when it has one). Plans never go past it unless max_epochs says so.
+DEFAULT_MAX_EPOCHS = NEAR_WORTHLESS_EPOCHS
 
 
 class RecommendConfigError(ValueError):
@@ -128,6 +134,10 @@ class PoolSpec(_Strict):
         default=None, description="Where utility/half_life come from (a paper and table, a "
         "fit); shown in the plan.")
     half_life: float | None = Field(default=None, gt=0)
+    max_epochs: float | None = Field(
+        default=None, gt=0, description="Most epochs of this pool a plan may use (a "
+        "constraint); default: search.max_epochs if set, else ~16 epochs (Muennighoff et al. "
+        "2023) scaled by this pool's half-life relative to the default one.")
     utility_sd: float | None = Field(default=None, ge=0)
     files: list[str] = Field(default_factory=list)
     select: dict[str, Any] | None = None
@@ -174,9 +184,11 @@ class Search(_Strict):
     n_max: float = Field(default=1e13, gt=0)
     n_points: int = Field(default=61, ge=5, le=2000)
     upsample_factors: list[float] = Field(default=[1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
-    max_epochs: float = Field(
-        default=1000.0, gt=0, description="Search bound on any pool's epochs (not a "
-        "recommendation: plans past 4 and 16 epochs carry warnings).")
+    max_epochs: float | None = Field(
+        default=None, gt=0, description="Most epochs any pool may be repeated: a constraint "
+        "the plan is optimized within (a pool's own max_epochs wins). Default (unset): "
+        "16 epochs, past which Muennighoff et al. 2023 find repetitions near worthless "
+        "(R*_D ~ 15.4), scaled per pool by its half-life relative to the default half-life.")
     saturation_gain: float = Field(
         default=0.001, gt=0, description="Data-limited compute: the compute beyond which "
         "doubling compute lowers the predicted loss by less than this (nats). Budgets above "
@@ -336,10 +348,17 @@ def pools_from_build(spec: PoolsFromBuild, tokenizer: str = DEFAULT_TOKENIZER
     """
     import pyarrow.parquet as pq
 
-    files = sorted(glob.glob(os.path.join(spec.dir, "data", "*.parquet")))
+    # Absolute: the plan's materialize block must work from any directory. A build with
+    # output.partition_by writes data/<column>-<value>/part-*.parquet, one level down.
+    root = os.path.abspath(spec.dir)
+    layouts = [os.path.join(root, "data", "*.parquet"),
+               os.path.join(root, "data", "*", "*.parquet")]
+    found = [(pat, sorted(glob.glob(pat))) for pat in layouts]
+    files = [f for _pat, fs in found for f in fs]
     if not files:
         raise RecommendConfigError(
-            f"pools_from_build.dir: no Parquet shards under {os.path.join(spec.dir, 'data')!r}; "
+            f"pools_from_build.dir: no Parquet shards under {os.path.join(root, 'data')!r} "
+            "(looked for data/*.parquet and partitioned data/*/*.parquet); "
             "point it at a `datamill build` output directory")
     b = spec.bucket_by
     names = pq.read_schema(files[0]).names
@@ -363,7 +382,7 @@ def pools_from_build(spec: PoolsFromBuild, tokenizer: str = DEFAULT_TOKENIZER
         if b.column:
             scores.extend(t.column(b.column).to_pylist())
     tokens = np.array(tok_list, dtype=float)
-    stats = _build_stats(spec.dir)
+    stats = _build_stats(root)
     totals = token_totals_from_stats(stats) if stats else None
     if has_tokens:
         used_tok = (totals or {}).get("tokenizer") or "the build's token_count stage"
@@ -371,7 +390,7 @@ def pools_from_build(spec: PoolsFromBuild, tokenizer: str = DEFAULT_TOKENIZER
                 "tokenizer": used_tok}
     else:
         note = {"counted_by": f"tokenizer {tokenizer} on the build's texts", "tokenizer": tokenizer}
-    pattern = [os.path.join(spec.dir, "data", "*.parquet")]
+    pattern = [pat for pat, fs in found if fs]
     pools: list[PoolSpec] = []
     if b.source:
         src = np.array(sources, dtype=object)
@@ -413,7 +432,7 @@ def pools_from_build(spec: PoolsFromBuild, tokenizer: str = DEFAULT_TOKENIZER
     if not pools:
         raise RecommendConfigError("pools_from_build: every bucket is empty")
     note["token_column"] = "tokens" if has_tokens else None
-    note["build"] = spec.dir
+    note["build"] = root
     return pools, note
 
 
@@ -465,6 +484,9 @@ class ResolvedPool:
     utility_source: str = ""
     utility_kind: str = ""  # fitted | given | base_law | placeholder
     half_life_source: str = ""
+    max_epochs: float = DEFAULT_MAX_EPOCHS  # the plan's cap on this pool's epochs
+    max_epochs_source: str = ""
+    tau_default: float = 0.0  # the law's default half-life (the warnings' reference)
 
 
 @dataclass
@@ -510,18 +532,40 @@ def _epochs(strat: Strategy, D: float) -> np.ndarray:
     return D * strat.weights / np.array([p.unique for p in strat.pools])
 
 
+def _over_cap(strat: Strategy, D: float) -> bool:
+    """Whether ``D`` tokens would repeat some pool past its ``max_epochs``."""
+    caps = np.array([p.max_epochs for p in strat.pools])
+    return bool((_epochs(strat, D) > caps * (1 + 1e-9)).any())
+
+
+def _at_cap(strat: Strategy, D: float) -> list[ResolvedPool]:
+    caps = np.array([p.max_epochs for p in strat.pools])
+    return [p for p, e, c in zip(strat.pools, _epochs(strat, D), caps) if e >= c * 0.999]
+
+
+def _max_tokens(strat: Strategy) -> float:
+    """The most tokens a strategy can train on within every pool's ``max_epochs``."""
+    return float(min(p.max_epochs * p.unique / w for p, w in zip(strat.pools, strat.weights)
+                     if w > 0))
+
+
 def _best_n(law: BaseLaw, strat: Strategy, C: float, search: Search,
             fixed_n: float | None, fixed_d: float | None, **kw) -> tuple[float, float, float]:
     """(N, D, loss) minimizing loss at compute C; inf loss if no feasible N."""
     if fixed_n is not None:
         D = fixed_d if fixed_d is not None else C / (6 * fixed_n)
-        if _epochs(strat, D).max() > search.max_epochs:
+        if _over_cap(strat, D):
             return fixed_n, D, math.inf
         return fixed_n, D, float(predict_loss(law, strat, fixed_n, D, **kw)[0])
     Ns = np.geomspace(search.n_min, search.n_max, search.n_points)
+    d_cap = _max_tokens(strat)
+    # The smallest model whose tokens stay within every pool's max_epochs: where the
+    # constrained optimum lies when the law's own optimum would repeat data further.
+    n_cap = C / (6 * d_cap)
+    if search.n_min < n_cap < search.n_max:
+        Ns = np.unique(np.append(Ns, n_cap))
     Ds = C / (6 * Ns)
-    feasible = (Ds >= 1.0) & (np.array([_epochs(strat, d).max() for d in Ds])
-                              <= search.max_epochs)
+    feasible = (Ds >= 1.0) & (Ds <= d_cap * (1 + 1e-9))
     if not feasible.any():
         return math.nan, math.nan, math.inf
     L = np.full(len(Ns), np.inf)
@@ -533,7 +577,7 @@ def _best_n(law: BaseLaw, strat: Strategy, C: float, search: Search,
         def f(lx):
             n = math.exp(lx)
             d = C / (6 * n)
-            if _epochs(strat, d).max() > search.max_epochs:
+            if d > d_cap * (1 + 1e-9):
                 return 1e30  # infeasible; finite so the bounded search stays well-defined
             return float(predict_loss(law, strat, n, d, **kw)[0])
 
@@ -636,11 +680,24 @@ def _resolve(cfg: RecommendConfig) -> tuple[BaseLaw, list[ResolvedPool], dict[st
             b, kind = -base.beta, "base_law"
             src = ("base law: b = -beta (the data term of the law, no quality difference "
                    "assumed); fit per-pool utilities with datamill fit-pools")
+        if p.max_epochs is not None:
+            cap, cap_s = p.max_epochs, "pool max_epochs (config)"
+        elif cfg.search.max_epochs is not None:
+            cap, cap_s = cfg.search.max_epochs, "search.max_epochs (config)"
+        elif tau != tau0:
+            cap = DEFAULT_MAX_EPOCHS * tau / tau0
+            cap_s = (f"default: ~{DEFAULT_MAX_EPOCHS:g} epochs (Muennighoff et al. 2023) x this "
+                     f"pool's half-life {tau:.3g} / default {tau0:.3g} ({tau_s})")
+        else:
+            cap, cap_s = DEFAULT_MAX_EPOCHS, (
+                f"default: ~{DEFAULT_MAX_EPOCHS:g} epochs, past which repetitions are near "
+                "worthless (Muennighoff et al. 2023, R*_D ~ 15.4)")
         pools.append(ResolvedPool(
             name=p.name, tier=p.quality_tier, unique=p.unique_tokens, b=b, tau=tau, b_sd=b_sd,
             files=list(p.files), select=p.select,
             unique_counted=p.unique_tokens / mult if p.files else 0.0,
-            utility_source=src, utility_kind=kind, half_life_source=tau_s))
+            utility_source=src, utility_kind=kind, half_life_source=tau_s,
+            max_epochs=float(cap), max_epochs_source=cap_s, tau_default=float(tau0)))
     law_src.update({"E": base.E, "A": base.A, "B": base.B, "alpha": base.alpha,
                     "beta": base.beta, "r_star_n": base.r_star_n, "default_half_life": tau0,
                     "default_half_life_source": tau_src, "quality_step": L.quality_step})
@@ -707,7 +764,7 @@ def saturation_compute(law: BaseLaw, strat: Strategy, search: Search,
         if not math.isfinite(nxt[2]):
             return Saturation(c, prev, search.saturation_gain, "max_epochs")
         if prev - nxt[2] < search.saturation_gain:
-            capped = _epochs(strat, nxt[1]).max() >= search.max_epochs * 0.999
+            capped = bool(_at_cap(strat, nxt[1]))
             limit = ("n_max" if nxt[0] >= search.n_max * 0.999 else
                      "max_epochs" if capped else "data")
             return Saturation(c, prev, search.saturation_gain, limit)
@@ -743,14 +800,16 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
                 f"(doubling it gains < {search.saturation_gain:g} nats); the plan uses "
                 f"{sat.compute:.3g} of the {budget:.3g} FLOPs budget"
                 + (f" (the full budget would gain {gain:.4f} nats)" if gain is not None else
-                   f" (the full budget exceeds search.max_epochs={search.max_epochs:g})")
+                   " (the full budget would repeat a pool past its max_epochs)")
                 + ". Get more unique data to use the rest.")
     best_loss, best, N, D = results[0]
     if not math.isfinite(best_loss):
         raise RecommendConfigError(
-            "search: no strategy is feasible — every pool set would need more than "
-            f"search.max_epochs={search.max_epochs:g} epochs (or the model-size range "
-            f"[{search.n_min:g}, {search.n_max:g}] leaves < 1 token); raise max_epochs, widen "
+            "search: no strategy is feasible — every pool set would repeat a pool past its "
+            "max_epochs ("
+            + ", ".join(f"{p.name}: {p.max_epochs:.3g}" for p in pools)
+            + f"; search.max_epochs or a pool's max_epochs) or the model-size range "
+            f"[{search.n_min:g}, {search.n_max:g}] leaves < 1 token; raise max_epochs, widen "
             "the range, add pools or lower the budget")
 
     # Uncertainty: loss of the chosen plan under parameter draws, and how often the chosen
@@ -810,19 +869,24 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
             "optimum may lie beyond it: add larger values to search.upsample_factors")
     epochs = _epochs(best, D)
     for p, e in zip(best.pools, epochs):
-        if e > NEAR_WORTHLESS_EPOCHS:
+        worthless, diminishing, basis = epoch_thresholds(p)
+        if e > worthless * (1 + 1e-6):
             warnings.append(
-                f"pool {p.name}: {e:.1f} epochs, past ~{NEAR_WORTHLESS_EPOCHS:g}: further "
-                f"repetitions are close to worthless (Muennighoff et al. 2023, R*_D ~ 15.4); "
+                f"pool {p.name}: {e:.1f} epochs, past ~{worthless:.3g}: further "
+                f"repetitions are close to worthless ({basis}); "
                 "the plan is data-starved: find more unique data")
-        elif e > DIMINISHING_EPOCHS:
+        elif e > diminishing * (1 + 1e-6):
             warnings.append(
-                f"pool {p.name}: {e:.1f} epochs, past ~{DIMINISHING_EPOCHS:g}: diminishing "
-                "returns, each repeated token is worth noticeably less than a fresh one "
-                "(Muennighoff et al. 2023)")
-    if epochs.max() >= search.max_epochs * 0.999:
-        warnings.append(f"a pool is at search.max_epochs={search.max_epochs:g}: the optimum may "
-                        "lie beyond the cap")
+                f"pool {p.name}: {e:.1f} epochs, past ~{diminishing:.3g}: diminishing "
+                f"returns, each repeated token is worth noticeably less than a fresh one "
+                f"({basis})")
+    capped = _at_cap(best, D)
+    if capped:
+        warnings.append(
+            "held at max_epochs: " + ", ".join(f"{p.name} ({p.max_epochs:.3g} epochs, "
+                                               f"{p.max_epochs_source})" for p in capped)
+            + "; the law alone would repeat more, but those repetitions add little: more "
+            "unique data is the fix (or raise max_epochs)")
     kinds = sorted({p.utility_kind for p in best.pools})
     if "placeholder" in kinds:
         warnings.append("the plan rests on PLACEHOLDER utilities (law.quality_step) for "
@@ -839,7 +903,9 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
                            "epochs": float(e), "sampling_weight": float(w),
                            "tokens": float(e * p.unique), "utility": p.b,
                            "utility_kind": p.utility_kind, "utility_source": p.utility_source,
-                           "half_life": p.tau, "half_life_source": p.half_life_source})
+                           "half_life": p.tau, "half_life_source": p.half_life_source,
+                           "max_epochs": p.max_epochs,
+                           "max_epochs_source": p.max_epochs_source})
     U_inc = float(sum(p.unique for p in best.pools))
     from scaling.chinchilla import compute_optimal
 
@@ -912,6 +978,55 @@ def recommend(cfg: RecommendConfig) -> Recommendation:
     explanation = _explain(data, best, pools, sweep, law_src, stability)
     data["recommendation"]["explanation"] = explanation
     return Recommendation(data=data, sweep=sweep, explanation=explanation)
+
+
+PLANS_TABLE_POOLS = (1e9, 1e11, 1e13)
+PLANS_TABLE_BUDGETS = (1e21, 1e23, 1e25)
+
+
+def plans_table() -> str:
+    """docs/scaling.md's "Plans for three budgets and three pool sizes" (Markdown).
+
+    One pool of U unique tokens, the published base law, default search (as
+    ``datamill recommend`` with one pool of ``unique_tokens: U``); tests/test_docs.py keeps
+    the docs equal to it (``python bench/bench_scaling.py --plans`` prints it)."""
+    short = (("data-limited", "data-limited: plan stops at C_sat"),
+             ("held at max_epochs", "held at max_epochs"),
+             ("close to worthless", "past ~16 epochs: near worthless"),
+             ("diminishing", "past ~4 epochs: diminishing"))
+    lines = ["| unique tokens U | budget C | C used | N | D | epochs | loss | C_sat | warnings |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for U in PLANS_TABLE_POOLS:
+        for C in PLANS_TABLE_BUDGETS:
+            cfg = parse_config({"budget": {"flops": C}, "uncertainty": {"draws": 0},
+                                "search": {"sweep_points": 3},
+                                "pools": [{"name": "web", "unique_tokens": U,
+                                           "quality_tier": 0}]})
+            r = recommend(cfg).data["recommendation"]
+            w = [next((t for k, t in short if k in x), x[:60]) for x in r["warnings"]
+                 if not x.startswith("no pool has")]
+            lines.append(
+                f"| {U:.0e} | {C:.0e} | {r['compute_flops']:.2g} | {r['model_params']:.3g} | "
+                f"{r['train_tokens']:.3g} | {r['pools'][0]['epochs']:.1f} | "
+                f"{r['predicted_loss']['point']:.3f} | "
+                f"{r['data_limit']['saturation_compute']:.2g} | {'; '.join(w) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def epoch_thresholds(p: ResolvedPool) -> tuple[float, float, str]:
+    """(near-worthless, diminishing) epoch counts for a pool and what they rest on.
+
+    Muennighoff et al.'s ~16 and ~4 epochs hold at the default half-life; a pool with its
+    own (fitted or given) half-life ``tau`` gets them scaled by ``tau / tau_default``: the
+    epochs at which its utility has decayed as far as the default pool's does at 16 and 4."""
+    if p.tau_default > 0 and abs(p.tau - p.tau_default) > 1e-9 * p.tau_default:
+        k = p.tau / p.tau_default
+        return (NEAR_WORTHLESS_EPOCHS * k, DIMINISHING_EPOCHS * k,
+                f"this pool's half-life {p.tau:.3g} epochs ({p.half_life_source}) vs the "
+                f"default {p.tau_default:.3g}: Muennighoff et al. 2023's ~"
+                f"{NEAR_WORTHLESS_EPOCHS:g}/~{DIMINISHING_EPOCHS:g} epochs x {k:.3g}")
+    return (NEAR_WORTHLESS_EPOCHS, DIMINISHING_EPOCHS,
+            "Muennighoff et al. 2023, R*_D ~ 15.4")
 
 
 def _set_label(s: Strategy) -> str:

@@ -547,6 +547,24 @@ class CodeSampling:
     timeout_s: float = 10.0
     min_tests: int = 1
     min_agreeing: int = 2  # generated tests: independent samples that must agree (CodeT)
+    # generated tests: least CodeT evidence (see codet_evidence) to keep a task; below it
+    # the task is dropped ("low_codet_evidence") or, with on_low_evidence="flag", kept with
+    # LOW EVIDENCE in keep_reason (evidence key codet_consensus_low_evidence, no DPO pairs)
+    min_evidence: float = 0.35
+    on_low_evidence: str = "drop"  # drop | flag
+
+
+def codet_evidence(agreeing: int, samples: int, tests_passed: int, tests: int) -> float:
+    """CodeT evidence of a consensus, in [0, 1]: ``(agreeing / samples) * (passed / tests)``.
+
+    The winning group's CodeT score (Chen et al. 2022: agreeing samples x tests they pass)
+    over its largest possible value (every sample drawn passing every generated test): the
+    share of the pass matrix that supports the consensus. It is low when few samples agree
+    on tests few samples pass -- CodeT's known failure, where most generated tests are
+    wrong and two wrong samples agree on them (2 of 4 samples x 3 of 5 tests = 0.30)."""
+    if samples <= 0 or tests <= 0:
+        return 0.0
+    return (agreeing / samples) * (tests_passed / tests)
 
 
 _DEF = re.compile(r"^def\s+\w+\s*\([^)]*\)\s*(?:->\s*[^:]+)?:", re.MULTILINE)
@@ -610,6 +628,8 @@ class CodeVerdict:
     reference_agrees: bool | None = None
     chosen: list[int] = field(default_factory=list)  # sample indices verified correct
     wrong: list[int] = field(default_factory=list)  # samples that ran and failed the kept tests
+    # generated tests: the consensus' CodeT components and evidence (codet_evidence)
+    codet: dict[str, Any] | None = None
 
 
 def task_entry_point(task: dict) -> str | None:
@@ -632,8 +652,10 @@ def verify_code(task: dict, samples: list[dict], s: CodeSampling, *, tests_gener
     * generated tests (the model wrote question, reference and tests together): the model's
       reference is *not* evidence -- a wrong reference with matching wrong tests agrees with
       itself. CodeT runs over the sampled solutions only; the task is kept when at least
-      ``min_agreeing`` independent samples agree on at least ``min_tests`` tests. The
-      reference is kept only if it passes the agreed tests (``reference_agrees``).
+      ``min_agreeing`` independent samples agree on at least ``min_tests`` tests and the
+      consensus' :func:`codet_evidence` reaches ``min_evidence`` (below it: dropped as
+      ``low_codet_evidence``, or kept flagged LOW EVIDENCE with ``on_low_evidence="flag"``).
+      The reference is kept only if it passes the agreed tests (``reference_agrees``).
     """
     entry = task_entry_point(task)
     codes = [extract_code(x.get("text") or "", entry) if x.get("text") else x.get("code")
@@ -682,16 +704,29 @@ def verify_code(task: dict, samples: list[dict], s: CodeSampling, *, tests_gener
     ref_agrees = bool(ref_row) and bool(agree.kept_tests) and all(ref_row[t]
                                                                  for t in agree.kept_tests)
     rate = len(kept_samples) / max(1, n)
+    ev = codet_evidence(len(kept_samples), n, len(kept_tests), len(cases))
+    codet = {"agreeing": len(kept_samples), "samples": n, "tests_passed": len(kept_tests),
+             "tests": len(cases), "evidence": round(ev, 4), "min_evidence": s.min_evidence,
+             "runner_up_score": (len(agree.groups[1][1]) * len(agree.groups[1][0])
+                                 if len(agree.groups) > 1 else 0)}
     if len(kept_samples) < s.min_agreeing or len(kept_tests) < s.min_tests:
         reason = "only_reference_passes" if any(ref_row) and not kept_samples else \
             "no_agreement"
         return CodeVerdict(False, reason, rate, [], kept_tests, rejected, rows,
-                           reference_agrees=ref_agrees if ref else None)
+                           reference_agrees=ref_agrees if ref else None, codet=codet)
     sols = [codes[i] for i in kept_samples]
-    why = (f"CodeT consensus: {len(kept_samples)} of {n} independent samples agree on "
-           f"{len(kept_tests)} of {len(cases)} generated tests; reference "
+    low = ev < s.min_evidence
+    why = (("LOW EVIDENCE: " if low else "")
+           + f"CodeT consensus: {len(kept_samples)} of {n} independent samples agree on "
+           f"{len(kept_tests)} of {len(cases)} generated tests (evidence "
+           f"{len(kept_samples)}/{n} x {len(kept_tests)}/{len(cases)} = {ev:.2f}, "
+           f"min {s.min_evidence:g}); reference "
            + ("agrees" if ref_agrees else "disagrees (not kept)"))
     wrong = [cand[j] for j, row in enumerate(matrix)
              if cand[j] not in kept_samples and not all(row[t] for t in agree.kept_tests)]
+    if low and s.on_low_evidence != "flag":
+        return CodeVerdict(False, "low_codet_evidence", rate, [], kept_tests, rejected, rows,
+                           why, reference_agrees=ref_agrees if ref else None, codet=codet)
     return CodeVerdict(True, "verified", rate, sols, kept_tests, rejected, rows, why,
-                       "codet_consensus", ref_agrees if ref else None, kept_samples, wrong)
+                       "codet_consensus_low_evidence" if low else "codet_consensus",
+                       ref_agrees if ref else None, kept_samples, wrong, codet)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from synth.code import (
@@ -124,3 +125,93 @@ def test_asserts_inside_a_test_function_and_a_main_block():
     assert task_from_generation(two, "t")["tests"] == "assert reverse_words('a b') == 'b a'\n"
     assert split_solution_and_tests(REV) is None  # no tests at all: still unusable
     assert task_from_generation("```python\n" + REV + "```", "t") is None
+
+
+# CodeT's known failure (Chen et al. 2022): the model writes mostly wrong tests together with a
+# wrong reference, and two wrong samples agree with them. 4 samples x 5 generated tests: the
+# wrong pair passes the 3 wrong tests (CodeT score 6), the one right sample the 2 right ones (2).
+DBL_WRONG = "def double(x):\n    return 2 * x + 1\n"
+DBL_WRONG2 = "def double(x):\n    return x + x + 1\n"
+DBL_RIGHT = "def double(x):\n    return 2 * x\n"
+DBL_TESTS = ("assert double(1) == 3\nassert double(2) == 5\nassert double(0) == 1\n"
+             "assert double(3) == 6\nassert double(5) == 10\n")
+DBL_TASK = {"question": "Write `double(x)`.", "tests": DBL_TESTS,
+            "reference_solution": DBL_WRONG}
+
+
+def _fence(code):
+    return {"text": "```python\n" + code + "```"}
+
+
+def test_codet_low_evidence_agreement_is_dropped_or_flagged():
+    from synth.tasks import codet_evidence
+
+    samples = [_fence(DBL_WRONG), _fence(DBL_WRONG2), _fence(DBL_RIGHT),
+               {"text": "I cannot do that."}]
+    v = verify_code(DBL_TASK, samples, CodeSampling(n=4, timeout_s=10), tests_generated=True)
+    assert not v.keep and v.reason == "low_codet_evidence"
+    assert v.codet["agreeing"] == 2 and v.codet["tests_passed"] == 3 and v.codet["tests"] == 5
+    assert v.codet["evidence"] == pytest.approx(codet_evidence(2, 4, 3, 5)) == 0.3
+    assert v.codet["runner_up_score"] == 2
+    assert v.keep_reason.startswith("LOW EVIDENCE") and "2/4 x 3/5 = 0.30" in v.keep_reason
+    # flag instead of drop: kept, but said so in keep_reason and the evidence key
+    v = verify_code(DBL_TASK, samples, CodeSampling(n=4, timeout_s=10, on_low_evidence="flag"),
+                    tests_generated=True)
+    assert v.keep and v.evidence == "codet_consensus_low_evidence"
+    assert v.keep_reason.startswith("LOW EVIDENCE") and v.chosen == [0, 1]
+    # 0: the check is off and CodeT keeps the wrong pair with a plain keep_reason (the failure)
+    v = verify_code(DBL_TASK, samples, CodeSampling(n=4, timeout_s=10, min_evidence=0),
+                    tests_generated=True)
+    assert v.keep and v.evidence == "codet_consensus" and "LOW" not in v.keep_reason
+    # broad agreement on right tests is kept: 3 of 4 samples x 2 of 2 tests = 0.75
+    right = {**DBL_TASK, "tests": "assert double(3) == 6\nassert double(5) == 10\n"}
+    v = verify_code(right, [_fence(DBL_RIGHT)] * 3 + [_fence(DBL_WRONG)],
+                    CodeSampling(n=4, timeout_s=10), tests_generated=True)
+    assert v.keep and v.evidence == "codet_consensus"
+    assert "3/4 x 2/2 = 0.75, min 0.35" in v.keep_reason
+
+
+def _dbl_reply(user, i, body):
+    if user.startswith("Write a small exercise"):
+        return ("```python\n" + DBL_WRONG + "```\n```python\n" + DBL_TESTS + "```\n")
+    if "double(x)" in user:
+        return ["I cannot do that.", "```python\n" + DBL_WRONG + "```",
+                "```python\n" + DBL_WRONG2 + "```", "```python\n" + DBL_RIGHT + "```"][i % 4]
+    if "add(a, b)" in user:
+        return "```python\ndef add(a, b):\n    return a + b\n```"
+    return "I cannot do that."
+
+
+@pytest.mark.parametrize("mode", ["drop", "flag"])
+def test_job_counts_low_codet_evidence(tmp_path, mode):
+    from pipelines.jobs.synth import load_synth_config, run_synth
+
+    srv = _Server(reply=_dbl_reply)
+    try:
+        cfg = {"name": "dbl", "task": "code",
+               "backend": {"type": "openai", "model": "test",
+                           "options": {"base_url": srv.url, "split_n": False}},
+               "seeds": {"inline": [{"id": "add", "tests": "assert add(2, 3) == 5\n",
+                                     "question": "Write a Python function `add(a, b)`."}]},
+               "code": {"n": 4, "timeout_s": 10, "topics": ["double a number"],
+                        "on_low_evidence": mode},
+               "dedup": {"enabled": False}, "output_dir": str(tmp_path / "out")}
+        path = tmp_path / "dbl.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        stats = run_synth(load_synth_config(path))
+    finally:
+        srv.close()
+    out = tmp_path / "out"
+    kept = {r["id"]: r for r in map(json.loads, (out / "records.jsonl").open())}
+    removed = {r["id"]: r for r in map(json.loads, (out / "removed.jsonl").open())}
+    if mode == "drop":
+        assert stats["removed"].get("low_codet_evidence") == 1
+        rec = removed["topic-0000"]
+        assert rec["removal_reason"] == "low_codet_evidence"
+    else:
+        assert stats["kept_because"].get("codet_consensus_low_evidence") == 1
+        rec = kept["topic-0000"]
+        assert stats["preference_pairs"] == 0  # no DPO pairs on low evidence
+    assert rec["keep_reason"].startswith("LOW EVIDENCE") and "= 0.30" in rec["keep_reason"]
+    assert "min_evidence 0.35" in rec["provenance"]["verifier"]
+    assert "this task 0.30" in rec["provenance"]["verifier"]

@@ -137,8 +137,9 @@ def test_recommender_follows_the_data_constrained_optimum():
     from scaling.recommend import parse_config, recommend
 
     U, C = 1e11, 1e24
+    # max_epochs raised: the law's own optimum here is past the default 16-epoch cap
     r = recommend(parse_config({"budget": {"flops": C}, "uncertainty": {"draws": 0},
-                                "search": {"sweep_points": 3},
+                                "search": {"sweep_points": 3, "max_epochs": 1000},
                                 "pools": [{"name": "web", "unique_tokens": U,
                                            "quality_tier": 0}]})).data["recommendation"]
     n, d, loss = _dc_optimum(C, U)

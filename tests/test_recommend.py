@@ -108,7 +108,9 @@ def test_tiny_pool_plan_stops_where_data_runs_out():
     # Same plan whatever the budget beyond saturation.
     assert r22["model_params"] == pytest.approx(r24["model_params"], rel=1e-6)
     assert any(w.startswith("data-limited") for w in r24["warnings"])
-    assert any("past ~16" in w for w in r24["warnings"])
+    # Held at the default max_epochs (16), so no "near worthless" warning contradicts it.
+    assert r24["pools"][0]["epochs"] <= 16 + 1e-6
+    assert not any("past ~16" in w for w in r24["warnings"])
     # Below saturation the whole budget is used.
     r21 = recommend(_cfg(budget={"flops": 1e20}, pools=tiny)).data["recommendation"]
     assert r21["compute_flops"] == 1e20 and not r21["data_limit"]["budget_beyond_saturation"]
@@ -117,7 +119,10 @@ def test_tiny_pool_plan_stops_where_data_runs_out():
 def test_epoch_warnings_follow_muennighoff_thresholds():
     one = lambda U: [{"name": "web", "unique_tokens": U, "quality_tier": 0}]  # noqa: E731
     for U, want in ((1e12, None), (1.5e11, "past ~4"), (2e10, "past ~16")):
-        r = recommend(_cfg(budget={"flops": 1e23}, pools=one(U))).data["recommendation"]
+        # A raised cap lets the law's optimum through, so the 16-epoch warning can show.
+        r = recommend(_cfg(budget={"flops": 1e23}, pools=one(U),
+                           search={"n_points": 31, "sweep_points": 5, "max_epochs": 1000})
+                      ).data["recommendation"]
         ep = r["pools"][0]["epochs"]
         got = [w for w in r["warnings"] if "epochs, past" in w]
         if want is None:
@@ -259,3 +264,103 @@ def test_cli_recommend_writes_yaml_and_plot(tmp_path):
     res = CliRunner().invoke(app, ["recommend", "--from-build", str(tmp_path / "nope"),
                                    "--flops", "1e20"])
     assert res.exit_code == 2 and "no Parquet shards" in res.output
+
+
+def test_plans_stay_within_max_epochs_and_agree_with_their_warnings():
+    # Issue 25 item 8: 1B unique tokens at 1e23 used to be planned at ~121 epochs next to a
+    # warning that epochs past ~16 are close to worthless.
+    one = [{"name": "web", "unique_tokens": 1e9, "quality_tier": 0}]
+    free = recommend(_cfg(budget={"flops": 1e23}, pools=one,
+                          search={"n_points": 31, "sweep_points": 5, "max_epochs": 1000})
+                     ).data["recommendation"]
+    assert free["pools"][0]["epochs"] > 50  # the law's own optimum
+    r = recommend(_cfg(budget={"flops": 1e23}, pools=one)).data["recommendation"]
+    p = r["pools"][0]
+    assert p["max_epochs"] == 16.0 and "Muennighoff" in p["max_epochs_source"]
+    assert p["epochs"] == pytest.approx(16.0, rel=1e-3)
+    assert not any("close to worthless" in w for w in r["warnings"])
+    assert any(w.startswith("held at max_epochs") and "web" in w for w in r["warnings"])
+    assert r["data_limit"]["saturation_limited_by"] in ("max_epochs", "data")
+    assert 6 * r["model_params"] * r["train_tokens"] == pytest.approx(r["compute_flops"])
+    # Within the cap the plan is the law's best: a smaller model (more epochs) is infeasible,
+    # a larger one is predicted worse.
+    from scaling.recommend import _resolve, _strategies, predict_loss
+
+    cfg = _cfg(budget={"flops": 1e23}, pools=one)
+    law, pools, _, _ = _resolve(cfg)
+    (strat,) = _strategies(pools, [1.0])
+    C, N = r["compute_flops"], r["model_params"]
+    bigger = float(predict_loss(law, strat, 1.5 * N, C / (9 * N))[0])
+    assert r["predicted_loss"]["point"] <= bigger + 1e-9
+
+
+def test_max_epochs_per_pool_and_search_wide():
+    pools = [{**GIVEN[0], "max_epochs": 2.0}, *GIVEN[1:]]
+    r = recommend(_cfg(budget={"flops": 1e24}, pools=pools)).data["recommendation"]
+    by = {p["name"]: p for p in r["pools"]}
+    assert by["top"]["max_epochs"] == 2.0 and by["top"]["epochs"] <= 2.0 + 1e-6
+    assert by["top"]["max_epochs_source"] == "pool max_epochs (config)"
+    wide = recommend(_cfg(budget={"flops": 1e24}, pools=GIVEN,
+                          search={"n_points": 31, "sweep_points": 5, "max_epochs": 3.0})
+                     ).data["recommendation"]
+    assert all(p["epochs"] <= 3.0 + 1e-6 and p["max_epochs"] == 3.0 for p in wide["pools"])
+    with pytest.raises(RecommendConfigError, match="max_epochs"):
+        parse_config({"budget": {"flops": 1e20},
+                      "pools": [{**POOLS[0], "max_epochs": 0}]})
+
+
+def test_epoch_warnings_and_cap_use_a_pools_own_half_life():
+    from scaling.recommend import _resolve
+
+    base = _resolve(_cfg(budget={"flops": 1e23}))[2]["default_half_life"]
+    # Half the default half-life: utility decays twice as fast, so the cap and the
+    # thresholds halve (8 and 2 epochs instead of 16 and 4).
+    fast = [{"name": "web", "unique_tokens": 1.5e11, "quality_tier": 0,
+             "half_life": base / 2}]
+    r = recommend(_cfg(budget={"flops": 1e23}, pools=fast)).data["recommendation"]
+    p = r["pools"][0]
+    assert p["max_epochs"] == pytest.approx(8.0) and "half-life" in p["max_epochs_source"]
+    assert 2 < p["epochs"] <= 8 + 1e-6
+    got = [w for w in r["warnings"] if "epochs, past" in w]
+    assert got and "past ~2:" in got[0] and "half-life" in got[0], got
+    # A raised cap: 'near worthless' past 8 for this pool, not past 16.
+    tiny = [{**fast[0], "unique_tokens": 2e10}]
+    r = recommend(_cfg(budget={"flops": 1e23}, pools=tiny,
+                       search={"n_points": 31, "sweep_points": 5, "max_epochs": 1000})
+                  ).data["recommendation"]
+    got = [w for w in r["warnings"] if "epochs, past" in w]
+    assert got and "past ~8:" in got[0] and "close to worthless" in got[0], got
+
+
+def test_from_build_relative_path_and_partitioned_build_materialize_elsewhere(tmp_path,
+                                                                               monkeypatch):
+    # Issue 25 item 10: `recommend --from-build out` stored 'out/data/*.parquet' (relative to
+    # where recommend ran) and refused data/language-xx/ partitions.
+    import typer
+    from typer.testing import CliRunner
+
+    from pipelines.cli.scaling import register
+
+    rows = stdlib_doc_rows(("json", "pathlib", "collections", "functools"))
+    build = tmp_path / "work" / "out"
+    for i, lang in enumerate(("en", "fr")):
+        (build / "data" / f"language-{lang}").mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows[i::2]),
+                       build / "data" / f"language-{lang}" / "part-00000-of-00001.parquet")
+    app = typer.Typer()
+    register(app)
+    monkeypatch.chdir(tmp_path / "work")
+    res = CliRunner().invoke(app, ["recommend", "--from-build", "out", "--flops", "1e14",
+                                   "--out", str(tmp_path / "rec.yaml")])
+    assert res.exit_code == 0, res.output
+    rec = yaml.safe_load((tmp_path / "rec.yaml").read_text())
+    files = {f for p in rec["materialize"]["pools"] for f in p["files"]}
+    assert files == {str(build / "data" / "*" / "*.parquet")}
+    assert rec["law"]["tokens"]["build"] == str(build)
+    monkeypatch.chdir(tmp_path)  # materialize from another directory
+    res = CliRunner().invoke(app, ["materialize", "rec.yaml", "--out", "mix"])
+    assert res.exit_code == 0, res.output
+    shards = sorted((tmp_path / "mix" / "data").glob("*.parquet"))
+    got = pa.concat_tables([pq.read_table(f) for f in shards])
+    assert got.num_rows > 0
+    assert set(got.column("source").to_pylist()) <= {r["source"] for r in rows}

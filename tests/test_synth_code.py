@@ -72,7 +72,9 @@ def test_wrong_reference_with_matching_wrong_tests_keeps_the_correct_samples():
     tests = "assert sq(1) == 1\nassert sq(3) == 6\nassert sq(5) == 10\nassert sq(4) == 16\n"
     samples = [{"text": _resp(SQ_OK, "print(sq(3))\n")}, {"text": _resp(SQ_OK)},
                {"text": _resp(SQ_BAD)}]
-    v = verify_code(_task(SQ_BAD, tests), samples, CodeSampling(timeout_s=5, min_agreeing=2),
+    # CodeT's selection alone (min_evidence 0: the low-evidence check off)
+    v = verify_code(_task(SQ_BAD, tests), samples,
+                    CodeSampling(timeout_s=5, min_agreeing=2, min_evidence=0),
                     tests_generated=True)
     # x*x: 2 samples x 2 tests = 4 beats the wrong sample's 1 x 2 (the old code counted the
     # reference too: 2 x 2 for the wrong group, and kept it by the earliest-index tie break)
@@ -80,6 +82,11 @@ def test_wrong_reference_with_matching_wrong_tests_keeps_the_correct_samples():
     assert v.reference_agrees is False and "reference disagrees" in v.keep_reason
     assert len(v.kept_tests) == 2 and len(v.rejected_tests) == 2
     assert v.evidence == "codet_consensus" and "2 of 3 independent samples" in v.keep_reason
+    # By default this is low evidence (2/3 samples x 2/4 tests = 0.33 < 0.35): the same
+    # matrix shape as CodeT's failure with the roles swapped, so it is dropped.
+    v = verify_code(_task(SQ_BAD, tests), samples, CodeSampling(timeout_s=5),
+                    tests_generated=True)
+    assert not v.keep and v.reason == "low_codet_evidence" and "0.33" in v.keep_reason
 
 
 def test_single_agreeing_sample_is_not_enough_by_default():

@@ -73,17 +73,18 @@ def register(app: typer.Typer) -> None:
             elif from_build is not None and flops is not None:
                 name = f"{from_build.resolve().name}-plan"
                 cfg = parse_config({"name": name, "budget": {"flops": flops},
-                                    "pools_from_build": {"dir": str(from_build)}})
+                                    "pools_from_build": {"dir": str(from_build.resolve())}})
             else:
                 _fail("give a config, or --from-build OUT_DIR with --flops")
                 return
             if flops is not None:
                 cfg.budget = cfg.budget.model_validate({"flops": flops})
             if from_build is not None:
+                # Absolute: the plan's materialize block is read from other directories.
                 if cfg.pools_from_build is None:
-                    cfg.pools_from_build = PoolsFromBuild(dir=str(from_build))
+                    cfg.pools_from_build = PoolsFromBuild(dir=str(from_build.resolve()))
                 else:
-                    cfg.pools_from_build.dir = str(from_build)
+                    cfg.pools_from_build.dir = str(from_build.resolve())
             if pools_file is not None:
                 cfg.pools_file = str(pools_file)
             rec = recommend(cfg)

@@ -170,6 +170,17 @@ class CodeSection(_Strict):
     min_agreeing_samples: int = Field(default=2, ge=1, description="Generated tests: "
                                       "independent samples that must agree (CodeT) to keep "
                                       "a task; the model's own reference does not count.")
+    min_codet_evidence: float = Field(
+        default=0.35, ge=0, le=1, description="Generated tests: least CodeT evidence "
+        "(agreeing samples / samples drawn x tests they pass / generated tests, i.e. the "
+        "consensus' CodeT score (Chen et al. 2022) over its maximum) to keep a task. Low when "
+        "few samples agree on tests few samples pass, CodeT's known failure (2 wrong of 4 "
+        "samples agreeing on 3 of 5 mostly-wrong tests: 0.30). 0.35 drops it at the default "
+        "n: 4; docs/synth.md gives the measurement behind the default. 0: off.")
+    on_low_evidence: Literal["drop", "flag"] = Field(
+        default="drop", description="Below min_codet_evidence: drop the task "
+        "(low_codet_evidence) or keep it with LOW EVIDENCE in keep_reason (evidence "
+        "'codet_consensus_low_evidence', no DPO pairs).")
     topics: list[str] = Field(default_factory=list, description="Generate tasks (question, "
                               "solution, tests) about these topics (KodCode-style).")
     task_max_tokens: int = Field(default=384, ge=8)
@@ -782,7 +793,9 @@ class SolveCode(_BackendDoFn):
         return CodeSampling(n=c.n, temperature=c.temperature, top_p=c.top_p,
                             max_tokens=c.max_tokens, seed=self.cfg.seed,  # type: ignore[union-attr]
                             template=c.template, timeout_s=c.timeout_s, min_tests=c.min_tests,
-                            min_agreeing=c.min_agreeing_samples)
+                            min_agreeing=c.min_agreeing_samples,
+                            min_evidence=c.min_codet_evidence,
+                            on_low_evidence=c.on_low_evidence)
 
     def process(self, batch: dict):
         from synth.output import add_chat_formats, preference_pairs, provenance_row
@@ -851,8 +864,11 @@ class SolveCode(_BackendDoFn):
                               "max_tokens": s.max_tokens, "allocation": "uniform", "pot_n": 0},
                     seed=cfg.seed, batch_id=batch["batch_id"],
                     verifier="synth.sandbox (separate harness process)"
-                    + (" + CodeT agreement over independent samples" if generated_tests
-                       else "")),
+                    + (f" + CodeT agreement over independent samples (min_agreeing "
+                       f"{s.min_agreeing}, min_evidence {s.min_evidence:g}, on_low_evidence "
+                       f"{s.on_low_evidence}"
+                       + (f"; this task {v.codet['evidence']:.2f}" if v.codet else "") + ")"
+                       if generated_tests else "")),
             }
             add_chat_formats(rec, cfg.output.formats)
             if v.keep:
@@ -862,7 +878,8 @@ class SolveCode(_BackendDoFn):
                             it["id"], it["problem"], [(texts[i], None) for i in v.chosen],
                             [(texts[i], None) for i in v.wrong],
                             "failed_tests", rec["provenance"], cfg.output.max_pairs_per_problem,
-                            chosen_kept=behaviour_agrees):
+                            chosen_kept=behaviour_agrees
+                            and v.evidence != "codet_consensus_low_evidence"):
                         yield pvalue.TaggedOutput(PAIRS, pair)
                 yield rec
             else:
