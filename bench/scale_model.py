@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipelines.core.spill import INLINE_BYTES  # noqa: E402
 from pipelines.stages.dedup.minhash_passes import SPILL_BYTES  # noqa: E402
 from pipelines.stages.dedup.minhash_sharded import (  # noqa: E402
-    ENTRY_BYTES, NODE_BYTES, candidate_shards)
+    ENTRY_BYTES, NODE_BYTES, PAIR_BYTES, candidate_shards)
 
 GB = 1e9
 
@@ -34,15 +35,30 @@ def steps(n: float, w: int, b: int, t: float, pi: float, c: float) -> list[tuple
     per_file_docs = SPILL_BYTES / t
     fp = (8 / 6) * SPILL_BYTES  # one candidate file at most (exact verification)
     exact_buckets = min(65536, max(64, math.ceil(n / 200_000)))
+    ref = 60  # one (path, start, stop) slice reference through a shuffle
+
+    def moved(total: float, slices: float) -> float:
+        """Shuffle bytes of ``total`` bytes cut into ``slices`` slices: a slice under
+        INLINE_BYTES travels itself, a larger one as a reference to its file."""
+        return total if total / max(1.0, slices) < INLINE_BYTES else ref * slices
+
     return [
         ("exact_dedup: keys per bucket", 500 * n / exact_buckets, 60 * n, min(w, exact_buckets)),
+        # band entries (22*b*N): per (spill file, shard) slice, inline or a file reference
         ("minhash 1 SketchSpill (per spill file)",
-         SPILL_BYTES + ENTRY_BYTES * b * per_file_docs + 512 * 4 * 128, ENTRY_BYTES * b * n, w),
+         SPILL_BYTES + 2 * ENTRY_BYTES * b * per_file_docs + 512 * 4 * 128,
+         moved(ENTRY_BYTES * b * n, files * s), w),
+        # bucket pairs (pi per document) are oriented and made distinct per shard; the
+        # distinct pairs (24 B) and needed positions (16 B) per (shard, spill file) slice
         ("minhash 2 ShardCandidates (per shard)",
-         4 * ENTRY_BYTES * b * n / s + 3 * 32 * pairs / s, 40 * pairs, min(w, s)),
-        ("minhash 3 CandidateSets (per spill file)", SPILL_BYTES + fp, 16 * pairs, w),
+         4 * ENTRY_BYTES * b * n / s + PAIR_BYTES * pairs / s,
+         moved(40 * pairs, min(files * s, pairs)), min(w, s)),
+        ("minhash 3 CandidateSets (per spill file)", SPILL_BYTES + fp, 0, w),
+        # out: spanning-forest edges (32 B) and member positions (16 B) per document mention
         ("minhash 4 VerifyPairs (per file group)", 2 * fp + 24 * pairs / files,
-         NODE_BYTES * c * n, w),
+         48 * min(pairs, 10 * c * n), w),
+        ("minhash 4b MemberAttrs (per spill file)", fp + NODE_BYTES * c * per_file_docs,
+         100 * c * n, w),
         ("minhash 5 Components (one worker)", NODE_BYTES * c * n, 50 * c * n, 1),
         ("minhash 6 ApplyFile (per spill file)", SPILL_BYTES + 50 * c * per_file_docs, 0, w),
         ("spill-file deletion (one worker)", 200 * files, 200 * files, 1),

@@ -192,3 +192,67 @@ class StreamSpilled(beam.DoFn):
 
     def teardown(self) -> None:
         self._inner.teardown()
+
+
+# ------------------------------------------------------------------ arrays read back in slices
+
+
+def write_array(path: str, arr) -> None:
+    """One numpy array (no objects) as an ``.npy`` file through ``FileSystems``; a later step
+    reads row ranges of it with :func:`read_array_rows`. A step that would shuffle large
+    arrays writes them here and shuffles ``(path, start, stop)`` references instead: the local
+    runner keeps every shuffled element in memory until its consumer runs."""
+    import numpy as np
+
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+
+
+def read_array_rows(path: str, start: int, stop: int):
+    """Rows ``start:stop`` (along the first axis) of an array written by :func:`write_array`,
+    reading only those bytes."""
+    import numpy as np
+
+    fmt = np.lib.format
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+        else:
+            shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+        if fortran:
+            raise ValueError(f"{path}: Fortran-ordered array")
+        row = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        fh.seek(fh.tell() + start * row)
+        n = stop - start
+        data = fh.read(n * row)
+        if len(data) != n * row:
+            raise EOFError(f"truncated array file {path}")
+    return np.frombuffer(data, dtype=dtype).reshape((n, *shape[1:]))
+
+
+INLINE_BYTES = 64 << 10  # a slice smaller than this travels through the shuffle itself
+
+
+def slice_refs(path: str, arr, bounds: list[tuple[Any, int, int]],
+               inline_bytes: int | None = None) -> tuple[list[tuple[Any, Any]], bool]:
+    """``[(key, ref)]`` for the row ranges ``bounds`` (``(key, start, stop)``) of ``arr``:
+    ``ref`` is the slice itself when it is smaller than ``inline_bytes`` (many small slices:
+    the runner's shuffle moves them best), else ``(path, start, stop)`` of ``arr`` written
+    once to ``path`` (a large slice stays on disk: the local runner would hold it in memory).
+    Also whether ``path`` was written. Read a ref back with :func:`read_slice`."""
+    import numpy as np
+
+    if inline_bytes is None:
+        inline_bytes = INLINE_BYTES
+    row = arr.nbytes // len(arr) if len(arr) else 0
+    big = any((z - a) * row >= inline_bytes for _k, a, z in bounds)
+    if big:
+        write_array(path, arr)
+    return [(k, (path, a, z) if (z - a) * row >= inline_bytes
+             else np.ascontiguousarray(arr[a:z])) for k, a, z in bounds], big
+
+
+def read_slice(ref):
+    """The rows a :func:`slice_refs` reference stands for."""
+    return read_array_rows(*ref) if isinstance(ref, tuple) else ref

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import io
+import itertools
 import json
 import re
 import uuid
@@ -43,6 +44,11 @@ from apache_beam.transforms.window import GlobalWindows
 from pipelines.core.spill import DeleteFiles, approx_size, read_spill, write_spill
 
 ROW_GROUP_SIZE = 50_000
+# text per Parquet row group (with at most ROW_GROUP_SIZE rows): the writer holds a group as
+# Python rows, an Arrow table and encoded pages at once (~6x its text), so a byte bound keeps a
+# merge worker at ~0.2 GB whatever the document length (50k rows of 2.75 KB: ~0.9 GB)
+ROW_GROUP_BYTES = 32 << 20
+_END = object()
 SPILL_BYTES = 64 << 20  # text buffered per worker before a sorted run is written
 
 
@@ -77,14 +83,48 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 
 def parquet_bytes(rows: list[dict], schema: pa.Schema, row_group_size: int = ROW_GROUP_SIZE) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=schema)
+    """The bytes :func:`write_parquet_stream` writes for ``rows`` (same row groups)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, row_group_size=row_group_size, compression="zstd")
+    if not rows:
+        pq.write_table(pa.Table.from_pylist([], schema=schema), buf, compression="zstd")
+    else:
+        _write_row_groups(buf, iter(rows), schema, row_group_size)
     return buf.getvalue()
 
 
+def _take_group(it: Iterator, max_rows: int, max_bytes: int = ROW_GROUP_BYTES) -> list:
+    """The next row group: up to ``max_rows`` rows and about ``max_bytes`` of text
+    (:func:`~pipelines.core.spill.approx_size`), at least one row."""
+    out, size = [], 0
+    for x in it:
+        out.append(x)
+        size += approx_size(x)
+        if len(out) >= max_rows or size >= max_bytes:
+            break
+    return out
+
+
+def _write_row_groups(fh, it: Iterator, schema: pa.Schema, row_group_size: int) -> int:
+    n = 0
+    with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+        chunk = _take_group(it, row_group_size)
+        while chunk:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema),
+                               row_group_size=row_group_size)
+            n += len(chunk)
+            chunk = _take_group(it, row_group_size)
+    return n
+
+
+def _json_default(v: Any) -> str:
+    """JSON for values json cannot write: timestamps (and dates) in ISO 8601
+    (``2024-01-02T01:00:05+00:00``), anything else as ``str``."""
+    iso = getattr(v, "isoformat", None)
+    return iso() if callable(iso) else str(v)
+
+
 def _json_line(r: Any) -> str:
-    return json.dumps(r, ensure_ascii=False, sort_keys=True, default=str) + "\n"
+    return json.dumps(r, ensure_ascii=False, sort_keys=True, default=_json_default) + "\n"
 
 
 def jsonl_gz_bytes(rows: list[Any]) -> bytes:
@@ -98,20 +138,12 @@ def write_parquet_stream(path: str, rows: Iterable[dict], schema: pa.Schema,
     """Stream ``rows`` into one Parquet file, one row group at a time. The bytes equal
     ``parquet_bytes(list(rows), schema, row_group_size)``. Returns the row count."""
     it = iter(rows)
-    first = _take(it, row_group_size)
-    if not first:
+    first = next(it, _END)
+    if first is _END:
         _write_bytes(path, parquet_bytes([], schema, row_group_size))
         return 0
-    n = 0
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
-            chunk = first
-            while chunk:
-                writer.write_table(pa.Table.from_pylist(chunk, schema=schema),
-                                   row_group_size=row_group_size)
-                n += len(chunk)
-                chunk = _take(it, row_group_size)
-    return n
+        return _write_row_groups(fh, itertools.chain([first], it), schema, row_group_size)
 
 
 def write_jsonl_gz_stream(path: str, rows: Iterable[Any], lines_per_write: int = 1024) -> int:
@@ -141,7 +173,7 @@ def _take(it: Iterator, n: int) -> list:
 
 
 def _stable(r: Any) -> str:
-    return json.dumps(r, sort_keys=True, ensure_ascii=False, default=str)
+    return json.dumps(r, sort_keys=True, ensure_ascii=False, default=_json_default)
 
 
 def deterministic_sort(items: Any, key: Callable[[Any], Any]) -> list:

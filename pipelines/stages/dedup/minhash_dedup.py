@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
 from filters.minhash import MinHashConfig
+from pipelines.core import progress
 from pipelines.stages.dedup import minhash_passes as mb
 from pipelines.stages.dedup import minhash_sharded as ms
 from pipelines.stages.dedup.minhash_sharded import candidate_shards
@@ -326,6 +327,25 @@ class MinHashDedupStage(Stage):
     def output_columns(self) -> dict[str, str]:
         return {"near_dup_of": "string", "dup_cluster_size": "int64"}
 
+    def progress_passes(self) -> list[progress.Pass]:
+        """Live progress (pipelines/core/progress.py): sketching and spilling runs with
+        reading; the passes after it start when every record is sketched; routing streams
+        every spill file back. Files with candidate documents or pairs are some of the spill
+        files (``of <=N``)."""
+        p: MinHashDedupParams = self.params  # type: ignore[assignment]
+        P = progress.Pass
+        first = P("sketch", "sketched", "records")
+        route = P("route", "route_files", "files", "spill_files")
+        if p.mode == "lsh":
+            return [first, P("candidates", "shards", "shards", self.shards),
+                    P("fingerprints", "fingerprint_files", "files", "spill_files", True),
+                    P("verify", "verify_files", "files", "spill_files", True),
+                    P("components", "components", "step", 1), route]
+        return [first, P("candidates", "candidates", "step", 1),
+                *([P("shingles", "fingerprint_files", "files", "spill_files", True)]
+                  if p.verify == "exact" else []),
+                P("decide", "components", "step", 1), route]
+
     def static_stats(self) -> dict[str, Any]:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         s = lsh_summary(p.threshold, p.num_perm, self.b, self.r)
@@ -367,14 +387,15 @@ class MinHashDedupStage(Stage):
         cands = (
             sketches
             | "AllSketches" >> beam.combiners.ToList()
-            | "Candidates" >> beam.ParDo(mb.FindCandidates(
-                self.b, p.num_perm, p.max_bucket_size, bloom, folder, emit_needed=exact)
-            ).with_outputs(mb.NEEDED, main="path")
+            | "Candidates" >> beam.ParDo(progress.for_stage(mb.FindCandidates(
+                self.b, p.num_perm, p.max_bucket_size, bloom, folder, emit_needed=exact),
+                self.label)).with_outputs(mb.NEEDED, main="path")
         )
         side: dict[str, Any] = {}
         if exact:
             side["shingles"] = pvalue.AsList(spilled | "CandidateShingles" >> beam.ParDo(
-                mb.CandidateShingles(self.mh_config, folder), pvalue.AsSingleton(cands[mb.NEEDED])))
+                progress.for_stage(mb.CandidateShingles(self.mh_config, folder), self.label),
+                pvalue.AsSingleton(cands[mb.NEEDED])))
         stats: dict[str, Any] = {}
         if bloom:
             hits = None
@@ -389,7 +410,8 @@ class MinHashDedupStage(Stage):
             stats["index"] = new_index | "SaveIndex" >> beam.Map(
                 _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
         decided = cands["path"] | "Decide" >> beam.ParDo(
-            mb.Decide(p.verify, p.threshold, p.keep, p.mode, PAIR_SAMPLES, p.seed),
+            progress.for_stage(mb.Decide(p.verify, p.threshold, p.keep, p.mode, PAIR_SAMPLES,
+                                         p.seed), self.label),
             **side).with_outputs(mb.CONSUMED, main="decisions")
         decisions = decided["decisions"]
         for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
@@ -423,31 +445,43 @@ class MinHashDedupStage(Stage):
                            score_column=p.score_column, spill_dir=folder,
                            batch_size=p.batch_size, spill_bytes=mb.SPILL_BYTES,
                            shards=self.shards)
-        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, main="sketch")
+        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, main="sketch")
         spilled = sk[mb.SPILL]
         by_file = spilled | "KeyByFile" >> beam.Map(lambda path: (mb.spill_id(path), path))
         docs = sk[mb.DOCS] | "CountDocs" >> beam.CombineGlobally(sum)
         cands = (
             sk[mb.SHARDS]
             | "ByShard" >> beam.GroupByKey()
-            | "ShardCandidates" >> beam.ParDo(ms.ShardCandidates(p.max_bucket_size))
-            .with_outputs(ms.NEEDED, ms.STATS, main="pairs"))
+            | "ShardCandidates" >> beam.ParDo(progress.for_stage(
+                ms.ShardCandidates(p.max_bucket_size, folder), self.label))
+            .with_outputs(ms.NEEDED, ms.STATS, mb.SCRATCH, main="pairs"))
+        scratch = ((sk[mb.SCRATCH], cands[mb.SCRATCH]) | "Scratch" >> beam.Flatten())
         cand_files = (
             {"path": by_file, "needed": cands[ms.NEEDED]}
             | "NeededByFile" >> beam.CoGroupByKey()
             | "CandidateSets" >> beam.ParDo(
-                ms.CandidateSets(self.mh_config, p.verify, p.score_column, folder)))
+                progress.for_stage(ms.CandidateSets(self.mh_config, p.verify,
+                                                    p.score_column, folder), self.label)))
         edges = (
             cands["pairs"]
             | "PairsByFile" >> beam.GroupByKey()
-            | "Verify" >> beam.ParDo(ms.VerifyPairs(p.verify, p.threshold),
-                                     pvalue.AsList(cand_files)))
+            | "Verify" >> beam.ParDo(progress.for_stage(ms.VerifyPairs(p.verify, p.threshold),
+                                                       self.label),
+                                     pvalue.AsList(cand_files))
+            .with_outputs(ms.MEMBERS, main="edges"))
+        members = (
+            edges[ms.MEMBERS]
+            | "MembersByFile" >> beam.GroupByKey()
+            | "MemberAttrs" >> beam.ParDo(ms.MemberAttrs(), pvalue.AsList(cand_files)))
         comps = (
-            edges
+            edges["edges"]
             | "AllEdges" >> beam.combiners.ToList()
             | "Components" >> beam.ParDo(
-                ms.Components(p.keep, PAIR_SAMPLES, p.seed), pvalue.AsList(cand_files),
-                pvalue.AsList(cands[ms.STATS]), pvalue.AsSingleton(docs))
+                progress.for_stage(ms.Components(p.keep, PAIR_SAMPLES, p.seed), self.label),
+                pvalue.AsList(members),
+                pvalue.AsList(cand_files),
+                pvalue.AsList(cands[ms.STATS]), pvalue.AsSingleton(docs),
+                pvalue.AsList(scratch))
             .with_outputs(ms.DECISIONS, mb.CONSUMED, main="summary"))
         summary = comps["summary"]
         sample = summary | "Sample" >> beam.Map(_stat_sample)

@@ -44,7 +44,7 @@ import heapq
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -54,11 +54,14 @@ from apache_beam import pvalue
 from filters.components import component_arrays
 from filters.lsh import band_hashes, candidate_pairs, has_shingles
 from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
+from pipelines.core import progress
 from pipelines.core.records import dead_letter
-from pipelines.core.spill import SizeBuffered, read_spill, write_spill
+from pipelines.core.spill import SizeBuffered, read_spill, slice_refs, write_spill
 
 DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
-SHARDS, DOCS = "shards", "docs"  # SketchSpill(shards=S): band entries per shard, docs per file
+# SketchSpill(shards=S): per shard, (file, the band entries or a slice of the file's entries
+# file); documents per file; the entries files (deleted once the candidates are known)
+SHARDS, DOCS, SCRATCH = "shards", "docs", "scratch"
 INDEX_REP = "lshbloom_index"
 SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
 SAMPLED = "sampled"
@@ -134,24 +137,31 @@ def order_key(rid: str, source: str, chash: int) -> int:
     return xxhash.xxh3_64_intdigest(raw) >> 1
 
 
-def shard_entries(file_id: int, keys: np.ndarray, usable: np.ndarray, okeys: np.ndarray,
-                  shards: int) -> Iterator[tuple[int, dict]]:
-    """One spill file's band entries, split by shard: ``(shard, {"file", "band", "key",
-    "pos", "okey"})`` for each shard that gets any (documents without shingles have none)."""
+ENTRY_DTYPE = np.dtype([("band", "<u2"), ("key", "<u8"), ("okey", "<i8"), ("pos", "<i4")])
+
+
+def shard_entries(keys: np.ndarray, usable: np.ndarray, okeys: np.ndarray,
+                  shards: int) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """One spill file's band entries (``ENTRY_DTYPE``, 22 bytes each) sorted by shard, and
+    ``(shard, start, stop)`` for each shard that gets any (documents without shingles have
+    none)."""
     rows = np.flatnonzero(usable).astype(np.int32)
     if rows.size == 0:
-        return
+        return np.zeros(0, ENTRY_DTYPE), []
     b = keys.shape[1]
     key = keys[rows].reshape(-1)
-    band = np.tile(np.arange(b, dtype=np.uint16), rows.size)
-    pos = np.repeat(rows, b)
-    okey = np.repeat(okeys[rows], b)
     shard = (key % np.uint64(shards)).astype(np.int64)
     order = np.argsort(shard, kind="stable")
-    cuts = np.flatnonzero(np.diff(shard[order])) + 1
-    for part in np.split(order, cuts):
-        yield int(shard[part[0]]), {"file": file_id, "band": band[part], "key": key[part],
-                                    "pos": pos[part], "okey": okey[part]}
+    out = np.empty(key.size, ENTRY_DTYPE)
+    out["band"] = np.tile(np.arange(b, dtype=np.uint16), rows.size)[order]
+    out["key"] = key[order]
+    out["okey"] = np.repeat(okeys[rows], b)[order]
+    out["pos"] = np.repeat(rows, b)[order]
+    shard = shard[order]
+    cuts = np.flatnonzero(np.diff(shard)) + 1
+    starts = np.concatenate(([0], cuts))
+    stops = np.concatenate((cuts, [shard.size]))
+    return out, [(int(shard[a]), int(a), int(z)) for a, z in zip(starts, stops)]
 
 
 # --------------------------------------------------------------------------- 1. sketches
@@ -213,13 +223,22 @@ class SketchSpill(SizeBuffered):
         file_id = new_file_id()
         path = spill_path(self._dir, "records", file_id)
         write_spill(path, good + [(DEAD, d) for d in dead])
+        progress.counter(self, "sketched").inc(len(rows))
+        progress.counter(self, "spill_files").inc()
         if good and self._shards:
             sigs = np.concatenate(parts)
             okeys = np.fromiter((order_key(r["id"], source_name(r), content_hash(r))
                                  for r in good), np.int64, len(good))
-            for entry in shard_entries(file_id, band_hashes(sigs, self._b, self._r),
-                                       has_shingles(sigs), okeys, self._shards):
-                yield pvalue.TaggedOutput(SHARDS, entry)
+            entries, parts = shard_entries(band_hashes(sigs, self._b, self._r),
+                                           has_shingles(sigs), okeys, self._shards)
+            if parts:  # large slices stay in the entries file; the shuffle carries a reference
+                epath = spill_path(self._dir, "entries", file_id)
+                refs, written = slice_refs(epath, entries, parts)
+                for shard, ref in refs:
+                    yield pvalue.TaggedOutput(SHARDS, (shard, (file_id, ref)))
+                if written:
+                    yield pvalue.TaggedOutput(SCRATCH, epath)
+            del entries
             yield pvalue.TaggedOutput(DOCS, len(good))
         elif good:
             sigs = np.concatenate(parts)
@@ -343,6 +362,7 @@ class FindCandidates(beam.DoFn):
             yield pvalue.TaggedOutput(NEEDED, cands.needed())
         path = spill_path(self._dir, "candidates", new_file_id())
         write_object(path, cands)
+        progress.counter(self, "candidates").inc()
         yield path
 
 
@@ -378,6 +398,7 @@ class CandidateShingles(beam.DoFn):
         counts = np.fromiter((s.size for s in sets), np.int64, len(sets))
         out = spill_path(self._dir, "shingles", new_file_id())
         write_object(out, (np.array(idx, np.int64), np.concatenate(sets), counts))
+        progress.counter(self, "fingerprint_files").inc()
         yield out
 
 
@@ -424,6 +445,7 @@ class Decide(beam.DoFn):
         k, seed = self._sample
         yield decide(read_object(path), verify, thr, keep, mode, shingles=shingles, hits=hits,
                      samples=k, seed=seed)
+        progress.counter(self, "components").inc()
         for p in [path, *(shingles or [])]:
             yield pvalue.TaggedOutput(CONSUMED, p)
 
@@ -582,6 +604,7 @@ class Apply(beam.DoFn):
                 yield pvalue.TaggedOutput("removed", (self._reason, out))
             else:
                 yield out
+        progress.counter(self, "route_files").inc()
         yield pvalue.TaggedOutput(CONSUMED, path)
 
 

@@ -7,21 +7,33 @@ every later pass moves paths, integer places and small arrays through the runner
 never text. A document is its *place* ``(spill file id, position)``.
 
 1. ``SketchSpill(shards=S)``: per spill file, its documents' band entries ``(band, key,
-   position, order key)`` split by ``key % S`` -> ``(shard, entries)`` (22 bytes an entry).
-2. :class:`ShardCandidates` (GroupByKey on the shard): the shard's entries sorted by
-   (band, key, order key, place) form the LSH buckets; pairs as in
+   position, order key)`` (22 bytes an entry), sorted by shard ``key % S`` into one entries
+   file -> ``(shard, (file, entries file, start, stop))``.
+2. :class:`ShardCandidates` (GroupByKey on the shard): the shard's slices of every entries
+   file, sorted by (band, key, order key, place), form the LSH buckets; pairs as in
    :func:`filters.lsh.candidate_pairs` (all pairs of a bucket, or the star of its first member
-   for hot and two-member buckets), oriented by place and made distinct; grouped by the
-   spill file of their first document (``pairs``) and the positions each file must describe
-   (``needed``).
+   for hot and two-member buckets), oriented by place and made distinct, written to the
+   shard's pairs file (sorted by the spill file of their first document) and the positions
+   each spill file must describe to its needed file; out go slices of those files, keyed by
+   spill file (``pairs``, ``needed``).
+
+Large arrays never cross a shuffle: the local runner holds everything shuffled in memory until
+the consumer runs, so a slice of band entries or candidate pairs of 64 KB or more
+(:func:`~pipelines.core.spill.slice_refs`; on one machine, with few shards, most of them)
+stays in its file and the shuffle carries a ``(path, start, stop)`` reference; smaller slices
+(many shards: a distributed run at 100M+ documents) travel through the shuffle themselves,
+which moves many small records better than storage does. The entries, pairs and needed files
+are deleted after step 5.
 3. :class:`CandidateSets` (CoGroupByKey of each spill file's path with its needed positions):
    the file is streamed back once and one *candidate file* is written with the needed
    documents' fingerprints (shingle-hash sets for ``verify: exact``, signatures for
    ``estimated``) and what ranks them (id, source, record hash, length, score).
 4. :class:`VerifyPairs` (GroupByKey on the first document's file): reads that file's
    candidate file and, one after the other, those of the partner files (from disk, not
-   through the shuffle) and keeps the pairs at or above the threshold: verified edges, with
-   both documents' ranking attributes.
+   through the shuffle) and keeps the pairs at or above the threshold: a spanning forest of
+   the verified edges (places only), and the positions of the documents in them per spill
+   file; :class:`MemberAttrs` (GroupByKey on that file) reads each clustered document's
+   ranking attributes once, from its own file's candidate file.
 5. :class:`Components` (one worker; memory O(verified edges), like datatrove's cluster step):
    connected components over the verified edges, one representative per component, the
    decisions grouped by spill file, the report's pair sample and the stats.
@@ -45,12 +57,13 @@ from apache_beam import pvalue
 from filters.components import component_arrays
 from filters.lsh import bucket_pairs
 from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
-from pipelines.core.spill import read_spill
+from pipelines.core import progress
+from pipelines.core.spill import read_slice, read_spill, slice_refs
 from pipelines.stages.dedup.minhash_passes import (
-    CONSUMED, Apply, cluster_summary, content_hash, read_object, sample_pairs, score_of,
-    source_name, spill_id, spill_path, write_object)
+    CONSUMED, ENTRY_DTYPE, SCRATCH, Apply, cluster_summary, content_hash, read_object,
+    sample_pairs, score_of, source_name, spill_id, spill_path, write_object)
 
-NEEDED, STATS, DECISIONS = "needed", "stats", "decisions"
+NEEDED, STATS, DECISIONS, MEMBERS = "needed", "stats", "decisions", "members"
 ENTRY_BYTES = 22  # key 8 + order key 8 + position 4 + band 2
 ENTRIES_PER_SHARD = 2_000_000  # ~44 MB of entries, ~4x that while a shard is sorted
 MAX_SHARDS = 65536
@@ -70,29 +83,33 @@ def candidate_shards(docs: int | None, bands: int) -> int:
 
 @beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
 class ShardCandidates(beam.DoFn):
-    """``(shard, [entries...])`` -> per spill file of a pair's first document:
-    ``(file, int64 array of rows (position, partner file, partner position))`` (main), the
-    positions each spill file must describe (``needed``: ``(file, positions)``) and the
-    shard's bucket stats (``stats``)."""
+    """``(shard, [(file, entries file, start, stop)...])`` -> per spill file of a pair's
+    first document: ``(file, (pairs file, start, stop))``, a slice of rows (position, partner
+    file, partner position) (main); the positions each spill file must describe (``needed``:
+    ``(file, (needed file, start, stop))``); the shard's bucket stats (``stats``); the files
+    it wrote (``scratch``)."""
 
-    def __init__(self, max_bucket_size: int):
-        self._max = max_bucket_size
+    def __init__(self, max_bucket_size: int, folder: str):
+        self._max, self._dir = max_bucket_size, folder
 
     def process(self, kv):
-        _shard, parts = kv
-        parts = list(parts)
-        band = np.concatenate([p["band"] for p in parts])
-        key = np.concatenate([p["key"] for p in parts])
-        okey = np.concatenate([p["okey"] for p in parts])
-        pos = np.concatenate([p["pos"] for p in parts]).astype(np.int64)
-        file = np.concatenate([np.full(p["pos"].size, p["file"], np.int64) for p in parts])
+        shard, refs = kv
+        refs = sorted(refs, key=lambda r: r[0])  # (file, entries or a slice): a fixed order
+        parts = [read_slice(ref) for _f, ref in refs]
+        ent = np.concatenate(parts) if parts else np.zeros(0, ENTRY_DTYPE)
+        file = np.concatenate([np.full(len(part), f, np.int64)
+                               for (f, _r), part in zip(refs, parts)])
         del parts
+        band, key, okey = ent["band"], ent["key"], ent["okey"]
+        pos = ent["pos"].astype(np.int64)
+        del ent
         order = np.lexsort((pos, file, okey, key, band))
         band, key, okey, pos, file = band[order], key[order], okey[order], pos[order], file[order]
         del order
         n = key.size
         stats = {"hot_buckets": 0, "hot_bucket_pairs": 0, "bucket_pairs": 0, "entries": int(n)}
         if n < 2:
+            progress.counter(self, "shards").inc()
             yield pvalue.TaggedOutput(STATS, stats)
             return
         new = np.empty(n, dtype=bool)
@@ -103,6 +120,7 @@ class ShardCandidates(beam.DoFn):
         multi = sizes >= 2
         a, b, st = bucket_pairs(starts[multi], sizes[multi], self._max)
         stats.update(st)
+        progress.counter(self, "shards").inc()
         yield pvalue.TaggedOutput(STATS, stats)
         if a.size == 0:
             return
@@ -112,21 +130,34 @@ class ShardCandidates(beam.DoFn):
         f2, p2 = np.where(swap, fa, fb), np.where(swap, pa, pb)
         pairs = np.unique(np.stack([f1, p1, f2, p2], axis=1), axis=0)  # sorted by f1
         del fa, pa, fb, pb, f1, p1, f2, p2
+        # pairs and needed positions stay in this shard's files; the shuffles carry slices
+        ppath = spill_path(self._dir, "pairs", shard)
         files, starts = np.unique(pairs[:, 0], return_index=True)
-        for f, rows in zip(files.tolist(), np.split(pairs[:, 1:], starts[1:])):
-            yield f, rows
+        stops = np.append(starts[1:], pairs.shape[0])
+        refs, written = slice_refs(ppath, np.ascontiguousarray(pairs[:, 1:]),
+                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())))
+        yield from refs
+        if written:
+            yield pvalue.TaggedOutput(SCRATCH, ppath)
         ends = np.unique(np.concatenate([pairs[:, :2], pairs[:, 2:]]), axis=0)
+        del pairs, refs
+        npath = spill_path(self._dir, "needed", shard)
         files, starts = np.unique(ends[:, 0], return_index=True)
-        for f, positions in zip(files.tolist(), np.split(ends[:, 1], starts[1:])):
-            yield pvalue.TaggedOutput(NEEDED, (f, positions))
+        stops = np.append(starts[1:], ends.shape[0])
+        refs, written = slice_refs(npath, np.ascontiguousarray(ends[:, 1]),
+                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())))
+        for f, ref in refs:
+            yield pvalue.TaggedOutput(NEEDED, (f, ref))
+        if written:
+            yield pvalue.TaggedOutput(SCRATCH, npath)
 
 
 # --------------------------------------------------------------------------- 3. fingerprints
 
 
 class CandidateSets(beam.DoFn):
-    """``(file, {"path": [spill path], "needed": [positions...]})`` -> the path of the file's
-    candidate file: the needed documents' positions (sorted), ids, sources, record hashes,
+    """``(file, {"path": [spill path], "needed": [(needed file, start, stop)...]})`` -> the
+    path of the file's candidate file: the needed documents' positions (sorted), ids, sources, record hashes,
     lengths, scores and fingerprints (``verify: exact``: shingle-hash sets; ``estimated``:
     signatures; ``none``: none)."""
 
@@ -143,7 +174,7 @@ class CandidateSets(beam.DoFn):
         paths, needed = list(grouped["path"]), list(grouped["needed"])
         if not paths or not needed:
             return
-        want = np.unique(np.concatenate(needed))
+        want = np.unique(np.concatenate([read_slice(ref) for ref in needed]))
         wanted = set(want.tolist())
         ids, srcs, hashes, lens, scores, texts = [], [], [], [], [], []
         for pos, rec in enumerate(read_spill(paths[0])):
@@ -170,6 +201,7 @@ class CandidateSets(beam.DoFn):
         del texts
         out = spill_path(self._dir, "cand", file_id)
         write_object(out, entry)
+        progress.counter(self, "fingerprint_files").inc()
         yield out
 
 
@@ -187,14 +219,17 @@ def _take(entry: dict, rows: np.ndarray) -> dict:
     return out
 
 
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
 class VerifyPairs(beam.DoFn):
-    """``(file, [pair rows...])`` + all candidate-file paths (side input: also the barrier
-    that every candidate file is written) -> one batch ``{"f", "p": the places of the
-    documents in verified pairs, their ranking attributes ("ids", "src", "chash", "lens",
-    "scores"), "ei", "ej": a spanning forest of the verified pairs (indices into the
-    places), "candidates", "accepted"}``. The forest has the components of the
-    verified pairs with at most one edge per document, so what the one components worker
-    receives grows with the documents in clusters, not with the pairs."""
+    """``(file, [(pairs file, start, stop)...])`` + all candidate-file paths (side input:
+    also the barrier that every candidate file is written) -> one batch ``{"fa", "pa", "fb",
+    "pb": a spanning forest of the verified pairs, as places; "candidates", "accepted"}``
+    (main) and, per spill file, the positions of its documents in verified pairs
+    (``members``: ``(file, positions)``). The forest has the components of the verified
+    pairs with at most one edge per document, and no document attributes travel with it
+    (a document's attributes are read once, from its own file: :class:`MemberAttrs`), so
+    what the one components worker receives grows with the documents in clusters, not with
+    the pairs."""
 
     def __init__(self, verify: str, threshold: float):
         self._verify, self._thr = verify, threshold
@@ -218,12 +253,12 @@ class VerifyPairs(beam.DoFn):
              for x, y in zip(ra.tolist(), rb.tolist())), dtype=bool, count=ra.size)
 
     def process(self, kv, cand_paths):
-        f1, batches = kv
-        rows = np.unique(np.concatenate(list(batches)), axis=0)  # (p1, f2, p2), distinct
+        f1, refs = kv
+        rows = np.unique(np.concatenate([read_slice(ref) for ref in refs]),
+                         axis=0)  # (p1, f2, p2), distinct
         rows = rows[np.argsort(rows[:, 1], kind="stable")]
         A = self._load(f1, cand_paths)
         ends: list[np.ndarray] = []  # per partner file: (f, p) of both documents
-        attrs: list[dict] = []  # the same rows' attributes
         files, starts = np.unique(rows[:, 1], return_index=True)
         for f2, part in zip(files.tolist(), np.split(rows, starts[1:])):
             B = A if f2 == f1 else self._load(f2, cand_paths)
@@ -234,32 +269,43 @@ class VerifyPairs(beam.DoFn):
                 k = int(ok.sum())
                 ends.append(np.stack([np.full(k, f1, np.int64), part[ok, 0]], axis=1))
                 ends.append(np.stack([part[ok, 1], part[ok, 2]], axis=1))
-                attrs += [_take(A, ra[ok]), _take(B, rb[ok])]
             del B
         accepted = sum(e.shape[0] for e in ends) // 2
         out: dict[str, Any] = {"candidates": int(rows.shape[0]), "accepted": int(accepted)}
+        z = np.zeros(0, np.int64)
         if not accepted:
-            z = np.zeros(0, np.int64)
-            yield {**out, "f": z, "p": z, "ei": z, "ej": z,
-                   **{name: ([] if name in ("ids", "src") else z) for name in ATTRS}}
+            progress.counter(self, "verify_files").inc()
+            yield {**out, "fa": z, "pa": z, "fb": z, "pb": z}
             return
         # the pairs' documents, once each, and a spanning forest of the verified pairs
-        both = np.concatenate(ends)  # [a-side rows of batch 0, b-side of batch 0, a..., b...]
-        half = [e.shape[0] for e in ends]
-        ai = np.concatenate([np.arange(sum(half[:2 * m]), sum(half[:2 * m]) + half[2 * m])
-                             for m in range(len(half) // 2)])
-        aj = np.concatenate([np.arange(sum(half[:2 * m + 1]), sum(half[:2 * m + 1])
-                                       + half[2 * m + 1]) for m in range(len(half) // 2)])
-        places, first, inv = np.unique(both, axis=0, return_index=True, return_inverse=True)
+        a_side = np.concatenate(ends[0::2])
+        b_side = np.concatenate(ends[1::2])
+        places, inv = np.unique(np.concatenate([a_side, b_side]), axis=0, return_inverse=True)
         inv = inv.reshape(-1)
-        comp, _ = component_arrays(places.shape[0], inv[ai], inv[aj])
+        m = a_side.shape[0]
+        comp, _ = component_arrays(places.shape[0], inv[:m], inv[m:])
         tree = np.flatnonzero(comp != np.arange(comp.size))
-        flat = {name: ([x for a in attrs for x in a[name]] if name in ("ids", "src")
-                       else np.concatenate([a[name] for a in attrs])) for name in ATTRS}
-        picked = {name: ([flat[name][k] for k in first.tolist()] if name in ("ids", "src")
-                         else flat[name][first]) for name in ATTRS}
-        yield {**out, "f": places[:, 0], "p": places[:, 1], "ei": tree, "ej": comp[tree],
-               **picked}
+        progress.counter(self, "verify_files").inc()
+        yield {**out, "fa": places[tree, 0], "pa": places[tree, 1],
+               "fb": places[comp[tree], 0], "pb": places[comp[tree], 1]}
+        files, starts = np.unique(places[:, 0], return_index=True)
+        for f, positions in zip(files.tolist(), np.split(places[:, 1], starts[1:])):
+            yield pvalue.TaggedOutput(MEMBERS, (f, positions))
+
+
+class MemberAttrs(beam.DoFn):
+    """``(file, [positions...])`` (documents of that spill file in verified pairs, from any
+    verification group) + all candidate-file paths -> their ranking attributes, once each:
+    ``{"f", "p" (sorted), "ids", "src", "chash", "lens", "scores"}``, read from the file's own
+    candidate file."""
+
+    def process(self, kv, cand_paths):
+        f, parts = kv
+        pos = np.unique(np.concatenate(list(parts)))
+        path = {spill_id(p): p for p in cand_paths}[f]
+        entry = read_object(path)
+        rows = np.searchsorted(entry["pos"], pos)
+        yield {"f": f, "p": pos, **_take(entry, rows)}
 
 
 # --------------------------------------------------------------------------- 5. components
@@ -275,41 +321,45 @@ def _sum_stats(parts: list[dict]) -> dict:
 
 @beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
 class Components(beam.DoFn):
-    """All verified-pair batches (one list: O(documents in clusters), each batch a forest) +
-    candidate-file paths +
-    shard stats + document count -> decisions per spill file (``decisions``: ``(file,
+    """All verified-pair batches (one list of spanning forests over places: O(documents in
+    clusters) edges per verification group) + the clustered documents' attributes (one entry
+    per spill file, each document once) + candidate-file paths + shard stats + document count
+    -> decisions per spill file (``decisions``: ``(file,
     {position: (near_dup_of or None, cluster size)})``), the summary ``{"sample", "stats"}``
     (main) and the candidate files, now consumed (``consumed``)."""
 
     def __init__(self, keep: str, samples: int, seed: int):
         self._keep, self._k, self._seed = keep, samples, seed
 
-    def process(self, batches, cand_paths, shard_stats, docs):
+    def process(self, batches, members, cand_paths, shard_stats, docs, scratch=()):
         candidates = sum(b["candidates"] for b in batches)
         accepted = sum(b["accepted"] for b in batches)
-        batches = [b for b in batches if b["f"].size]
         z = np.zeros(0, np.int64)
-        files = np.concatenate([b["f"] for b in batches]) if batches else z
-        poss = np.concatenate([b["p"] for b in batches]) if batches else z
-        offs = np.cumsum([0] + [b["f"].size for b in batches])
-        ei = np.concatenate([b["ei"] + o for b, o in zip(batches, offs)]) if batches else z
-        ej = np.concatenate([b["ej"] + o for b, o in zip(batches, offs)]) if batches else z
-        places, first, inv = np.unique(np.stack([files, poss], axis=1), axis=0,
-                                       return_index=True, return_inverse=True)
-        inv = inv.reshape(-1)
+        members = sorted(members, key=lambda m: m["f"])  # one entry per spill file
+        pf = np.concatenate([np.full(m["p"].size, m["f"], np.int64) for m in members]) \
+            if members else z
+        pp = np.concatenate([m["p"] for m in members]) if members else z
+        places = np.stack([pf, pp], axis=1)  # sorted by (file, position), each once
         n = places.shape[0]
-        sel = first.tolist()
-        ids = [x for b in batches for x in b["ids"]]
-        ids = [ids[k] for k in sel]
-        src = [x for b in batches for x in b["src"]]
-        src = np.array([src[k] for k in sel], dtype=object).astype(str) if n else np.zeros(0, str)
+        ids = [x for m in members for x in m["ids"]]
+        src = (np.array([x for m in members for x in m["src"]], dtype=object).astype(str)
+               if n else np.zeros(0, str))
         chash, lens, scores = (
-            np.concatenate([b[name] for b in batches]).astype(dtype)[first] if batches
+            np.concatenate([m[name] for m in members]).astype(dtype) if members
             else np.zeros(0, dtype)
             for name, dtype in (("chash", np.int64), ("lens", np.int64), ("scores", np.float64)))
-        ai, aj = inv[ei], inv[ej]
-        del files, poss, batches
-        pf, pp = places[:, 0], places[:, 1]
+        del members
+        ends = [np.concatenate([b[k] for b in batches]) if batches else z
+                for k in ("fa", "pa", "fb", "pb")]
+        del batches
+        # edge ends -> indices into the places (every end is a member of its file)
+        _, inv = np.unique(np.concatenate([places, np.stack(ends[:2], axis=1),
+                                           np.stack(ends[2:], axis=1)]),
+                           axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = ends[0].size
+        ai, aj = inv[n:n + m], inv[n + m:]
+        del ends, inv
         comp, size = component_arrays(n, ai, aj)
         # rank: (id, source, record hash, place), as the one-table path orders documents
         rank_order = np.lexsort((pp, pf, chash, src, np.array(ids, dtype=object).astype(str)))
@@ -352,8 +402,9 @@ class Components(beam.DoFn):
         sample = sample_pairs(ids, pf.tolist(), pp.tolist(), removed, self._k, self._seed)
         for f in sorted(assign):
             yield pvalue.TaggedOutput(DECISIONS, (f, assign[f]))
+        progress.counter(self, "components").inc()
         yield {"sample": sample, "stats": stats}
-        for path in cand_paths:
+        for path in [*cand_paths, *scratch]:
             yield pvalue.TaggedOutput(CONSUMED, path)
 
 
@@ -375,48 +426,59 @@ class ApplyFile(Apply):
 
 # --------------------------------------------------------------------------- memory model
 
-PAIRS_PER_DOC = 25.0  # distinct candidate pairs per document assumed at planning (see below)
+PAIRS_PER_DOC = 25.0  # LSH bucket pairs per document assumed at planning (see below)
+PAIR_BYTES = 140  # a bucket pair while a shard orients and dedupes them (ends, places, copies)
 NODE_BYTES = 400  # a clustered document on the components worker (place, attributes, forest)
 CLUSTERED_FRACTION = 0.2  # documents in clusters assumed at planning
+RUNTIME_BYTES = 0.35e9  # a worker process with Beam, numpy and pyarrow loaded (measured)
 
 
 def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
                     shards: int, pairs_per_doc: float = PAIRS_PER_DOC,
                     clustered_fraction: float = CLUSTERED_FRACTION) -> dict:
     """Peak memory of ``mode: lsh`` on the local runner, where every step runs in one
-    process and the runner holds what crosses a shuffle (bytes -> GB; docs/scale.md gives
-    the per-worker formulas of a distributed run).
+    process one after the other (bytes -> GB; docs/scale.md gives the per-worker formulas of
+    a distributed run). The band entries and candidate pairs stay in files (only
+    ``(path, start, stop)`` slices are shuffled), so the peak is the process's runtime plus
+    the largest of its phases, each one shard's, file's or group's share:
 
-    * band entries: ``22 * bands`` bytes per document through the shard shuffle, held twice
-      (encoded by the runner and decoded into the shard's arrays);
-    * the largest shard while sorted: 4 copies of its ``22 * bands * docs / shards`` bytes;
-    * candidate pairs and the positions to describe: 40 bytes a pair through the shuffle,
-      ``pairs_per_doc`` of them per document (the bench corpora, with hot clusters of up to
-      ~1,000 copies: 3.3 at 100k, ~22 at 1M), 1.5 times on average (encoded by the runner,
-      decoded by the step that reads them; not all alive at once);
-    * the components worker: ``NODE_BYTES`` per clustered document;
-    * fingerprints: two candidate files at a time (``8 / 6`` of a spill file's text);
-    * buffers and runtime as :func:`~pipelines.stages.dedup.minhash_passes.estimate_memory`.
+    * ``shard``: the largest shard while sorted (4 copies of ``22 * bands * docs / shards``
+      bytes) and its LSH bucket pairs, ``pairs_per_doc`` per document before they are made
+      distinct (the bench corpora, with hot clusters of up to ~1,000 copies: 3.3 at 100k,
+      ~22 at 1M), ``PAIR_BYTES`` each;
+    * ``verify``: two candidate files at a time (``8 / 6`` of a spill file's text);
+    * ``components``: ``NODE_BYTES`` per clustered document (the attributes of each once,
+      and spanning-forest edges);
+    * ``route_write``: the sink's sort buffer (64 MB of text as rows) and one Parquet row
+      group being written (~6x ``ROW_GROUP_BYTES`` of text as rows, table and pages);
 
-    Nothing in it grows with the text per document: the records are in spill files (disk).
+    plus read/spill buffers. Nothing grows with the text per document, and only the
+    ``shard`` and ``components`` phases grow with the corpus (per shard: fixed by the shard
+    count; clustered documents: one worker). The text, entries and pairs are on disk
+    (``disk_gb``).
     """
+    from pipelines.io.sinks import ROW_GROUP_BYTES, SPILL_BYTES as SINK_BYTES
     from pipelines.stages.dedup.minhash_passes import SPILL_BYTES
 
     entries = ENTRY_BYTES * bands * docs
-    parts = {
-        "band_entries": 2.0 * entries,
-        "shard_sort": 4.0 * entries / max(1, shards),
-        "candidate_pairs": 1.5 * 40 * pairs_per_doc * docs,
-        "components": NODE_BYTES * clustered_fraction * docs,
-        "fingerprints": 2 * (8 / 6) * SPILL_BYTES if verify == "exact" else (
+    pairs = pairs_per_doc * docs
+    phases = {
+        "shard": 4.0 * entries / max(1, shards) + PAIR_BYTES * pairs / max(1, shards),
+        "verify": 2 * (8 / 6) * SPILL_BYTES if verify == "exact" else (
             2 * 4 * num_perm * SPILL_BYTES / 2000 if verify == "estimated" else 0),
-        "buffers": 6.0 * SPILL_BYTES,
-        "runtime": 0.7e9,
+        "components": NODE_BYTES * clustered_fraction * docs,
+        "route_write": 2.5 * SINK_BYTES + 6.0 * ROW_GROUP_BYTES,
     }
-    disk = 1.05 * text_bytes + (8 / 6) * text_bytes * clustered_fraction * (
-        1 if verify == "exact" else 0)
+    parts = {
+        "largest_phase": max(phases.values()),
+        "buffers": 6.0 * SPILL_BYTES,
+        "runtime": RUNTIME_BYTES,
+    }
+    disk = 1.05 * text_bytes + entries + 32 * pairs + (8 / 6) * text_bytes * \
+        clustered_fraction * (1 if verify == "exact" else 0)
     return {
         "docs": int(docs), "text_bytes": int(text_bytes), "shards": int(shards),
+        "phases_gb": {k: round(v / 1e9, 2) for k, v in phases.items()},
         "parts_gb": {k: round(v / 1e9, 2) for k, v in parts.items()},
         "total_gb": round(sum(parts.values()) / 1e9, 2),
         "disk_gb": round(disk / 1e9, 2),
