@@ -237,3 +237,21 @@ def test_incomplete_checkpoint_is_never_used(setup, tmp_path):
     assert damaged(grow("_stats/stage.exact_dedup.groups.json"))
     assert damaged(remove("removed/*.jsonl.gz"))
     assert damaged(remove("data/*.parquet"))
+
+
+def test_sorted_runs_left_in_an_unfinished_checkpoint_are_datamills(tmp_path):
+    """A checkpoint interrupted before its writers merged their sorted runs leaves
+    ``<kind>-runs/run-*.bin``: datamill wrote them, so the next run removes them instead of
+    keeping them as a user's files (found in the README walkthrough of issue 26)."""
+    from pipelines.build.run import _checkpoint_files
+
+    ck = tmp_path / "checkpoints" / "04-minhash_dedup"
+    for rel in ("removed-runs/run-0-33037742aa.bin", "data-runs/run-1-ff.bin",
+                "data/part-00000-of-00002.parquet", "notes/mine.txt"):
+        (ck / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ck / rel).write_bytes(b"x")
+    ours, others = _checkpoint_files(str(ck))
+    assert sorted(p.rsplit("04-minhash_dedup/", 1)[1] for p in ours) == [
+        "data-runs/run-1-ff.bin", "data/part-00000-of-00002.parquet",
+        "removed-runs/run-0-33037742aa.bin"]
+    assert [p.rsplit("/", 1)[1] for p in others] == ["mine.txt"]

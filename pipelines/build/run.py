@@ -110,7 +110,8 @@ class _Signals:
             return None
         name = signal.Signals(self.received).name
         return BuildInterrupted(f"interrupted by {name}: the build stopped, nothing was "
-                                "promoted and the previous build is unchanged", self.received)
+                                "promoted and the previous build is unchanged (finished "
+                                "checkpoints are kept: a rerun resumes from them)", self.received)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[_Signals]:
@@ -183,7 +184,9 @@ def _stop_local_workers() -> None:
 # what a checkpoint writer names its files (also when a crash left no manifest to list them)
 _CHECKPOINT_FILE = re.compile(
     r"^(manifest\.json|_stats/[^/]+\.json|(data|removed|dead_letter)/"
-    r"part-\d{5}-of-\d{5}\.(parquet|jsonl\.gz))$")
+    r"part-\d{5}-of-\d{5}\.(parquet|jsonl\.gz)"
+    # a writer's sorted runs, left when the run was interrupted before they were merged
+    r"|(data|removed|dead_letter)-runs/run-[^/]+\.bin)$")
 
 
 def _checkpoint_files(path: str) -> tuple[list[str], list[str]]:
@@ -329,7 +332,8 @@ def run_build(
         stop = sig.interrupted()
         if stop is None and isinstance(err, KeyboardInterrupt):
             stop = BuildInterrupted("interrupted by SIGINT: the build stopped, nothing was "
-                                    "promoted and the previous build is unchanged",
+                                    "promoted and the previous build is unchanged (finished "
+                                    "checkpoints are kept: a rerun resumes from them)",
                                     signal.SIGINT)
         if stop is not None:
             raise stop from None

@@ -514,7 +514,17 @@ def main() -> None:
     if not VERBOSE:  # Beam logs warnings while it is imported (e.g. "apitools not found")
         logging.getLogger().setLevel(logging.ERROR)
     _register_plugins()
-    app(prog_name="datamill")
+    try:
+        app(prog_name="datamill")
+    except SystemExit as stop:
+        if stop.code in (130, 143):
+            # interrupted (the one line is printed, staging removed): leave now. A normal
+            # interpreter exit would wait for the local runner's executor threads to finish
+            # the bundle they are in (minutes of a dedup pass on a busy machine)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(stop.code)
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover
