@@ -38,7 +38,6 @@ import importlib.util
 import json
 import random
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -48,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_corpus import DOC_ROOT, MAN_ROOT, _HTMLText
+from make_corpus import DOC_ROOT, MAN_ROOT, html_file_text, man_lines
 
 _NET = re.compile(
     r"(?<![a-z])(?:ips?|ipv4|ipv6|inet6?|address(?:es)?|addrs?|hosts?|hostname|servers?|dns|"
@@ -65,28 +64,15 @@ _FOUR = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 def _man_text(path: str) -> tuple[str, str] | None:
-    try:
-        raw = gzip.decompress(Path(path).read_bytes()) if path.endswith(".gz") \
-            else Path(path).read_bytes()
-        r = subprocess.run(["groff", "-k", "-t", "-man", "-Tutf8", "-P-cbou", "-rLL=100n"],
-                           input=raw, capture_output=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired, EOFError, gzip.BadGzipFile):
+    lines = man_lines(path)
+    if lines is None or len(lines) <= 4:
         return None
-    lines = r.stdout.decode("utf-8", "replace").splitlines()
-    return (f"man:{path}", "\n".join(lines[1:-1])) if len(lines) > 4 else None
+    return f"man:{path}", "\n".join(lines[1:-1])  # running header and footer dropped
 
 
 def _html_doc(path: str) -> tuple[str, str] | None:
-    try:
-        raw = Path(path).read_bytes()
-        if path.endswith(".gz"):
-            raw = gzip.decompress(raw)
-        p = _HTMLText()
-        p.feed(raw.decode("utf-8", "replace"))
-        p.close()
-    except (OSError, EOFError, gzip.BadGzipFile, AssertionError):
-        return None
-    return f"html:{path}", "".join(p.parts)
+    text = html_file_text(path)
+    return None if text is None else (f"html:{path}", text)
 
 
 def _call(job):

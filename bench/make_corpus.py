@@ -85,9 +85,9 @@ def _pieces(text: str) -> list[str]:
     return out
 
 
-def _render_man(path: str) -> tuple[str, str, list[str]] | None:
-    rel = Path(path).relative_to(MAN_ROOT).parts
-    lang = "en" if _SECTIONS.match(rel[0]) else rel[0]
+def man_lines(path: str) -> list[str] | None:
+    """The lines of a (gzipped) man page rendered by groff as text, running header and
+    footer included; None when it cannot be read or rendered."""
     try:
         raw = gzip.open(path).read() if path.endswith(".gz") else Path(path).read_bytes()
         r = subprocess.run(
@@ -99,9 +99,16 @@ def _render_man(path: str) -> tuple[str, str, list[str]] | None:
         )
     except (OSError, subprocess.TimeoutExpired, EOFError, gzip.BadGzipFile):
         return None
-    text = r.stdout.decode("utf-8", "replace")
+    return r.stdout.decode("utf-8", "replace").splitlines()
+
+
+def _render_man(path: str) -> tuple[str, str, list[str]] | None:
+    rel = Path(path).relative_to(MAN_ROOT).parts
+    lang = "en" if _SECTIONS.match(rel[0]) else rel[0]
+    lines = man_lines(path)
+    if lines is None:
+        return None
     # drop the running header/footer lines (page name and date)
-    lines = text.splitlines()
     if len(lines) > 4:
         lines = lines[1:-1]
     # man output indents continuation lines; paragraphs are separated by blank lines already
@@ -135,7 +142,9 @@ class _HTMLText(html.parser.HTMLParser):
             self.parts.append(data)
 
 
-def _html_text(path: str) -> tuple[str, str, list[str]] | None:
+def html_file_text(path: str) -> str | None:
+    """The text of a (gzipped) HTML file, blocks separated by blank lines, scripts and
+    styles dropped; None when it cannot be read or parsed."""
     try:
         raw = Path(path).read_bytes()
         if path.endswith(".gz"):
@@ -145,7 +154,14 @@ def _html_text(path: str) -> tuple[str, str, list[str]] | None:
         p.close()
     except (OSError, EOFError, gzip.BadGzipFile, AssertionError):
         return None
-    pieces = _pieces("".join(p.parts))
+    return "".join(p.parts)
+
+
+def _html_text(path: str) -> tuple[str, str, list[str]] | None:
+    text = html_file_text(path)
+    if text is None:
+        return None
+    pieces = _pieces(text)
     return (f"html:{path}", "en", pieces) if pieces else None
 
 

@@ -66,3 +66,16 @@ class RecordScorer:
 
     def teardown(self) -> None:
         """Release resources. Called once per worker at shutdown when the runner allows."""
+
+
+def per_language_overrides(per_language: Mapping[str, Mapping[str, Any]],
+                           fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Per-language threshold overrides (``{"zh": {"max_...": 0.5}}``) as plain dicts; a name
+    that is not one of ``fields`` (the scorer's threshold fields) is a ValueError naming it."""
+    out = {lang: dict(over) for lang, over in per_language.items()}
+    for lang, over in out.items():
+        bad = sorted(set(over) - set(fields))
+        if bad:
+            raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; "
+                             f"allowed: {list(fields)}")
+    return out

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 
 import regex
 
-from filters.base import Decision, Record, RecordScorer
+from filters.base import Decision, Record, RecordScorer, per_language_overrides
 from filters.segment import SPACELESS
 from filters.segment import words as segment_words
 from filters.stopwords import base_language
@@ -139,14 +139,8 @@ class FineWebFilter(RecordScorer):
         self._fineweb = LINE_END_PUNCT
         self._unicode = unicode_line_end_punct() if c.line_end_punctuation != "fineweb" else ()
         self.rules = _rules(c)
-        if per_language is None:
-            per_language = DEFAULT_PER_LANGUAGE
-        self.per_language = {lang: dict(o) for lang, o in per_language.items()}
-        for lang, over in self.per_language.items():
-            bad = sorted(set(over) - set(THRESHOLD_FIELDS))
-            if bad:
-                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; "
-                                 f"allowed: {list(THRESHOLD_FIELDS)}")
+        self.per_language = per_language_overrides(
+            DEFAULT_PER_LANGUAGE if per_language is None else per_language, THRESHOLD_FIELDS)
         self._lang = {lang: (replace(c, **over), _rules(replace(c, **over)))
                       for lang, over in self.per_language.items()}
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
-from filters.base import Decision, Record, RecordScorer
+from filters.base import Decision, Record, RecordScorer, per_language_overrides
 from filters.text_stats import (
     BULLETS,
     ELLIPSES,
@@ -36,7 +36,7 @@ from filters.text_stats import (
 )
 from filters.segment import segmenter_name
 from filters.segment import words as segment_words
-from filters.stopwords import stop_list
+from filters.stopwords import base_language, stop_list
 
 # --------------------------------------------------------------------------- quality
 
@@ -138,22 +138,15 @@ class GopherQuality(RecordScorer):
         self.rules = _quality_rules(c)
         self.language_column = language_column
         self.default_language = default_language
-        if per_language is None:
-            per_language = DEFAULT_PER_LANGUAGE
-        self.per_language = {lang: dict(o) for lang, o in per_language.items()}
-        for lang, over in self.per_language.items():
-            bad = sorted(set(over) - set(THRESHOLD_FIELDS))
-            if bad:
-                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; "
-                                 f"allowed: {list(THRESHOLD_FIELDS)}")
+        self.per_language = per_language_overrides(
+            DEFAULT_PER_LANGUAGE if per_language is None else per_language, THRESHOLD_FIELDS)
         self._lang_rules = {lang: _quality_rules(replace(c, **over))
                             for lang, over in self.per_language.items()}
 
     def rules_for(self, lang: str | None) -> list[Rule]:
         if lang in self._lang_rules:
             return self._lang_rules[lang]
-        base = (lang or "").replace("_", "-").split("-")[0].lower()
-        return self._lang_rules.get(base, self.rules)
+        return self._lang_rules.get(base_language(lang) or "", self.rules)
 
     @staticmethod
     def stats(text: str, lang: str | None = "en") -> dict:

@@ -255,7 +255,7 @@ def test_note_instead_of_a_frozen_bar_where_workers_cannot_report(tmp_path):
 
     from pipelines.build.config import build_config_from_dict
     from pipelines.build.run import run_build
-    from tests.test_runners import worker_pool
+    from tests.poolutil import worker_pool
 
     cfg = build_config_from_dict(json.loads(_setup(tmp_path).read_text()))
     logged, shown = [], []

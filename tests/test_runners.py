@@ -9,17 +9,13 @@ pool process starts, in another working directory.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import importlib.util
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -30,6 +26,7 @@ from pipelines.core.settings import ConfigError, RunnerConfig
 from pipelines.build.config import build_config_from_dict
 from pipelines.build.run import run_build
 from pipelines.core.runner import canonical_runner, check_runner, make_options
+from tests.poolutil import worker_pool
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DOCS = 300
@@ -77,63 +74,6 @@ def direct_build(demo_root):
     cfg = demo_config(root / "corpus", root / "direct")
     res = run_build(build_config_from_dict(cfg))
     return root, res.stats, output_files(root / "direct")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker pool exited ({proc.returncode}): {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection(("localhost", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"worker pool not listening on {port} after {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the pool and the SDK workers it started (its own process group)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    try:  # workers left behind by a pool that died first
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-@contextlib.contextmanager
-def worker_pool(tmp_path: Path):
-    """A Beam SDK worker pool in its own process group and working directory (not the repo,
-    not the driver's cwd); yields (port, log path)."""
-    workdir = tmp_path / "elsewhere"
-    workdir.mkdir()
-    port = _free_port()
-    env = dict(os.environ, PYTHONPATH=str(REPO),
-               # the pool starts its workers as `python -c ...`: this interpreter first on PATH
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    log = tmp_path / "pool.log"
-    with open(log, "wb") as fh:
-        pool = subprocess.Popen(
-            [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-             f"--service_port={port}"],
-            cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        _wait_listening(port, pool, log, timeout=60)
-        yield port, log
-    finally:
-        _stop(pool)
 
 
 # (runner arguments, SDK workers the pool must start). The embedded job server runs one SDK
@@ -393,7 +333,6 @@ def test_dataflow_dry_run_demo_with_gs_paths(demo_root, tmp_path):
     import dataclasses
 
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.portability import common_urns
 
     from pipelines.build.graph import construct

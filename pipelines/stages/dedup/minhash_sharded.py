@@ -299,11 +299,15 @@ class MemberAttrs(beam.DoFn):
     ``{"f", "p" (sorted), "ids", "src", "chash", "lens", "scores"}``, read from the file's own
     candidate file."""
 
+    def __init__(self):
+        self._paths: dict[int, str] | None = None
+
     def process(self, kv, cand_paths):
         f, parts = kv
         pos = np.unique(np.concatenate(list(parts)))
-        path = {spill_id(p): p for p in cand_paths}[f]
-        entry = read_object(path)
+        if self._paths is None:  # once per DoFn instance, not once per file (O(F^2))
+            self._paths = {spill_id(p): p for p in cand_paths}
+        entry = read_object(self._paths[f])
         rows = np.searchsorted(entry["pos"], pos)
         yield {"f": f, "p": pos, **_take(entry, rows)}
 

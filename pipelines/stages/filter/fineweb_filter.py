@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from filters.base import per_language_overrides
 from filters.heuristics_fineweb import (
     DEFAULT_PER_LANGUAGE,
     THRESHOLD_FIELDS,
@@ -43,12 +44,7 @@ class FineWebFilterParams(_FineWebParams):
     @field_validator("per_language")
     @classmethod
     def _overrides(cls, v):
-        for lang, over in v.items():
-            bad = sorted(set(over) - set(THRESHOLD_FIELDS))
-            if bad:
-                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; allowed: "
-                                 f"{list(THRESHOLD_FIELDS)}")
-        return v
+        return per_language_overrides(v, THRESHOLD_FIELDS)
 
 
 @register_stage

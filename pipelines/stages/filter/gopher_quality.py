@@ -8,6 +8,7 @@ from typing import Literal
 import apache_beam as beam
 from pydantic import Field, field_validator, model_validator
 
+from filters.base import per_language_overrides
 from filters.heuristics_gopher import (
     DEFAULT_PER_LANGUAGE,
     THRESHOLD_FIELDS,
@@ -45,13 +46,7 @@ class GopherQualityParams(threshold_params(GopherQualityConfig)):
     @field_validator("per_language")
     @classmethod
     def _overrides(cls, v):
-        allowed = set(THRESHOLD_FIELDS)
-        for lang, over in v.items():
-            bad = sorted(set(over) - allowed)
-            if bad:
-                raise ValueError(f"per_language[{lang!r}]: unknown thresholds {bad}; allowed: "
-                                 f"{sorted(allowed)}")
-        return v
+        return per_language_overrides(v, THRESHOLD_FIELDS)
 
     @model_validator(mode="after")
     def _ranges(self):
