@@ -35,6 +35,7 @@ def main() -> None:
 
     from filters.lsh import optimal_params
     from filters.minhash import MinHashConfig
+    from pipelines.stages.dedup import minhash_lshbloom as lb
     from pipelines.stages.dedup import minhash_passes as mb
 
     cfg = MinHashConfig(128, 5, False, 1, "rensa")
@@ -75,13 +76,13 @@ def main() -> None:
     sketch_list, paths = step("read + SketchSpill (records to spill files)", sketches)
     step("sketch list pickled (the runner's encoded copy)", lambda: len(pickle.dumps(sketch_list)))
     cands = step("Candidates (build_table + find_candidates)",
-                 lambda: mb.find_candidates(mb.build_table(sketch_list, b, 128), 1000, False))
+                 lambda: lb.find_candidates(lb.build_table(sketch_list, b, 128), 1000, False))
     needed = step("needed places", cands.needed)
-    cs = mb.CandidateShingles(cfg, folder)
+    cs = lb.CandidateShingles(cfg, folder)
     cs.setup()
     shingles = step("CandidateShingles (all spill files)",
                     lambda: [o for p in paths for o in cs.process(p, needed)])
-    dec = step("Decide", lambda: mb.decide(cands, "exact", 0.8, "lowest_id", "lsh",
+    dec = step("Decide", lambda: lb.decide(cands, "exact", 0.8, "lowest_id", "lsh",
                                            shingles=shingles))
     step("decisions pickled (the side input of Apply)", lambda: len(pickle.dumps(dec)))
     shutil.rmtree(folder)

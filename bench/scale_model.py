@@ -6,7 +6,7 @@
 
 Evaluates each step's formula (no data is read) for documents N, workers W, bands b,
 text per document T, candidate pairs per document pi, clustered fraction c. The local-runner
-column of minhash_dedup is ``minhash_sharded.estimate_memory`` (checked against measured peaks
+column of minhash_dedup is ``minhash_passes.estimate_memory`` (checked against measured peaks
 in tests/test_minhash_dedup_stage.py).
 """
 
@@ -20,9 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.core.spill import INLINE_BYTES  # noqa: E402
-from pipelines.stages.dedup.minhash_passes import SPILL_BYTES  # noqa: E402
-from pipelines.stages.dedup.minhash_sharded import (  # noqa: E402
-    ENTRY_BYTES, NODE_BYTES, PAIR_BYTES, candidate_shards)
+from pipelines.stages.dedup.minhash_passes import (  # noqa: E402
+    ENTRY_BYTES, NODE_BYTES, PAIR_BYTES, SPILL_BYTES, candidate_shards)
 
 GB = 1e9
 

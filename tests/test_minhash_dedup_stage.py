@@ -288,7 +288,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     assert 90 <= est["docs"] <= 110  # from the line density of the file
 
     def estimate_memory_of(text_bytes):
-        from pipelines.stages.dedup.minhash_passes import estimate_memory
+        from pipelines.stages.dedup.minhash_lshbloom import estimate_memory
 
         return estimate_memory(text_bytes, 10**5, 14, 128, "exact")
 
@@ -311,7 +311,7 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.01 GB") as e:
         load_stages()["minhash_dedup"](tiny, ctx)
     assert "verify: estimated" in str(e.value)  # names the knobs
-    from pipelines.stages.dedup.minhash_passes import estimate_memory
+    from pipelines.stages.dedup.minhash_lshbloom import estimate_memory
 
     exact = estimate_memory(10**9, 10**6, 14, 128, "exact")
     assert estimate_memory(10**9, 10**6, 14, 128, "estimated")["parts_gb"]["shingle_sets"] == 0
@@ -325,9 +325,9 @@ def test_memory_estimate_covers_the_measured_peaks():
     # near-dup builds measured on the bench corpora (2.75 KB of text per document, RSS summed
     # over the process tree): the planning estimate must not be below any of them, nor far
     # above. One-table path (lshbloom): bench/README.md §12; sharded lsh path: docs/scale.md
-    from pipelines.stages.dedup.minhash_passes import estimate_memory
-    from pipelines.stages.dedup.minhash_sharded import candidate_shards
-    from pipelines.stages.dedup.minhash_sharded import estimate_memory as sharded
+    from pipelines.stages.dedup.minhash_lshbloom import estimate_memory
+    from pipelines.stages.dedup.minhash_passes import candidate_shards
+    from pipelines.stages.dedup.minhash_passes import estimate_memory as sharded
 
     for docs, text_bytes, peak_gb in ((100_000, 276e6, 0.83), (300_000, 826e6, 1.54),
                                       (1_000_000, 2753e6, 2.49)):

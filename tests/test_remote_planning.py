@@ -133,7 +133,7 @@ def test_dataflow_dry_run_with_gs_source_and_output_touches_nothing_remote(
     assert "gs://datamill-ci-bucket/out/_staging/" in text
     assert "gs://datamill-ci-bucket/out/checkpoints/01-exact_dedup/" in text
     assert "gs://datamill-ci-bucket/in/*.jsonl was not listed" in text
-    from pipelines.stages.dedup.minhash_sharded import UNSIZED_SHARDS
+    from pipelines.stages.dedup.minhash_passes import UNSIZED_SHARDS
 
     assert f"minhash_dedup: {UNSIZED_SHARDS} candidate shard(s) planned" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gs.yaml"]  # nothing local either

@@ -151,6 +151,30 @@ def test_spill_file_roundtrip_and_truncation(tmp_path):
         list(read_spill(str(path)))
 
 
+def test_spill_file_names_are_made_in_one_place():
+    """Every spill file is named by pipelines/core/spill.py, with the names on disk of before
+    (issue 21), and the build recognises a writer's leftover runs by the same rule."""
+    import re
+
+    from pipelines.build.run import _CHECKPOINT_FILE
+    from pipelines.core import spill
+
+    assert spill.spill_file("/s", "spill", 0xAB) == "/s/spill-00000000000000ab.bin"  # exact_dedup
+    assert spill.spill_file("/s", "records", 2**63 - 1) == "/s/records-7fffffffffffffff.bin"
+    assert spill.spill_file_id("/a-b/spill-00000000000000ab.bin") == 0xAB
+    assert spill.spill_file_id(spill.spill_file("/x-y", "cand", 12345)) == 12345
+    assert 0 <= spill.new_file_id() < 2**63
+    assert re.fullmatch(r"/s/rows-[0-9a-f]{32}\.bin", spill.rows_file("/s"))
+    runs = spill.run_folder("/ck/removed")
+    assert runs == "/ck/removed-runs"
+    assert spill.run_file(runs, 3, "ff") == "/ck/removed-runs/run-3-ff.bin"
+    assert spill.run_file(runs, "0-9a", "ff") == "/ck/removed-runs/run-0-9a-ff.bin"
+    for kind in ("data", "removed", "dead_letter"):
+        rel = spill.run_file(spill.run_folder(kind), "1-2c", "0f" * 16)
+        assert _CHECKPOINT_FILE.match(rel), rel
+    assert not _CHECKPOINT_FILE.match("data-runs/notes.txt")
+
+
 def test_exact_dedup_same_decisions_with_many_spill_files(tmp_path, monkeypatch):
     docs = _docs(60)
     recs = []

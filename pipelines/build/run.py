@@ -56,6 +56,7 @@ from pipelines.build.output_lock import OutputLock
 from pipelines.build.plan import BuildPlan, plan_build
 from pipelines.core.metrics import stage_runtime
 from pipelines.core.runner import check_runner, make_options, runner_name
+from pipelines.core.spill import RUN_PATH_PATTERN
 
 
 @dataclass
@@ -186,7 +187,7 @@ _CHECKPOINT_FILE = re.compile(
     r"^(manifest\.json|_stats/[^/]+\.json|(data|removed|dead_letter)/"
     r"part-\d{5}-of-\d{5}\.(parquet|jsonl\.gz)"
     # a writer's sorted runs, left when the run was interrupted before they were merged
-    r"|(data|removed|dead_letter)-runs/run-[^/]+\.bin)$")
+    r"|(data|removed|dead_letter)" + RUN_PATH_PATTERN + ")$")
 
 
 def _checkpoint_files(path: str) -> tuple[list[str], list[str]]:

@@ -88,6 +88,45 @@ class SizeBuffered(beam.DoFn):
         raise NotImplementedError
 
 
+# ------------------------------------------------------------------ file names
+# Every spill file is named here: pipelines/build/run.py recognises a writer's leftover runs by
+# ``RUN_PATH_PATTERN``.
+
+
+def new_file_id() -> int:
+    """A random 63-bit spill file id (fits an int64 array)."""
+    return uuid.uuid4().int & 0x7FFFFFFFFFFFFFFF
+
+
+def spill_file(folder: str, kind: str, file_id: int) -> str:
+    """``<folder>/<kind>-<file id as 16 hex digits>.bin``: one step's file for one id."""
+    return f"{folder}/{kind}-{file_id:016x}.bin"
+
+
+def spill_file_id(path: str) -> int:
+    """The file id in a :func:`spill_file` name."""
+    return int(path.rsplit("-", 1)[1][:16], 16)
+
+
+def rows_file(folder: str) -> str:
+    """``<folder>/rows-<random hex>.bin``: one buffer of :class:`SpillRows`."""
+    return f"{folder}/rows-{uuid.uuid4().hex}.bin"
+
+
+def run_folder(prefix: str) -> str:
+    """``<prefix>-runs``: the folder of a sorted writer's runs (pipelines/io/sinks.py)."""
+    return f"{prefix}-runs"
+
+
+def run_file(folder: str, name: str | int, batch: str) -> str:
+    """``<folder>/run-<name>-<batch>.bin``: one sorted run of a writer's shard ``name``."""
+    return f"{folder}/run-{name}-{batch}.bin"
+
+
+# a run file relative to the folder that holds ``<prefix>-runs/``, after the prefix
+RUN_PATH_PATTERN = r"-runs/run-[^/]+\.bin"
+
+
 def write_spill(path: str, rows: list) -> None:
     """Write ``rows`` (in order) to ``path``."""
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
@@ -111,6 +150,16 @@ def read_spill(path: str) -> Iterator:
             if len(data) != size:
                 raise EOFError(f"truncated spill file {path}")
             yield from pickle.loads(data)
+
+
+def write_object(path: str, obj: Any) -> None:
+    """One object (numpy arrays inside stay out-of-band pickle buffers) as a spill file."""
+    write_spill(path, [obj])
+
+
+def read_object(path: str) -> Any:
+    """The object written by :func:`write_object`."""
+    return next(iter(read_spill(path)))
 
 
 class _Delete(beam.DoFn):
@@ -167,7 +216,7 @@ class SpillRows(SizeBuffered):
         self._folder, self._limit = folder, SPILL_BYTES if limit is None else limit
 
     def flush_rows(self, rows: list):
-        path = f"{self._folder}/rows-{uuid.uuid4().hex}.bin"
+        path = rows_file(self._folder)
         write_spill(path, rows)
         yield path
 

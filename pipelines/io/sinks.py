@@ -41,7 +41,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam import pvalue
 from apache_beam.transforms.window import GlobalWindows
 
-from pipelines.core.spill import DeleteFiles, approx_size, read_spill, write_spill
+from pipelines.core.spill import (
+    DeleteFiles, approx_size, read_spill, run_file, run_folder, write_spill)
 
 ROW_GROUP_SIZE = 50_000
 # text per Parquet row group (with at most ROW_GROUP_SIZE rows): the writer holds a group as
@@ -241,7 +242,7 @@ class _SpillSortedRuns(beam.DoFn):
             rows.sort(key=self._key)
             name = shard if not isinstance(shard, tuple) else (
                 f"{shard[1]}-{xxhash.xxh64_hexdigest(shard[0].encode('utf-8'))}")
-            path = f"{self._dir}/run-{name}-{batch}.bin"
+            path = run_file(self._dir, name, batch)
             write_spill(path, rows)
             # partitioned: the row count sizes the partition's shards (_PartitionShard)
             yield (shard, (path, len(rows)) if isinstance(shard, tuple) else path)
@@ -323,7 +324,7 @@ class WriteSortedShards(beam.PTransform):
 
     def expand(self, pcoll):
         n, col = self._n, self._partition_by
-        spill = _SpillSortedRuns(f"{self._prefix}-runs", n, self._sort_key, col, self._spill)
+        spill = _SpillSortedRuns(run_folder(self._prefix), n, self._sort_key, col, self._spill)
         if isinstance(pcoll, (list, tuple)):
             # several inputs (e.g. each stage's removed rows): spill each one where it is
             # produced (fused into its producer's step) and flatten only the run paths; a

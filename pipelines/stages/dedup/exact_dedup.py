@@ -68,7 +68,8 @@ from filters.text_hash import content_digests, representative_key
 from pipelines.core import progress
 from pipelines.core.records import dead_letter
 from pipelines.stages.score_stats import snippet
-from pipelines.core.spill import DeleteFiles, SizeBuffered, read_spill, write_spill
+from pipelines.core.spill import (
+    DeleteFiles, SizeBuffered, read_spill, spill_file, spill_file_id, write_spill)
 from pipelines.stages.base import Stage, StageParams, StageResult
 from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.stages.registry import register_stage
@@ -158,7 +159,7 @@ class _KeySpill(SizeBuffered):
                 if cand < cur[0]:
                     cur[0] = cand
                 cur[1] += 1
-        path = spill_path(self._dir, file_id)
+        path = spill_file(self._dir, "spill", file_id)
         write_spill(path, list(zip(keys, good)))
         progress.counter(self, "keyed").inc(len(rows))
         progress.counter(self, "spill_files").inc()
@@ -180,14 +181,6 @@ def planned_buckets(docs: int | None) -> int:
     if not docs:
         return MIN_BUCKETS
     return min(MAX_BUCKETS, max(MIN_BUCKETS, math.ceil(docs / DOCS_PER_BUCKET)))
-
-
-def spill_path(folder: str, file_id: int) -> str:
-    return f"{folder}/spill-{file_id:016x}.bin"
-
-
-def spill_id(path: str) -> int:
-    return int(path.rsplit("spill-", 1)[1][:16], 16)
 
 
 def _duplicated(item, label: str = "exact_dedup"):
@@ -227,7 +220,7 @@ class _Decide(beam.DoFn):
         self._counts: Counter = Counter()
 
     def process(self, path, dups, shown):
-        file_id = spill_id(path)
+        file_id = spill_file_id(path)
         counts = self._counts
         n_kept = 0
         for pos, (key, r) in enumerate(read_spill(path)):

@@ -8,7 +8,7 @@ grows with the documents in clusters) -> one representative per component (lowes
 text or highest score); the other members are removed with reason ``near_duplicate`` and
 column ``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on
 disk between the passes; decisions reach the records joined to their spill file by key. Data
-flow: ``pipelines/stages/dedup/minhash_sharded.py``; memory formulas: docs/scale.md.
+flow: ``pipelines/stages/dedup/minhash_passes.py``; memory formulas: docs/scale.md.
 
 A document is its place in a spill file, not its id: records that share an id (two sources
 numbering from 0) are distinct documents and are never dead-lettered for it; ids are not
@@ -22,6 +22,8 @@ smallest hash of (id, source, record hash), in ``lshbloom`` the smallest-id memb
 near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
 month's crawl) or is shared with a smaller-id document of this run (verified like ``lsh``
 mode). Every document's band keys are then added and the index is written to ``index_out``.
+Data flow: ``pipelines/stages/dedup/minhash_lshbloom.py`` (pass 1 and routing are
+``minhash_passes.py``'s, shared with ``lsh``).
 """
 
 from __future__ import annotations
@@ -38,18 +40,18 @@ from pydantic import Field, model_validator
 from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
 from filters.minhash import MinHashConfig
 from pipelines.core import progress
+from pipelines.stages.dedup import minhash_lshbloom as lb
 from pipelines.stages.dedup import minhash_passes as mb
-from pipelines.stages.dedup import minhash_sharded as ms
-from pipelines.stages.dedup.minhash_sharded import candidate_shards
+from pipelines.stages.dedup.minhash_passes import candidate_shards
 from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.core.settings import ConfigError
-from pipelines.core.spill import DeleteFiles
+from pipelines.core.spill import DeleteFiles, spill_file_id
 from pipelines.stages.base import KEPT, Stage, StageParams, StageResult
 from pipelines.stages.registry import register_stage
 
 _LOG = logging.getLogger(__name__)
 REASON = "near_duplicate"
-INDEX_REP = mb.INDEX_REP
+INDEX_REP = lb.INDEX_REP
 
 
 class MinHashDedupParams(StageParams):
@@ -296,9 +298,9 @@ class MinHashDedupStage(Stage):
         if text_bytes is None:
             return None
         if p.mode == "lsh":
-            est = ms.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, self.shards)
+            est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, self.shards)
         else:
-            est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
+            est = lb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
         limit_gb = p.max_memory_gb or mb.machine_memory_gb()
         est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
         if limit_gb and est["total_gb"] > limit_gb:
@@ -387,14 +389,14 @@ class MinHashDedupStage(Stage):
         cands = (
             sketches
             | "AllSketches" >> beam.combiners.ToList()
-            | "Candidates" >> beam.ParDo(progress.for_stage(mb.FindCandidates(
+            | "Candidates" >> beam.ParDo(progress.for_stage(lb.FindCandidates(
                 self.b, p.num_perm, p.max_bucket_size, bloom, folder, emit_needed=exact),
                 self.label)).with_outputs(mb.NEEDED, main="path")
         )
         side: dict[str, Any] = {}
         if exact:
             side["shingles"] = pvalue.AsList(spilled | "CandidateShingles" >> beam.ParDo(
-                progress.for_stage(mb.CandidateShingles(self.mh_config, folder), self.label),
+                progress.for_stage(lb.CandidateShingles(self.mh_config, folder), self.label),
                 pvalue.AsSingleton(cands[mb.NEEDED])))
         stats: dict[str, Any] = {}
         if bloom:
@@ -410,7 +412,7 @@ class MinHashDedupStage(Stage):
             stats["index"] = new_index | "SaveIndex" >> beam.Map(
                 _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
         decided = cands["path"] | "Decide" >> beam.ParDo(
-            progress.for_stage(mb.Decide(p.verify, p.threshold, p.keep, p.mode, PAIR_SAMPLES,
+            progress.for_stage(lb.Decide(p.verify, p.threshold, p.keep, p.mode, PAIR_SAMPLES,
                                          p.seed), self.label),
             **side).with_outputs(mb.CONSUMED, main="decisions")
         decisions = decided["decisions"]
@@ -437,7 +439,7 @@ class MinHashDedupStage(Stage):
         return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
 
     def _expand_sharded(self, records: Any) -> StageResult:
-        """mode lsh: the scale-out passes (pipelines/stages/dedup/minhash_sharded.py)."""
+        """mode lsh: the scale-out passes (pipelines/stages/dedup/minhash_passes.py)."""
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         folder = self.spill_dir()
         sk = records | "SketchSpill" >> beam.ParDo(
@@ -447,49 +449,49 @@ class MinHashDedupStage(Stage):
                            shards=self.shards)
         ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, main="sketch")
         spilled = sk[mb.SPILL]
-        by_file = spilled | "KeyByFile" >> beam.Map(lambda path: (mb.spill_id(path), path))
+        by_file = spilled | "KeyByFile" >> beam.Map(lambda path: (spill_file_id(path), path))
         docs = sk[mb.DOCS] | "CountDocs" >> beam.CombineGlobally(sum)
         cands = (
             sk[mb.SHARDS]
             | "ByShard" >> beam.GroupByKey()
             | "ShardCandidates" >> beam.ParDo(progress.for_stage(
-                ms.ShardCandidates(p.max_bucket_size, folder), self.label))
-            .with_outputs(ms.NEEDED, ms.STATS, mb.SCRATCH, main="pairs"))
+                mb.ShardCandidates(p.max_bucket_size, folder), self.label))
+            .with_outputs(mb.NEEDED, mb.STATS, mb.SCRATCH, main="pairs"))
         scratch = ((sk[mb.SCRATCH], cands[mb.SCRATCH]) | "Scratch" >> beam.Flatten())
         cand_files = (
-            {"path": by_file, "needed": cands[ms.NEEDED]}
+            {"path": by_file, "needed": cands[mb.NEEDED]}
             | "NeededByFile" >> beam.CoGroupByKey()
             | "CandidateSets" >> beam.ParDo(
-                progress.for_stage(ms.CandidateSets(self.mh_config, p.verify,
+                progress.for_stage(mb.CandidateSets(self.mh_config, p.verify,
                                                     p.score_column, folder), self.label)))
         edges = (
             cands["pairs"]
             | "PairsByFile" >> beam.GroupByKey()
-            | "Verify" >> beam.ParDo(progress.for_stage(ms.VerifyPairs(p.verify, p.threshold),
+            | "Verify" >> beam.ParDo(progress.for_stage(mb.VerifyPairs(p.verify, p.threshold),
                                                        self.label),
                                      pvalue.AsList(cand_files))
-            .with_outputs(ms.MEMBERS, main="edges"))
+            .with_outputs(mb.MEMBERS, main="edges"))
         members = (
-            edges[ms.MEMBERS]
+            edges[mb.MEMBERS]
             | "MembersByFile" >> beam.GroupByKey()
-            | "MemberAttrs" >> beam.ParDo(ms.MemberAttrs(), pvalue.AsList(cand_files)))
+            | "MemberAttrs" >> beam.ParDo(mb.MemberAttrs(), pvalue.AsList(cand_files)))
         comps = (
             edges["edges"]
             | "AllEdges" >> beam.combiners.ToList()
             | "Components" >> beam.ParDo(
-                progress.for_stage(ms.Components(p.keep, PAIR_SAMPLES, p.seed), self.label),
+                progress.for_stage(mb.Components(p.keep, PAIR_SAMPLES, p.seed), self.label),
                 pvalue.AsList(members),
                 pvalue.AsList(cand_files),
-                pvalue.AsList(cands[ms.STATS]), pvalue.AsSingleton(docs),
+                pvalue.AsList(cands[mb.STATS]), pvalue.AsSingleton(docs),
                 pvalue.AsList(scratch))
-            .with_outputs(ms.DECISIONS, mb.CONSUMED, main="summary"))
+            .with_outputs(mb.DECISIONS, mb.CONSUMED, main="summary"))
         summary = comps["summary"]
         sample = summary | "Sample" >> beam.Map(_stat_sample)
         applied = (
-            {"path": by_file, "dec": comps[ms.DECISIONS]}
+            {"path": by_file, "dec": comps[mb.DECISIONS]}
             | "DecisionsByFile" >> beam.CoGroupByKey()
             | "Apply" >> beam.ParDo(
-                ms.ApplyFile(self.label, REASON, with_sizes=True, cfg=self.mh_config,
+                mb.ApplyFile(self.label, REASON, with_sizes=True, cfg=self.mh_config,
                              text_chars=PAIR_TEXT_CHARS), pvalue.AsSingleton(sample))
             .with_outputs(mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, main=KEPT))
         ((applied[mb.CONSUMED], comps[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()

@@ -1,40 +1,64 @@
-"""Beam pieces of near-duplicate removal (used by ``pipelines/stages/dedup/minhash_dedup.py``).
+"""The Beam passes of ``minhash_dedup`` ``mode: lsh`` (the default), and the two passes
+``mode: lshbloom`` shares with it: pass 1 (``SketchSpill``) and routing (``Apply``). The
+one-table passes only ``mode: lshbloom`` runs are in
+:mod:`pipelines.stages.dedup.minhash_lshbloom`. Wiring: ``minhash_dedup.py``.
 
-Pass 1 (``SketchSpill``: records to spill files; with ``shards`` the band entries of the
-scale-out path) and routing (``Apply``) serve both modes. Steps 2-4 below are the *one-table*
-path that ``mode: lshbloom`` uses (one worker holds every document's sketch); ``mode: lsh``
-uses the sharded steps of :mod:`pipelines.stages.dedup.minhash_sharded` instead.
-
-Memory design (see docs/dedup.md): document text never crosses a shuffle, is never grouped
-and is never held by the runner. The local runner (FnApiRunner) keeps every PCollection that
-crosses a fusion break in memory, so the records go to *spill files* (:mod:`pipelines.core.spill`)
-in the first pass and every later pass streams them back; what the runner holds are paths and
-compact per-document fingerprints.
+No step of ``mode: lsh`` holds state that grows with the number of input documents on one
+worker (memory formulas: docs/scale.md). Document text never crosses a shuffle, is never
+grouped and is never held by the runner: the local runner (FnApiRunner) keeps every
+PCollection that crosses a fusion break in memory, so the records go to *spill files*
+(:mod:`pipelines.core.spill`) in the first pass and every later pass streams them back; every
+later pass moves paths, integer places and small arrays through the runner's shuffle, never
+text. A document is its *place* ``(spill file id, position)``.
 
 1. ``SketchSpill`` (fused with the stages before): records are buffered up to ``SPILL_BYTES``
-   of text; the buffer is written to one spill file and gives one compact *sketch* element:
-   ids, sources, ``b`` band keys per document (8 bytes each), text length, score, an 8-byte
-   content hash and the file id, and, for ``verify: estimated``, the signatures.
-   **Record identity**: a record is the document at ``(spill file id, position)`` (its
-   *place*), never its user id: records that share an id (two sources both numbering from 0)
-   are distinct documents, and nothing is dead-lettered for sharing an id.
-2. ``Candidates`` (one worker): :func:`build_table` sorts the documents by (id, source,
-   content hash, place) (document index = rank, so "lowest id" is "lowest index"; the place
-   only orders records equal in every field, so nothing depends on batching or worker
-   count) and
-   :func:`filters.lsh.candidate_pairs` turns the band keys into distinct candidate pairs of
-   integer indices with numpy sorts. The table and the pairs go to one file (the runner holds
-   its path); the positions of the candidate documents, per spill file, go on as a side input.
-3. ``verify: exact``: ``CandidateShingles`` streams each spill file back and writes the
-   shingle-hash sets of its candidate documents only (``8 * shingles`` bytes each) to a file.
-4. ``Decide`` (one worker): reads the table and the shingle files, computes the exact Jaccard
-   per candidate pair, components (``scipy.sparse.csgraph``) and representatives -> a
-   *decision* map ``file -> position -> (near_dup_of, cluster_size)`` for clustered
-   documents only, and the near-duplicate pairs sampled for the report.
-5. ``Apply``: streams each spill file back with the decision map as a side input and routes
-   every record (kept or removed; dead letters of the first pass leave here too); its outputs
-   fuse with the stages after it. Spill files are deleted after a GroupByKey once their last
-   reader has committed.
+   of text; the buffer is written to one spill file. **Record identity**: a record is the
+   document at ``(spill file id, position)`` (its *place*), never its user id: records that
+   share an id (two sources both numbering from 0) are distinct documents, and nothing is
+   dead-lettered for sharing an id.
+   With ``shards=S`` (``mode: lsh``): per spill file, its documents' band entries ``(band,
+   key, position, order key)`` (22 bytes an entry), sorted by shard ``key % S`` into one
+   entries file -> ``(shard, (file, entries file, start, stop))``. Without (``mode:
+   lshbloom``): one compact *sketch* element per spill file: ids, sources, ``b`` band keys per
+   document (8 bytes each), text length, score, an 8-byte content hash and the file id, and,
+   for ``verify: estimated``, the signatures.
+2. :class:`ShardCandidates` (GroupByKey on the shard): the shard's slices of every entries
+   file, sorted by (band, key, order key, place), form the LSH buckets; pairs as in
+   :func:`filters.lsh.candidate_pairs` (all pairs of a bucket, or the star of its first member
+   for hot and two-member buckets), oriented by place and made distinct, written to the
+   shard's pairs file (sorted by the spill file of their first document) and the positions
+   each spill file must describe to its needed file; out go slices of those files, keyed by
+   spill file (``pairs``, ``needed``).
+
+Large arrays never cross a shuffle: the local runner holds everything shuffled in memory until
+the consumer runs, so a slice of band entries or candidate pairs of 64 KB or more
+(:func:`~pipelines.core.spill.slice_refs`; on one machine, with few shards, most of them)
+stays in its file and the shuffle carries a ``(path, start, stop)`` reference; smaller slices
+(many shards: a distributed run at 100M+ documents) travel through the shuffle themselves,
+which moves many small records better than storage does. The entries, pairs and needed files
+are deleted after step 5.
+3. :class:`CandidateSets` (CoGroupByKey of each spill file's path with its needed positions):
+   the file is streamed back once and one *candidate file* is written with the needed
+   documents' fingerprints (shingle-hash sets for ``verify: exact``, signatures for
+   ``estimated``) and what ranks them (id, source, record hash, length, score).
+4. :class:`VerifyPairs` (GroupByKey on the first document's file): reads that file's
+   candidate file and, one after the other, those of the partner files (from disk, not
+   through the shuffle) and keeps the pairs at or above the threshold: a spanning forest of
+   the verified edges (places only), and the positions of the documents in them per spill
+   file; :class:`MemberAttrs` (GroupByKey on that file) reads each clustered document's
+   ranking attributes once, from its own file's candidate file.
+5. :class:`Components` (one worker; memory O(verified edges), like datatrove's cluster step):
+   connected components over the verified edges, one representative per component, the
+   decisions grouped by spill file, the report's pair sample and the stats.
+6. :class:`ApplyFile` (CoGroupByKey of each spill file's path with its own decisions): the
+   file is streamed back and every record routed (kept, removed, dead letter of pass 1) by
+   :class:`Apply` (``mode: lshbloom`` uses ``Apply`` itself, with the decision map as a side
+   input); its outputs fuse with the stages after it. Spill files are deleted after a
+   GroupByKey once their last reader has committed.
+
+The *order key* (64-bit hash of id, source and record hash) makes the star centre of a hot
+bucket independent of batching and worker count. ``mode: lshbloom`` keeps the one-table path
+of :mod:`~pipelines.stages.dedup.minhash_lshbloom` (its index is one object by design).
 """
 
 from __future__ import annotations
@@ -42,8 +66,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
@@ -52,19 +74,34 @@ import xxhash
 from apache_beam import pvalue
 
 from filters.components import component_arrays
-from filters.lsh import band_hashes, candidate_pairs, has_shingles
+from filters.lsh import band_hashes, bucket_pairs, has_shingles
 from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
 from pipelines.core import progress
 from pipelines.core.records import dead_letter
-from pipelines.core.spill import SizeBuffered, read_spill, slice_refs, write_spill
+from pipelines.core.spill import (
+    SizeBuffered,
+    new_file_id,
+    read_object,
+    read_slice,
+    read_spill,
+    slice_refs,
+    spill_file,
+    spill_file_id,
+    write_object,
+    write_spill,
+)
 
 DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
 # SketchSpill(shards=S): per shard, (file, the band entries or a slice of the file's entries
 # file); documents per file; the entries files (deleted once the candidates are known)
 SHARDS, DOCS, SCRATCH = "shards", "docs", "scratch"
-INDEX_REP = "lshbloom_index"
 SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
 SAMPLED = "sampled"
+STATS, DECISIONS, MEMBERS = "stats", "decisions", "members"
+ENTRY_BYTES = 22  # key 8 + order key 8 + position 4 + band 2
+ENTRIES_PER_SHARD = 2_000_000  # ~44 MB of entries, ~4x that while a shard is sorted
+MAX_SHARDS = 65536
+UNSIZED_SHARDS = 16  # when the input size is unknown at planning (hf or remote sources)
 
 
 # --------------------------------------------------------------------------- validation
@@ -98,36 +135,11 @@ def content_hash(record: dict) -> int:
     return int.from_bytes(h.digest(), "little") >> 1  # fits int64
 
 
-# --------------------------------------------------------------------------- spill files
-
-
 def source_name(record: dict) -> str:
     src = record.get("source")
     return "" if src is None else str(src)
 
-
-def spill_path(folder: str, kind: str, file_id: int) -> str:
-    return f"{folder}/{kind}-{file_id:016x}.bin"
-
-
-def spill_id(path: str) -> int:
-    return int(path.rsplit("-", 1)[1][:16], 16)
-
-
-def new_file_id() -> int:
-    return uuid.uuid4().int & 0x7FFFFFFFFFFFFFFF
-
-
-def write_object(path: str, obj: Any) -> None:
-    """One object (numpy arrays inside stay out-of-band pickle buffers) as a spill file."""
-    write_spill(path, [obj])
-
-
-def read_object(path: str) -> Any:
-    return next(iter(read_spill(path)))
-
-
-# --------------------------------------------------------------------------- band entries (scale-out)
+# --------------------------------------------------------------------------- band entries
 
 
 def order_key(rid: str, source: str, chash: int) -> int:
@@ -162,7 +174,6 @@ def shard_entries(keys: np.ndarray, usable: np.ndarray, okeys: np.ndarray,
     starts = np.concatenate(([0], cuts))
     stops = np.concatenate((cuts, [shard.size]))
     return out, [(int(shard[a]), int(a), int(z)) for a, z in zip(starts, stops)]
-
 
 # --------------------------------------------------------------------------- 1. sketches
 
@@ -221,7 +232,7 @@ class SketchSpill(SizeBuffered):
             parts.append(sigs)
         del valid
         file_id = new_file_id()
-        path = spill_path(self._dir, "records", file_id)
+        path = spill_file(self._dir, "records", file_id)
         write_spill(path, good + [(DEAD, d) for d in dead])
         progress.counter(self, "sketched").inc(len(rows))
         progress.counter(self, "spill_files").inc()
@@ -232,7 +243,7 @@ class SketchSpill(SizeBuffered):
             entries, parts = shard_entries(band_hashes(sigs, self._b, self._r),
                                            has_shingles(sigs), okeys, self._shards)
             if parts:  # large slices stay in the entries file; the shuffle carries a reference
-                epath = spill_path(self._dir, "entries", file_id)
+                epath = spill_file(self._dir, "entries", file_id)
                 refs, written = slice_refs(epath, entries, parts)
                 for shard, ref in refs:
                     yield pvalue.TaggedOutput(SHARDS, (shard, (file_id, ref)))
@@ -260,194 +271,258 @@ class SketchSpill(SizeBuffered):
         yield pvalue.TaggedOutput(SPILL, path)
 
 
-# --------------------------------------------------------------------------- 2. table
+def candidate_shards(docs: int | None, bands: int) -> int:
+    """Number of candidate shards: ``ceil(docs * bands / ENTRIES_PER_SHARD)`` (at least 1,
+    at most ``MAX_SHARDS``), so a shard holds ~2M band entries whatever the corpus."""
+    if not docs:
+        return UNSIZED_SHARDS
+    return int(min(MAX_SHARDS, max(1, math.ceil(docs * bands / ENTRIES_PER_SHARD))))
 
 
-@dataclass
-class DocTable:
-    """All documents' compact fingerprints, one row per record, indexed by the rank of
-    (id, source, content hash, place)."""
 
-    ids: list[str]
-    keys: np.ndarray  # (n, b) uint64
-    usable: np.ndarray  # (n,) bool
-    lens: np.ndarray
-    scores: np.ndarray
-    file: np.ndarray  # (n,) int64: spill file of each document
-    pos: np.ndarray  # (n,) int64: its position in that file (file, position: its identity)
-    sigs: np.ndarray | None
-
-    @property
-    def n(self) -> int:
-        return len(self.ids)
-
-    def nbytes(self) -> int:
-        arrays = [self.keys, self.usable, self.lens, self.scores, self.file, self.pos]
-        if self.sigs is not None:
-            arrays.append(self.sigs)
-        return int(sum(a.nbytes for a in arrays) + sum(49 + len(s) for s in self.ids))
+# --------------------------------------------------------------------------- 2. candidates
 
 
-def build_table(sketches: list[dict], bands: int, num_perm: int) -> DocTable:
-    """Concatenate sketches; one row per record (a record is its place: spill file and
-    position), rows sorted by (id, source, content hash, place). Records that share an id are
-    distinct documents; the place only orders records that are equal in every field, so
-    which of two identical records gets the lower index does not change the output."""
-    sketches = [s for s in sketches if s["ids"]]
-    if not sketches:
-        z = np.zeros(0, np.int64)
-        return DocTable([], np.zeros((0, bands), np.uint64), np.zeros(0, bool), z,
-                        z.astype(np.float64), z, z, None)
-    names = sorted({n for s in sketches for n in s["sources"]})
-    rank = {n: c for c, n in enumerate(names)}
-    src = np.concatenate([np.array([rank[n] for n in s["sources"]], np.int64)[s["src"]]
-                          for s in sketches])
-    ids = [x for s in sketches for x in s["ids"]]
-    chash = np.concatenate([s["chash"] for s in sketches])
-    files = np.concatenate([np.full(len(s["ids"]), s["file"], np.int64) for s in sketches])
-    pos = np.concatenate([np.arange(len(s["ids"]), dtype=np.int64) for s in sketches])
-    arr = np.array(ids, dtype=object)
-    del ids
-    order = np.lexsort((pos, files, chash, src, arr.astype(str)))  # id, source, hash, place
-    del src, chash
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class ShardCandidates(beam.DoFn):
+    """``(shard, [(file, entries file, start, stop)...])`` -> per spill file of a pair's
+    first document: ``(file, (pairs file, start, stop))``, a slice of rows (position, partner
+    file, partner position) (main); the positions each spill file must describe (``needed``:
+    ``(file, (needed file, start, stop))``); the shard's bucket stats (``stats``); the files
+    it wrote (``scratch``)."""
 
-    def cat(name):
-        return np.concatenate([s[name] for s in sketches])[order]
+    def __init__(self, max_bucket_size: int, folder: str):
+        self._max, self._dir = max_bucket_size, folder
 
-    sigs = cat("sigs") if sketches[0]["sigs"] is not None else None
-    return DocTable(arr[order].tolist(), cat("keys"), cat("usable"), cat("lens"),
-                    cat("scores"), files[order], pos[order], sigs)
-
-
-@dataclass
-class Candidates:
-    table: DocTable
-    i: np.ndarray
-    j: np.ndarray
-    stats: dict
-
-    def needed(self) -> dict[int, dict[int, int]]:
-        """spill file -> {position: document index} of every document in a candidate pair."""
-        docs = np.unique(np.concatenate([self.i, self.j]))
-        t = self.table
-        out: dict[int, dict[int, int]] = {}
-        for k, f, p in zip(docs.tolist(), t.file[docs].tolist(), t.pos[docs].tolist()):
-            out.setdefault(f, {})[p] = k
-        return out
-
-
-def find_candidates(table: DocTable, max_bucket_size: int, star_only: bool) -> Candidates:
-    sub = np.flatnonzero(table.usable)
-    i, j, st = candidate_pairs(table.keys[sub], max_bucket_size, star_only)
-    st = {**st, "candidate_pairs": int(i.size), "docs": table.n,
-          "sketch_bytes": table.nbytes()}
-    return Candidates(table, sub[i], sub[j], st)
-
-
-class FindCandidates(beam.DoFn):
-    """All sketches (one list) -> the path of a file holding the :class:`Candidates` (main)
-    and, with ``emit_needed``, the candidate documents' places (``needed``)."""
-
-    def __init__(self, bands: int, num_perm: int, max_bucket_size: int, star_only: bool,
-                 spill_dir: str, emit_needed: bool):
-        self._args = (bands, num_perm, max_bucket_size, star_only)
-        self._dir, self._needed = spill_dir, emit_needed
-
-    def process(self, sketches: list):
-        b, perm, mbs, star = self._args
-        table = build_table(sketches, b, perm)
-        del sketches
-        cands = find_candidates(table, mbs, star)
-        if self._needed:
-            yield pvalue.TaggedOutput(NEEDED, cands.needed())
-        path = spill_path(self._dir, "candidates", new_file_id())
-        write_object(path, cands)
-        progress.counter(self, "candidates").inc()
-        yield path
+    def process(self, kv):
+        shard, refs = kv
+        refs = sorted(refs, key=lambda r: r[0])  # (file, entries or a slice): a fixed order
+        parts = [read_slice(ref) for _f, ref in refs]
+        ent = np.concatenate(parts) if parts else np.zeros(0, ENTRY_DTYPE)
+        file = np.concatenate([np.full(len(part), f, np.int64)
+                               for (f, _r), part in zip(refs, parts)])
+        del parts
+        band, key, okey = ent["band"], ent["key"], ent["okey"]
+        pos = ent["pos"].astype(np.int64)
+        del ent
+        order = np.lexsort((pos, file, okey, key, band))
+        band, key, okey, pos, file = band[order], key[order], okey[order], pos[order], file[order]
+        del order
+        n = key.size
+        stats = {"hot_buckets": 0, "hot_bucket_pairs": 0, "bucket_pairs": 0, "entries": int(n)}
+        if n < 2:
+            progress.counter(self, "shards").inc()
+            yield pvalue.TaggedOutput(STATS, stats)
+            return
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        new[1:] = (key[1:] != key[:-1]) | (band[1:] != band[:-1])
+        starts = np.flatnonzero(new)
+        sizes = np.diff(np.append(starts, n))
+        multi = sizes >= 2
+        a, b, st = bucket_pairs(starts[multi], sizes[multi], self._max)
+        stats.update(st)
+        progress.counter(self, "shards").inc()
+        yield pvalue.TaggedOutput(STATS, stats)
+        if a.size == 0:
+            return
+        fa, pa, fb, pb = file[a], pos[a], file[b], pos[b]
+        swap = (fb < fa) | ((fb == fa) & (pb < pa))
+        f1, p1 = np.where(swap, fb, fa), np.where(swap, pb, pa)
+        f2, p2 = np.where(swap, fa, fb), np.where(swap, pa, pb)
+        pairs = np.unique(np.stack([f1, p1, f2, p2], axis=1), axis=0)  # sorted by f1
+        del fa, pa, fb, pb, f1, p1, f2, p2
+        # pairs and needed positions stay in this shard's files; the shuffles carry slices
+        ppath = spill_file(self._dir, "pairs", shard)
+        files, starts = np.unique(pairs[:, 0], return_index=True)
+        stops = np.append(starts[1:], pairs.shape[0])
+        refs, written = slice_refs(ppath, np.ascontiguousarray(pairs[:, 1:]),
+                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())))
+        yield from refs
+        if written:
+            yield pvalue.TaggedOutput(SCRATCH, ppath)
+        ends = np.unique(np.concatenate([pairs[:, :2], pairs[:, 2:]]), axis=0)
+        del pairs, refs
+        npath = spill_file(self._dir, "needed", shard)
+        files, starts = np.unique(ends[:, 0], return_index=True)
+        stops = np.append(starts[1:], ends.shape[0])
+        refs, written = slice_refs(npath, np.ascontiguousarray(ends[:, 1]),
+                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())))
+        for f, ref in refs:
+            yield pvalue.TaggedOutput(NEEDED, (f, ref))
+        if written:
+            yield pvalue.TaggedOutput(SCRATCH, npath)
 
 
-# --------------------------------------------------------------------------- 3. shingle sets
+# --------------------------------------------------------------------------- 3. fingerprints
 
 
-class CandidateShingles(beam.DoFn):
-    """Spill file of records -> path of a file holding ``(indices, concatenated sorted shingle
-    sets, counts)`` of the records the side input names (the candidate documents)."""
+class CandidateSets(beam.DoFn):
+    """``(file, {"path": [spill path], "needed": [(needed file, start, stop)...]})`` -> the
+    path of the file's candidate file: the needed documents' positions (sorted), ids, sources, record hashes,
+    lengths, scores and fingerprints (``verify: exact``: shingle-hash sets; ``estimated``:
+    signatures; ``none``: none)."""
 
-    def __init__(self, cfg: MinHashConfig, spill_dir: str):
-        self._cfg, self._dir = cfg, spill_dir
+    def __init__(self, cfg: MinHashConfig, verify: str, score_column: str | None, folder: str):
+        self._cfg, self._verify, self._score, self._dir = cfg, verify, score_column, folder
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
         self._mh = MinHasher(self._cfg)
 
-    def process(self, path: str, needed: dict):
+    def process(self, kv):
         assert self._mh is not None
-        want = needed.get(spill_id(path))
-        if not want:
+        file_id, grouped = kv
+        paths, needed = list(grouped["path"]), list(grouped["needed"])
+        if not paths or not needed:
             return
-        idx, texts = [], []
-        for pos, rec in enumerate(read_spill(path)):
-            k = want.get(pos)
-            if k is not None:
-                idx.append(k)
+        want = np.unique(np.concatenate([read_slice(ref) for ref in needed]))
+        wanted = set(want.tolist())
+        ids, srcs, hashes, lens, scores, texts = [], [], [], [], [], []
+        for pos, rec in enumerate(read_spill(paths[0])):
+            if pos in wanted and not isinstance(rec, tuple):
+                ids.append(rec["id"])
+                srcs.append(source_name(rec))
+                hashes.append(content_hash(rec))
+                lens.append(len(rec["text"]))
+                scores.append(score_of(rec, self._score))
                 texts.append(rec["text"])
-        if not texts:
-            return
-        sets = self._mh.shingle_sets(texts)
+        if len(ids) != want.size:
+            raise RuntimeError(f"spill file {paths[0]}: {want.size - len(ids)} candidate "
+                               "document(s) missing (the file changed while the stage ran)")
+        entry: dict[str, Any] = {
+            "pos": want.astype(np.int64), "ids": ids, "src": srcs,
+            "chash": np.array(hashes, np.int64), "lens": np.array(lens, np.int64),
+            "scores": np.array(scores, np.float64)}
+        if self._verify == "exact":
+            sets = self._mh.shingle_sets(texts)
+            entry["counts"] = np.fromiter((s.size for s in sets), np.int64, len(sets))
+            entry["flat"] = np.concatenate(sets) if sets else np.zeros(0, np.uint64)
+        elif self._verify == "estimated":
+            entry["sigs"] = self._mh.signatures(texts)
         del texts
-        counts = np.fromiter((s.size for s in sets), np.int64, len(sets))
-        out = spill_path(self._dir, "shingles", new_file_id())
-        write_object(out, (np.array(idx, np.int64), np.concatenate(sets), counts))
+        out = spill_file(self._dir, "cand", file_id)
+        write_object(out, entry)
         progress.counter(self, "fingerprint_files").inc()
         yield out
 
 
-# --------------------------------------------------------------------------- 4. decisions
+# --------------------------------------------------------------------------- 4. verification
 
 
-def _verify(c: Candidates, verify: str, threshold: float, shingles: list | None):
-    """Which candidate pairs pass; ``shingles``: paths of :class:`CandidateShingles` files."""
-    i, j = c.i, c.j
-    if verify == "none" or i.size == 0:
-        return np.ones(i.size, dtype=bool), 0
-    if verify == "estimated":
-        sigs = c.table.sigs
-        ok = np.empty(i.size, dtype=bool)
-        for s in range(0, i.size, 65536):
-            a, b = sigs[i[s : s + 65536]], sigs[j[s : s + 65536]]
-            ok[s : s + 65536] = (a == b).mean(axis=1) >= threshold
-        return ok, 0
-    sets: dict[int, np.ndarray] = {}
-    nbytes = 0
-    for path in sorted(shingles or []):
-        idx, flat, counts = read_object(path)
-        offs = np.concatenate(([0], np.cumsum(counts)))
-        for n, k in enumerate(idx.tolist()):
-            sets[k] = flat[offs[n] : offs[n + 1]]
-        nbytes += flat.nbytes
-    ok = np.fromiter(
-        (exact_jaccard(sets[a], sets[b]) >= threshold for a, b in zip(i.tolist(), j.tolist())),
-        dtype=bool, count=i.size)
-    return ok, nbytes
+ATTRS = ("ids", "src", "chash", "lens", "scores")
 
 
-class Decide(beam.DoFn):
-    """Path of the candidates file (+ shingle-file paths, index hits) -> the decision map
-    (main) and the paths it consumed (``consumed``)."""
+def _take(entry: dict, rows: np.ndarray) -> dict:
+    out = {}
+    for name in ATTRS:
+        v = entry[name]
+        out[name] = [v[k] for k in rows.tolist()] if isinstance(v, list) else v[rows]
+    return out
 
-    def __init__(self, verify: str, threshold: float, keep: str, mode: str,
-                 samples: int = 8, seed: int = 1):
-        self._args = (verify, threshold, keep, mode)
-        self._sample = (samples, seed)
 
-    def process(self, path: str, shingles=None, hits=None):
-        verify, thr, keep, mode = self._args
-        k, seed = self._sample
-        yield decide(read_object(path), verify, thr, keep, mode, shingles=shingles, hits=hits,
-                     samples=k, seed=seed)
-        progress.counter(self, "components").inc()
-        for p in [path, *(shingles or [])]:
-            yield pvalue.TaggedOutput(CONSUMED, p)
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class VerifyPairs(beam.DoFn):
+    """``(file, [(pairs file, start, stop)...])`` + all candidate-file paths (side input:
+    also the barrier that every candidate file is written) -> one batch ``{"fa", "pa", "fb",
+    "pb": a spanning forest of the verified pairs, as places; "candidates", "accepted"}``
+    (main) and, per spill file, the positions of its documents in verified pairs
+    (``members``: ``(file, positions)``). The forest has the components of the verified
+    pairs with at most one edge per document, and no document attributes travel with it
+    (a document's attributes are read once, from its own file: :class:`MemberAttrs`), so
+    what the one components worker receives grows with the documents in clusters, not with
+    the pairs."""
+
+    def __init__(self, verify: str, threshold: float):
+        self._verify, self._thr = verify, threshold
+        self._paths: dict[int, str] | None = None
+
+    def _load(self, f: int, paths: list[str]) -> dict:
+        if self._paths is None:
+            self._paths = {spill_file_id(p): p for p in paths}
+        return read_object(self._paths[f])
+
+    def _ok(self, A: dict, ra: np.ndarray, B: dict, rb: np.ndarray) -> np.ndarray:
+        if self._verify == "none":
+            return np.ones(ra.size, dtype=bool)
+        if self._verify == "estimated":
+            return (A["sigs"][ra] == B["sigs"][rb]).mean(axis=1) >= self._thr
+        oa = np.concatenate(([0], np.cumsum(A["counts"])))
+        ob = oa if B is A else np.concatenate(([0], np.cumsum(B["counts"])))
+        fa, fb = A["flat"], B["flat"]
+        return np.fromiter(
+            (exact_jaccard(fa[oa[x]:oa[x + 1]], fb[ob[y]:ob[y + 1]]) >= self._thr
+             for x, y in zip(ra.tolist(), rb.tolist())), dtype=bool, count=ra.size)
+
+    def process(self, kv, cand_paths):
+        f1, refs = kv
+        rows = np.unique(np.concatenate([read_slice(ref) for ref in refs]),
+                         axis=0)  # (p1, f2, p2), distinct
+        rows = rows[np.argsort(rows[:, 1], kind="stable")]
+        A = self._load(f1, cand_paths)
+        ends: list[np.ndarray] = []  # per partner file: (f, p) of both documents
+        files, starts = np.unique(rows[:, 1], return_index=True)
+        for f2, part in zip(files.tolist(), np.split(rows, starts[1:])):
+            B = A if f2 == f1 else self._load(f2, cand_paths)
+            ra = np.searchsorted(A["pos"], part[:, 0])
+            rb = np.searchsorted(B["pos"], part[:, 2])
+            ok = self._ok(A, ra, B, rb)
+            if ok.any():
+                k = int(ok.sum())
+                ends.append(np.stack([np.full(k, f1, np.int64), part[ok, 0]], axis=1))
+                ends.append(np.stack([part[ok, 1], part[ok, 2]], axis=1))
+            del B
+        accepted = sum(e.shape[0] for e in ends) // 2
+        out: dict[str, Any] = {"candidates": int(rows.shape[0]), "accepted": int(accepted)}
+        z = np.zeros(0, np.int64)
+        if not accepted:
+            progress.counter(self, "verify_files").inc()
+            yield {**out, "fa": z, "pa": z, "fb": z, "pb": z}
+            return
+        # the pairs' documents, once each, and a spanning forest of the verified pairs
+        a_side = np.concatenate(ends[0::2])
+        b_side = np.concatenate(ends[1::2])
+        places, inv = np.unique(np.concatenate([a_side, b_side]), axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = a_side.shape[0]
+        comp, _ = component_arrays(places.shape[0], inv[:m], inv[m:])
+        tree = np.flatnonzero(comp != np.arange(comp.size))
+        progress.counter(self, "verify_files").inc()
+        yield {**out, "fa": places[tree, 0], "pa": places[tree, 1],
+               "fb": places[comp[tree], 0], "pb": places[comp[tree], 1]}
+        files, starts = np.unique(places[:, 0], return_index=True)
+        for f, positions in zip(files.tolist(), np.split(places[:, 1], starts[1:])):
+            yield pvalue.TaggedOutput(MEMBERS, (f, positions))
+
+
+class MemberAttrs(beam.DoFn):
+    """``(file, [positions...])`` (documents of that spill file in verified pairs, from any
+    verification group) + all candidate-file paths -> their ranking attributes, once each:
+    ``{"f", "p" (sorted), "ids", "src", "chash", "lens", "scores"}``, read from the file's own
+    candidate file."""
+
+    def __init__(self):
+        self._paths: dict[int, str] | None = None
+
+    def process(self, kv, cand_paths):
+        f, parts = kv
+        pos = np.unique(np.concatenate(list(parts)))
+        if self._paths is None:  # once per DoFn instance, not once per file (O(F^2))
+            self._paths = {spill_file_id(p): p for p in cand_paths}
+        entry = read_object(self._paths[f])
+        rows = np.searchsorted(entry["pos"], pos)
+        yield {"f": f, "p": pos, **_take(entry, rows)}
+
+
+# --------------------------------------------------------------------------- 5. components
+
+
+def _sum_stats(parts: list[dict]) -> dict:
+    out: dict[str, int] = {}
+    for st in parts:
+        for k, v in st.items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
 
 
 def cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
@@ -461,65 +536,6 @@ def cluster_summary(sizes: np.ndarray, top: int = 10) -> dict:
         "largest_clusters": heapq.nlargest(top, clusters),
         "cluster_size_histogram": {str(k): hist[k] for k in sorted(hist)},
     }
-
-
-def decide(c: Candidates, verify: str, threshold: float, keep: str, mode: str,
-           shingles: list | None = None, hits: list | None = None, samples: int = 8,
-           seed: int = 1) -> dict:
-    """Candidates (+ shingle-file paths, index hits as places) -> {"assign", "sample",
-    "stats"}.
-
-    ``assign``: spill file -> position -> (near_dup_of or None, cluster size) for every
-    clustered document (lsh) or every removed one (lshbloom, size None); documents absent from
-    it are kept, size 1. ``near_dup_of`` is the user id of the kept document (which may equal
-    the removed document's own id when records share an id). ``sample``:
-    :func:`sample_pairs`."""
-    t = c.table
-    ok, set_bytes = _verify(c, verify, threshold, shingles)
-    ai, aj = c.i[ok], c.j[ok]
-    stats = {"edges": {**c.stats, "accepted_pairs": int(ok.sum()), "edges": int(ok.sum()),
-                       "shingle_set_bytes": set_bytes}}
-    files, pos = t.file.tolist(), t.pos.tolist()
-    assign: dict[int, dict[int, tuple]] = {}
-    removed: list[tuple[int, int, int | None]] = []  # (document, its kept document, size)
-    if mode == "lshbloom":
-        dup_of = np.full(t.n, t.n, dtype=np.int64)
-        np.minimum.at(dup_of, aj, ai)
-        hit_set = {(int(f), int(p)) for f, p in (hits or [])}
-        within = 0
-        for k in np.flatnonzero(dup_of < t.n).tolist():
-            rep = int(dup_of[k])
-            assign.setdefault(files[k], {})[pos[k]] = (t.ids[rep], None)
-            within += 1
-            if (files[k], pos[k]) not in hit_set:
-                removed.append((k, rep, None))
-        for f, p in sorted(hit_set):
-            assign.setdefault(f, {})[p] = (INDEX_REP, None)
-        stats["lshbloom"] = {"removed_by_index": len(hit_set), "removed_within_run": within}
-    else:
-        comp, size = component_arrays(t.n, ai, aj)
-        members = np.flatnonzero(size > 1)
-        if keep == "lowest_id":
-            rep_of_comp = {int(x): int(x) for x in np.unique(comp[members])}
-        else:
-            prio = t.lens if keep == "longest" else t.scores
-            m = members
-            order = np.lexsort((m, -prio[m].astype(np.float64), comp[m]))
-            ms, cs = m[order], comp[m][order]
-            firsts = np.ones(ms.size, dtype=bool)
-            firsts[1:] = cs[1:] != cs[:-1]
-            rep_of_comp = dict(zip(cs[firsts].tolist(), ms[firsts].tolist()))
-        for k, ck, sk in zip(members.tolist(), comp[members].tolist(), size[members].tolist()):
-            rep = rep_of_comp[ck]
-            if rep == k:
-                assign.setdefault(files[k], {})[pos[k]] = (None, sk)
-            else:
-                assign.setdefault(files[k], {})[pos[k]] = (t.ids[rep], sk)
-                removed.append((k, rep, sk))
-        stats["clusters"] = cluster_summary(size[members])
-        stats["components"] = {"cc_edges": int(ai.size), "cc_path": "scipy_connected_components"}
-    sample = sample_pairs(t.ids, files, pos, removed, samples, seed)
-    return {"assign": assign, "sample": sample, "stats": stats}
 
 
 def sample_pairs(ids: list[str], files: list[int], pos: list[int],
@@ -549,7 +565,97 @@ def sample_pairs(ids: list[str], files: list[int], pos: list[int],
             "places": {x for p in pairs for x in p[2:]}}
 
 
-# --------------------------------------------------------------------------- 5. apply
+
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class Components(beam.DoFn):
+    """All verified-pair batches (one list of spanning forests over places: O(documents in
+    clusters) edges per verification group) + the clustered documents' attributes (one entry
+    per spill file, each document once) + candidate-file paths + shard stats + document count
+    -> decisions per spill file (``decisions``: ``(file,
+    {position: (near_dup_of or None, cluster size)})``), the summary ``{"sample", "stats"}``
+    (main) and the candidate files, now consumed (``consumed``)."""
+
+    def __init__(self, keep: str, samples: int, seed: int):
+        self._keep, self._k, self._seed = keep, samples, seed
+
+    def process(self, batches, members, cand_paths, shard_stats, docs, scratch=()):
+        candidates = sum(b["candidates"] for b in batches)
+        accepted = sum(b["accepted"] for b in batches)
+        z = np.zeros(0, np.int64)
+        members = sorted(members, key=lambda m: m["f"])  # one entry per spill file
+        pf = np.concatenate([np.full(m["p"].size, m["f"], np.int64) for m in members]) \
+            if members else z
+        pp = np.concatenate([m["p"] for m in members]) if members else z
+        places = np.stack([pf, pp], axis=1)  # sorted by (file, position), each once
+        n = places.shape[0]
+        ids = [x for m in members for x in m["ids"]]
+        src = (np.array([x for m in members for x in m["src"]], dtype=object).astype(str)
+               if n else np.zeros(0, str))
+        chash, lens, scores = (
+            np.concatenate([m[name] for m in members]).astype(dtype) if members
+            else np.zeros(0, dtype)
+            for name, dtype in (("chash", np.int64), ("lens", np.int64), ("scores", np.float64)))
+        del members
+        ends = [np.concatenate([b[k] for b in batches]) if batches else z
+                for k in ("fa", "pa", "fb", "pb")]
+        del batches
+        # edge ends -> indices into the places (every end is a member of its file)
+        _, inv = np.unique(np.concatenate([places, np.stack(ends[:2], axis=1),
+                                           np.stack(ends[2:], axis=1)]),
+                           axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = ends[0].size
+        ai, aj = inv[n:n + m], inv[n + m:]
+        del ends, inv
+        comp, size = component_arrays(n, ai, aj)
+        # rank: (id, source, record hash, place), as the one-table path orders documents
+        rank_order = np.lexsort((pp, pf, chash, src, np.array(ids, dtype=object).astype(str)))
+        rank = np.empty(n, np.int64)
+        rank[rank_order] = np.arange(n, dtype=np.int64)
+        if self._keep == "lowest_id":
+            order = np.lexsort((rank, comp))
+        else:
+            prio = lens if self._keep == "longest" else scores
+            order = np.lexsort((rank, -prio.astype(np.float64), comp))
+        cs = comp[order]
+        firsts = np.ones(n, dtype=bool)
+        firsts[1:] = cs[1:] != cs[:-1]
+        rep_of = dict(zip(cs[firsts].tolist(), order[firsts].tolist()))
+        assign: dict[int, dict[int, tuple]] = {}
+        removed: list[tuple[int, int, int]] = []
+        for k, (f, p, c, s) in enumerate(zip(pf.tolist(), pp.tolist(), comp.tolist(),
+                                              size.tolist())):
+            rep = rep_of[c]
+            if rep == k:
+                assign.setdefault(f, {})[p] = (None, s)
+            else:
+                assign.setdefault(f, {})[p] = (ids[rep], s)
+                removed.append((k, rep, s))
+        buckets = _sum_stats(shard_stats)
+        stats = {
+            "edges": {"hot_buckets": buckets.get("hot_buckets", 0),
+                      "hot_bucket_pairs": buckets.get("hot_bucket_pairs", 0),
+                      "bucket_pairs": buckets.get("bucket_pairs", 0),
+                      "band_entries": buckets.get("entries", 0),
+                      "candidate_pairs": int(candidates), "accepted_pairs": int(accepted),
+                      "edges": int(accepted),
+                      "docs": int(docs), "candidate_shards": len(shard_stats)},
+            "clusters": cluster_summary(size),
+            # the components step sees a spanning forest of each verification group (its
+            # size depends on how documents fell into spill files: not reported)
+            "components": {"cc_edges": int(accepted), "cc_path": "scipy_connected_components",
+                           "cc_nodes": int(n)},
+        }
+        sample = sample_pairs(ids, pf.tolist(), pp.tolist(), removed, self._k, self._seed)
+        for f in sorted(assign):
+            yield pvalue.TaggedOutput(DECISIONS, (f, assign[f]))
+        progress.counter(self, "components").inc()
+        yield {"sample": sample, "stats": stats}
+        for path in [*cand_paths, *scratch]:
+            yield pvalue.TaggedOutput(CONSUMED, path)
+
+
+# --------------------------------------------------------------------------- 6. apply
 
 
 def _annotate(rec: dict, decision: tuple | None, with_sizes: bool):
@@ -582,13 +688,13 @@ class Apply(beam.DoFn):
         self._mh: MinHasher | None = None
 
     def process(self, path: str, dec: dict):
-        yield from self.route(path, dec["assign"].get(spill_id(path)) or {},
+        yield from self.route(path, dec["assign"].get(spill_file_id(path)) or {},
                               dec["sample"]["places"])
 
     def route(self, path: str, mine: dict, places):
         """Stream one spill file and route its records; ``mine``: position -> decision of the
         clustered documents of this file; ``places``: the report sample's places."""
-        file_id = spill_id(path)
+        file_id = spill_file_id(path)
         places = places if self._cfg is not None else ()
         for pos, rec in enumerate(read_spill(path)):
             if isinstance(rec, tuple):  # (DEAD, row): dead-lettered by SketchSpill
@@ -608,49 +714,73 @@ class Apply(beam.DoFn):
         yield pvalue.TaggedOutput(CONSUMED, path)
 
 
-# --------------------------------------------------------------------------- memory estimate
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class ApplyFile(Apply):
+    """``(file, {"path": [spill path], "dec": [its decisions]})`` + the report's sample ->
+    the records of that spill file routed as :class:`Apply` does."""
 
-BUCKET_PAIRS_PER_DOC = 25  # assumed LSH bucket pairs per document (see estimate_memory)
+    def process(self, kv, sample):  # type: ignore[override]
+        file_id, grouped = kv
+        paths, decs = list(grouped["path"]), list(grouped["dec"])
+        if not paths:
+            return
+        yield from self.route(paths[0], decs[0] if decs else {}, sample["places"])
+
+
+# --------------------------------------------------------------------------- memory model
+
+PAIRS_PER_DOC = 25.0  # LSH bucket pairs per document assumed at planning (see below)
+PAIR_BYTES = 140  # a bucket pair while a shard orients and dedupes them (ends, places, copies)
+NODE_BYTES = 400  # a clustered document on the components worker (place, attributes, forest)
+CLUSTERED_FRACTION = 0.2  # documents in clusters assumed at planning
+RUNTIME_BYTES = 0.35e9  # a worker process with Beam, numpy and pyarrow loaded (measured)
 
 
 def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
-                    candidate_fraction: float = 0.25,
-                    bucket_pairs_per_doc: float = BUCKET_PAIRS_PER_DOC) -> dict:
-    """Peak memory model of the stage on the local runner (bytes -> GB), see docs/dedup.md.
+                    shards: int, pairs_per_doc: float = PAIRS_PER_DOC,
+                    clustered_fraction: float = CLUSTERED_FRACTION) -> dict:
+    """Peak memory of ``mode: lsh`` on the local runner, where every step runs in one
+    process one after the other (bytes -> GB; docs/scale.md gives the per-worker formulas of
+    a distributed run). The band entries and candidate pairs stay in files (only
+    ``(path, start, stop)`` slices are shuffled), so the peak is the process's runtime plus
+    the largest of its phases, each one shard's, file's or group's share:
 
-    The records themselves are on disk (spill files, ~1.05 x the text, ``disk_gb``); what is
-    in memory grows with the number of documents through their compact fingerprints only:
+    * ``shard``: the largest shard while sorted (4 copies of ``22 * bands * docs / shards``
+      bytes) and its LSH bucket pairs, ``pairs_per_doc`` per document before they are made
+      distinct (the bench corpora, with hot clusters of up to ~1,000 copies: 3.3 at 100k,
+      ~22 at 1M), ``PAIR_BYTES`` each;
+    * ``verify``: two candidate files at a time (``8 / 6`` of a spill file's text);
+    * ``components``: ``NODE_BYTES`` per clustered document (the attributes of each once,
+      and spanning-forest edges);
+    * ``route_write``: the sink's sort buffer (64 MB of text as rows) and one Parquet row
+      group being written (~6x ``ROW_GROUP_BYTES`` of text as rows, table and pages);
 
-    * sketches: per document ``8 * bands`` band-key bytes, ~150 bytes of id, length, score,
-      hash and place, and (verify: estimated) ``4 * num_perm`` signature bytes. They exist
-      up to three times at once on the global worker: the gathered list, the runner's encoded
-      copy of it and the table built from it;
-    * candidate pairs: the pairs of documents sharing a bucket, 16 bytes each, about three
-      times over while they are sorted and made distinct. How many there are is known only
-      after LSH; ``bucket_pairs_per_doc`` assumes 25 (measured on the bench corpora with ~12%
-      near duplicates and hot clusters of ~1,000 copies: 3.3 at 100k, 21.7 at 1M documents;
-      buckets above ``max_bucket_size`` give star pairs, linear in their size);
-    * shingle sets (verify: exact): 8 bytes per shingle (~1 per word, ~1 word per 6 bytes)
-      for the candidate documents (``candidate_fraction`` of the corpus; measured 0.20 at
-      100k and 0.23 at 1M), read by the one worker that decides;
-    * buffers: each worker's spill buffer and the frames being read (``SPILL_BYTES`` scale);
-    * 0.7 GB for the interpreter, Beam, numpy and the output writer's buffers.
-
-    Checked against the measured peaks of near-dup builds (1.0-1.5x, tests). Not included:
-    what other stages of the build hold.
+    plus read/spill buffers. Nothing grows with the text per document, and only the
+    ``shard`` and ``components`` phases grow with the corpus (per shard: fixed by the shard
+    count; clustered documents: one worker). The text, entries and pairs are on disk
+    (``disk_gb``).
     """
-    per_doc = 8 * bands + 150 + (4 * num_perm if verify == "estimated" else 0)
-    parts = {
-        "sketches": 3.0 * per_doc * docs,
-        "candidate_pairs": 3.0 * 16 * bucket_pairs_per_doc * docs,
-        "shingle_sets": (8 / 6) * text_bytes * candidate_fraction if verify == "exact" else 0,
-        "buffers": 6.0 * SPILL_BYTES,
-        "runtime": 0.7e9,
+    from pipelines.io.sinks import ROW_GROUP_BYTES, SPILL_BYTES as SINK_BYTES
+
+    entries = ENTRY_BYTES * bands * docs
+    pairs = pairs_per_doc * docs
+    phases = {
+        "shard": 4.0 * entries / max(1, shards) + PAIR_BYTES * pairs / max(1, shards),
+        "verify": 2 * (8 / 6) * SPILL_BYTES if verify == "exact" else (
+            2 * 4 * num_perm * SPILL_BYTES / 2000 if verify == "estimated" else 0),
+        "components": NODE_BYTES * clustered_fraction * docs,
+        "route_write": 2.5 * SINK_BYTES + 6.0 * ROW_GROUP_BYTES,
     }
-    disk = 1.05 * text_bytes + parts["shingle_sets"]
+    parts = {
+        "largest_phase": max(phases.values()),
+        "buffers": 6.0 * SPILL_BYTES,
+        "runtime": RUNTIME_BYTES,
+    }
+    disk = 1.05 * text_bytes + entries + 32 * pairs + (8 / 6) * text_bytes * \
+        clustered_fraction * (1 if verify == "exact" else 0)
     return {
-        "docs": int(docs),
-        "text_bytes": int(text_bytes),
+        "docs": int(docs), "text_bytes": int(text_bytes), "shards": int(shards),
+        "phases_gb": {k: round(v / 1e9, 2) for k, v in phases.items()},
         "parts_gb": {k: round(v / 1e9, 2) for k, v in parts.items()},
         "total_gb": round(sum(parts.values()) / 1e9, 2),
         "disk_gb": round(disk / 1e9, 2),
