@@ -97,7 +97,7 @@ def run_pipeline(seeds: list[dict], args, base_url: str, model: str, work: Path,
     stats = run_synth(load_synth_config(path))
     wall = time.perf_counter() - t0
     c = stats["counters"]
-    assert stats["dead_letter"] == 0, "generation errors: see dead_letter.jsonl"
+    assert stats["dead_letter"] == 0, "generation errors: see dead_letter/"
     toks = int(c["generated_tokens"])
     return {"tokens": toks, "wall_s": wall, "tps": toks / wall,
             "gen_tps": toks / (c["generation_ms"] / 1000), "requests": stats["samples_drawn"]}

@@ -24,14 +24,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
 
 
-def coverage_curve(counts: list[tuple[int, int]], ks: list[int] | None = None
-                   ) -> tuple[list[int], list[float]]:
-    """Mean pass@k over problems given (n_samples, n_correct) per problem."""
+def coverage_curve(counts: list[tuple[int, int]], ks: list[int] | None = None,
+                   weights: list[float] | None = None) -> tuple[list[int], list[float]]:
+    """Mean pass@k over problems given (n_samples, n_correct) per problem; ``weights``: how
+    many problems each ``counts`` entry stands for (a histogram of the pairs)."""
     if not counts:
         return [], []
     n_min = min(n for n, _ in counts)
     ks = ks or list(range(1, n_min + 1))
-    cov = [float(np.mean([pass_at_k(n, c, k) for n, c in counts])) for k in ks]
+    cov = [float(np.average([pass_at_k(n, c, k) for n, c in counts], weights=weights))
+           for k in ks]
     return ks, cov
 
 

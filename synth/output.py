@@ -125,14 +125,18 @@ def preference_pairs(rec_id: str, problem: str, chosen: list[tuple[str, str | No
     return out
 
 
+def check_fields(row: dict, schema: pa.Schema) -> None:
+    """A field not in the declared schema is an error, not lost (Arrow would drop it)."""
+    extra = set(row) - set(schema.names)
+    if extra:
+        raise ValueError(f"record {row.get('id')!r} has fields outside the declared schema "
+                         f"{SCHEMA_VERSION}: {sorted(extra)}")
+
+
 def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
     """Rows -> a table of exactly ``schema``; a field not in the schema is an error, not lost."""
-    names = set(schema.names)
     for r in rows:
-        extra = set(r) - names
-        if extra:
-            raise ValueError(f"record {r.get('id')!r} has fields outside the declared schema "
-                             f"{SCHEMA_VERSION}: {sorted(extra)}")
+        check_fields(r, schema)
     return pa.Table.from_pylist(rows, schema=schema)
 
 

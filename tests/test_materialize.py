@@ -131,3 +131,25 @@ def test_materialize_uses_the_builds_token_column(tmp_path):
     (pool,) = m["pools"]
     assert pool["achieved_tokens"] == pytest.approx(5.0 * len(rows), abs=10)
     assert pool["documents"] == pytest.approx(len(rows) / 2, abs=1)
+
+
+def test_materialize_is_staged_and_promoted_like_a_build(tmp_path):
+    """A second materialization into the same directory replaces the first atomically (the
+    `current` link moves), records its outputs, and leaves no staging behind."""
+    import os
+
+    rows = _pool_files(tmp_path / "in")
+    rec = _rec(tmp_path / "in", rows)
+    out = tmp_path / "mix"
+    m1 = materialize(rec, str(out), pipeline=local_pipeline())
+    assert m1["status"] == "complete" and m1["kind"] == "materialize"
+    assert os.path.islink(out / "current") and os.path.islink(out / "data")
+    first = os.readlink(out / "current")
+    rec["materialize"]["seed"] = 8
+    m2 = materialize(rec, str(out), pipeline=local_pipeline())
+    assert os.readlink(out / "current") != first and m2["previous"] == first.split("/")[-1]
+    assert not (out / "_staging").exists()
+    recorded = {o["path"] for o in m2["outputs"]}
+    for f in m2["files"]:
+        assert f["path"].startswith(str(out) + "/data/") and Path(f["path"]).is_file()
+        assert f["path"][len(str(out)) + 1:] in recorded

@@ -64,11 +64,11 @@ class BuildPlan:
 
     @property
     def staging(self) -> str:
-        return f"{self.out}/_staging/{self.run_id}"
+        return Target(self.out, self.run_id).staging
 
     @property
     def spill_root(self) -> str:
-        return spill_root(self.out, self.run_id)
+        return Target(self.out, self.run_id).spill_root
 
     @property
     def columns(self) -> dict[str, str]:
@@ -164,6 +164,32 @@ def plan_build(cfg: BuildConfig, extra_args: list[str] | None = None,
         return _plan_build(cfg, extra_args, use_checkpoints)
 
 
+@dataclass(frozen=True)
+class Target:
+    """What staging and promotion need of a run (:mod:`pipelines.build.promote`): the output
+    directory, the run id and the top-level names the run publishes (``entries``: linked from
+    ``current`` in the swap layout, refused when something datamill did not write sits
+    there). A build's is ``promote.target_of(plan)``; ``datamill synth`` and ``materialize``
+    make their own."""
+
+    out: str
+    run_id: str
+    entries: tuple[str, ...] = ()
+
+    @property
+    def staging(self) -> str:
+        return f"{self.out}/_staging/{self.run_id}"
+
+    @property
+    def spill_root(self) -> str:
+        return spill_root(self.out, self.run_id)
+
+
+def new_run_id() -> str:
+    """A run's id: start time and 6 random hex digits (``promote.RUN_ID``)."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
 def _plan_build(cfg: BuildConfig, extra_args: list[str] | None,
                 use_checkpoints: bool) -> BuildPlan:
     registry = load_stages()
@@ -171,7 +197,7 @@ def _plan_build(cfg: BuildConfig, extra_args: list[str] | None,
     check_output_dir(cfg)
     out = cfg.output.dir.rstrip("/")
     labels = stage_labels(cfg.stages)
-    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     sources = []
     for i, src in enumerate(cfg.sources):
         if src.type == "demo_corpus":

@@ -38,8 +38,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -47,11 +49,11 @@ from pipelines.core.fs import exists, fsync_dir, is_url, list_files, read_json, 
 from pipelines.build.checkpoint import MANIFEST_VERSION, chain, file_size, files_valid
 from pipelines.core.settings import ConfigError
 from pipelines.core.spill import SPILL_SUFFIX
-from pipelines.build.plan import BuildPlan
+from pipelines.build.output_lock import OutputLock
+from pipelines.build.plan import BuildPlan, Target, new_run_id
 
 ENTRIES = ("data", "jsonl", "removed", "dead_letter", "stats.json", "report.html",
            "README.md", "manifest.json")  # README.md: the dataset card, where one is written
-RECORDED = (*ENTRIES, "_stats")  # top-level names of a build's own files (manifest outputs)
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{6}$")
 JOURNAL = "_promotion.json"
 Log = Callable[[str], None]
@@ -59,6 +61,29 @@ Log = Callable[[str], None]
 
 def _step(name: str) -> None:
     """Fault-injection point between promotion steps (tests replace it to fail there)."""
+
+
+def target_of(plan: BuildPlan) -> Target:
+    return Target(plan.out, plan.run_id, ENTRIES)
+
+
+@contextmanager
+def staged_run(out: str, entries: tuple[str, ...], log: Log = lambda s: None
+               ) -> Iterator[Target]:
+    """A job's run with a build's guarantees: lock ``out`` (one run at a time), finish or
+    undo what an interrupted run left, refuse files datamill did not write at ``entries``,
+    and yield the run's :class:`Target`; the job writes into ``target.staging`` and calls
+    :func:`publish` inside the block. When the block raises (Ctrl-C included) the staging
+    directory is removed and the previous output stays the visible one."""
+    target = Target(out.rstrip("/"), new_run_id(), tuple(entries))
+    with OutputLock(target.out, target.run_id):
+        recover(target.out, log)
+        check_promotable(target.out, target.entries)
+        try:
+            yield target
+        except BaseException:
+            cleanup_staging(target)
+            raise
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -140,32 +165,44 @@ def _stage_final_files(plan: BuildPlan, stats: dict, files: list[dict], layout: 
         write_report(plan, stats, folder=staging)
     if write_extra is not None:
         write_extra(staging)
-    # report.html has no recorded size: `datamill report` may re-render it in place
-    outputs = [{"path": rel, **({} if rel == "report.html" else
-                                {"bytes": file_size(f"{staging}/{rel}")})}
-               for rel in _rel_files(staging) if rel.split("/")[0] in RECORDED]
-    outputs.append({"path": "manifest.json"})
-    manifest = {
-        "version": MANIFEST_VERSION,
-        "status": "complete",
-        "layout": layout,
-        "build": f"_builds/{plan.run_id}" if layout == "swap" else "",
-        "previous": previous,
+    fields = {
         "fingerprint": plan.full_fingerprint(),
-        "run_id": plan.run_id,
         "config": plan.cfg.model_dump(mode="json"),
         # the module defining each stage: `datamill report` names a plugin it cannot import
         "stage_modules": [type(st).__module__ for st in plan.stages],
         "sources": [s.fingerprint for s in plan.sources],
         "files": files,
         "rows": sum(f["rows"] for f in files),
+    }
+    return write_manifest(target_of(plan), layout, previous, fields)
+
+
+def write_manifest(target: Target, layout: str, previous: str | None,
+                   fields: dict[str, Any]) -> dict:
+    """The staged run's ``manifest.json``, written last: the promotion fields, the job's own
+    ``fields`` and ``outputs`` (every staged file under one of ``target.entries``; its size,
+    except report.html, which `datamill report` may re-render in place)."""
+    staging = target.staging
+    outputs = [{"path": rel, **({} if rel == "report.html" else
+                                {"bytes": file_size(f"{staging}/{rel}")})}
+               for rel in _rel_files(staging)
+               if rel.split("/")[0] in (*target.entries, "_stats") and rel != "manifest.json"]
+    outputs.append({"path": "manifest.json"})
+    manifest = {
+        "version": MANIFEST_VERSION,
+        "status": "complete",
+        "layout": layout,
+        "build": f"_builds/{target.run_id}" if layout == "swap" else "",
+        "previous": previous,
+        "run_id": target.run_id,
+        **fields,
         "outputs": sorted(outputs, key=lambda o: o["path"]),
     }
     write_json(f"{staging}/manifest.json", manifest, default=str)
     return manifest
 
 
-def remove_spill(plan: BuildPlan) -> None:
+def remove_spill(plan: BuildPlan | Target) -> None:
     """Remove this run's spill folder (its files are deleted as they are consumed; what a
     failed step left, and the empty folders, go here)."""
     if not is_url(plan.out):
@@ -176,7 +213,7 @@ def remove_spill(plan: BuildPlan) -> None:
             FileSystems.delete(stale)
 
 
-def cleanup_staging(plan: BuildPlan) -> None:
+def cleanup_staging(plan: BuildPlan | Target) -> None:
     remove_spill(plan)
     if not is_url(plan.out):
         shutil.rmtree(plan.staging, ignore_errors=True)
@@ -190,12 +227,12 @@ def cleanup_staging(plan: BuildPlan) -> None:
 # --------------------------------------------------------------------------- checks
 
 
-def check_promotable(out: str) -> None:
-    """Before any work: the top-level entries of a local output dir must be absent or this
+def check_promotable(out: str, entries: tuple[str, ...] = ENTRIES) -> None:
+    """Before any work: the top-level ``entries`` of a local output dir must be absent or this
     layout's own symlinks; anything else was not written by datamill and is never replaced."""
     if layout_for(out) != "swap":
         return
-    for name in (*ENTRIES, "current"):
+    for name in (*entries, "current"):
         path = os.path.join(out, name)
         if not os.path.lexists(path):
             continue
@@ -255,9 +292,31 @@ def promote(plan: BuildPlan, stats: dict, files: list[dict], log: Log = lambda s
             write_extra: Callable[[str], None] | None = None) -> dict:
     """Publish the staged build (see the module docstring). Returns the new manifest.
     ``write_extra(folder)`` may add files (top-level names in :data:`ENTRIES`) to the build."""
-    if layout_for(plan.out) == "in_place":
-        return _promote_in_place(plan, stats, files, log, write_extra)
-    return _promote_swap(plan, stats, files, log, write_extra)
+    layout = layout_for(plan.out)
+    previous = _current(plan.out) if layout == "swap" else (
+        (read_manifest(plan.out) or {}).get("run_id"))
+    manifest = _stage_final_files(plan, stats, files, layout, previous, write_extra)
+    _publish_staged(target_of(plan), manifest, log)
+    return manifest
+
+
+def publish(target: Target, fields: dict[str, Any], log: Log = lambda s: None) -> dict:
+    """Publish a staged run of any job (its files are in ``target.staging``): write its
+    manifest (``fields`` + the promotion fields) and promote it as a build is promoted.
+    Returns the manifest."""
+    layout = layout_for(target.out)
+    previous = _current(target.out) if layout == "swap" else (
+        (read_manifest(target.out) or {}).get("run_id"))
+    manifest = write_manifest(target, layout, previous, fields)
+    _publish_staged(target, manifest, log)
+    return manifest
+
+
+def _publish_staged(target: Target, manifest: dict, log: Log) -> None:
+    if manifest["layout"] == "in_place":
+        _promote_in_place(target, manifest, log)
+    else:
+        _promote_swap(target, log)
 
 
 def _current(out: str) -> str | None:
@@ -269,15 +328,12 @@ def _current(out: str) -> str | None:
     return run if RUN_ID.match(run) else None
 
 
-def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
-                  write_extra) -> dict:
-    out, run = plan.out, plan.run_id
-    previous = _current(out)
-    manifest = _stage_final_files(plan, stats, files, "swap", previous, write_extra)
+def _promote_swap(target: Target, log: Log) -> None:
+    out, run = target.out, target.run_id
     _step("staged")
     builds = os.path.join(out, "_builds")
     os.makedirs(builds, exist_ok=True)
-    os.rename(plan.staging, os.path.join(builds, run))
+    os.rename(target.staging, os.path.join(builds, run))
     fsync_dir(builds)
     try:
         os.rmdir(os.path.join(out, "_staging"))  # when no other staging is left in it
@@ -292,22 +348,26 @@ def _promote_swap(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
     _link_current(out)
     _step("linked")
     _drop_old_builds(out, log)
-    return manifest
 
 
 def _link_current(out: str) -> None:
-    """Top-level links for the current build's entries (idempotent; creates them on the first
-    build and after a run killed right after the swap)."""
+    """Top-level links for the current build's entries: the top-level names its manifest
+    records, except ``_``-prefixed ones (idempotent; creates them on the first build and after
+    a run killed right after the swap). Our own links to entries the current build does not
+    have are removed."""
     run = _current(out)
     if run is None:
         return
     build = os.path.join(out, "_builds", run)
-    for name in ENTRIES:
+    names = {rel.split("/")[0] for rel in _recorded(read_manifest(build))} or set(ENTRIES)
+    names = {n for n in names if not n.startswith("_")}
+    for name in sorted(names):
         link = os.path.join(out, name)
-        if os.path.lexists(os.path.join(build, name)):
-            if not os.path.lexists(link):  # never replaces anything (check_promotable refuses)
-                os.symlink(f"current/{name}", link)
-        elif os.path.islink(link) and os.readlink(link) == f"current/{name}":
+        if os.path.lexists(os.path.join(build, name)) and not os.path.lexists(link):
+            os.symlink(f"current/{name}", link)  # never replaces anything (check_promotable)
+    for name in sorted(os.listdir(out)):
+        link = os.path.join(out, name)
+        if name not in names and os.path.islink(link) and os.readlink(link) == f"current/{name}":
             os.unlink(link)  # our own link to an entry the current build does not have
 
 
@@ -348,19 +408,15 @@ def remove_build(out: str, build: str, log: Log) -> None:
             f"(e.g. {left[0]!r}); they are not part of any build")
 
 
-def _promote_in_place(plan: BuildPlan, stats: dict, files: list[dict], log: Log,
-                      write_extra) -> dict:
-    out = plan.out
+def _promote_in_place(target: Target, manifest: dict, log: Log) -> None:
+    out = target.out
     old = read_manifest(out)
-    manifest = _stage_final_files(plan, stats, files, "in_place", old and old.get("run_id"),
-                                  write_extra)
     new = {o["path"] for o in manifest["outputs"]}
-    journal = {"run_id": plan.run_id, "staging": f"_staging/{plan.run_id}",
+    journal = {"run_id": target.run_id, "staging": f"_staging/{target.run_id}",
                "remove": [r for r in _recorded(old) if r not in new and r != "manifest.json"]}
     write_json(f"{out}/{JOURNAL}", journal, default=str)
     _step("journal")
     _roll_forward(out, journal, log)
-    return manifest
 
 
 def _roll_forward(out: str, journal: dict, log: Log) -> None:
@@ -376,8 +432,9 @@ def _roll_forward(out: str, journal: dict, log: Log) -> None:
         if gone:
             FileSystems.delete(gone)
         _step("removed_old")
-        rels = [r for r in _rel_files(staging)
-                if r.split("/")[0] in RECORDED and r != "manifest.json"]
+        staged = set(_rel_files(staging))
+        rels = [r for r in _recorded(read_json(f"{staging}/manifest.json"))
+                if r != "manifest.json" and r in staged]
         if rels:
             if not is_url(out):
                 for r in rels:

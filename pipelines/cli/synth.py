@@ -38,7 +38,16 @@ def register(app: typer.Typer) -> None:
         except ConfigError as e:
             typer.echo(f"config error: {e}", err=True)
             raise typer.Exit(2) from None
-        stats = run_synth(cfg, extra_args=list(ctx.args))
+        from pipelines.build.errors import BuildError
+
+        try:
+            stats = run_synth(cfg, extra_args=list(ctx.args))
+        except ConfigError as e:  # e.g. a file datamill did not write where an output goes
+            typer.echo(f"config error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except BuildError as e:  # the output directory is locked by another run, disk full
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
         c = stats.get("counters", {})
         # stdout: the summary only (progress lines went to stderr during the run)
         fit = (stats.get("coverage") or {}).get("fit")

@@ -298,17 +298,29 @@ def build_materialize(p: beam.Pipeline, plan: dict[str, Any], out: str) -> None:
      | "WriteManifest" >> beam.Map(lambda m: write_json(f"{out}/manifest.json", m)))
 
 
+ENTRIES = ("data", "manifest.json")  # what a materialization publishes
+
+
 def materialize(rec: dict[str, Any], out: str, *, pipeline_args: list[str] | None = None,
                 pipeline: beam.Pipeline | None = None) -> dict[str, Any]:
-    """Run the materialization and return the manifest."""
-    plan = plan_from_recommendation(rec)
-    if pipeline is None:
-        from pipelines.core.settings import RunnerConfig
-        from pipelines.core.runner import make_options
+    """Run the materialization and return the manifest. Written as a build is: under the
+    output directory's lock into a staging directory, then promoted (the previous mixture
+    stays the visible one until this one is complete)."""
+    from pipelines.build.promote import publish, staged_run
 
-        runner, opts = make_options(RunnerConfig(), pipeline_args or [])
-        pipeline = beam.Pipeline(runner=runner, options=opts)
-    build_materialize(pipeline, plan, out)
-    pipeline.run().wait_until_finish()
-    with FileSystems.open(f"{out.rstrip('/')}/manifest.json") as fh:
-        return json.loads(fh.read().decode("utf-8"))
+    plan = plan_from_recommendation(rec)
+    with staged_run(out, ENTRIES) as target:
+        if pipeline is None:
+            from pipelines.core.runner import make_options
+            from pipelines.core.settings import RunnerConfig
+
+            runner, opts = make_options(RunnerConfig(), pipeline_args or [])
+            pipeline = beam.Pipeline(runner=runner, options=opts)
+        build_materialize(pipeline, plan, target.staging)
+        pipeline.run().wait_until_finish()
+        with FileSystems.open(f"{target.staging}/manifest.json") as fh:
+            payload = json.loads(fh.read().decode("utf-8"))
+        # shard paths as a reader sees them (below the output directory, not the staging one)
+        payload["files"] = [{**f, "path": target.out + f["path"][len(target.staging):]}
+                            for f in payload["files"]]
+        return publish(target, {"kind": "materialize", **payload})

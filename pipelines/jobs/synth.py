@@ -7,12 +7,13 @@
       ──> verify (answer extraction + math-verify vote, or sandboxed tests + CodeT)
       ──> decontaminate (13-grams + MiniLM neighbours with shared numbers, named benchmarks)
       ──> dedup (exact + MinHash, against each other and the seeds)
-      ──> records.jsonl / records.parquet, removed.jsonl, dead_letter.jsonl, stats.json
+      ──> data/ + jsonl/ (kept), preference_pairs/, removed/, dead_letter/, stats.json (staged, then promoted)
 
 Batches have deterministic ids (a hash of the member ids and everything that determines the
-generations: backend, model, template, sampling parameters, seed). Each completed batch's raw
-generations are written to ``<out>/generations/<kind>-<id>.jsonl`` before anything downstream
-uses them; a rerun (e.g. after a crash) reads those files instead of generating again.
+generations: backend, model, template, sampling parameters, seed). A batch generates
+``resume_every`` problems at a time; each finished unit's raw generations are written to
+``<out>/generations/<kind>-<id>[-u<size>-<k>].jsonl`` before the next starts; a rerun (e.g.
+after a crash) reads those files instead of generating again.
 """
 
 from __future__ import annotations
@@ -198,8 +199,8 @@ class OutputSection(_Strict):
     formats: list[Literal["messages", "sharegpt"]] = Field(
         default_factory=lambda: ["messages", "sharegpt"], description="Chat columns to fill: "
         "messages (OpenAI/HF chat) and/or conversations (ShareGPT).")
-    preference_pairs: bool = Field(default=True, description="Write preference_pairs.jsonl/"
-                                   ".parquet for DPO (chosen verified correct, rejected "
+    preference_pairs: bool = Field(default=True, description="Write preference_pairs/ (Parquet"
+                                   " + JSONL) for DPO (chosen verified correct, rejected "
                                    "verified wrong).")
     max_pairs_per_problem: int = Field(default=2, ge=1)
 
@@ -303,6 +304,11 @@ class SynthConfig(_Strict):
     dedup: DedupSection = Field(default_factory=DedupSection)
     output: OutputSection = Field(default_factory=OutputSection)
     batch_size: int = Field(default=8, ge=1, le=100_000, description="Problems per prompt batch.")
+    resume_every: int = Field(default=2, ge=1, le=100_000, description="Problems per resume "
+                              "unit: a batch generates this many problems at a time (all their "
+                              "rounds and the judge) and saves them before the next, so an "
+                              "interrupted run keeps every finished unit. 2 problems x the "
+                              "shipped n 8 = the transformers backend's batch_size 16.")
     output_dir: str
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
 
@@ -486,6 +492,7 @@ class _BackendDoFn(beam.DoFn):
         self._backend: Any = None
         self.generated = Metrics.counter("synth", "batches_generated")
         self.resumed = Metrics.counter("synth", "batches_resumed")
+        self.units_generated = Metrics.counter("synth", "resume_units_generated")
         self.tokens = Metrics.counter("synth", "generated_tokens")
         self.gen_ms = Metrics.counter("synth", "generation_ms")
 
@@ -510,18 +517,36 @@ class _BackendDoFn(beam.DoFn):
         return FileSystems.join(self.cfg.output_dir, "generations", f"{batch_id}.jsonl")
 
     def _load_or_generate(self, batch: dict, generate: Any) -> tuple[list[dict], bool]:
-        path = self._path(batch["batch_id"])
-        cached = _read_batch_file(path)
-        if cached is not None:
-            self.resumed.inc()
-            return cached["rows"], True
-        t0 = time.perf_counter()
-        rows = generate(batch["items"])
-        self.gen_ms.inc(int((time.perf_counter() - t0) * 1000))
-        self.tokens.inc(sum(s.get("num_tokens", 0) for r in rows for s in r.get("samples", [])))
-        _write_batch_file(path, {"batch_id": batch["batch_id"], "created": time.time()}, rows)
-        self.generated.inc()
-        return rows, False
+        """The batch's generations: each resume unit (``resume_every`` items, in batch order)
+        is read back from its file, or generated and saved before the next unit starts.
+        Returns the rows and whether every unit was read back."""
+        assert self.cfg is not None
+        items, every = batch["items"], self.cfg.resume_every
+        units = [items[i:i + every] for i in range(0, len(items), every)] or [[]]
+        rows: list[dict] = []
+        resumed = True
+        for k, unit in enumerate(units):
+            # one unit: the batch's own file (as before); several: one file per unit, named
+            # by the unit size too (a different resume_every never reads a wrong unit)
+            name = batch["batch_id"] if len(units) == 1 else \
+                f"{batch['batch_id']}-u{every}-{k:04d}"
+            path = self._path(name)
+            cached = _read_batch_file(path)
+            if cached is not None:
+                rows.extend(cached["rows"])
+                continue
+            resumed = False
+            t0 = time.perf_counter()
+            got = generate(unit)
+            self.gen_ms.inc(int((time.perf_counter() - t0) * 1000))
+            self.tokens.inc(sum(s.get("num_tokens", 0) for r in got
+                                for s in r.get("samples", [])))
+            _write_batch_file(path, {"batch_id": batch["batch_id"], "unit": k,
+                                     "units": len(units), "created": time.time()}, got)
+            self.units_generated.inc()
+            rows.extend(got)
+        (self.resumed if resumed else self.generated).inc()
+        return rows, resumed
 
 
 class GenerateProblems(_BackendDoFn):
@@ -1086,99 +1111,186 @@ class _WithProgress(beam.DoFn):
                   kept=kept)
 
 
-class _WriteAll(beam.DoFn):
-    """Writes the (small) final outputs sorted by id: JSONL + Parquet + stats.json."""
+ENTRIES = ("data", "jsonl", "preference_pairs", "removed", "dead_letter", "stats.json",
+           "manifest.json")  # what a synth run publishes (pipelines.build.promote)
+SHARD_PROBLEMS = 10_000  # planned problems per output shard
 
-    def __init__(self, out_dir: str, cfg_json: str):
-        self._out = out_dir
-        self._cfg_json = cfg_json
 
-    def process(self, _: Any, kept: list, removed: list, dead: list, pairs: list):
-        from synth.coverage import coverage_curve, fit_coverage
-        from synth.output import PAIR_SCHEMA, SCHEMA_VERSION, schema_for
+def output_shards(planned_problems: int) -> int:
+    """Shards of each output: one per ``SHARD_PROBLEMS`` planned problems (at least one).
+    Fixed before the run from the planned count, so the files do not depend on workers."""
+    return max(1, -(-planned_problems // SHARD_PROBLEMS))
 
-        cfg = SynthConfig.model_validate_json(self._cfg_json)
-        kept = sorted(kept, key=lambda r: r["id"])
-        removed = sorted(removed, key=lambda x: (x[1]["id"], x[0]))
-        dead = sorted(dead, key=lambda d: (str(d.get("id")), d["reason"]))
-        pairs = sorted(pairs, key=lambda x: (x["id"], x["pair"]))
-        _write_jsonl(FileSystems.join(self._out, "records.jsonl"), kept)
-        _write_parquet(FileSystems.join(self._out, "records.parquet"), kept,
-                       schema_for(cfg.task))
-        if cfg.output.preference_pairs:
-            _write_jsonl(FileSystems.join(self._out, "preference_pairs.jsonl"), pairs)
-            _write_parquet(FileSystems.join(self._out, "preference_pairs.parquet"), pairs,
-                           PAIR_SCHEMA)
-        _write_jsonl(FileSystems.join(self._out, "removed.jsonl"),
-                     [dict(r, removal_reason=reason) for reason, r in removed])
-        _write_jsonl(FileSystems.join(self._out, "dead_letter.jsonl"), dead)
-        reasons: dict[str, int] = {}
-        contaminated: dict[str, dict[str, int]] = {}  # benchmark -> rule -> count
-        for reason, _r in removed:
+
+class _Stats(beam.CombineFn):
+    """stats.json's counts, combined from every output row: ``(kind, row)`` with kind
+    ``kept``, ``removed`` (row ``(reason, record)``), ``dead`` or ``pair``. The accumulator
+    holds counters only (coverage as a histogram of ``(n_samples, n_correct)``), never rows."""
+
+    def create_accumulator(self) -> dict:
+        return {"kept": 0, "dead": 0, "pairs": 0, "removed": {}, "contaminated": {},
+                "kept_because": {}, "sample_checks": {}, "coverage": {}, "rates": [0, 0.0],
+                "hist": [0] * 5, "solved": 0, "samples": 0}
+
+    @staticmethod
+    def _inc(d: dict, key: Any, n: float = 1) -> None:
+        d[key] = d.get(key, 0) + n
+
+    def add_input(self, acc: dict, item: tuple) -> dict:
+        kind, row = item
+        if kind == "dead":
+            acc["dead"] += 1
+            return acc
+        if kind == "pair":
+            acc["pairs"] += 1
+            return acc
+        if kind == "kept":
+            r = row
+            acc["kept"] += 1
+            self._inc(acc["kept_because"], r.get("evidence") or (
+                "reference" if r.get("reference") is not None else "majority_vote"))
+        else:
+            reason, r = row
             key = reason.split(":", 1)[0] if reason.startswith("contaminated") else reason
-            reasons[key] = reasons.get(key, 0) + 1
+            self._inc(acc["removed"], key)
             if key == "contaminated":
-                c = _r.get("contamination") or {}
-                by = contaminated.setdefault(str(c.get("benchmark")), {})
-                rule = str(c.get("rule", "ngram"))
-                by[rule] = by.get(rule, 0) + 1
-        kept_because: dict[str, int] = {}
-        for r in kept:
-            key = r.get("evidence") or ("reference" if r.get("reference") is not None
-                                        else "majority_vote")
-            kept_because[key] = kept_because.get(key, 0) + 1
-        sample_checks: dict[str, int] = {}
-        for r in kept + [r for _, r in removed]:
-            for c in r.get("sample_checks") or []:
-                sample_checks[c["check"]] = sample_checks.get(c["check"], 0) + c["count"]
-        solved = [r for r in kept] + [r for _, r in removed if "n_samples" in r]
-        # coverage counts verified-correct samples only (a rejected vote verifies nothing)
-        counts = [(int(r["n_samples"]), int(r["n_correct"])) for r in solved
-                  if r.get("n_samples")]
-        ks, cov = coverage_curve(counts) if counts else ([], [])
-        fit = fit_coverage(ks, cov) if ks else None
-        rates = [r["pass_rate"] for r in solved if "pass_rate" in r]
-        stats = {
-            "kept": len(kept), "removed": reasons, "dead_letter": len(dead),
-            "contaminated": contaminated,
-            "kept_because": kept_because,
-            "sample_checks": sample_checks,
-            "preference_pairs": len(pairs) if cfg.output.preference_pairs else None,
-            "schema_version": SCHEMA_VERSION,
-            "problems_solved": len(solved),
-            "samples_drawn": sum(int(r.get("n_samples") or 0) for r in solved),
-            "mean_pass_rate": sum(rates) / len(rates) if rates else None,
-            "pass_rate_histogram": _hist(rates),
-            "coverage": {"ks": ks, "coverage": cov,
-                         "fit": fit.to_dict() if fit else None,
-                         "model": "c(k) = exp(a * k^b) (Large Language Monkeys)"},
-        }
-        write_json(FileSystems.join(self._out, "stats.json"), stats, sort_keys=False)
-        yield stats
+                c = r.get("contamination") or {}
+                by = acc["contaminated"].setdefault(str(c.get("benchmark")), {})
+                self._inc(by, str(c.get("rule", "ngram")))
+        for c in r.get("sample_checks") or []:
+            self._inc(acc["sample_checks"], c["check"], c["count"])
+        if kind == "kept" or "n_samples" in r:  # solved (a kept or a removed solved problem)
+            acc["solved"] += 1
+            acc["samples"] += int(r.get("n_samples") or 0)
+            if r.get("n_samples"):
+                # coverage counts verified-correct samples only (a rejected vote verifies none)
+                self._inc(acc["coverage"], (int(r["n_samples"]), int(r["n_correct"])))
+            if "pass_rate" in r:
+                acc["rates"][0] += 1
+                acc["rates"][1] += r["pass_rate"]
+                acc["hist"][min(4, int(r["pass_rate"] * 5))] += 1
+        return acc
+
+    def merge_accumulators(self, accs) -> dict:
+        out = self.create_accumulator()
+        for a in accs:
+            for k in ("kept", "dead", "pairs", "solved", "samples"):
+                out[k] += a[k]
+            for k in ("removed", "kept_because", "sample_checks", "coverage"):
+                for key, n in a[k].items():
+                    self._inc(out[k], key, n)
+            for bench, rules in a["contaminated"].items():
+                by = out["contaminated"].setdefault(bench, {})
+                for rule, n in rules.items():
+                    self._inc(by, rule, n)
+            out["rates"] = [out["rates"][0] + a["rates"][0], out["rates"][1] + a["rates"][1]]
+            out["hist"] = [x + y for x, y in zip(out["hist"], a["hist"], strict=True)]
+        return out
+
+    def extract_output(self, acc: dict) -> dict:
+        return acc
 
 
-def _hist(rates: list[float], bins: int = 5) -> list[int]:
-    out = [0] * bins
-    for r in rates:
-        out[min(bins - 1, int(r * bins))] += 1
-    return out
+class _MergeStats(_Stats):
+    """Merges :class:`_Stats` accumulators (one per output)."""
+
+    def add_input(self, acc: dict, item: dict) -> dict:
+        return self.merge_accumulators([acc, item])
 
 
-def _write_jsonl(path: str, rows: list[dict]) -> None:
-    with FileSystems.create(path) as f:
-        for r in rows:
-            f.write((json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+def _stats_json(acc: dict, cfg_json: str) -> dict:
+    from synth.coverage import coverage_curve, fit_coverage
+    from synth.output import SCHEMA_VERSION
+
+    cfg = SynthConfig.model_validate_json(cfg_json)
+    counts = sorted(acc["coverage"].items())
+    ks, cov = coverage_curve([nc for nc, _ in counts], weights=[w for _, w in counts]) \
+        if counts else ([], [])
+    fit = fit_coverage(ks, cov) if ks else None
+    n_rates, sum_rates = acc["rates"]
+    return {
+        "kept": acc["kept"], "removed": dict(sorted(acc["removed"].items())),
+        "dead_letter": acc["dead"],
+        "contaminated": {b: dict(sorted(r.items()))
+                         for b, r in sorted(acc["contaminated"].items())},
+        "kept_because": dict(sorted(acc["kept_because"].items())),
+        "sample_checks": dict(sorted(acc["sample_checks"].items())),
+        "preference_pairs": acc["pairs"] if cfg.output.preference_pairs else None,
+        "schema_version": SCHEMA_VERSION,
+        "problems_solved": acc["solved"],
+        "samples_drawn": acc["samples"],
+        "mean_pass_rate": sum_rates / n_rates if n_rates else None,
+        "pass_rate_histogram": acc["hist"],
+        "coverage": {"ks": ks, "coverage": cov,
+                     "fit": fit.to_dict() if fit else None,
+                     "model": "c(k) = exp(a * k^b) (Large Language Monkeys)"},
+    }
 
 
-def _write_parquet(path: str, rows: list[dict], schema: Any) -> None:
-    """A Parquet file of the declared schema (also when ``rows`` is empty)."""
-    import pyarrow.parquet as pq
+def _checked(row: dict, schema: Any) -> dict:
+    """A row of exactly ``schema``'s fields: a field outside it is an error, not dropped."""
+    from synth.output import check_fields
 
-    from synth.output import to_table
+    check_fields(row, schema)
+    return row
 
-    table = to_table(rows, schema)
-    with FileSystems.create(path) as f:
-        pq.write_table(table, f)
+
+def write_outputs(p: beam.Pipeline, staging: str, shards: int, cfg: SynthConfig, records,
+                  removed, dead, pairs) -> None:
+    """The run's outputs in ``staging`` (promoted afterwards), each sorted by id and sharded
+    as a build's (``data/`` Parquet, ``jsonl/`` gzipped JSON lines, ``removed/``,
+    ``dead_letter/``, ``preference_pairs/{data,jsonl}/``) by
+    :class:`~pipelines.io.sinks.WriteSortedShards`: no step holds every record; stats.json
+    is combined from counters."""
+    from pipelines.io.sinks import WriteSortedShards
+    from synth.output import PAIR_SCHEMA, schema_for
+
+    schema = schema_for(cfg.task)
+    records = records | "CheckRecords" >> beam.Map(_checked, schema)
+    records | "Records" >> WriteSortedShards(f"{staging}/data", shards, "parquet",
+                                             schema=schema)
+    records | "RecordsJsonl" >> WriteSortedShards(f"{staging}/jsonl", shards, "jsonl")
+    removed_rows = removed | "RemovedRow" >> beam.MapTuple(
+        lambda reason, r: dict(r, removal_reason=reason))
+    removed_rows | "Removed" >> WriteSortedShards(
+        f"{staging}/removed", shards, "jsonl",
+        sort_key=lambda r: f"{r['id']}\x00{r['removal_reason']}")
+    dead | "Dead" >> WriteSortedShards(
+        f"{staging}/dead_letter", shards, "jsonl",
+        sort_key=lambda d: f"{d.get('id')}\x00{d['reason']}")
+    # counters per output, merged: the rows themselves are never flattened into one step
+    parts = [records | "StatsKept" >> beam.Map(lambda r: ("kept", r))
+             | "CountKept" >> beam.CombineGlobally(_Stats()),
+             removed | "StatsRemoved" >> beam.Map(lambda x: ("removed", x))
+             | "CountRemoved" >> beam.CombineGlobally(_Stats()),
+             dead | "StatsDead" >> beam.Map(lambda d: ("dead", d))
+             | "CountDead" >> beam.CombineGlobally(_Stats())]
+    if cfg.output.preference_pairs:
+        pairs = pairs | "CheckPairs" >> beam.Map(_checked, PAIR_SCHEMA)
+        key = lambda x: f"{x['id']}\x00{x['pair']:08d}"  # noqa: E731
+        pairs | "Pairs" >> WriteSortedShards(f"{staging}/preference_pairs/data", shards,
+                                             "parquet", sort_key=key, schema=PAIR_SCHEMA)
+        pairs | "PairsJsonl" >> WriteSortedShards(f"{staging}/preference_pairs/jsonl", shards,
+                                                  "jsonl", sort_key=key)
+        parts.append(pairs | "StatsPairs" >> beam.Map(lambda x: ("pair", x))
+                     | "CountPairs" >> beam.CombineGlobally(_Stats()))
+    cfg_json = cfg.model_dump_json()
+    (tuple(parts) | "AllCounts" >> beam.Flatten()
+     | "Stats" >> beam.CombineGlobally(_MergeStats())
+     | "WriteStats" >> beam.Map(lambda acc: write_json(
+         f"{staging}/stats.json", _stats_json(acc, cfg_json), sort_keys=False)))
+
+
+def read_rows(folder: str | Path) -> list[dict]:
+    """Every row of an output folder's ``part-*.jsonl.gz`` shards (e.g. ``<out>/jsonl``,
+    ``<out>/removed``), in shard order."""
+    import gzip
+
+    rows = []
+    for path in sorted(Path(folder).glob("part-*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            rows.extend(json.loads(line) for line in f if line.strip())
+    return rows
 
 
 # --------------------------------------------------------------------------- run
@@ -1186,9 +1298,23 @@ def _write_parquet(path: str, rows: list[dict], schema: Any) -> None:
 
 def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     """Build and run the pipeline; returns stats.json's content plus Beam counters."""
+    from pipelines.build.promote import publish, staged_run
+
+    def log_line(msg: str) -> None:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+
+    # the same lock, staging and promotion as a build: a reader sees the previous complete
+    # output or this one, never a half-written mix; generations/ (the resume cache) stays
+    with staged_run(cfg.output_dir, ENTRIES, log_line) as target:
+        stats = _run_staged(cfg, extra_args, target.staging)
+        publish(target, {"kind": "synth", "config": cfg.model_dump(mode="json")}, log_line)
+    return stats
+
+
+def _run_staged(cfg: SynthConfig, extra_args: list[str] | None, staging: str) -> dict:
     from pipelines.core.runner import make_options
 
-    FileSystems.mkdirs(cfg.output_dir) if not FileSystems.exists(cfg.output_dir) else None
     gen_dir = FileSystems.join(cfg.output_dir, "generations")
     if not FileSystems.exists(gen_dir):
         FileSystems.mkdirs(gen_dir)
@@ -1279,16 +1405,16 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     records = solved["main"]
     removed_all = tuple(removed_parts) | "AllRemoved" >> beam.Flatten()
     dead_all = tuple(dead_parts) | "AllDead" >> beam.Flatten()
-    (p | "Once" >> beam.Create([None])
-     | "Write" >> beam.ParDo(
-         _WriteAll(cfg.output_dir, cfg_json),
-         kept=pvalue.AsList(records), removed=pvalue.AsList(removed_all),
-         dead=pvalue.AsList(dead_all), pairs=pvalue.AsList(solved[PAIRS])))
+    planned = len(seeds) + (pg.n_prompts if pg.enabled and pg.mode == "concepts" else 0) \
+        + (len(seeds) if pg.enabled and pg.mode != "concepts" else 0) \
+        + (len(cfg.code.topics) if cfg.task == "code" else 0)
+    write_outputs(p, staging, output_shards(planned), cfg, records, removed_all, dead_all,
+                  solved[PAIRS])
     t0 = time.perf_counter()
     result = p.run()
     result.wait_until_finish()
     wall = time.perf_counter() - t0
-    with FileSystems.open(FileSystems.join(cfg.output_dir, "stats.json")) as f:
+    with FileSystems.open(FileSystems.join(staging, "stats.json")) as f:
         stats = json.loads(f.read().decode())
     counters = {}
     try:
@@ -1302,5 +1428,5 @@ def run_synth(cfg: SynthConfig, extra_args: list[str] | None = None) -> dict:
     gen_s = counters.get("generation_ms", 0) / 1000
     stats["generation_tokens_per_s"] = (counters.get("generated_tokens", 0) / gen_s
                                         if gen_s else None)
-    write_json(FileSystems.join(cfg.output_dir, "stats.json"), stats, sort_keys=False)
+    write_json(FileSystems.join(staging, "stats.json"), stats, sort_keys=False)
     return stats
