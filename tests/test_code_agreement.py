@@ -39,6 +39,24 @@ def test_derived_inputs_cover_what_the_tests_do_not():
     assert derive_inputs("assert f(x) == 1\n", "f") == []  # no literal arguments
 
 
+# correct, but refuses negative numbers (outside fizzbuzz's spec): differs from FB_GOOD only
+# on the derived negative inputs
+FB_STRICT = ("def fizzbuzz(n):\n    if n < 0:\n        raise ValueError('negative')\n"
+             "    if n % 15 == 0:\n        return 'FizzBuzz'\n    if n % 3 == 0:\n"
+             "        return 'Fizz'\n    if n % 5 == 0:\n        return 'Buzz'\n"
+             "    return str(n)\n")
+
+
+def test_behaviour_vote_prefers_agreement_per_input_over_identical_vectors():
+    """Three samples, no two identical: the largest-identical-group rule can only fall back
+    to sample order (the wrong one first); agreement per input (MBR-exec) picks a correct
+    one, because the two correct samples differ only on inputs outside the spec."""
+    order, beh, note = behaviour_vote([FB_WRONG, FB_GOOD, FB_STRICT], "fizzbuzz", FB_TESTS,
+                                      timeout_s=10)
+    assert [len(g) for g in beh.groups] == [1, 1, 1]
+    assert order == [1] and "DISAGREE" in note and "1 of 3" in note
+
+
 def test_behaviour_vote_keeps_the_largest_agreeing_group():
     order, beh, note = behaviour_vote([FB_WRONG, FB_GOOD, FB_GOOD2], "fizzbuzz", FB_TESTS,
                                       timeout_s=10)

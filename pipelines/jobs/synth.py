@@ -187,8 +187,8 @@ class CodeSection(_Strict):
     task_max_tokens: int = Field(default=384, ge=8)
     probe_inputs: int = Field(default=24, ge=0, le=256, description="When several samples "
                               "pass, run them on up to this many extra inputs derived from "
-                              "the tests' call arguments and keep the largest agreeing group "
-                              "(0: off).")
+                              "the tests' call arguments and keep the sample that agrees with "
+                              "the others on most of them, with its group (0: off).")
     on_disagreement: Literal["keep_largest", "drop"] = Field(
         default="keep_largest", description="Passing samples that disagree on the extra "
         "inputs: keep the largest group (evidence '<...>_disputed', no DPO pairs) or drop "
@@ -850,7 +850,7 @@ class SolveCode(_BackendDoFn):
                 from synth.code import behaviour_vote
                 from synth.tasks import task_entry_point
 
-                # the chat answer is chosen by evidence (largest agreeing group), not order
+                # the chat answer is chosen by evidence (agreement on extra inputs), not order
                 order, beh, note = behaviour_vote(
                     v.kept_solutions, task_entry_point(task),
                     task["tests"] if not generated_tests else "\n".join(v.kept_tests),
