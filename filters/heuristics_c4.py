@@ -13,9 +13,10 @@ C4 has two kinds of rules:
 
 Sentences are counted as the reference cleaner (TFDS ``c4_utils.clean_page``) does: per kept
 line, summed; a kept line always ends in an end mark, so it holds at least one sentence.
-Within a line, sentences are split at ``.!?`` runs followed by whitespace
-(:func:`filters.text_stats.count_sentences`), an approximation of the NLTK Punkt model the
-reference uses (Punkt's trained English parameters are not shipped on PyPI).
+Within a line, sentences end at ``.!?`` runs (closing quotes or brackets after them) followed
+by whitespace, and the text after the last end is one more sentence (:func:`line_sentences`),
+an approximation of the NLTK Punkt model the reference uses (Punkt's trained English
+parameters are not shipped on PyPI).
 
 Where the page rules look (``page_rules_on``):
 
@@ -61,7 +62,7 @@ from typing import ClassVar, Literal
 
 from filters.base import Decision, Record, RecordScorer
 from filters.stopwords import base_language
-from filters.text_stats import Rule, count_sentences, first_failed, require_text
+from filters.text_stats import Rule, first_failed, require_text
 
 # Raffel et al. 2020, 2.2: "We only retained lines that ended in a terminal punctuation mark
 # (i.e. a period, exclamation mark, question mark, or end quotation mark)."
@@ -127,6 +128,18 @@ class C4Config:
     rewrite_lines: bool = field(default=True, metadata={
         "description": "Replace 'text' with the lines that pass the line rules (C4's "
         "behaviour). Never done in annotate_only mode."})
+
+
+# A sentence end inside a line: end marks, closing quotes or brackets, then space or the end.
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
+
+
+def line_sentences(line: str) -> int:
+    """Sentences of one kept line, as the reference's NLTK Punkt counts them: the sentence ends
+    inside the line, plus the text after the last one (``Fixed. Note that "x"`` is two
+    sentences; a kept line may end in a bare closing quote). At least 1."""
+    ends = list(_SENTENCE_END.finditer(line))
+    return len(ends) + (not ends or ends[-1].end() < len(line.rstrip()))
 
 
 def load_bad_words(spec: str) -> list[str]:
@@ -237,7 +250,7 @@ class C4Filter(RecordScorer):
             if not drop:
                 kept.append(line)
                 # reference: sentences of each kept line, summed (>= 1 per kept line)
-                n_sentences += max(1, count_sentences(line))
+                n_sentences += line_sentences(line)
         low_text = text.lower()
         bad = None
         if self._bad is not None:

@@ -107,6 +107,24 @@ def test_c4_sentences_counted_per_kept_line():
     assert _decide(s, one_line).columns["c4_sentences"] == 5
 
 
+def test_c4_last_sentence_of_a_line_counts_without_end_mark():
+    # Punkt (the reference) counts the text after a line's last sentence end as a sentence:
+    # a kept line may end in a bare closing quote. Found by bench/bench_agreement.py on
+    # /work/corpora/100k.jsonl (s100k-01312): 4 sentences here, Punkt-like 5 (issue 24).
+    from filters.heuristics_c4 import line_sentences
+
+    assert line_sentences('The bugs have been fixed. Note that "n-i-bz"') == 2
+    assert line_sentences('Speaker said "hello there"') == 1
+    assert line_sentences("One. Two! Three? Four...") == 4
+    assert line_sentences("He said “yes.” Then he left.") == 2
+    assert line_sentences("Version 1.2.3 is out.") == 1
+    s = C4Filter(_only(C4Config, min_sentences=5, terminal_punctuation=True))
+    text = "\n".join(['Fixed in this release. See the notes on "rc1"'] * 2
+                     + ["This one is a plain sentence."])
+    assert _decide(s, text).columns["c4_sentences"] == 5
+    assert _decide(s, text).drop is None
+
+
 def test_c4_reference_line_rules():
     d = _decide(_c4(), "A fact with a citation at the end.[12]\nAnother [edit] line is here.")
     assert d.columns["c4_lines_no_terminal_punct"] == 0
