@@ -1,11 +1,9 @@
 """Connected components of a duplicate graph (plain Python, no Beam).
 
 Every node is labelled with the smallest node id of its component:
-
-* :func:`component_arrays`: scipy's sparse connected components over integer node indices, what
-  the ``minhash_dedup`` stage uses (memory O(nodes + edges), no Python loop per node);
-* :class:`UnionFind` / :func:`union_find_labels`: in-memory union-find (path halving, union by
-  smaller root id) over any hashable ids, the reference in tests and benchmarks.
+:class:`UnionFind` / :func:`union_find_labels`: in-memory union-find (path halving, union by
+smaller root id) over any hashable ids, the reference in tests and benchmarks for
+:func:`filters.lsh.component_arrays` (what the ``minhash_dedup`` stage uses).
 """
 
 from __future__ import annotations
@@ -54,26 +52,3 @@ def components(labels: dict) -> dict:
     for node, lab in labels.items():
         out[lab].append(node)
     return {k: sorted(v) for k, v in out.items()}
-
-
-def component_arrays(n: int, i, j):
-    """Connected components of the graph on nodes ``0..n-1`` with edges ``(i[k], j[k])``.
-
-    Returns ``(comp, size)``: ``comp[v]`` is the smallest node of ``v``'s component and
-    ``size[v]`` the component's size (1 for isolated nodes). Uses
-    ``scipy.sparse.csgraph.connected_components``: memory O(n + edges), no Python loop.
-    """
-    import numpy as np
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    i = np.asarray(i, dtype=np.int64)
-    j = np.asarray(j, dtype=np.int64)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(i.size, dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
-    _, lab = connected_components(graph, directed=False)
-    first = np.full(lab.max() + 1, n, dtype=np.int64)
-    np.minimum.at(first, lab, np.arange(n, dtype=np.int64))
-    counts = np.bincount(lab)
-    return first[lab], counts[lab]

@@ -5,7 +5,9 @@
   S-curve ``P(s) = 1 - (1 - s^r)^b`` left of ``t`` (false positives) and above it right of ``t``
   (false negatives), over all ``b * r <= num_perm``; the same criterion as datasketch's
   ``MinHashLSH`` (Leskovec, Rajaraman, Ullman, *Mining of Massive Datasets*, ch. 3).
-* :func:`band_hashes` turns signatures into ``b`` 64-bit band keys per document.
+* :func:`band_hashes` turns signatures into ``b`` 64-bit band keys per document;
+  :func:`bucket_pairs` / :func:`candidate_pairs` the documents sharing a key into candidate
+  pairs, and :func:`component_arrays` verified pairs into clusters (connected components).
 * :class:`BloomIndex` is the LSHBloom index (Khan et al. 2024, "LSHBloom: Memory-efficient,
   Extreme-scale Document Deduplication", arXiv:2411.04257): one Bloom filter per band instead
   of a hash table of keys, so a document costs a few bytes per band and the index cannot list
@@ -367,3 +369,26 @@ def bucket_pairs(starts: np.ndarray, sizes: np.ndarray, max_bucket_size: int,
              "hot_bucket_pairs": int((sizes[hot] - 1).sum()),
              "bucket_pairs": int(a.size)}
     return a, b, stats
+
+
+def component_arrays(n: int, i, j):
+    """Connected components of the graph on nodes ``0..n-1`` with edges ``(i[k], j[k])``.
+
+    Returns ``(comp, size)``: ``comp[v]`` is the smallest node of ``v``'s component and
+    ``size[v]`` the component's size (1 for isolated nodes). Uses
+    ``scipy.sparse.csgraph.connected_components``: memory O(n + edges), no Python loop.
+    """
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    i = np.asarray(i, dtype=np.int64)
+    j = np.asarray(j, dtype=np.int64)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(i.size, dtype=np.int8), (i, j)), shape=(n, n)).tocsr()
+    _, lab = connected_components(graph, directed=False)
+    first = np.full(lab.max() + 1, n, dtype=np.int64)
+    np.minimum.at(first, lab, np.arange(n, dtype=np.int64))
+    counts = np.bincount(lab)
+    return first[lab], counts[lab]

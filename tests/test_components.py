@@ -18,7 +18,7 @@ def test_union_find_on_chain_star_and_singletons():
 
 
 def test_component_arrays_agree_with_union_find_on_random_graphs():
-    from filters.components import component_arrays
+    from filters.lsh import component_arrays
 
     rng = random.Random(3)
     for _ in range(150):
@@ -33,7 +33,7 @@ def test_component_arrays_agree_with_union_find_on_random_graphs():
 def test_component_arrays_match_union_find():
     import numpy as np
 
-    from filters.components import component_arrays
+    from filters.lsh import component_arrays
 
     rng = np.random.default_rng(3)
     n = 300

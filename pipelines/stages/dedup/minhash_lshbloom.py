@@ -36,8 +36,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 
-from filters.components import component_arrays
-from filters.lsh import candidate_pairs
+from filters.lsh import candidate_pairs, component_arrays
 from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
 from pipelines.core import progress
 from pipelines.core.spill import (

@@ -72,8 +72,7 @@ import numpy as np
 import xxhash
 from apache_beam import pvalue
 
-from filters.components import component_arrays
-from filters.lsh import band_hashes, bucket_pairs, has_shingles
+from filters.lsh import band_hashes, bucket_pairs, component_arrays, has_shingles
 from filters.minhash import MinHashConfig, MinHasher, exact_jaccard
 from pipelines.core import progress
 from pipelines.core.records import dead_letter
