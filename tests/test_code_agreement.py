@@ -16,7 +16,7 @@ from synth.code import (
 )
 from synth.tasks import CodeSampling, task_from_generation, verify_code
 from tests.test_synth import _Server
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 FB_TESTS = 'assert fizzbuzz(3) == "Fizz"\nassert fizzbuzz(5) == "Buzz"\nassert fizzbuzz(7) == "7"\n'
 FB_GOOD = ("def fizzbuzz(n):\n    if n % 15 == 0:\n        return 'FizzBuzz'\n"
@@ -88,7 +88,7 @@ def test_job_chooses_the_chat_answer_by_evidence_and_marks_disagreement(tmp_path
         stats = run_synth(load_synth_config(path))
     finally:
         srv.close()
-    rec = read_rows(tmp_path / "out/jsonl")[0]
+    rec = read_jsonl_gz(tmp_path / "out/jsonl")[0]
     # the first passing sample (wrong on 15) is not the answer any more
     assert "FizzBuzz" in rec["messages"][1]["content"] or "'Buzz'" in rec["messages"][1]["content"]
     assert rec["solutions"] == [FB_GOOD, FB_GOOD2]
@@ -221,8 +221,8 @@ def test_job_counts_low_codet_evidence(tmp_path, mode):
     finally:
         srv.close()
     out = tmp_path / "out"
-    kept = {r["id"]: r for r in read_rows(out / "jsonl")}
-    removed = {r["id"]: r for r in read_rows(out / "removed")}
+    kept = {r["id"]: r for r in read_jsonl_gz(out / "jsonl")}
+    removed = {r["id"]: r for r in read_jsonl_gz(out / "removed")}
     if mode == "drop":
         assert stats["removed"].get("low_codet_evidence") == 1
         rec = removed["topic-0000"]

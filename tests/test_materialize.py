@@ -111,6 +111,7 @@ def test_materialize_errors(tmp_path):
                                       "epochs": 1.0, "unique_tokens": 10.0}]}}
     with pytest.raises(MaterializeError, match="nothing matches"):
         materialize(rec, str(tmp_path / "o"), pipeline=local_pipeline())
+    assert not (tmp_path / "o").exists()  # a config mistake touches no output directory
     rec["materialize"]["pools"][0]["epochs"] = -1
     with pytest.raises(MaterializeError, match="epochs"):
         materialize(rec, str(tmp_path / "o"))

@@ -20,7 +20,7 @@ from synth.backends import (
 )
 from synth.coverage import coverage_curve, fit_coverage, pass_at_k
 from synth.tiny_model import smollm2_available
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 needs_tiny = pytest.mark.skipif(
     not smollm2_available(),
@@ -244,31 +244,31 @@ def test_pipeline_plumbing_and_resume(tmp_path, random_model):
     files = sorted(gen_dir.glob("solve-*.jsonl"))
     assert len(files) == 2  # p3 is an exact duplicate of p1 and never solved
     assert s1["counters"]["batches_generated"] == 2
-    removed = read_rows(tmp_path / "out/removed")
+    removed = read_jsonl_gz(tmp_path / "out/removed")
     reasons = {r["id"]: r["removal_reason"] for r in removed}
     assert reasons["p3"] == "exact_duplicate"
     assert reasons["p1"] in ("reference_mismatch", "no_answer", "verified", "all_truncated")
     p1 = next(r for r in removed if r["id"] == "p1")
     assert p1["provenance"]["model"] == random_model and p1["provenance"]["seed"] == 0
     assert p1["provenance"]["sampling"]["n"] == 2 and p1["n_samples"] in (2, 4)
-    dead = read_rows(tmp_path / "out/dead_letter")
+    dead = read_jsonl_gz(tmp_path / "out/dead_letter")
     assert [(d["id"], d["reason"]) for d in dead] == [("bad", "missing_field: question")]
     assert (tmp_path / "out/data").exists()
     # rerun: nothing regenerated, identical outputs
     mtimes = {f: f.stat().st_mtime_ns for f in files}
-    before = read_rows(tmp_path / "out/removed")
+    before = read_jsonl_gz(tmp_path / "out/removed")
     s2 = run_synth(cfg)
     assert s2["counters"].get("batches_generated", 0) == 0
     assert s2["counters"]["batches_resumed"] == 2
     assert {f: f.stat().st_mtime_ns for f in files} == mtimes
-    assert read_rows(tmp_path / "out/removed") == before
+    assert read_jsonl_gz(tmp_path / "out/removed") == before
     # a crash mid-run = a missing or torn batch file: only that batch is regenerated
     files[0].unlink()
     files[1].write_text('{"batch_id": "x"}\n')  # header without "complete": torn write
     s3 = run_synth(cfg)
     assert s3["counters"]["batches_generated"] == 2 and s3["counters"].get(
         "batches_resumed", 0) == 0
-    assert read_rows(tmp_path / "out/removed") == before  # seeded: same generations
+    assert read_jsonl_gz(tmp_path / "out/removed") == before  # seeded: same generations
 
 
 @needs_tiny
@@ -282,7 +282,7 @@ def test_pipeline_decontaminates_before_solving(tmp_path, random_model):
                                        decontam={"benchmarks": [str(bench)], "n": 13}))
     stats = run_synth(cfg)
     assert stats["removed"]["contaminated"] == 2
-    removed = read_rows(tmp_path / "out/removed")
+    removed = read_jsonl_gz(tmp_path / "out/removed")
     c = next(r for r in removed if r["id"] == "p1")
     assert c["removal_reason"] == "contaminated: bench" and c["contamination"]["item"] == 0
     assert len(list((tmp_path / "out/generations").glob("solve-*"))) == 1
@@ -347,8 +347,8 @@ def test_end_to_end_math_with_smollm2(tmp_path):
                       math={"n": 2, "temperature": 0.3, "max_tokens": 160,
                             "min_votes": 1, "integer_answers": "always"})
     stats = run_synth(load_synth_config(path))
-    kept = read_rows(tmp_path / "out/jsonl")
-    removed = read_rows(tmp_path / "out/removed")
+    kept = read_jsonl_gz(tmp_path / "out/jsonl")
+    removed = read_jsonl_gz(tmp_path / "out/removed")
     # every problem is accounted for, with a reason; every sample has a screening outcome
     assert stats["kept"] == len(kept) and len(kept) + len(removed) == len(seeds)
     assert all(r["removal_reason"] in ("all_truncated", "reference_mismatch", "no_answer",
@@ -451,8 +451,8 @@ def test_code_pipeline_end_to_end_over_an_openai_server(tmp_path):
         stats = run_synth(load_synth_config(path))
     finally:
         srv.close()
-    kept = {r["id"]: r for r in read_rows(tmp_path / "out/jsonl")}
-    removed = {r["id"]: r for r in read_rows(tmp_path / "out/removed")}
+    kept = {r["id"]: r for r in read_jsonl_gz(tmp_path / "out/jsonl")}
+    removed = {r["id"]: r for r in read_jsonl_gz(tmp_path / "out/removed")}
     assert set(kept) == {"add", "topic-0000"}
     add = kept["add"]
     assert add["pass_rate"] == pytest.approx(2 / 3) and len(add["solutions"]) == 2

@@ -12,7 +12,7 @@ import yaml
 from synth.output import preference_pairs
 from synth.tasks import MathSampling, decidably_different, verify_math
 from tests.test_synth import _Server
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,8 +96,8 @@ def _run(tmp_path, name, math):
 
 def test_job_defaults_reject_a_two_two_split_and_label_a_same_model_judge(tmp_path):
     _stats, out = _run(tmp_path, "a", {"n": 4, "judge": {"enabled": True, "applies_to": "all"}})
-    kept = {r["id"]: r for r in read_rows(out / "jsonl")}
-    removed = {r["id"]: r for r in read_rows(out / "removed")}
+    kept = {r["id"]: r for r in read_jsonl_gz(out / "jsonl")}
+    removed = {r["id"]: r for r in read_jsonl_gz(out / "removed")}
     assert set(kept) == {"s1"} and removed["s1-g0"]["removal_reason"] in ("no_agreement",
                                                                           "low_margin")
     assert "margin 2" in kept["s1"]["keep_reason"]
@@ -128,7 +128,7 @@ def test_independent_judge_backend_and_required_judge(tmp_path):
         judge_calls = len(srv.calls)
     finally:
         srv.close()
-    kept = {r["id"]: r for r in read_rows(out / "jsonl")}
+    kept = {r["id"]: r for r in read_jsonl_gz(out / "jsonl")}
     assert judge_calls == 1 and set(kept) == {"s1"}
     assert kept["s1"]["keep_reason"].endswith("judge: sound")
 

@@ -12,7 +12,7 @@ import pytest
 
 from synth.dedup import dedup
 from synth.tasks import clean_problem, clean_problem_details
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 NATALIA = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many "
            "clips in May. How many clips did Natalia sell altogether in April and May?")
@@ -169,9 +169,9 @@ def test_pipeline_counts_every_removal_reason(tmp_path, capsys):
                                 "problem_contains_answer": 1, "problem_no_question": 1,
                                 "exact_duplicate": 1}
     assert stats["kept"] == 1
-    kept = read_rows(tmp_path / "out/jsonl")
+    kept = read_jsonl_gz(tmp_path / "out/jsonl")
     assert kept[0]["problem"] == MUFFINS and kept[0]["id"] == "s1-g0"
-    removed = {r["id"]: r for r in read_rows(tmp_path / "out/removed")}
+    removed = {r["id"]: r for r in read_jsonl_gz(tmp_path / "out/removed")}
     assert removed["s2-g0"]["duplicate_of"] == "s2"
     assert removed["s6-g0"]["duplicate_of"] == "s1-g0"
     c = stats["counters"]

@@ -13,7 +13,7 @@ import yaml
 
 from synth.output import MATH_SCHEMA, PAIR_SCHEMA, to_table
 from tests.test_synth import _Server
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 CLIPS = ("Natalia sold clips to 27 of her friends in April, and then she sold half as many "
          "clips in May. How many clips did Natalia sell in May?")
@@ -62,8 +62,8 @@ def _run(tmp_path, name, server=None, **extra):
 def test_judge_formats_pairs_provenance_and_schema(tmp_path):
     stats, out = _run(tmp_path, "full", problem_generation={
         "enabled": True, "mode": "seed", "per_item": 2, "keep_seeds": True})
-    kept = {r["id"]: r for r in read_rows(out / "jsonl")}
-    removed = {r["id"]: r for r in read_rows(out / "removed")}
+    kept = {r["id"]: r for r in read_jsonl_gz(out / "jsonl")}
+    removed = {r["id"]: r for r in read_jsonl_gz(out / "removed")}
     assert set(kept) == {"s1", "s1-g1"} and removed["s1-g0"]["removal_reason"] == "judge_flawed"
     assert removed["s1-g0"]["judge"]["verdict"] == "flawed"
     assert stats["removed"] == {"judge_flawed": 1}
@@ -84,7 +84,7 @@ def test_judge_formats_pairs_provenance_and_schema(tmp_path):
     assert prov["sampling"]["max_tokens"] == 512 and prov["schema_version"]
     assert kept["s1-g1"]["provenance"]["judge_template"].startswith("math_judge_v1@")
     # DPO pairs: chosen verified correct, rejected verified wrong
-    pairs = read_rows(out / "preference_pairs/jsonl")
+    pairs = read_jsonl_gz(out / "preference_pairs/jsonl")
     by = {(p["id"], p["pair"]): p for p in pairs}
     p = by[("s1", 0)]
     assert p["chosen_answer"] == "7" and p["rejected_answer"] == "8"
@@ -165,7 +165,7 @@ def test_synth_publishes_through_staging_lock_and_promotion(tmp_path, monkeypatc
     monkeypatch.undo()
     assert os.readlink(out / "current") == first
     assert not (out / "_staging").exists()
-    assert len(read_rows(out / "jsonl")) == stats["kept"]
+    assert len(read_jsonl_gz(out / "jsonl")) == stats["kept"]
 
     # one run at a time per output directory
     with OutputLock(str(out), "20990101-000000-abcdef"), \
@@ -196,12 +196,12 @@ def test_resume_unit_is_smaller_than_a_batch(tmp_path):
     units = sorted((out / "generations").glob("solve-*-u2-*.jsonl"))
     assert len(units) == 3  # 5 problems, 2 at a time, one batch
     assert stats["counters"]["resume_units_generated"] == 3 and stats["kept"] == 5
-    kept = read_rows(out / "jsonl")
+    kept = read_jsonl_gz(out / "jsonl")
     units[1].unlink()  # the unit a crash interrupted
     stats2, _ = _run(tmp_path, "units", **extra)
     assert stats2["counters"]["resume_units_generated"] == 1
     assert stats2["counters"].get("batches_resumed", 0) == 0
-    assert read_rows(out / "jsonl") == kept
+    assert read_jsonl_gz(out / "jsonl") == kept
     # nothing lost: every unit is read back on a third run
     stats3, _ = _run(tmp_path, "units", **extra)
     assert stats3["counters"].get("resume_units_generated", 0) == 0

@@ -24,7 +24,7 @@ import pytest
 from synth.backends import GenerationRequest, OpenAICompatibleBackend, SamplingParams
 from synth.local_server import LlamaCppServer, missing_server_modules
 from synth.tiny_model import TinyModelUnavailable, smollm2_gguf_path
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 ALIAS = "smollm2-135m-instruct"
 
@@ -161,14 +161,14 @@ def test_synth_config_end_to_end_through_the_server(server, tmp_path):
     # every sample went to the real server: 3 seeds x n=3 = 9 chat completions, no errors
     assert stats["samples_drawn"] == 9
     assert _chat_posts(server.log_text()) - before == 9, server.log_tail()
-    assert read_rows(out / "dead_letter") == []
+    assert read_jsonl_gz(out / "dead_letter") == []
     assert stats["counters"]["generated_tokens"] > 0
     assert stats["generation_tokens_per_s"] > 0
     if watch.available:
         assert watch.max_open >= 2, "requests were not concurrent at the server"
 
-    kept = read_rows(out / "jsonl")
-    removed = read_rows(out / "removed")
+    kept = read_jsonl_gz(out / "jsonl")
+    removed = read_jsonl_gz(out / "removed")
     assert {r["id"] for r in kept} | {r["id"] for r in removed} == {"add", "mul", "sub"}
     assert stats["kept"] == len(kept)
     # the raw generations of each batch were saved with the server's replies

@@ -19,7 +19,7 @@ from synth.tasks import (
     verify_math,
 )
 from tests.test_synth import _Server
-from pipelines.jobs.synth import read_rows
+from tests.buildutil import read_jsonl_gz
 
 
 def _math_reply(user, i, body):
@@ -149,7 +149,7 @@ def test_pipeline_concept_generation_dedups_and_votes(tmp_path):
         stats = run_synth(load_synth_config(path))
     finally:
         srv.close()
-    kept = read_rows(tmp_path / "out/jsonl")
+    kept = read_jsonl_gz(tmp_path / "out/jsonl")
     # the scripted server writes the same problem 6 times: one survives dedup, answered "1" x3
     assert stats["removed"] == {"exact_duplicate": 5}
     assert len(kept) == 1 and kept[0]["id"] == "concept-000000-g0"

@@ -293,9 +293,8 @@ def promote(plan: BuildPlan, stats: dict, files: list[dict], log: Log = lambda s
     """Publish the staged build (see the module docstring). Returns the new manifest.
     ``write_extra(folder)`` may add files (top-level names in :data:`ENTRIES`) to the build."""
     layout = layout_for(plan.out)
-    previous = _current(plan.out) if layout == "swap" else (
-        (read_manifest(plan.out) or {}).get("run_id"))
-    manifest = _stage_final_files(plan, stats, files, layout, previous, write_extra)
+    manifest = _stage_final_files(plan, stats, files, layout, _previous(plan.out, layout),
+                                  write_extra)
     _publish_staged(target_of(plan), manifest, log)
     return manifest
 
@@ -305,11 +304,14 @@ def publish(target: Target, fields: dict[str, Any], log: Log = lambda s: None) -
     manifest (``fields`` + the promotion fields) and promote it as a build is promoted.
     Returns the manifest."""
     layout = layout_for(target.out)
-    previous = _current(target.out) if layout == "swap" else (
-        (read_manifest(target.out) or {}).get("run_id"))
-    manifest = write_manifest(target, layout, previous, fields)
+    manifest = write_manifest(target, layout, _previous(target.out, layout), fields)
     _publish_staged(target, manifest, log)
     return manifest
+
+
+def _previous(out: str, layout: str) -> str | None:
+    """The run id of the build visible now (recorded as the new manifest's ``previous``)."""
+    return _current(out) if layout == "swap" else (read_manifest(out) or {}).get("run_id")
 
 
 def _publish_staged(target: Target, manifest: dict, log: Log) -> None:

@@ -242,27 +242,40 @@ def _count(xs) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def build_materialize(p: beam.Pipeline, plan: dict[str, Any], out: str) -> None:
-    """Add the materialization graph for ``plan`` to pipeline ``p`` writing under ``out``."""
-    from pipelines.io.sinks import WriteSortedShards
-
-    seed = int(plan.get("seed", 0))
-    tokenizer = plan.get("tokenizer") or DEFAULT_TOKENIZER
-    token_column = plan.get("token_column")
-    load_token_counter(tokenizer)  # fail before building the graph
-    n_shards = int(plan.get("shards", 8))
-    out = out.rstrip("/")
-    rows, deads = [], []
+def pool_files(plan: dict[str, Any]) -> list[list[str]]:
+    """Each pool's input files; checks the tokenizer too. Raises :class:`MaterializeError`
+    (before any work) when a pool's patterns match nothing."""
+    load_token_counter(plan.get("tokenizer") or DEFAULT_TOKENIZER)
+    out = []
     for i, pool in enumerate(plan["pools"]):
-        name = pool["name"]
-        label = f"P{i}"
-        files = []
+        files: list[str] = []
         for pattern in pool["files"]:
             found = FileSystems.match([pattern])[0].metadata_list
             files.extend(sorted(m.path for m in found))
         if not files:
             raise MaterializeError(f"materialize.pools[{i}].files: nothing matches "
                                    f"{pool['files']}")
+        out.append(files)
+    return out
+
+
+def build_materialize(p: beam.Pipeline, plan: dict[str, Any], out: str,
+                      files_per_pool: list[list[str]] | None = None) -> None:
+    """Add the materialization graph for ``plan`` to pipeline ``p`` writing under ``out``
+    (``files_per_pool``: :func:`pool_files`' result, computed here when not given)."""
+    from pipelines.io.sinks import WriteSortedShards
+
+    seed = int(plan.get("seed", 0))
+    tokenizer = plan.get("tokenizer") or DEFAULT_TOKENIZER
+    token_column = plan.get("token_column")
+    if files_per_pool is None:
+        files_per_pool = pool_files(plan)  # fail before building the graph
+    n_shards = int(plan.get("shards", 8))
+    out = out.rstrip("/")
+    rows, deads = [], []
+    for i, (pool, files) in enumerate(zip(plan["pools"], files_per_pool, strict=True)):
+        name = pool["name"]
+        label = f"P{i}"
         sel = pool.get("select") or {}
         columns = (["id", "text", "source"] + ([sel["column"]] if "column" in sel else [])
                    + ([token_column] if token_column else []))
@@ -309,6 +322,7 @@ def materialize(rec: dict[str, Any], out: str, *, pipeline_args: list[str] | Non
     from pipelines.build.promote import publish, staged_run
 
     plan = plan_from_recommendation(rec)
+    files = pool_files(plan)  # config mistakes fail before the output directory is touched
     with staged_run(out, ENTRIES) as target:
         if pipeline is None:
             from pipelines.core.runner import make_options
@@ -316,7 +330,7 @@ def materialize(rec: dict[str, Any], out: str, *, pipeline_args: list[str] | Non
 
             runner, opts = make_options(RunnerConfig(), pipeline_args or [])
             pipeline = beam.Pipeline(runner=runner, options=opts)
-        build_materialize(pipeline, plan, target.staging)
+        build_materialize(pipeline, plan, target.staging, files)
         pipeline.run().wait_until_finish()
         with FileSystems.open(f"{target.staging}/manifest.json") as fh:
             payload = json.loads(fh.read().decode("utf-8"))

@@ -522,7 +522,7 @@ class _BackendDoFn(beam.DoFn):
         Returns the rows and whether every unit was read back."""
         assert self.cfg is not None
         items, every = batch["items"], self.cfg.resume_every
-        units = [items[i:i + every] for i in range(0, len(items), every)] or [[]]
+        units = [items[i:i + every] for i in range(0, len(items), every)]  # batches: 1+ items
         rows: list[dict] = []
         resumed = True
         for k, unit in enumerate(units):
@@ -1279,18 +1279,6 @@ def write_outputs(p: beam.Pipeline, staging: str, shards: int, cfg: SynthConfig,
      | "Stats" >> beam.CombineGlobally(_MergeStats())
      | "WriteStats" >> beam.Map(lambda acc: write_json(
          f"{staging}/stats.json", _stats_json(acc, cfg_json), sort_keys=False)))
-
-
-def read_rows(folder: str | Path) -> list[dict]:
-    """Every row of an output folder's ``part-*.jsonl.gz`` shards (e.g. ``<out>/jsonl``,
-    ``<out>/removed``), in shard order."""
-    import gzip
-
-    rows = []
-    for path in sorted(Path(folder).glob("part-*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            rows.extend(json.loads(line) for line in f if line.strip())
-    return rows
 
 
 # --------------------------------------------------------------------------- run
