@@ -151,19 +151,27 @@ def _children_cpu() -> float:
 LAST_CPU = [0.0]  # CPU seconds (user + sys) of the last _run, over every waited-for process
 
 
-def _run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
+def run_sampled(cmd: list[str], sampler_cls, env: dict | None = None,
+                cwd: str | None = None) -> tuple[float, float, object, str]:
+    """Run ``cmd`` with ``sampler_cls(pid)`` watching its process tree: wall seconds, CPU
+    seconds of the waited-for processes, the stopped sampler, the output (raises on failure)."""
     cpu0 = _children_cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env, cwd=cwd)
-    sampler = RssSampler(proc.pid)
+    sampler = sampler_cls(proc.pid)
     sampler.start()
     out, _ = proc.communicate()
     sampler.stop()
-    LAST_CPU[0] = _children_cpu() - cpu0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed:\n{out[-3000:]}")
-    return time.perf_counter() - t0, sampler.peak, out
+    return wall, cpu, sampler, out
+
+
+def _run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
+    wall, LAST_CPU[0], sampler, out = run_sampled(cmd, RssSampler, env, cwd)
+    return wall, sampler.peak, out
 
 
 def _datamill_exact(corpus: str, work: Path, workers: int = 1, canon: str = "whitespace",
@@ -192,15 +200,20 @@ def _datamill_exact(corpus: str, work: Path, workers: int = 1, canon: str = "whi
     return wall, peak, f"kept {c['kept']}, removed {c['removed']}"
 
 
-def _datatrove_exact(peer: str, corpus: str, work: Path, writer: str = "parquet",
-                     workers: int = 1, canon: str = "whitespace") -> tuple[float, int, str]:
+def peer_script(work: Path, name: str, text: str, corpus: str) -> tuple[Path, Path, Path, str]:
+    """A fresh ``work/dt`` folder, the peer's script written as ``work/name``, and the corpus
+    as datatrove's reader takes it (folder + glob pattern)."""
     dt_work = work / "dt"
     shutil.rmtree(dt_work, ignore_errors=True)
-    script = work / "dt_exact.py"
-    script.write_text(DATATROVE_EXACT)
+    script = work / name
+    script.write_text(text)
     p = Path(corpus)
-    pattern = p.name if p.is_file() else "*.jsonl"
-    folder = p.parent if p.is_file() else p
+    return dt_work, script, (p.parent if p.is_file() else p), (p.name if p.is_file() else "*.jsonl")
+
+
+def _datatrove_exact(peer: str, corpus: str, work: Path, writer: str = "parquet",
+                     workers: int = 1, canon: str = "whitespace") -> tuple[float, int, str]:
+    dt_work, script, folder, pattern = peer_script(work, "dt_exact.py", DATATROVE_EXACT, corpus)
     wall, peak, log = _run([peer, str(script), str(folder), pattern, str(dt_work), writer, canon,
                             str(workers)], cwd=str(work))
     line = [x for x in log.splitlines() if x.startswith("RESULT")][-1].split()

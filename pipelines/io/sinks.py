@@ -8,12 +8,16 @@ set is fixed by ``num_shards``.
 
 Memory is bounded by the work in flight, not by the shard or the corpus (an external sort):
 
-1. ``Spill``: each worker buffers incoming rows up to ``spill_bytes`` of text, sorts the buffer
-   per shard by key and writes it as one sorted *run* file (pickle frames)
-   next to the output (``<prefix>-runs/``); only the run's path crosses the shuffle;
-2. ``Merge``: per shard, the run files are merged (``heapq.merge``) and streamed into the
-   shard file (Parquet row groups of ``row_group_size`` rows, or one gzip stream), then
-   deleted. A worker holds one frame per run plus one row group.
+1. ``Spill``: each worker buffers incoming rows, each pickled on arrival (bytes: ~1x its text,
+   where a row as Python objects is 3-4x) with its sort key, up to ``spill_bytes``, sorts the
+   buffer per shard by key and writes it as one sorted *run* file (pickle frames of
+   ``(key, row bytes)``) next to the output (``<prefix>-runs/``); only the run's path crosses
+   the shuffle;
+2. ``Merge``: per shard, the run files are merged (``heapq.merge`` on the keys) and streamed
+   into the shard file (Parquet row groups of ``row_group_size`` rows and at most
+   ``ROW_GROUP_BYTES`` of text, built from Arrow record batches of ``BATCH_ROWS`` rows so that
+   only one batch exists as Python rows; or one gzip stream), then deleted. A worker holds one
+   frame per run plus one row group as Arrow arrays.
 
 The local runner materializes every PCollection that crosses a shuffle in memory; with this
 layout that is only run paths, never the rows themselves.
@@ -26,10 +30,12 @@ import heapq
 import io
 import itertools
 import json
+import pickle
 import re
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from operator import itemgetter
 from typing import Any
 
 import apache_beam as beam
@@ -45,10 +51,11 @@ from pipelines.core.spill import (
     DeleteFiles, approx_size, read_spill, run_file, run_folder, write_spill)
 
 ROW_GROUP_SIZE = 50_000
-# text per Parquet row group (with at most ROW_GROUP_SIZE rows): the writer holds a group as
-# Python rows, an Arrow table and encoded pages at once (~6x its text), so a byte bound keeps a
-# merge worker at ~0.2 GB whatever the document length (50k rows of 2.75 KB: ~0.9 GB)
+# text per Parquet row group (with at most ROW_GROUP_SIZE rows): the writer holds a group as an
+# Arrow table plus its encoded pages (~1.5x its text) and one batch of BATCH_ROWS Python rows,
+# so a byte bound keeps a merge worker's group at ~50 MB whatever the document length
 ROW_GROUP_BYTES = 32 << 20
+BATCH_ROWS = 1024  # rows converted to Arrow at a time while a row group is assembled
 _END = object()
 SPILL_BYTES = 64 << 20  # text buffered per worker before a sorted run is written
 
@@ -93,27 +100,35 @@ def parquet_bytes(rows: list[dict], schema: pa.Schema, row_group_size: int = ROW
     return buf.getvalue()
 
 
-def _take_group(it: Iterator, max_rows: int, max_bytes: int = ROW_GROUP_BYTES) -> list:
-    """The next row group: up to ``max_rows`` rows and about ``max_bytes`` of text
-    (:func:`~pipelines.core.spill.approx_size`), at least one row."""
-    out, size = [], 0
+def _next_group(it: Iterator, schema: pa.Schema, max_rows: int) -> tuple[list, int]:
+    """The next row group as Arrow record batches, and its row count: up to ``max_rows`` rows
+    and about ``ROW_GROUP_BYTES`` of text (:func:`~pipelines.core.spill.approx_size`; the row
+    that reaches the bound is the group's last, so a group has at least one row), converted
+    ``BATCH_ROWS`` at a time, so the group never exists as Python rows all at once."""
+    batches, chunk, rows, size = [], [], 0, 0
     for x in it:
-        out.append(x)
+        chunk.append(x)
+        rows += 1
         size += approx_size(x)
-        if len(out) >= max_rows or size >= max_bytes:
+        if rows >= max_rows or size >= ROW_GROUP_BYTES:
             break
-    return out
+        if len(chunk) >= BATCH_ROWS:
+            batches.append(pa.RecordBatch.from_pylist(chunk, schema=schema))
+            chunk = []
+    if chunk:
+        batches.append(pa.RecordBatch.from_pylist(chunk, schema=schema))
+    return batches, rows
 
 
 def _write_row_groups(fh, it: Iterator, schema: pa.Schema, row_group_size: int) -> int:
     n = 0
     with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
-        chunk = _take_group(it, row_group_size)
-        while chunk:
-            writer.write_table(pa.Table.from_pylist(chunk, schema=schema),
+        batches, rows = _next_group(it, schema, row_group_size)
+        while rows:
+            writer.write_table(pa.Table.from_batches(batches, schema=schema),
                                row_group_size=row_group_size)
-            n += len(chunk)
-            chunk = _take_group(it, row_group_size)
+            n += rows
+            batches, rows = _next_group(it, schema, row_group_size)
     return n
 
 
@@ -209,7 +224,10 @@ def order_ties(rows: Iterable[Any], key: Callable[[Any], Any]) -> Iterator[Any]:
 # output type declared: Beam's inference of it cost ~0.3 CPU s per sink at graph construction
 @beam.typehints.with_output_types(Any)
 class _SpillSortedRuns(beam.DoFn):
-    """rows -> ``(shard key, run path)``: sorted runs of at most ``spill_bytes`` each."""
+    """rows -> ``(shard key, run path)``: sorted runs of at most ``spill_bytes`` each.
+
+    A row is buffered as ``(sort key, pickled row)``: bytes cost about their text where a row
+    of Python objects costs 3-4x, and the run is written without pickling the rows again."""
 
     def __init__(self, run_dir: str, total: int, sort_key: Callable[[Any], str],
                  partition_by: str | None, spill_bytes: int):
@@ -220,13 +238,15 @@ class _SpillSortedRuns(beam.DoFn):
         self._buf: dict[Any, list] = {}
         self._size = 0
 
-    def _shard(self, r: Any) -> Any:
-        idx = xxhash.xxh64_intdigest(self._key(r).encode("utf-8")) % self._n
+    def _shard(self, r: Any, key: str) -> Any:
+        idx = xxhash.xxh64_intdigest(key.encode("utf-8")) % self._n
         return (partition_dir(self._col, r.get(self._col)), idx) if self._col else idx
 
     def process(self, r):
-        self._buf.setdefault(self._shard(r), []).append(r)
-        self._size += approx_size(r)
+        key = self._key(r)
+        data = pickle.dumps(r, protocol=5)
+        self._buf.setdefault(self._shard(r, key), []).append((key, data))
+        self._size += 64 + len(data)
         if self._size >= self._limit:
             yield from self._flush()
 
@@ -239,7 +259,7 @@ class _SpillSortedRuns(beam.DoFn):
         batch = uuid.uuid4().hex
         for shard in sorted(buf, key=str):
             rows = buf.pop(shard)
-            rows.sort(key=self._key)
+            rows.sort(key=itemgetter(0))  # stable: equal keys keep their arrival order
             name = shard if not isinstance(shard, tuple) else (
                 f"{shard[1]}-{xxhash.xxh64_hexdigest(shard[0].encode('utf-8'))}")
             path = run_file(self._dir, name, batch)
@@ -276,8 +296,8 @@ class _MergeShard(beam.DoFn):
         key, groups = item
         partition, index, total = key if isinstance(key, tuple) else (None, key, self._total)
         runs = sorted(groups["runs"])
-        rows = order_ties(heapq.merge(*(read_spill(p) for p in runs), key=self._sort_key),
-                          self._sort_key)
+        merged = heapq.merge(*(read_spill(p) for p in runs), key=itemgetter(0))
+        rows = order_ties((pickle.loads(data) for _key, data in merged), self._sort_key)
         if self._fmt == "parquet":
             path = shard_name(self._prefix, index, total, ".parquet", partition)
             n = write_parquet_stream(path, rows, self._schema, self._rgs)

@@ -762,8 +762,10 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
     * ``verify``: two candidate files at a time (``8 / 6`` of a spill file's text);
     * ``components``: ``NODE_BYTES`` per clustered document (the attributes of each once,
       and spanning-forest edges);
-    * ``route_write``: the sink's sort buffer (64 MB of text as rows) and one Parquet row
-      group being written (~6x ``ROW_GROUP_BYTES`` of text as rows, table and pages);
+    * ``route_write``: the sink's sort buffer (64 MB of pickled rows with their keys, and the
+      allocator's slack: ~1.5x) and one Parquet row group being written (~3x
+      ``ROW_GROUP_BYTES`` of text: Arrow table, encoded pages, one batch of rows), calibrated on
+      the 100k near-dup build (0.56 GB peak, docs/scale.md);
 
     plus read/spill buffers. Nothing grows with the text per document, and only the
     ``shard`` and ``components`` phases grow with the corpus (per shard: fixed by the shard
@@ -779,7 +781,7 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
         "verify": 2 * (8 / 6) * SPILL_BYTES if verify == "exact" else (
             2 * 4 * num_perm * SPILL_BYTES / 2000 if verify == "estimated" else 0),
         "components": NODE_BYTES * clustered_fraction * docs,
-        "route_write": 2.5 * SINK_BYTES + 6.0 * ROW_GROUP_BYTES,
+        "route_write": 1.5 * SINK_BYTES + 3.0 * ROW_GROUP_BYTES,
     }
     parts = {
         "largest_phase": max(phases.values()),
