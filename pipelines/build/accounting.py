@@ -18,13 +18,14 @@ is promoted.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.core import fs
 from pipelines.core.records import reason_category
+from pipelines.io.side_outputs import flatten
 
 LOG10_MAX = 7.0  # length histograms cover 1 .. 10^7 characters on a log scale
 
@@ -122,21 +123,64 @@ class RecordProfile(beam.CombineFn):
         return {"count": sum(acc), "edges": edges, "counts": acc}
 
 
-class _WriteJson(beam.DoFn):
-    def __init__(self, path: str):
-        self._path = path
+class JsonFile(NamedTuple):
+    """One small PCollection to be written as the JSON file ``path``: the list of its
+    elements, or with ``single`` its one element (``null`` when it has none)."""
 
-    def process(self, value):
-        fs.write_json(self._path, value, indent=None, default=str)
-        yield self._path
+    pcoll: Any
+    path: str
+    single: bool = False
 
 
-def write_json(pcoll, path: str, label: str, single: bool = False):
-    """Write a small PCollection as one JSON file (a list, or its single element)."""
-    gathered = pcoll | f"{label}ToList" >> beam.combiners.ToList()
-    if single:
-        gathered = gathered | f"{label}Single" >> beam.Map(lambda xs: xs[0] if xs else None)
-    return gathered | f"{label}Write" >> beam.ParDo(_WriteJson(path))
+class _GatherLists(beam.CombineFn):
+    """``(index, element)`` pairs -> ``{index: [elements]}`` (each list as ``ToList`` gives)."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, item):
+        acc.setdefault(item[0], []).append(item[1])
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: dict[int, list] = {}
+        for a in accs:
+            for i, xs in a.items():
+                out.setdefault(i, []).extend(xs)
+        return out
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _WriteJsonFiles(beam.DoFn):
+    def __init__(self, files: list[tuple[str, bool]]):
+        self._files = files
+
+    def process(self, gathered: dict[int, list]):
+        for i, (path, single) in enumerate(self._files):
+            xs = gathered.get(i, [])
+            fs.write_json(path, (xs[0] if xs else None) if single else xs, indent=None,
+                          default=str)
+            yield path
+
+
+def write_json_files(files: list[JsonFile], label: str, p):
+    """Write small PCollections as JSON files, all in one step; returns the PCollection of
+    the written paths (one element per file, once every file is written).
+
+    One gather for all of them, not a ``ToList`` each: every ``CombineGlobally`` is two
+    fused steps of the local runner, and each step costs every worker a bundle (a few ms of
+    set-up, whatever its size), which was a large part of a small build's CPU. A
+    PCollection with no elements is written as ``[]`` (``null`` with ``single``), as
+    ``ToList`` would give."""
+    tagged = [f.pcoll | f"{label}Tag[{i}]" >> beam.Map(lambda v, i=i: (i, v))
+              for i, f in enumerate(files)]
+    return (flatten(tagged, p, f"{label}All")
+            # with its default ({}): with no element at all, every file is still written
+            | f"{label}Gather" >> beam.CombineGlobally(_GatherLists())
+            | f"{label}Write" >> beam.ParDo(_WriteJsonFiles([(f.path, f.single)
+                                                             for f in files])))
 
 
 def summarize(counts: dict[str, int], labels: list[str]) -> dict[str, Any]:

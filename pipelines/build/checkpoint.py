@@ -173,11 +173,10 @@ def write_checkpoint(target: CheckpointTarget, records, events, removed_all, dea
                | f"{tag}Write" >> WriteSortedShards(f"{path}/data", target.shards, "parquet",
                                                    schema=schema))
     counts = flatten(list(events), p, f"{tag}Events") | f"{tag}Count" >> acc.CountEvents()
-    stat_paths = [acc.write_json(counts, f"{path}/_stats/counts.json", f"{tag}Counts",
-                                 single=True)]
-    for name, pc in stats:
-        stat_paths.append(acc.write_json(pc, f"{path}/_stats/{name}.json", f"{tag}Stat[{name}]",
-                                         single=name == "input_profile"))
+    stat_paths = acc.write_json_files(
+        [acc.JsonFile(counts, f"{path}/_stats/counts.json", single=True),
+         *(acc.JsonFile(pc, f"{path}/_stats/{name}.json", single=name == "input_profile")
+           for name, pc in stats)], f"{tag}Stats", p)
     side = write_side_outputs(path, list(removed_all), list(dead_all),
                               max(1, min(target.shards, 4)), target.write_removed, tag, p)
     payload = {
@@ -193,8 +192,7 @@ def write_checkpoint(target: CheckpointTarget, records, events, removed_all, dea
     tagged = [written | f"{tag}DataFiles" >> beam.Map(lambda f: ("files", f))] + [
         pc | f"{tag}SideFiles[{i}]" >> beam.Map(lambda f: ("side_files", f))
         for i, pc in enumerate(side)] + [
-        pc | f"{tag}StatsFiles[{i}]" >> beam.Map(lambda f: ("stats_files", {"path": f}))
-        for i, pc in enumerate(stat_paths)]
+        stat_paths | f"{tag}StatsFiles" >> beam.Map(lambda f: ("stats_files", {"path": f}))]
     return (tagged
             | f"{tag}AllFiles" >> beam.Flatten()
             | f"{tag}Files" >> beam.combiners.ToList()

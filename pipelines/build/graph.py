@@ -55,6 +55,7 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     events: list[Any] = []  # PCollections of event keys for the current segment
     input_profile = None  # count + lengths of parsed input records (first segment only)
     stage_stats: list[tuple[str, Any]] = []  # (stats file name, PCollection) of this segment
+    json_files: list[acc.JsonFile] = []  # the _stats/*.json files, written in one step
     removed_all: list[Any] = []
     dead_all: list[Any] = []
     first = 0
@@ -69,11 +70,11 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         events.append(read_dead | "ReadDeadEvent" >> beam.FlatMap(
             lambda d: itertools.repeat(acc.dead_key("read", d["reason"]), acc.dead_weight(d))))
         input_counts = read["counted"]
-        acc.write_json(input_counts, f"{staging}/_stats/input_counts.json", "InputCountsJson")
+        json_files.append(acc.JsonFile(input_counts, f"{staging}/_stats/input_counts.json"))
         input_profile = records | "InputProfile" >> beam.CombineGlobally(
             acc.RecordProfile(cfg.length_histogram_bins))
-        acc.write_json(input_profile, f"{staging}/_stats/input_profile.json", "InputProfileJson",
-                       single=True)
+        json_files.append(acc.JsonFile(input_profile, f"{staging}/_stats/input_profile.json",
+                                       single=True))
     else:
         ck = plan.resume
         first = ck.index + 1
@@ -118,8 +119,7 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                                   lambda d: d["reason"])))
                 dead_all.append(dead)
             for name, pc in res.stats.items():
-                acc.write_json(pc, f"{staging}/_stats/stage.{label}.{name}.json",
-                               f"{label}/Stat[{name}]")
+                json_files.append(acc.JsonFile(pc, f"{staging}/_stats/stage.{label}.{name}.json"))
                 stage_stats.append((f"stage.{label}.{name}", pc))
             if cfg.stages[i].checkpoint:
                 done = write_checkpoint(
@@ -149,15 +149,18 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
                                                      partition_by=part,
                                                      rows_per_shard=per_shard)
-    acc.write_json(records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
-                   f"{staging}/_stats/kept_breakdown.json", "KeptBreakdownJson", single=True)
-    acc.write_json(records | "KeptProfile" >> beam.CombineGlobally(
-        acc.RecordProfile(cfg.length_histogram_bins)),
-        f"{staging}/_stats/kept_profile.json", "KeptProfileJson", single=True)
+    json_files.append(acc.JsonFile(
+        records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
+        f"{staging}/_stats/kept_breakdown.json", single=True))
+    json_files.append(acc.JsonFile(
+        records | "KeptProfile" >> beam.CombineGlobally(
+            acc.RecordProfile(cfg.length_histogram_bins)),
+        f"{staging}/_stats/kept_profile.json", single=True))
     write_side_outputs(f"{staging}", removed_all, dead_all, side_shards, cfg.output.write_removed,
                        "Final", p)
     counts = flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
-    acc.write_json(counts, f"{staging}/_stats/counts.json", "CountsJson", single=True)
+    json_files.append(acc.JsonFile(counts, f"{staging}/_stats/counts.json", single=True))
+    acc.write_json_files(json_files, "Stats", p)
 
 
 def _checkpoint_data_files(manifest_path: str) -> list[str]:

@@ -63,7 +63,9 @@ class _Merge(_Wrapped):
 
 def combine_parts(pcolls: list[Any], fn: beam.CombineFn, label: str):
     """One element: ``fn`` combined over all elements of ``pcolls`` (see the module doc)."""
-    parts = [pc | f"{label}Part{i}" >> beam.CombineGlobally(_Partial(fn))
+    # without defaults: an empty part adds nothing to the merge (an empty accumulator merges
+    # as a no-op), and a default costs the local runner one more step per part
+    parts = [pc | f"{label}Part{i}" >> beam.CombineGlobally(_Partial(fn)).without_defaults()
              for i, pc in enumerate(pcolls)]
     return (tuple(parts) | f"{label}Parts" >> beam.Flatten()
             | f"{label}Merge" >> beam.CombineGlobally(_Merge(fn)))

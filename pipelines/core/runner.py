@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions
@@ -341,15 +342,23 @@ def _local_runner():
     Ctrl-C goes to the whole process group, and the build process alone stops the run (and
     its workers) and prints one line (pipelines/build/run.py), instead of every worker
     printing a KeyboardInterrupt traceback. SIG_IGN survives exec, and Python keeps an
-    ignored SIGINT ignored."""
+    ignored SIGINT ignored. The workers run Beam's SDK harness through
+    ``python -m pipelines.core.beam_speedups``, which installs the same memoizations as this
+    process first (each worker builds every step's DoFns again, once per step); their command
+    line still names ``sdk_worker_main`` (pipelines/build/run.py finds them by it)."""
     from apache_beam.portability import python_urns
     from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    worker_main = "apache_beam.runners.worker.sdk_worker_main"
+    beam_worker = f"{sys.executable} -m {worker_main}".encode()
+    our_worker = f"{sys.executable} -m pipelines.core.beam_speedups {worker_main}".encode()
 
     class LocalRunner(FnApiRunner):
         def run_via_runner_api(self, pipeline_proto, options):
             for env in pipeline_proto.components.environments.values():
                 if env.urn == python_urns.SUBPROCESS_SDK and not env.payload.startswith(b"trap"):
-                    env.payload = b"trap '' INT; exec " + env.payload
+                    command = our_worker if env.payload == beam_worker else env.payload
+                    env.payload = b"trap '' INT; exec " + command
             return super().run_via_runner_api(pipeline_proto, options)
 
     return LocalRunner

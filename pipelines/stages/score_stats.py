@@ -267,12 +267,13 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3,
         spec = HistSpec(col, h["lo"], h["hi"], h["bins"], log=h.get("log", False))
         lo, hi = spec.edges()
         width = (hi - lo) / h["bins"] if h["bins"] else 1.0
-        xs = [lo + (i + 0.5) * width for i in range(h["bins"])]
+        edges = [lo + i * width for i in range(h["bins"] + 1)]
         r = (removed or {}).get(col)
-        ax.bar(xs, h["counts"], width=width * 0.95, color="#4c78a8",
-               label="kept" if r else None)
-        if r and len(r.get("counts", [])) == len(xs):
-            ax.bar(xs, r["counts"], width=width * 0.95, color="#f58518", label="removed")
+        # one filled step outline per series (not one patch per bin): the same bars, drawn
+        # at a fraction of the cost
+        ax.stairs(h["counts"], edges, fill=True, color="#4c78a8", label="kept" if r else None)
+        if r and len(r.get("counts", [])) == h["bins"]:
+            ax.stairs(r["counts"], edges, fill=True, color="#f58518", label="removed")
             ax.legend(fontsize=6)
         for t in h.get("thresholds", []):
             ax.axvline(spec.transform(t), color="red", linestyle="--", linewidth=1.2)
