@@ -281,18 +281,19 @@ def test_every_record_dead_exits_4_and_fraction_is_configurable(tmp_path):
 
 def test_missing_input_count_stat_fails_loudly(tmp_path, monkeypatch):
     (tmp_path / "a.jsonl").write_bytes(_line(1))
-    real = acc.write_json
+    real = acc.write_json_files
+    dropped = []
 
-    def drop_input_counts(pcoll, path, label, single=False):  # a runner that loses a stat
-        if path.endswith("/input_counts.json"):
-            return None
-        return real(pcoll, path, label, single)
+    def drop_input_counts(files, label, p):  # a runner that loses a stat
+        kept = [f for f in files if not f.path.endswith("/input_counts.json")]
+        dropped.extend(f.path for f in files if f not in kept)
+        return real(kept, label, p)
 
-    monkeypatch.setattr(acc, "write_json", drop_input_counts)
+    monkeypatch.setattr(acc, "write_json_files", drop_input_counts)
     with pytest.raises(acc.MissingCountError, match=r"input_counts\.json is missing"):
         build(config([{"name": "s", "type": "jsonl", "path": str(tmp_path / "a.jsonl")}], [],
                      tmp_path / "out"))
-    assert not (tmp_path / "out" / "data").exists()
+    assert dropped and not (tmp_path / "out" / "data").exists()
 
 
 # ----------------------------------------------------------------- config strictness

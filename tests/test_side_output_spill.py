@@ -183,6 +183,7 @@ def test_build_graph_flattens_no_records(tmp_path):
     allowed = ("/Runs", "Parts", "Counts", "AllEvents", "AllFiles", "Events", "AllConsumed",
                "PairPicked",  # the near-dup pair sample: <= 16 compact picked records
                "/Scratch",  # near-dup's entries/pairs file paths
+               "StatsAll",  # the stats (small JSON values) gathered for their files
                "CoGroupByKeyImpl/Flatten")  # a sink's runs + shard slots; spill paths
     for label, producers in flattens:
         assert label.endswith(allowed) or any(a in label for a in allowed), (label, producers)
