@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_peers import _split_corpus, peer_script, run_sampled
+from bench_scale_build import descendants, proc_table
 
 DATATROVE_E2E = r"""
 import sys, time
@@ -116,26 +117,6 @@ if __name__ == "__main__":  # the executor's forkserver re-imports this file
 """
 
 
-_TICK = os.sysconf("SC_CLK_TCK")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _procs() -> dict[int, tuple[int, float, int]]:
-    """pid -> (parent pid, CPU seconds so far, RSS bytes) of every process, from /proc/*/stat."""
-    out = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                f = fh.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # after "pid (comm)": state ppid ... utime(12th) stime(13th) ... rss(22nd)
-        out[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / _TICK, int(f[21]) * _PAGE)
-    return out
-
-
 def _label(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -168,21 +149,15 @@ class ProcSampler(threading.Thread):
         t0 = time.perf_counter()
         while not self._halt.is_set():
             t = time.perf_counter() - t0
-            procs = _procs()
-            kids: dict[int, list[int]] = {}
-            for p, (pp, _, _) in procs.items():
-                kids.setdefault(pp, []).append(p)
-            todo, total = [self.pid], 0
-            while todo:
-                p = todo.pop()
-                if p in procs:
-                    _, cpu, rss = procs[p]
-                    if p not in self._labels:
-                        self._labels[p] = _label(p)
-                    self.rows.append((t, p, self._labels[p], rss))
-                    self.cpu[p] = cpu
-                    total += rss
-                todo.extend(kids.get(p, []))
+            procs = proc_table()
+            total = 0
+            for p in descendants(procs, self.pid):
+                _, cpu, rss = procs[p]
+                if p not in self._labels:
+                    self._labels[p] = _label(p)
+                self.rows.append((t, p, self._labels[p], rss))
+                self.cpu[p] = cpu
+                total += rss
             if total > self.peak:
                 self.peak, self.peak_at = total, t
             self._halt.wait(self.interval)
@@ -193,6 +168,13 @@ class ProcSampler(threading.Thread):
 
     def sampled_cpu(self) -> float:
         return sum(self.cpu.values())
+
+    def cpu_by_label(self) -> dict[str, list[float]]:
+        """Last CPU seconds seen of each process, grouped by its label."""
+        out: dict[str, list[float]] = {}
+        for pid, c in self.cpu.items():
+            out.setdefault(self._labels.get(pid, "?"), []).append(c)
+        return out
 
     def at_peak(self) -> list[tuple[int, str, int]]:
         return sorted(((p, lab, r) for t, p, lab, r in self.rows if t == self.peak_at),
@@ -308,9 +290,7 @@ def main() -> None:
                 big = sorted(s.per_process_peak().items(), key=lambda kv: -kv[1])[:4]
                 print("      largest processes (own peak): " + "; ".join(
                     f"{lab} {v / 2**20:.0f} MB" for (_, lab), v in big))
-                cpus: dict[str, list[float]] = {}
-                for pid, c in s.cpu.items():
-                    cpus.setdefault(s._labels.get(pid, "?"), []).append(c)
+                cpus = s.cpu_by_label()
                 print("      CPU by process: " + "; ".join(
                     f"{lab} {sum(v):.1f} s ({len(v)})" for lab, v in
                     sorted(cpus.items(), key=lambda kv: -sum(kv[1]))[:5]))

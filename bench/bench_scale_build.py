@@ -38,33 +38,44 @@ STAGE_SETS = {
 }
 
 
-def tree_rss(root: int) -> int:
-    """Sum of VmRSS (bytes) of ``root`` and all its descendants."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def proc_table() -> dict[int, tuple[int, float, int]]:
+    """pid -> (parent pid, CPU seconds so far, RSS bytes) of every process, from /proc/*/stat."""
+    out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
-            with open(f"/proc/{d}/status") as fh:
-                ppid, kb = None, 0
-                for line in fh:
-                    if line.startswith("PPid:"):
-                        ppid = int(line.split()[1])
-                    elif line.startswith("VmRSS:"):
-                        kb = int(line.split()[1])
-        except OSError:
+            with open(f"/proc/{d}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-        pid = int(d)
-        rss[pid] = kb * 1024
-        if ppid is not None:
-            children.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
+        # after "pid (comm)": state ppid ... utime (12th) stime (13th) ... rss (22nd, pages)
+        out[int(d)] = (int(f[1]), (int(f[11]) + int(f[12])) / _TICK, int(f[21]) * _PAGE)
+    return out
+
+
+def descendants(table: dict[int, tuple[int, float, int]], root: int) -> list[int]:
+    """``root`` and every process below it in ``table`` (whichever thread started it)."""
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo.extend(children.get(pid, []))
-    return total
+        if pid in table:
+            out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+def tree_rss(root: int) -> int:
+    """Sum of the RSS (bytes) of ``root`` and all its descendants."""
+    table = proc_table()
+    return sum(table[p][2] for p in descendants(table, root))
 
 
 class RssSampler(threading.Thread):
