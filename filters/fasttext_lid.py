@@ -8,12 +8,14 @@ n-grams, exactly as fastText's ``Dictionary::getLine``) are summed the first tim
 seen, and the sum (and how many rows it has) is kept. A batch of lines costs, per token, its
 Python string hash (the key of a NumPy hash table probed for the whole batch at once); for
 the batch's new words, their n-gram hashes, all at once (FNV-1a over UTF-8, every start
-position extended one character per n-gram length); and one sparse (line x word) product for
-all lines' row sums. The hidden vector is the mean of a line's rows, as in
+position extended one character per n-gram length); and one gather of all lines' cached
+word sums, summed per line. The hidden vector is the mean of a line's rows, as in
 ``Model::computeHidden``; the output is fastText's hierarchical softmax (the Huffman tree of
 ``Loss::buildTree``, ``HierarchicalSoftmaxLoss``), scored for every leaf at once for a batch of
-lines. Probabilities follow fastText's ``exp(sum(log(p + 1e-5)))``. No BLAS call: the small
-products are sparse ones (OpenBLAS's worker threads cost more than the products here).
+lines. Probabilities follow fastText's ``exp(sum(log(p + 1e-5)))``. No BLAS call (OpenBLAS's
+worker threads cost more than the small products here) and no SciPy (importing
+``scipy.sparse`` costs more CPU than a small build's language ID): the (node x dim) by
+(dim x line) product is an ``einsum``, and the row sums are gathers and column sums.
 
 Supported: supervised models with ``loss hs`` and ``wordNgrams 1`` (lid.176), input matrix
 dense or product-quantized (with or without quantized norms), output dense or quantized.
@@ -31,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.sparse import csr_matrix
 
 _MAGIC, _VERSION = 793712314, 12
 _HS, _SUP = 1, 3
@@ -263,12 +264,13 @@ class FastTextLID:
         self._dict_ids = np.fromiter(words.values(), np.int64, len(words))  # their rows
         self.labels = [n.removeprefix(_LABEL) for n in label_names]
         self._build_tree(label_counts)
-        self._inner = csr_matrix(self._output[: nlabels - 1])  # inner nodes' output rows
+        self._inner = np.ascontiguousarray(self._output[: nlabels - 1])  # inner nodes' rows
         self._dim = dim
         # each input row with a 1 appended: a sum of these rows carries its row count
         self._input = np.hstack([inp, np.ones((len(inp), 1), np.float32)])
         # word cache: token key -> slot; _vec[slot] = its rows summed, then how many rows.
-        # Slot 0 is the end-of-line token (its own row), which ends every line.
+        # Slot 0 is the end-of-line token (its own row), which ends every line; the last row
+        # is never a slot and stays zero (the padding of _line_sums).
         self._vec = np.zeros((4096, dim + 1), np.float32)
         eos = words.get(_EOS)
         if eos is not None:
@@ -313,15 +315,19 @@ class FastTextLID:
             parent[mini[0]] = parent[mini[1]] = i
             binary[mini[1]] = True
         # leaf score = sum over its path of log(f + 1e-5) (right child) or log(1 - f + 1e-5)
-        # (left child) of the inner nodes' f: a sparse (leaf x [right | left] node) 0/1 matrix
-        paths = np.zeros((osz, 2 * (osz - 1)), np.float32)
+        # (left child) of the inner nodes' f: per leaf, its path's rows of the stacked
+        # [right | left] node logs, ascending, padded with row 2 * (osz - 1) (zeros)
+        paths = []
         for leaf_i in range(osz):
-            c = leaf_i
+            c, path = leaf_i, []
             while parent[c] != -1:
                 p = parent[c] - osz
-                paths[leaf_i, p if binary[c] else osz - 1 + p] = 1.0
+                path.append(p if binary[c] else osz - 1 + p)
                 c = parent[c]
-        self._paths = csr_matrix(paths)
+            paths.append(sorted(path))
+        self._paths = np.full((osz, max(map(len, paths), default=0)), 2 * (osz - 1), np.intp)
+        for leaf_i, path in enumerate(paths):
+            self._paths[leaf_i, : len(path)] = path
 
     # ---------------------------------------------------------------- input layer
     def _decode(self, words: list[str], keys: np.ndarray, first: int) -> None:
@@ -333,8 +339,8 @@ class FastTextLID:
         add nothing (the end-of-line token, slot 0, is never decoded here).
         """
         k = len(words)
-        if first + k > len(self._vec):  # doubling, but not past the cache's bound
-            rows = max(first + k, min(2 * len(self._vec), self.max_cached_words + 1))
+        if first + k >= len(self._vec):  # doubling, but not past the cache's bound
+            rows = max(first + k + 1, min(2 * len(self._vec), self.max_cached_words + 2))
             grow = np.zeros((rows, self._dim + 1), np.float32)
             grow[: len(self._vec)] = self._vec
             self._vec = grow
@@ -345,10 +351,12 @@ class FastTextLID:
             seg.append(g_seg)
             rows.append(g_row)
         seg_a, row_a = np.concatenate(seg), np.concatenate(rows)
-        # (word x input row) counts times the input rows (with their trailing 1)
-        ones = np.ones(len(seg_a), np.float32)
-        out = csr_matrix((ones, (seg_a, row_a)), shape=(k, len(self._input))) @ self._input
-        self._vec[first: first + k] = out
+        # each word's input rows (with their trailing 1) summed, a column at a time (seg_a is
+        # not sorted; bincount sums in float64, then rounds once to float32)
+        vals = self._input.take(row_a, axis=0)
+        out = self._vec[first: first + k]
+        for j in range(self._dim + 1):
+            out[:, j] = np.bincount(seg_a, weights=vals[:, j], minlength=k)
 
     def _gram_rows(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(which word, input row) of every kept n-gram of every word (``computeSubwords`` +
@@ -457,9 +465,7 @@ class FastTextLID:
         eos = np.flatnonzero(ids == 0)
         if eos.size:
             ids, indptr = _cut_at_eos(ids, indptr, eos)
-        # each line's rows summed (and counted): a (line x word) count matrix times _vec
-        ones = np.ones(len(ids), np.float32)
-        sums = csr_matrix((ones, ids, indptr), shape=(nlines, len(self._vec))) @ self._vec
+        sums = _line_sums(self._vec, ids, indptr)  # each line's rows summed (and counted)
         sums += self._vec[0]  # the end-of-line token
         if self._table.size > self.max_cached_words:
             self._clear_cache()
@@ -467,12 +473,17 @@ class FastTextLID:
         counts = sums[:, dim]
         hidden = (sums[:, :dim] / np.maximum(counts, 1)[:, None]).astype(np.float32)
         # per inner node and line (nodes x lines): f = sigmoid(output row . hidden), then
-        # log(f + 1e-5) and log(1 - f + 1e-5) stacked, summed along each leaf's path. Sparse
-        # products (no BLAS call: its worker threads cost more than these small products)
-        f = self._inner @ np.ascontiguousarray(hidden.T)
+        # log(f + 1e-5) and log(1 - f + 1e-5) stacked (and a row of zeros), summed along each
+        # leaf's path. einsum without ``optimize`` never calls BLAS (its worker threads cost
+        # more than this small product) and sums over dim in order
+        f = np.einsum("nd,dl->nl", self._inner, np.ascontiguousarray(hidden.T))
         f = 1.0 / (1.0 + np.exp(-f))
-        logs = np.log(np.concatenate([f, 1.0 - f]) + np.float32(1e-5))
-        score = self._paths @ logs  # leaves x lines
+        inner = len(f)
+        logs = np.zeros((2 * inner + 1, nlines), np.float32)
+        logs[:inner] = f
+        np.subtract(1.0, f, out=logs[inner: 2 * inner])
+        np.log(logs[: 2 * inner] + np.float32(1e-5), out=logs[: 2 * inner])
+        score = logs[self._paths].sum(axis=1)  # leaves x lines
         best = score.argmax(axis=0)
         probs = np.exp(score[best, np.arange(nlines)])
         out = [(self.labels[b], float(p)) for b, p in zip(best.tolist(), probs.tolist())]
@@ -483,6 +494,19 @@ class FastTextLID:
     def _clear_cache(self) -> None:
         self._table.clear()
         self._table.add(self._eos_key, np.zeros(1, np.int64))
+
+
+def _line_sums(vec: np.ndarray, ids: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Per line ``i``, the sum of the rows ``vec[ids[indptr[i]:indptr[i + 1]]]`` (zeros for an
+    empty line), added in token order: the rows are gathered into a (position x line x column)
+    grid padded with ``vec``'s last row, which must be zero, and the grid is summed over
+    positions (the outer axis: a running sum, vectorized over lines and columns)."""
+    lens = np.diff(indptr)
+    nlines, n = len(lens), int(indptr[-1])
+    grid = np.full((int(lens.max()) if nlines else 0, nlines), len(vec) - 1, np.intp)
+    line = np.repeat(np.arange(nlines), lens)
+    grid[np.arange(n) - indptr[line], line] = ids[:n]
+    return vec.take(grid, axis=0).sum(axis=0)
 
 
 def _cut_at_eos(ids: np.ndarray, indptr: np.ndarray, eos: np.ndarray):

@@ -16,7 +16,8 @@ from pipelines.build.plan import plan_build
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.base import Stage, StageParams, StageResult, empty_pcollection
 from pipelines.stages.registry import register_stage
-from tests.buildutil import build, config, read_jsonl_gz, read_output, write_jsonl
+from tests.buildutil import (build, config, read_jsonl_gz, read_output, stdlib_doc_rows,
+                             write_jsonl)
 
 GOOD = [
     {"text": "A normal English document with enough words to pass every filter here."},
@@ -176,6 +177,13 @@ def test_same_output_with_one_and_two_workers(one_worker_demo, tmp_path, monkeyp
     assert a.stats["counts"] == b.stats["counts"] and a.stats["conservation_ok"]
     assert a.stats["counts"]["removed"] > 0
     _same_files(one, tmp_path / "two")
+    # the statistics too (partial accumulators merged in whatever order the bundles end),
+    # and the input files in one order (source, then path)
+    for label, st in a.stats["stages"].items():
+        assert st["stats"] == b.stats["stages"][label]["stats"], label
+    assert a.stats["input_files"] == b.stats["input_files"]
+    assert [f["path"] for f in a.stats["input_files"]] == sorted(
+        f["path"] for f in a.stats["input_files"])
     # no run or spill file is left behind
     assert not list((tmp_path / "two").rglob("*.bin"))
     assert not (tmp_path / "two" / "_staging").exists()
@@ -349,3 +357,39 @@ def test_language_routing_partitions_output(tmp_path):
     ds = datasets.load_dataset("parquet", data_files=str(data / "**" / "*.parquet"),
                                split="train")
     assert sorted(ds["language"]) == ["de", "en"]
+
+
+@pytest.mark.slow
+def test_stats_and_input_files_do_not_depend_on_workers(tmp_path):
+    """Two sources of several files: stats.json lists the input files in source order, then
+    by path, and every stage statistic (histograms, removal samples, breakdowns, counts:
+    partial accumulators merged in whatever order the bundles end) is the same on one
+    in-memory worker and on two worker processes."""
+    rows = stdlib_doc_rows(("json", "csv", "argparse", "pathlib", "textwrap"))
+    assert len(rows) > 60
+    files = {"zeta": [], "alpha": []}
+    for n, name in enumerate(("f3", "f1", "f2", "f0", "f4")):
+        src = "zeta" if n < 3 else "alpha"
+        part = [dict(r, id=f"{name}-{i}") for i, r in enumerate(rows[n::5])]
+        files[src].append(write_jsonl(tmp_path / f"{src}-{name}.jsonl", part))
+    sources = [{"name": "zeta", "type": "jsonl", "path": str(tmp_path / "zeta-*.jsonl")},
+               {"name": "alpha", "type": "jsonl", "path": str(tmp_path / "alpha-*.jsonl")}]
+    stages = [{"stage": "gopher_repetition"}, {"stage": "gopher_quality"},
+              {"stage": "length_filter", "min_words": 40}]
+    got = []
+    for workers, mode in ((1, "in_memory"), (2, "multi_processing")):
+        cfg = config(sources, stages, tmp_path / f"out{workers}", shards=2)
+        cfg["runner"] = {"direct_num_workers": workers, "direct_running_mode": mode}
+        got.append(build(cfg).stats)
+    one, two = got
+    assert one["counts"] == two["counts"] and one["counts"]["removed"] > 0
+    listed = [(f["source"], Path(f["path"]).name) for f in one["input_files"]]
+    assert listed == [("zeta", "zeta-f1.jsonl"), ("zeta", "zeta-f2.jsonl"),
+                      ("zeta", "zeta-f3.jsonl"), ("alpha", "alpha-f0.jsonl"),
+                      ("alpha", "alpha-f4.jsonl")]
+    assert one["input_files"] == two["input_files"]
+    for label, st in one["stages"].items():
+        assert st["stats"] == two["stages"][label]["stats"], label
+    assert one["stages"]["gopher_quality"]["stats"]["score_histograms"]
+    assert any(st["stats"].get("removed_by_rule") for st in one["stages"].values())
+    assert one["breakdown"] == two["breakdown"]

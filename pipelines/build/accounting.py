@@ -24,6 +24,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from pipelines.core import fs
+from pipelines.core.combine import CountElements, Stat, combine_parts
 from pipelines.core.records import reason_category
 from pipelines.io.side_outputs import flatten
 
@@ -69,28 +70,29 @@ def dead_key(label: str, reason: str) -> str:
     return f"dead/{label}/{reason_category(reason)}"
 
 
-class _Count(beam.DoFn):
-    def __init__(self):
-        self._counters: dict[str, Any] = {}
+class EventCounts(CountElements):
+    """``{event key: count}``; every event also bumps the Beam Metrics counter of its key
+    (namespace ``datamill``), for runner UIs."""
 
-    def process(self, key: str):
-        c = self._counters.get(key)
+    def add_input(self, acc, key: str):
+        counters = self.__dict__.setdefault("_counters", {})
+        c = counters.get(key)
         if c is None:
-            c = self._counters[key] = Metrics.counter("datamill", key)
+            c = counters[key] = Metrics.counter("datamill", key)
         c.inc()
-        yield key
+        acc[key] = acc.get(key, 0) + 1
+        return acc
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_counters"}
 
 
-class CountEvents(beam.PTransform):
-    """PCollection of event keys -> one dict {key: count} (also bumps Beam Metrics)."""
-
-    def expand(self, keys):
-        return (
-            keys
-            | "Metrics" >> beam.ParDo(_Count())
-            | "PerKey" >> beam.combiners.Count.PerElement()
-            | "ToDict" >> beam.combiners.ToDict()
-        )
+def count_events(events: list[Any], p, label: str) -> Stat:
+    """The PCollections of event keys -> one :class:`Stat` ``{key: count}``, each part counted
+    in the step that produces it (no Flatten of the events themselves)."""
+    if not events:
+        events = [p | f"{label}Empty" >> beam.Create([])]
+    return combine_parts(list(events), EventCounts(), label)
 
 
 class RecordProfile(beam.CombineFn):
@@ -124,63 +126,95 @@ class RecordProfile(beam.CombineFn):
 
 
 class JsonFile(NamedTuple):
-    """One small PCollection to be written as the JSON file ``path``: the list of its
-    elements, or with ``single`` its one element (``null`` when it has none)."""
+    """One small statistic to be written as the JSON file ``path``: a PCollection (the list of
+    its elements, or with ``single`` its one element, ``null`` when it has none) or a
+    :class:`~pipelines.core.combine.Stat` (its value; as a one-element list without
+    ``single``, the shape a ``CombineGlobally`` PCollection had)."""
 
     pcoll: Any
     path: str
     single: bool = False
 
 
-class _GatherLists(beam.CombineFn):
-    """``(index, element)`` pairs -> ``{index: [elements]}`` (each list as ``ToList`` gives)."""
+class _Gather(beam.CombineFn):
+    """``(index, element)`` pairs -> ``{index: [elements]}`` for the plain PCollections, and
+    ``{index: merged accumulator}`` for the statistics (``fns[index]`` their CombineFn)."""
+
+    def __init__(self, fns: list[beam.CombineFn | None]):
+        self._fns = fns
+
+    def setup(self, *args, **kwargs):
+        for fn in self._fns:
+            if fn is not None:
+                fn.setup(*args, **kwargs)
 
     def create_accumulator(self):
         return {}
 
     def add_input(self, acc, item):
-        acc.setdefault(item[0], []).append(item[1])
+        i, v = item
+        fn = self._fns[i]
+        if fn is None:
+            acc.setdefault(i, []).append(v)
+        else:
+            acc[i] = v if i not in acc else fn.merge_accumulators([acc[i], v])
         return acc
 
     def merge_accumulators(self, accs):
-        out: dict[int, list] = {}
+        out: dict[int, Any] = {}
         for a in accs:
-            for i, xs in a.items():
-                out.setdefault(i, []).extend(xs)
+            for i, v in a.items():
+                fn = self._fns[i]
+                if fn is None:
+                    out.setdefault(i, []).extend(v)
+                else:
+                    out[i] = v if i not in out else fn.merge_accumulators([out[i], v])
         return out
 
     def extract_output(self, acc):
         return acc
 
+    def teardown(self, *args, **kwargs):
+        for fn in self._fns:
+            if fn is not None:
+                fn.teardown(*args, **kwargs)
+
 
 class _WriteJsonFiles(beam.DoFn):
-    def __init__(self, files: list[tuple[str, bool]]):
-        self._files = files
+    def __init__(self, files: list[tuple[str, bool]], fns: list[beam.CombineFn | None]):
+        self._files, self._fns = files, fns
 
-    def process(self, gathered: dict[int, list]):
+    def process(self, gathered: dict[int, Any]):
         for i, (path, single) in enumerate(self._files):
-            xs = gathered.get(i, [])
-            fs.write_json(path, (xs[0] if xs else None) if single else xs, indent=None,
-                          default=str)
+            fn = self._fns[i]
+            if fn is None:
+                xs = gathered.get(i, [])
+                value = (xs[0] if xs else None) if single else xs
+            else:  # a statistic that saw nothing has the value of an empty accumulator
+                v = fn.extract_output(gathered[i] if i in gathered else fn.create_accumulator())
+                value = v if single else [v]
+            fs.write_json(path, value, indent=None, default=str)
             yield path
 
 
 def write_json_files(files: list[JsonFile], label: str, p):
-    """Write small PCollections as JSON files, all in one step; returns the PCollection of
+    """Write the build's statistics as JSON files, all in one step; returns the PCollection of
     the written paths (one element per file, once every file is written).
 
-    One gather for all of them, not a ``ToList`` each: every ``CombineGlobally`` is two
-    fused steps of the local runner, and each step costs every worker a bundle (a few ms of
-    set-up, whatever its size), which was a large part of a small build's CPU. A
-    PCollection with no elements is written as ``[]`` (``null`` with ``single``), as
-    ``ToList`` would give."""
-    tagged = [f.pcoll | f"{label}Tag[{i}]" >> beam.Map(lambda v, i=i: (i, v))
+    One gather for all of them, which also merges the statistics' partial accumulators
+    (pipelines/core/combine.py): every ``CombineGlobally`` is two fused steps of the local
+    runner, and each step costs every worker a bundle (a few ms of set-up, whatever its
+    size), which was a large part of a small build's CPU. A PCollection with no elements is
+    written as ``[]`` (``null`` with ``single``), as ``ToList`` would give."""
+    fns = [f.pcoll.fn if isinstance(f.pcoll, Stat) else None for f in files]
+    tagged = [(f.pcoll.partials if isinstance(f.pcoll, Stat) else f.pcoll)
+              | f"{label}Tag[{i}]" >> beam.Map(lambda v, i=i: (i, v))
               for i, f in enumerate(files)]
     return (flatten(tagged, p, f"{label}All")
             # with its default ({}): with no element at all, every file is still written
-            | f"{label}Gather" >> beam.CombineGlobally(_GatherLists())
-            | f"{label}Write" >> beam.ParDo(_WriteJsonFiles([(f.path, f.single)
-                                                             for f in files])))
+            | f"{label}Gather" >> beam.CombineGlobally(_Gather(fns))
+            | f"{label}Write" >> beam.ParDo(_WriteJsonFiles([(f.path, f.single) for f in files],
+                                                            fns)))
 
 
 def summarize(counts: dict[str, int], labels: list[str]) -> dict[str, Any]:

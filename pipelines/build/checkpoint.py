@@ -14,7 +14,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.build import accounting as acc
 from pipelines.core.fs import exists, read_json, write_json
 from pipelines.core.records import arrow_schema
-from pipelines.io.side_outputs import flatten, write_side_outputs
+from pipelines.io.side_outputs import write_side_outputs
 from pipelines.io.sinks import WriteSortedShards
 
 MANIFEST_VERSION = 2  # 2: outputs/side_files with sizes
@@ -172,7 +172,7 @@ def write_checkpoint(target: CheckpointTarget, records, events, removed_all, dea
                | f"{tag}Rows" >> beam.Map(_checkpoint_row)
                | f"{tag}Write" >> WriteSortedShards(f"{path}/data", target.shards, "parquet",
                                                    schema=schema))
-    counts = flatten(list(events), p, f"{tag}Events") | f"{tag}Count" >> acc.CountEvents()
+    counts = acc.count_events(list(events), p, f"{tag}Count")
     stat_paths = acc.write_json_files(
         [acc.JsonFile(counts, f"{path}/_stats/counts.json", single=True),
          *(acc.JsonFile(pc, f"{path}/_stats/{name}.json", single=name == "input_profile")

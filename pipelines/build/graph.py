@@ -20,32 +20,23 @@ stats after the run), :mod:`pipelines.build.promote` (moving staged outputs into
 from __future__ import annotations
 
 import itertools
-from typing import Any, Callable
+from typing import Any
 
 import apache_beam as beam
 
 from pipelines.build import accounting as acc
-from pipelines.core import progress
 from pipelines.build.breakdown import BreakdownFn
+from pipelines.build.events import ProgressKey, RemovedRow, checkpoint_data_files
 from pipelines.core.combine import combine_parts
 from pipelines.build.checkpoint import ReadParquetRows, write_checkpoint
 from pipelines.build.plan import BuildPlan
 from pipelines.core.records import arrow_schema, reason_category
-from pipelines.core.fs import read_json
 from pipelines.build.redistribute import maybe_redistribute
-from pipelines.io.side_outputs import flatten, write_side_outputs
+from pipelines.io.side_outputs import write_side_outputs
 from pipelines.io.sinks import WriteSortedShards, to_output_row
 from pipelines.io.sources import read_sources
 from pipelines.stages.record_stage import FusedRecordStages, fusible_runs
 from pipelines.stages.base import Stage, StageResult, parts
-
-def _removed_row(label: str):
-    def fn(item):
-        reason, record = item
-        return {"stage": label, "reason": reason, "record": record}
-
-    return fn
-
 
 def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
     """Add the whole build to pipeline ``p`` (writing into the staging directory)."""
@@ -71,8 +62,8 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
             lambda d: itertools.repeat(acc.dead_key("read", d["reason"]), acc.dead_weight(d))))
         input_counts = read["counted"]
         json_files.append(acc.JsonFile(input_counts, f"{staging}/_stats/input_counts.json"))
-        input_profile = records | "InputProfile" >> beam.CombineGlobally(
-            acc.RecordProfile(cfg.length_histogram_bins))
+        input_profile = combine_parts([records], acc.RecordProfile(cfg.length_histogram_bins),
+                                      "InputProfile")
         json_files.append(acc.JsonFile(input_profile, f"{staging}/_stats/input_profile.json",
                                        single=True))
     else:
@@ -102,20 +93,18 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
             for n, removed in enumerate(removed_parts):
                 sfx = "" if n == 0 else str(n)
                 events.append(removed | f"{label}/RemovedEvent{sfx}" >> beam.Map(
-                    _progress_key(f"stage/{label}/removed", acc.removed_key, label,
+                    ProgressKey(f"stage/{label}/removed", acc.removed_key, label,
                                   lambda it: it[0])))
                 removed_all.append(removed | f"{label}/RemovedRow{sfx}" >> beam.Map(
-                    _removed_row(label)))
+                    RemovedRow(label)))
                 breakdown.append(removed | f"{label}/BreakdownKey{sfx}" >> beam.Map(
                     lambda it, lab=label: (lab, reason_category(it[0]), it[1])))
-            res.stats["removed_breakdown"] = (  # removed per source/language (report, card)
-                breakdown[0] | f"{label}/Breakdown" >> beam.CombineGlobally(
-                    BreakdownFn(removed=True))
-                if len(breakdown) == 1 else
-                combine_parts(breakdown, BreakdownFn(removed=True), f"{label}/Breakdown"))
+            # removed per source/language (report, card)
+            res.stats["removed_breakdown"] = combine_parts(
+                breakdown, BreakdownFn(removed=True), f"{label}/Breakdown")
             for n, dead in enumerate(parts(res.dead)):
                 events.append(dead | f"{label}/DeadEvent{'' if n == 0 else n}" >> beam.Map(
-                    _progress_key(f"stage/{label}/dead", acc.dead_key, label,
+                    ProgressKey(f"stage/{label}/dead", acc.dead_key, label,
                                   lambda d: d["reason"])))
                 dead_all.append(dead)
             for name, pc in res.stats.items():
@@ -133,7 +122,7 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
                 # file paths wait (a step holding records until the manifest exists would
                 # keep them all in the local runner's memory)
                 records = (done
-                           | f"AfterCheckpoint[{label}]/Files" >> beam.FlatMap(_checkpoint_data_files)
+                           | f"AfterCheckpoint[{label}]/Files" >> beam.FlatMap(checkpoint_data_files)
                            | f"AfterCheckpoint[{label}]/Spread" >> beam.Reshuffle()
                            | f"AfterCheckpoint[{label}]/Read" >> beam.ParDo(ReadParquetRows()))
 
@@ -149,34 +138,16 @@ def construct(plan: BuildPlan, p: beam.Pipeline) -> None:
         out_rows | "WriteJsonl" >> WriteSortedShards(f"{staging}/jsonl", n_shards, "jsonl",
                                                      partition_by=part,
                                                      rows_per_shard=per_shard)
+    json_files.append(acc.JsonFile(combine_parts([records], BreakdownFn(), "KeptBreakdown"),
+                                   f"{staging}/_stats/kept_breakdown.json", single=True))
     json_files.append(acc.JsonFile(
-        records | "KeptBreakdown" >> beam.CombineGlobally(BreakdownFn()),
-        f"{staging}/_stats/kept_breakdown.json", single=True))
-    json_files.append(acc.JsonFile(
-        records | "KeptProfile" >> beam.CombineGlobally(
-            acc.RecordProfile(cfg.length_histogram_bins)),
+        combine_parts([records], acc.RecordProfile(cfg.length_histogram_bins), "KeptProfile"),
         f"{staging}/_stats/kept_profile.json", single=True))
     write_side_outputs(f"{staging}", removed_all, dead_all, side_shards, cfg.output.write_removed,
                        "Final", p)
-    counts = flatten(events, p, "AllEvents") | "Count" >> acc.CountEvents()
+    counts = acc.count_events(events, p, "Count")
     json_files.append(acc.JsonFile(counts, f"{staging}/_stats/counts.json", single=True))
     acc.write_json_files(json_files, "Stats", p)
-
-
-def _checkpoint_data_files(manifest_path: str) -> list[str]:
-    """The data shards a checkpoint's manifest lists (written: the manifest comes last)."""
-    return [f["path"] for f in read_json(manifest_path)["files"]]
-
-
-class _progress_key:  # noqa: N801 - used like a function in beam.Map
-    """Event key of a removed/dead item, counting it in the live progress as it passes."""
-
-    def __init__(self, progress_key: str, make_key: Callable, label: str, reason: Callable):
-        self._p, self._make, self._label, self._reason = progress_key, make_key, label, reason
-
-    def __call__(self, item: Any) -> str:
-        progress.add(self._p)
-        return self._make(self._label, self._reason(item))
 
 
 def _apply_run(plan: BuildPlan, idx: list[int], records) -> list[dict[str, Any]]:

@@ -63,7 +63,12 @@ def gather_stats(plan: BuildPlan, wall_s: float, metrics: dict[str, Any]) -> dic
                 merged[k] = v
     # input = records counted from the raw data per file (contract C1), not from what the
     # parser managed to read (presence of every counting stat was checked by _require above)
-    input_files = merged["input_counts"]
+    # in source order, then by path: the gathered list comes in whatever order the workers
+    # finished (stats.json is the same for the same inputs, whatever the worker count)
+    order = {sp.config.name: i for i, sp in enumerate(plan.sources)}
+    input_files = sorted(merged["input_counts"],
+                         key=lambda f: (order.get(f.get("source"), len(order)),
+                                        str(f.get("source")), str(f.get("path"))))
     counts["input"] = acc.input_total(input_files)
     counts["kept"] = merged["kept_profile"]["count"]
     summary = acc.summarize(counts, plan.labels)

@@ -14,10 +14,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def figure_html(fig: Any, alt: str = "figure") -> str:
-    """Render a matplotlib figure as an inline <img> and close it."""
+def figure_html(fig: Any, alt: str = "figure", laid_out: bool = False) -> str:
+    """Render a matplotlib figure as an inline <img> and close it.
+
+    One layout pass (``tight_layout``, unless the caller placed the axes itself:
+    ``laid_out``) and one draw: with ``bbox_inches="tight"`` on top, matplotlib drew every
+    figure once more just to measure it, and the report's figures were most of the build
+    driver's CPU on a small build."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    if not laid_out:
+        fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"/>'

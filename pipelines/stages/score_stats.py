@@ -215,7 +215,7 @@ def _id_snippet(pair):
 
 def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
                 examples_per_reason: int = 3) -> dict[str, Any]:
-    """Stats PCollections (each a single dict) for a filter stage's outputs."""
+    """Stats (:class:`pipelines.core.combine.Stat`, each a dict) of a filter stage's outputs."""
     out: dict[str, Any] = {}
     removed_parts = parts(removed)  # a stage may give its removals in several parts
 
@@ -230,16 +230,11 @@ def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
         out["score_histograms"] = combine_parts(scored, HistogramFn(specs), f"{label}Hist")
         # the removed records alone, drawn over the full histogram (kept vs removed)
         only = records_of("HistRemovedOnly")
-        out["removed_histograms"] = (
-            only[0] | f"{label}HistR" >> beam.CombineGlobally(HistogramFn(specs))
-            if len(only) == 1 else combine_parts(only, HistogramFn(specs), f"{label}HistR"))
+        out["removed_histograms"] = combine_parts(only, HistogramFn(specs), f"{label}HistR")
     snippets = [r | f"{label}ReasonSnippet{'' if i == 0 else i}" >> beam.Map(_id_snippet)
                 for i, r in enumerate(removed_parts)]
-    out["removed_by_rule"] = (
-        combine_per_key_parts(snippets, ReasonSampleFn(examples_per_reason),
-                              f"{label}ReasonSample")
-        | f"{label}ReasonDict" >> beam.combiners.ToDict()
-    )
+    out["removed_by_rule"] = combine_per_key_parts(
+        snippets, ReasonSampleFn(examples_per_reason), f"{label}ReasonSample")
     return out
 
 
@@ -259,7 +254,13 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3,
 
     cols = sorted(hists)
     rows = math.ceil(len(cols) / per_row)
-    fig, axes = plt.subplots(rows, per_row, figsize=(4 * per_row, 2.6 * rows), squeeze=False)
+    # margins fixed in inches (7-8 pt labels) instead of a tight layout: measuring every
+    # label of a 12-panel grid cost more than drawing it
+    width, height = 4.0 * per_row, 2.6 * rows
+    fig, axes = plt.subplots(rows, per_row, figsize=(width, height), squeeze=False,
+                             gridspec_kw={"left": 0.55 / width, "right": 1 - 0.15 / width,
+                                          "bottom": 0.45 / height, "top": 1 - 0.3 / height,
+                                          "wspace": 0.28, "hspace": 0.62})
     for ax in axes.flat[len(cols):]:
         ax.axis("off")
     for ax, col in zip(axes.flat, cols):
@@ -282,10 +283,9 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3,
         ax.set_title(col + extra, fontsize=8)
         ax.set_xlabel("log10(1+x)" if spec.log else "value", fontsize=7)
         ax.tick_params(labelsize=7)
-    fig.tight_layout()
     from pipelines.report.html import figure_html
 
-    out = figure_html(fig, "score histograms")
+    out = figure_html(fig, "score histograms", laid_out=True)
     plt.close(fig)
     return out
 

@@ -10,6 +10,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.core.combine import Stat
 from pipelines.stages.registry import parse_stages
 from pipelines.stages.base import StageContext, stat_value
 from pipelines.stages.registry import load_stages
@@ -36,9 +37,12 @@ def local_pipeline(num_workers: int = 1, mode: str = "in_memory") -> beam.Pipeli
 
 
 def collect(pcoll: Any, name: str) -> str:
-    """Attach an in-memory sink to ``pcoll``; read it after the run with :func:`collected`."""
+    """Attach an in-memory sink to ``pcoll`` (a statistic: to its value); read it after the run
+    with :func:`collected`."""
     key = f"{name}-{uuid.uuid4().hex}"
     _SINKS[key] = []
+    if isinstance(pcoll, Stat):
+        pcoll = pcoll.final(f"Final{name}")
     pcoll | f"Collect{name}" >> beam.ParDo(_Collect(key))
     return key
 

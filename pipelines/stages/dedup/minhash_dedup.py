@@ -629,7 +629,6 @@ def _histogram_img(hist: dict[int, int]) -> str:
     ax.set_ylabel("clusters")
     ax.set_yscale("log")
     ax.set_title("Near-duplicate cluster sizes")
-    fig.tight_layout()
     from pipelines.report.html import figure_html
 
     return figure_html(fig, "cluster size histogram")
