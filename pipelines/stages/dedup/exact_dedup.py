@@ -66,6 +66,7 @@ from pydantic import Field, model_validator
 
 from filters.text_hash import content_digests, representative_key
 from pipelines.core import progress
+from pipelines.core.combine import combine_parts
 from pipelines.core.records import dead_letter
 from pipelines.stages.score_stats import snippet
 from pipelines.core.spill import (
@@ -365,11 +366,29 @@ def _with_examples(groups: dict, examples: dict) -> dict:
     return out
 
 
-def _sum_sources(counters):
-    total: Counter = Counter()
-    for items in counters:
+class _SourceCountsFn(beam.CombineFn):
+    """The bundles' ``by_source`` counters -> per source: removed, kept_with_copies and
+    removed_by_kept_source (a statistic: pipelines/core/combine.py)."""
+
+    def create_accumulator(self):
+        return Counter()
+
+    def add_input(self, acc, items):
         for k, n in items:
-            total[tuple(k)] += n
+            acc[tuple(k)] += n
+        return acc
+
+    def merge_accumulators(self, accs):
+        out: Counter = Counter()
+        for a in accs:
+            out.update(a)
+        return out
+
+    def extract_output(self, acc):
+        return _by_source(acc)
+
+
+def _by_source(total: Counter) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for (kind, source, other), n in sorted(total.items()):
         entry = out.setdefault(source, {"removed": 0, "kept_with_copies": 0,
@@ -435,9 +454,7 @@ class ExactDedupStage(Stage):
         stats = {
             "groups": groups | "WithExamples" >> beam.Map(
                 _with_examples, beam.pvalue.AsSingleton(examples)),
-            "by_source": (decided.by_source
-                          | "AllSourceCounts" >> beam.combiners.ToList()
-                          | "BySource" >> beam.Map(_sum_sources)),
+            "by_source": combine_parts([decided.by_source], _SourceCountsFn(), "BySource"),
         }
         return StageResult(kept=decided.kept, removed=decided.removed, dead=keyed.dead,
                            stats=stats)

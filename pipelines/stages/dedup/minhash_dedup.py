@@ -40,6 +40,7 @@ from pydantic import Field, model_validator
 from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_params
 from filters.minhash import MinHashConfig
 from pipelines.core import progress
+from pipelines.core.combine import combine_parts
 from pipelines.stages.dedup import minhash_lshbloom as lb
 from pipelines.stages.dedup import minhash_passes as mb
 from pipelines.stages.dedup.minhash_passes import candidate_shards
@@ -429,8 +430,7 @@ class MinHashDedupStage(Stage):
          | "DeleteSpill" >> DeleteFiles())
         kept, removed = applied[KEPT], applied["removed"]
         dead = applied[mb.DEAD]  # SketchSpill's dead letters come back through Apply
-        n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
-        stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        stats["removed"] = combine_parts([removed], _RemovedCount(), "RemovedStat")
         stats["near_dup_pairs"] = (
             applied[mb.SAMPLED]
             | "PairGather" >> beam.combiners.ToList()
@@ -500,8 +500,7 @@ class MinHashDedupStage(Stage):
             name: summary | f"Stat_{name}" >> beam.Map(_stat, name)
             for name in ("edges", "clusters", "components")}
         removed = applied["removed"]
-        n_removed = removed | "CountRemoved" >> beam.combiners.Count.Globally()
-        stats["removed"] = n_removed | "RemovedStat" >> beam.Map(lambda n: {"docs_removed": n})
+        stats["removed"] = combine_parts([removed], _RemovedCount(), "RemovedStat")
         stats["near_dup_pairs"] = (
             applied[mb.SAMPLED]
             | "PairGather" >> beam.combiners.ToList()
@@ -604,6 +603,22 @@ def _pairs_html(st: dict, threshold: Any) -> str:
 
 def _stat(decisions: dict, name: str):
     return decisions["stats"][name]
+
+
+class _RemovedCount(beam.CombineFn):
+    """``{"docs_removed": n}`` (a statistic: pipelines/core/combine.py)."""
+
+    def create_accumulator(self):
+        return 0
+
+    def add_input(self, acc, _item):
+        return acc + 1
+
+    def merge_accumulators(self, accs):
+        return sum(accs)
+
+    def extract_output(self, acc):
+        return {"docs_removed": acc}
 
 
 def _stat_sample(decisions: dict) -> dict:
