@@ -16,11 +16,14 @@ the English list is never applied to another language.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from filters.base import Decision, Record, RecordScorer, per_language_overrides
+from filters.segment import segmenter_name
+from filters.segment import words as segment_words
+from filters.stopwords import base_language, stop_list
 from filters.text_stats import (
     BULLETS,
     ELLIPSES,
@@ -31,12 +34,10 @@ from filters.text_stats import (
     first_failed,
     has_alpha,
     lines,
+    ngram_fractions_batch,
     paragraphs,
     require_text,
 )
-from filters.segment import segmenter_name
-from filters.segment import words as segment_words
-from filters.stopwords import base_language, stop_list
 
 # --------------------------------------------------------------------------- quality
 
@@ -306,6 +307,42 @@ class GopherRepetition(RecordScorer):
         cols = self.stats(require_text(record), lang)
         rules = self.char_rules if cols["gopher_ngram_tokens"] == CHAR_TOKENS else self.rules
         return Decision(first_failed(rules, cols), cols)
+
+    def process_batch(self, records: Sequence[Record]) -> list[Decision]:
+        """The Decisions of :meth:`process` (same values), the n-gram statistics of the whole
+        batch computed together (:func:`filters.text_stats.ngram_fractions_batch`)."""
+        texts = [require_text(r) for r in records]
+        column, default = self.language_column, self.default_language
+        langs = [_language_of(r, column, default) for r in records]
+        names = [segmenter_name(lang) for lang in langs]
+        # whitespace tokens: lowering the text then splitting gives the same tokens as
+        # lowering each token (no lowercase mapping adds or removes whitespace, and no
+        # whitespace character is cased or case-ignorable, so the final-sigma context stops
+        # at whitespace; tests/test_gopher_repetition_batch.py checks every code point)
+        token_lists = [text.lower().split() if name == "whitespace"
+                       else [w.lower() for w in segment_words(text, lang)]
+                       for text, lang, name in zip(texts, langs, names)]
+        top, dup = ngram_fractions_batch(token_lists, self.top_ns, self.dup_ns)
+        top_cols = [(f"gopher_top_{n}gram_char_frac", top[n]) for n in self.top_ns]
+        dup_cols = [(f"gopher_dup_{n}gram_char_frac", dup[n]) for n in self.dup_ns]
+        out = []
+        for i, (text, name) in enumerate(zip(texts, names)):
+            line_frac, line_chars = duplicate_fraction(lines(text))
+            para_frac, para_chars = duplicate_fraction(paragraphs(text))
+            cols = {
+                "gopher_dup_line_frac": line_frac,
+                "gopher_dup_para_frac": para_frac,
+                "gopher_dup_line_char_frac": line_chars,
+                "gopher_dup_para_char_frac": para_chars,
+                "gopher_ngram_tokens": name,
+            }
+            for col, values in top_cols:
+                cols[col] = values[i]
+            for col, values in dup_cols:
+                cols[col] = values[i]
+            rules = self.char_rules if name == CHAR_TOKENS else self.rules
+            out.append(Decision(first_failed(rules, cols), cols))
+        return out
 
 
 def _is_ngram_rule(rule: Rule) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Sequence
+from itertools import chain, count
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def strip_punct(word: str) -> str:
 
 def lines(text: str) -> list[str]:
     """Lines of ``text`` (split on ``\\n``), stripped, without empty lines."""
-    return [s for s in (ln.strip() for ln in text.split("\n")) if s]
+    return list(filter(None, map(str.strip, text.split("\n"))))
 
 
 def raw_lines(text: str) -> list[str]:
@@ -51,7 +52,7 @@ def raw_lines(text: str) -> list[str]:
 
 def paragraphs(text: str) -> list[str]:
     """Paragraphs separated by one or more blank lines, stripped, without empty ones."""
-    return [s for s in (p.strip() for p in _PARA_SPLIT.split(text)) if s]
+    return list(filter(None, map(str.strip, _PARA_SPLIT.split(text))))
 
 
 def count_sentences(text: str) -> int:
@@ -80,17 +81,12 @@ def duplicate_fraction(items: Sequence[str]) -> tuple[float, float]:
     """
     if not items:
         return 0.0, 0.0
-    seen: set[str] = set()
-    dup_items = 0
-    dup_chars = 0
-    total_chars = 0
-    for it in items:
-        total_chars += len(it)
-        if it in seen:
-            dup_items += 1
-            dup_chars += len(it)
-        else:
-            seen.add(it)
+    # every distinct item's first occurrence is not a duplicate, every other one is: the
+    # duplicates are the items (and characters) beyond one copy of each distinct item
+    distinct = set(items)
+    total_chars = sum(map(len, items))
+    dup_items = len(items) - len(distinct)
+    dup_chars = total_chars - sum(map(len, distinct))
     return dup_items / len(items), (dup_chars / total_chars if total_chars else 0.0)
 
 
@@ -166,6 +162,132 @@ class NgramIndex:
             covered = np.cumsum(diff[:size]) > 0
             out[n] = float(self.lens[covered].sum()) / self.total
         return out
+
+
+def ngram_fractions_batch(token_lists: Sequence[Sequence[str]], top_ns: Sequence[int],
+                          dup_ns: Sequence[int]) -> tuple[dict[int, list[float]],
+                                                          dict[int, list[float]]]:
+    """:meth:`NgramIndex.top_fraction` and :meth:`NgramIndex.dup_fractions` of many documents.
+
+    Returns ``(top, dup)``: ``top[n][d]`` / ``dup[n][d]`` for document ``d`` of
+    ``token_lists``, equal (same float) to ``NgramIndex(token_lists[d]).top_fraction(n)`` /
+    ``.dup_fractions(dup_ns)[n]``. The whole batch is done in a few numpy calls per n-gram
+    size instead of a dictionary and ``np.unique`` calls per document:
+
+    * the tokens of all documents are concatenated; a window of ``n`` tokens is valid when it
+      does not cross the end of its document;
+    * level 1 groups equal (document, token) pairs; level ``n`` groups equal windows of
+      ``n`` tokens by the key (group of the ``n-1`` window at ``i``, group of the ``n-1``
+      window at ``i + 1``), both exact dense ids, so there is no hashing and no collision;
+    * a window of ``n`` tokens can repeat only when the windows of ``n-1`` tokens at ``i`` and
+      ``i + 1`` both repeat, so level ``n`` sorts only those candidates (every other window
+      occurs once) and the sorts shrink fast with ``n``.
+
+    Group ids are numbered in key order and level 1's key starts with the document, so groups
+    are sorted by document at every level (segment reductions per document need no sort).
+    """
+    n_docs = len(token_lists)
+    top_ns = list(top_ns)
+    dup_ns = list(dup_ns)
+    top_num = {n: np.zeros(n_docs, dtype=np.int64) for n in top_ns}
+    dup_num = {n: np.zeros(n_docs, dtype=np.int64) for n in dup_ns}
+    sizes = np.fromiter(map(len, token_lists), dtype=np.int64, count=n_docs)
+    bounds = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(sizes, out=bounds[1:])
+    size = int(bounds[-1])
+    flat = list(chain.from_iterable(token_lists))
+    vocab = dict(zip(dict.fromkeys(flat), count()))
+    lens = np.fromiter(map(len, flat), dtype=np.int64, count=size)
+    csum = np.zeros(size + 1, dtype=np.int64)
+    np.cumsum(lens, out=csum[1:])
+    totals = csum[bounds[1:]] - csum[bounds[:-1]]
+    levels = max((n for n in chain(top_ns, dup_ns) if n > 0), default=0)
+    if size and levels:
+        tok = np.fromiter(map(vocab.__getitem__, flat), dtype=np.int64, count=size)
+        doc = np.repeat(np.arange(n_docs, dtype=np.int64), sizes)
+        end = bounds[1:][doc]  # end of each position's document
+        top_set, dup_set = set(top_ns), set(dup_ns)
+        code = np.empty(size + 1, dtype=np.int64)  # group of the window at each position
+        pos = np.arange(size, dtype=np.int64)  # candidate windows of the current size
+        key = doc * len(vocab) + tok
+        groups = 0
+        for n in range(1, levels + 1):
+            if n > 1:
+                key = code[pos] * groups + code[pos + 1]
+            pos_sorted, new_group = _sorted_groups(key, pos, size)
+            starts = np.flatnonzero(new_group)
+            groups = len(starts)
+            gcount = np.diff(np.append(starts, len(pos)))
+            gid = np.cumsum(new_group) - 1
+            code[pos_sorted] = gid
+            repeated = np.flatnonzero(gcount >= 2)
+            if len(repeated) == 0:
+                break  # no window of this size repeats: none of a larger size either
+            if n in top_set:
+                _top_counts(top_num[n], pos_sorted[starts[repeated]], gcount[repeated],
+                            doc, csum, n)
+            if n in dup_set:
+                dup_num[n] = _covered_chars(pos_sorted[~new_group], n, csum, doc, n_docs)
+            if n == levels:
+                break
+            rep = np.zeros(size + 1, dtype=bool)
+            rep[pos_sorted[gcount[gid] >= 2]] = True
+            pos = np.flatnonzero(rep[:-1] & rep[1:])
+            pos = pos[pos + n + 1 <= end[pos]]
+            if len(pos) == 0:
+                break
+    denom = np.maximum(totals, 1).astype(np.float64)
+    top = {n: (np.minimum(1.0, top_num[n] / denom) if n > 0 else np.zeros(n_docs)).tolist()
+           for n in top_ns}
+    dup = {n: ((dup_num[n] / denom) if n > 0 else np.zeros(n_docs)).tolist() for n in dup_ns}
+    return top, dup
+
+
+def _sorted_groups(key: np.ndarray, pos: np.ndarray, size: int):
+    """(positions sorted by (key, position), True where a new key starts)."""
+    m = len(key)
+    if m and (int(key.max()) + 1) * (size + 1) < 2**62:
+        both = np.sort(key * (size + 1) + pos)  # unique values: position breaks ties
+        pos_sorted = both % (size + 1)
+        sk = both // (size + 1)
+    else:
+        order = np.argsort(key, kind="stable")
+        pos_sorted = pos[order]
+        sk = key[order]
+    new_group = np.empty(m, dtype=bool)
+    new_group[:1] = True
+    np.not_equal(sk[1:], sk[:-1], out=new_group[1:])
+    return pos_sorted, new_group
+
+
+def _top_counts(out: np.ndarray, first: np.ndarray, gcount: np.ndarray, doc: np.ndarray,
+                csum: np.ndarray, n: int) -> None:
+    """Per document: top count x most characters among the n-grams with that count.
+
+    ``first``/``gcount``: first position and count of each repeated n-gram, sorted by
+    document.
+    """
+    gdoc = doc[first]
+    chars = csum[first + n] - csum[first]
+    seg = np.flatnonzero(np.concatenate(([True], gdoc[1:] != gdoc[:-1])))
+    top = np.maximum.reduceat(gcount, seg)
+    is_top = gcount == np.repeat(top, np.diff(np.append(seg, len(gdoc))))
+    out[gdoc[seg]] = top * np.maximum.reduceat(np.where(is_top, chars, 0), seg)
+
+
+def _covered_chars(dup_starts: np.ndarray, n: int, csum: np.ndarray, doc: np.ndarray,
+                   n_docs: int) -> np.ndarray:
+    """Per document: characters of the tokens inside any window ``[s, s + n)``, each once.
+
+    With the starts sorted, window ``j`` adds the tokens ``[s_j, min(s_j + n, s_{j+1}))``
+    that no later window covers (all windows have the same length and none crosses the end
+    of its document), so the union is a sum of disjoint ranges.
+    """
+    starts = np.sort(dup_starts)
+    stops = starts + n
+    np.minimum(stops[:-1], starts[1:], out=stops[:-1])
+    chars = csum[stops] - csum[starts]
+    return np.bincount(doc[starts], weights=chars, minlength=n_docs).astype(np.int64)
 
 
 def top_ngram_char_fraction(tokens: Sequence[str], n: int) -> float:
