@@ -241,6 +241,9 @@ def score_stats(label: str, kept: Any, removed: Any, specs: Sequence[HistSpec],
 # --------------------------------------------------------------------------- rendering
 
 
+_KEPT_COLOR, _REMOVED_COLOR = "#4c78a8", "#f58518"
+
+
 def histogram_figures(hists: dict[str, Any], per_row: int = 3,
                       removed: dict[str, Any] | None = None) -> str:
     """One small histogram per score, thresholds drawn as red dashed lines; with ``removed``
@@ -255,27 +258,30 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3,
     cols = sorted(hists)
     rows = math.ceil(len(cols) / per_row)
     # margins fixed in inches (7-8 pt labels) instead of a tight layout: measuring every
-    # label of a 12-panel grid cost more than drawing it
+    # label of a 12-panel grid cost more than drawing it; likewise one legend for the grid
+    # and at most 5 ticks per axis (per-panel legends and the default ticks were a third of
+    # the drawing)
     width, height = 4.0 * per_row, 2.6 * rows
     fig, axes = plt.subplots(rows, per_row, figsize=(width, height), squeeze=False,
                              gridspec_kw={"left": 0.55 / width, "right": 1 - 0.15 / width,
-                                          "bottom": 0.45 / height, "top": 1 - 0.3 / height,
+                                          "bottom": 0.45 / height, "top": 1 - 0.55 / height,
                                           "wspace": 0.28, "hspace": 0.62})
     for ax in axes.flat[len(cols):]:
         ax.axis("off")
+    overlaid = False
     for ax, col in zip(axes.flat, cols):
         h = hists[col]
         spec = HistSpec(col, h["lo"], h["hi"], h["bins"], log=h.get("log", False))
         lo, hi = spec.edges()
-        width = (hi - lo) / h["bins"] if h["bins"] else 1.0
-        edges = [lo + i * width for i in range(h["bins"] + 1)]
+        step = (hi - lo) / h["bins"] if h["bins"] else 1.0
+        edges = [lo + i * step for i in range(h["bins"] + 1)]
         r = (removed or {}).get(col)
         # one filled step outline per series (not one patch per bin): the same bars, drawn
         # at a fraction of the cost
-        ax.stairs(h["counts"], edges, fill=True, color="#4c78a8", label="kept" if r else None)
+        ax.stairs(h["counts"], edges, fill=True, color=_KEPT_COLOR)
         if r and len(r.get("counts", [])) == h["bins"]:
-            ax.stairs(r["counts"], edges, fill=True, color="#f58518", label="removed")
-            ax.legend(fontsize=6)
+            ax.stairs(r["counts"], edges, fill=True, color=_REMOVED_COLOR)
+            overlaid = True
         for t in h.get("thresholds", []):
             ax.axvline(spec.transform(t), color="red", linestyle="--", linewidth=1.2)
         extra = f" (+{h['underflow']} below, +{h['overflow']} above range)" if (
@@ -283,6 +289,14 @@ def histogram_figures(hists: dict[str, Any], per_row: int = 3,
         ax.set_title(col + extra, fontsize=8)
         ax.set_xlabel("log10(1+x)" if spec.log else "value", fontsize=7)
         ax.tick_params(labelsize=7)
+        ax.locator_params(nbins=4)
+    if overlaid:
+        from matplotlib.patches import Patch
+
+        fig.legend(handles=[Patch(color=_KEPT_COLOR, label="kept"),
+                            Patch(color=_REMOVED_COLOR, label="removed")],
+                   loc="upper center", bbox_to_anchor=(0.5, 1 - 0.04 / height), ncol=2,
+                   fontsize=7, frameon=False)
     from pipelines.report.html import figure_html
 
     out = figure_html(fig, "score histograms", laid_out=True)
