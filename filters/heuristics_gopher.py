@@ -16,9 +16,15 @@ the English list is never applied to another language.
 
 from __future__ import annotations
 
+import operator
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from filters.base import Decision, Record, RecordScorer, per_language_overrides
 from filters.segment import segmenter_name
@@ -188,11 +194,282 @@ class GopherQuality(RecordScorer):
 
     def process(self, record: Record) -> Decision:
         lang = _language_of(record, self.language_column, self.default_language)
-        cols = self.stats(require_text(record), lang)
+        return self._decide(self.stats(require_text(record), lang), lang)
+
+    def _decide(self, cols: dict, lang: str | None) -> Decision:
         rules = self.rules_for(lang)
         if cols["gopher_stop_words"] is None:  # no stop-word list for this language: skip
             rules = [r for r in rules if r.column != "gopher_stop_words"]
         return Decision(first_failed(rules, cols), cols)
+
+    def _checks(self, lang: str | None, has_stop_list: bool) -> list[tuple]:
+        """The rules :meth:`_decide` applies, as (reason, column, comparison, threshold) for
+        :func:`_first_failed`: a rule without a threshold keeps every document."""
+        return [(r.name, r.column, _COMPARE[r.op], r.threshold) for r in self.rules_for(lang)
+                if r.threshold is not None
+                and (has_stop_list or r.column != "gopher_stop_words")]
+
+    def process_batch(self, records: Sequence[Record]) -> list[Decision]:
+        """The Decisions of :meth:`process` (same reasons, same column values and types).
+
+        The documents tokenised by whitespace are scored together by Arrow and numpy
+        (:func:`_quality_stats_batch`); documents of other segmenters (zh, ja, th, ...) and
+        texts that are not valid UTF-8 take :meth:`stats`. A record without a string text
+        raises the TypeError of :meth:`process`."""
+        column, default = self.language_column, self.default_language
+        out: list[Decision | None] = [None] * len(records)
+        per_lang: dict[Any, tuple] = {}  # language -> (whitespace?, stop list, checks)
+        fast: list[int] = []
+        texts: list[str] = []
+        langs: list[str | None] = []
+        for i, record in enumerate(records):
+            lang = _language_of(record, column, default)
+            text = require_text(record)
+            info = per_lang.get(lang)
+            if info is None:
+                listed = stop_list(lang)
+                info = per_lang[lang] = (segmenter_name(lang) == "whitespace", listed,
+                                         self._checks(lang, listed[1] is not None))
+            if info[0]:
+                fast.append(i)
+                texts.append(text)
+                langs.append(lang)
+            else:
+                out[i] = self._decide(self.stats(text, lang), lang)
+        if fast:
+            infos = [per_lang[lang] for lang in langs]
+            stats = _quality_stats_batch(texts, langs, [info[1] for info in infos])
+            for i, info, cols in zip(fast, infos, stats):
+                out[i] = Decision(_first_failed(info[2], cols), cols)
+        return out  # type: ignore[return-value]
+
+
+_COMPARE = {"ge": operator.ge, "le": operator.le, "gt": operator.gt, "lt": operator.lt}
+
+
+def _first_failed(checks: Sequence[tuple], cols: dict) -> str | None:
+    """:func:`filters.text_stats.first_failed` of rules compiled by
+    :meth:`GopherQuality._checks` (``Rule.keeps``: ``value <op> threshold``)."""
+    for reason, col, compare, threshold in checks:
+        if not compare(cols[col], threshold):
+            return reason
+    return None
+
+
+# Python's whitespace (str.split, str.strip) that Arrow's ascii_split_whitespace does not split
+# on (it splits on \t \n \v \f \r and space); tests/test_gopher_quality_batch.py checks both
+# on every code point.
+_OTHER_WHITESPACE = np.array([0x1C, 0x1D, 0x1E, 0x1F, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+                              0x2028, 0x2029, 0x202F, 0x205F, 0x3000], dtype=np.int64)
+_OTHER_WHITESPACE_PY = re.compile("[" + "".join(map(chr, _OTHER_WHITESPACE.tolist())) + "]")
+
+
+def _re2_literals(strings: Sequence[str]) -> str:
+    return "(?:" + "|".join("".join(f"\\x{{{ord(c):x}}}" for c in s) for s in strings) + ")"
+
+
+_BULLET_RE = "^" + _re2_literals(BULLETS)
+_ELLIPSIS_RE = _re2_literals(ELLIPSES) + "$"
+
+
+def _quality_stats_batch(texts: Sequence[str], langs: Sequence[str | None],
+                         lists: Sequence[tuple[str, frozenset[str] | None]]) -> list[dict]:
+    """:meth:`GopherQuality.stats` of documents tokenised by whitespace (``lists[d]``:
+    ``stop_list(langs[d])``): the same values, same types, same floats.
+
+    The batch is one Arrow array; words (:func:`_word_counts`) and lines
+    (:func:`_line_counts`) are counted by Arrow and numpy, and the ratios are the same Python
+    ``int / int`` divisions as in :meth:`~GopherQuality.stats`. A text that is not valid UTF-8
+    (a lone surrogate) or holds whitespace that ``ascii_split_whitespace`` does not split on
+    (``_OTHER_WHITESPACE``, rare) is done by :meth:`~GopherQuality.stats` itself.
+    """
+    try:
+        arr = pa.array(texts, type=pa.large_string())
+    except UnicodeEncodeError:
+        return _python_where(texts, langs, lists, [not _utf8_ok(t) for t in texts])
+    words = _word_counts(arr, [stop_words for _, stop_words in lists])
+    if words is None:  # whitespace that Arrow does not split on: those texts in Python
+        return _python_where(texts, langs, lists,
+                             [_OTHER_WHITESPACE_PY.search(t) is not None for t in texts])
+    n_lines, bullets, ellipses = _line_counts(arr)
+    out = []
+    for text, (list_name, _), (n, len_sum, nonempty, alpha_n, stop), ls, bullet, ell in zip(
+            texts, lists, words, n_lines, bullets, ellipses):
+        if n:
+            hash_ratio = text.count("#") / n
+            ell_ratio = (text.count("...") + text.count("…")) / n
+            alpha = alpha_n / n
+        else:
+            hash_ratio = ell_ratio = alpha = 0.0
+        out.append({
+            "gopher_n_words": n,
+            "gopher_mean_word_length": len_sum / nonempty if nonempty else 0.0,
+            "gopher_symbol_word_ratio": max(hash_ratio, ell_ratio),
+            "gopher_bullet_lines_frac": bullet / ls if ls else 0.0,
+            "gopher_ellipsis_lines_frac": ell / ls if ls else 0.0,
+            "gopher_alpha_words_frac": alpha,
+            "gopher_stop_words": stop,
+            "gopher_stop_list": list_name,
+        })
+    return out
+
+
+def _python_where(texts: Sequence[str], langs: Sequence[str | None],
+                  lists: Sequence[tuple[str, frozenset[str] | None]],
+                  python: Sequence[bool]) -> list[dict]:
+    """:func:`_quality_stats_batch` with the texts where ``python`` is true done by
+    :meth:`GopherQuality.stats`."""
+    rest = iter(_quality_stats_batch(*([x for x, p in zip(xs, python) if not p]
+                                       for xs in (texts, langs, lists))))
+    return [GopherQuality.stats(t, lang) if p else next(rest)
+            for t, lang, p in zip(texts, langs, python)]
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray) -> list[int]:
+    """Sums of ``values`` over the segments that begin at ``starts`` (none of them empty)."""
+    return np.add.reduceat(values, starts).tolist() if len(starts) else []
+
+
+def _list_starts(lists: pa.Array) -> np.ndarray:
+    offsets = lists.offsets.to_numpy()
+    return offsets[:-1] - offsets[0]
+
+
+def _line_counts(arr: pa.Array) -> tuple[list[int], list[int], list[int]]:
+    """Per text: (non-empty lines, of them starting with a bullet, ending with an ellipsis):
+    :func:`filters.text_stats.lines` (``utf8_trim_whitespace`` strips exactly what
+    ``str.strip`` strips), ``str.startswith(BULLETS)``, ``str.endswith(ELLIPSES)``."""
+    split = pc.split_pattern(arr, "\n")  # every text gives at least one (maybe empty) line
+    starts = _list_starts(split)
+    stripped = pc.utf8_trim_whitespace(split.flatten())
+    flags = [pc.not_equal(pc.binary_length(stripped), 0),
+             pc.match_substring_regex(stripped, _BULLET_RE),
+             pc.match_substring_regex(stripped, _ELLIPSIS_RE)]
+    return tuple(_segment_sums(f.to_numpy(zero_copy_only=False).astype(np.int64), starts)
+                 for f in flags)
+
+
+def _has_other_whitespace(strings: pa.Array) -> bool:
+    """Whether a string of ``strings`` holds a character of ``_OTHER_WHITESPACE``, read from
+    the UTF-8 bytes: in valid UTF-8 a lead byte starts a character, so decoding at each
+    lead byte of a 1-3 byte character finds exactly the characters present."""
+    _, offset_buf, data_buf = strings.buffers()  # large_string: int64 offsets
+    offsets = np.frombuffer(offset_buf, dtype=np.int64)[strings.offset:]
+    begin, end = int(offsets[0]), int(offsets[len(strings)])
+    if begin == end:
+        return False
+    data = np.frombuffer(data_buf, dtype=np.uint8)[begin:end]
+    if np.any((data >= 0x1C) & (data <= 0x1F)):
+        return True
+    b = np.zeros(len(data) + 2, dtype=np.int64)
+    b[:len(data)] = data
+    two = np.flatnonzero(b == 0xC2)
+    three = np.flatnonzero((b >= 0xE1) & (b <= 0xE3))
+    chars = np.concatenate((((b[two] & 0x1F) << 6) | (b[two + 1] & 0x3F),
+                            ((b[three] & 0x0F) << 12) | ((b[three + 1] & 0x3F) << 6)
+                            | (b[three + 2] & 0x3F)))
+    return bool(np.isin(chars, _OTHER_WHITESPACE).any())
+
+
+def _word_counts(arr: pa.Array, stop_sets: Sequence[frozenset[str] | None]
+                 ) -> list[tuple[int, int, int, int, int | None]] | None:
+    """Per text, over its whitespace tokens ``w`` (``text.split()``) with
+    ``s = w.strip(PUNCT)``: (number of tokens, sum of ``len(s)``, number of non-empty ``s``,
+    number of ``w`` with an alphabetic character, number of distinct ``s.lower()`` in
+    ``stop_sets[d]`` over non-empty ``s`` or ``None`` without a set), all Python ints.
+
+    The texts are split and dictionary-encoded by Arrow; each distinct token's properties
+    are computed once and gathered with numpy. Arrow and Python agree on (each checked on
+    every code point by tests/test_gopher_quality_batch.py): ``ascii_split_whitespace``
+    splits on Python's whitespace less ``_OTHER_WHITESPACE`` (``None`` is returned when a
+    token holds one of those; ``utf8_split_whitespace`` is not used: pyarrow 25 mis-splits
+    some strings, e.g. ``"\\x80\\u2003"``) and also gives empty tokens at the ends, not
+    counted here; ``utf8_trim`` and ``str.strip``
+    with a set of characters; ``utf8_length`` and ``len``. Letters and lowercase come from
+    Arrow only for ASCII ``s`` (an ASCII string has a letter exactly when its ``ascii_lower``
+    and ``ascii_upper`` differ; no character of ``PUNCT`` is a letter, so ``w`` has one
+    exactly when ``s`` has); other ``s`` use ``str.isalpha``/``has_alpha`` and ``str.lower``.
+    """
+    n_docs = len(arr)
+    split = pc.ascii_split_whitespace(arr)
+    enc = pc.dictionary_encode(split.flatten())
+    vocab = enc.dictionary
+    if _has_other_whitespace(vocab):
+        return None
+    starts = _list_starts(split)  # every text gives at least one (maybe empty) token
+    ids = enc.indices.to_numpy()
+    stripped = pc.utf8_trim(vocab, characters=PUNCT)
+    s_len = pc.utf8_length(stripped).to_numpy().astype(np.int64)
+    is_token = pc.not_equal(pc.binary_length(vocab), 0).to_numpy(zero_copy_only=False)
+    lowered = pc.ascii_lower(stripped)
+    alpha = pc.not_equal(lowered, pc.ascii_upper(stripped)).to_numpy(zero_copy_only=False)
+    other = np.flatnonzero(~pc.string_is_ascii(stripped).to_numpy(zero_copy_only=False))
+    other_lower: list[str] = []
+    if len(other):
+        alpha = alpha.copy()
+        other_alpha = []
+        for s in pc.utf8_trim(vocab.take(pa.array(other)), characters=PUNCT).to_pylist():
+            other_alpha.append(s.isalpha() or has_alpha(s))
+            other_lower.append(s.lower())
+        alpha[other] = other_alpha
+    sums = zip(_segment_sums(is_token.astype(np.int64)[ids], starts),
+               _segment_sums(s_len[ids], starts),
+               _segment_sums((s_len > 0).astype(np.int64)[ids], starts),
+               _segment_sums(alpha.astype(np.int64)[ids], starts))
+    stops: list[int | None] = [None] * n_docs
+    groups: dict[frozenset[str], list[int]] = {}
+    for d, stop_words in enumerate(stop_sets):
+        if stop_words is not None:
+            groups.setdefault(stop_words, []).append(d)
+    if groups:
+        tok_doc = np.repeat(np.arange(n_docs, dtype=np.int64),
+                            np.diff(split.offsets.to_numpy()))
+        for stop_words, docs in groups.items():
+            stops_of = _stop_counts(stop_words, lowered, s_len, other, other_lower, ids,
+                                    tok_doc, docs, n_docs)
+            for d in docs:
+                stops[d] = stops_of[d]
+    return [(*counts, stop) for counts, stop in zip(sums, stops)]
+
+
+def _stop_counts(stop_words: frozenset[str], lowered: pa.Array, s_len: np.ndarray,
+                 other: np.ndarray, other_lower: list[str], ids: np.ndarray,
+                 tok_doc: np.ndarray, docs: list[int], n_docs: int) -> list[int]:
+    """Per document (those of ``docs`` count): distinct stop words among its tokens.
+    ``lowered``: each distinct token stripped and ASCII-lowercased (right for ASCII tokens);
+    ``other_lower``: ``str.lower`` of the stripped tokens at ``other`` (the others)."""
+    values = list(stop_words)
+    sid = pc.index_in(lowered, value_set=pa.array(values, type=pa.large_string()))
+    sid = sid.fill_null(-1).to_numpy().astype(np.int64)
+    sid[s_len == 0] = -1  # an empty stripped token is not a word
+    if len(other):
+        index = dict(zip(values, range(len(values))))
+        sid[other] = [index.get(s, -1) for s in other_lower]
+    # number the stop words that occur 0..k-1
+    present = np.zeros(len(values) + 1, dtype=np.int64)
+    present[sid + 1] = 1
+    present[0] = 0
+    k = int(present.sum())
+    if k == 0:
+        return [0] * n_docs
+    dense = np.cumsum(present) - 1  # dense[sid + 1]: 0..k-1 for stop words, -1 for others
+    tok_sid = dense[sid + 1][ids]
+    if len(docs) != n_docs:
+        member = np.zeros(n_docs, dtype=bool)
+        member[docs] = True
+        keep = member[tok_doc]
+        tok_sid, tok_doc = tok_sid[keep], tok_doc[keep]
+    hit = tok_sid >= 0
+    seen = np.bincount(tok_doc[hit] * k + tok_sid[hit], minlength=n_docs * k)
+    return np.count_nonzero(seen.reshape(n_docs, k), axis=1).tolist()
 
 
 # --------------------------------------------------------------------------- repetition
