@@ -27,7 +27,6 @@ memory comparison says where the memory is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_peers import _split_corpus, peer_script, run_sampled
+from bench_peers import _split_corpus, datamill_build, peer_script, run_sampled
 from bench_scale_build import descendants, proc_table
 
 DATATROVE_E2E = r"""
@@ -204,31 +203,11 @@ def _lid_model() -> str:
 
 
 def _datamill(corpus: str, work: Path, workers: int, report: bool):
-    import yaml
-
-    out = work / "dm-out"
-    runner = {"name": "DirectRunner", "direct_num_workers": workers}
-    if workers > 1:
-        runner["direct_running_mode"] = "multi_processing"
-    cfg = {"name": "e2e",
-           "sources": [{"name": "bench", "type": "jsonl", "path": corpus, "id_field": "id"}],
-           "stages": [{"stage": "exact_dedup"},
-                      {"stage": "language_id", "min_score": 0.65},
-                      {"stage": "minhash_dedup"},
-                      {"stage": "gopher_repetition"},
-                      {"stage": "gopher_quality"}],
-           "output": {"dir": str(out), "shards": 4, "jsonl": False, "write_removed": True,
-                      "report": report},
-           "runner": runner}
-    path = work / "e2e.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    wall, cpu, sampler, _ = _run([sys.executable, "-c",
-                                  "from pipelines.cli.main import main; main()", "build",
-                                  str(path), "--force", "--progress-every", "0"],
-                                 env=env, cwd=str(ROOT))
-    stats = json.loads((out / "stats.json").read_text())
-    shutil.rmtree(out, ignore_errors=True)
+    (wall, cpu, sampler, _), stats = datamill_build(
+        _run, "e2e", corpus,
+        [{"stage": "exact_dedup"}, {"stage": "language_id", "min_score": 0.65},
+         {"stage": "minhash_dedup"}, {"stage": "gopher_repetition"}, {"stage": "gopher_quality"}],
+        work, workers, report)
     c = stats["counts"]
     stages = stats.get("stages") or {}
     by = " ".join(f"{k}={stages[k].get('removed', 0)}" for k in stats.get("stage_order") or stages)

@@ -174,28 +174,38 @@ def _run(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tup
     return wall, sampler.peak, out
 
 
-def _datamill_exact(corpus: str, work: Path, workers: int = 1, canon: str = "whitespace",
-                    report: bool = True) -> tuple[float, int, str]:
+def datamill_build(run, name: str, corpus: str, stages: list[dict], work: Path, workers: int,
+                   report: bool) -> tuple[tuple, dict]:
+    """Write a datamill config (``stages`` on the JSONL ``corpus``, Parquet + removed/, 4
+    shards, ``workers`` local workers) and build it with ``run(cmd, env=, cwd=)``; returns
+    what ``run`` returned and the build's stats.json (the output is deleted)."""
     import yaml
 
     out = work / "dm-out"
     runner = {"name": "DirectRunner", "direct_num_workers": workers}
     if workers > 1:
         runner["direct_running_mode"] = "multi_processing"
-    cfg = {"name": "exact", "sources": [{"name": "bench", "type": "jsonl", "path": corpus,
-                                         "id_field": "id"}],
-           "stages": [{"stage": "exact_dedup", "canonicalize": canon}],
+    cfg = {"name": name,
+           "sources": [{"name": "bench", "type": "jsonl", "path": corpus, "id_field": "id"}],
+           "stages": stages,
            "output": {"dir": str(out), "shards": 4, "jsonl": False, "write_removed": True,
                       "report": report},
            "runner": runner}
-    path = work / "exact.yaml"
+    path = work / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    wall, peak, log = _run([sys.executable, "-c", "from pipelines.cli.main import main; main()",
-                            "build", str(path), "--force", "--progress-every", "0"],
-                           env=env, cwd=str(ROOT))
+    got = run([sys.executable, "-c", "from pipelines.cli.main import main; main()", "build",
+               str(path), "--force", "--progress-every", "0"],
+              env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=str(ROOT))
     stats = json.loads((out / "stats.json").read_text())
     shutil.rmtree(out, ignore_errors=True)
+    return got, stats
+
+
+def _datamill_exact(corpus: str, work: Path, workers: int = 1, canon: str = "whitespace",
+                    report: bool = True) -> tuple[float, int, str]:
+    (wall, peak, _log), stats = datamill_build(
+        _run, "exact", corpus, [{"stage": "exact_dedup", "canonicalize": canon}], work, workers,
+        report)
     c = stats["counts"]
     return wall, peak, f"kept {c['kept']}, removed {c['removed']}"
 

@@ -16,7 +16,6 @@ the English list is never applied to another language.
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -202,13 +201,6 @@ class GopherQuality(RecordScorer):
             rules = [r for r in rules if r.column != "gopher_stop_words"]
         return Decision(first_failed(rules, cols), cols)
 
-    def _checks(self, lang: str | None, has_stop_list: bool) -> list[tuple]:
-        """The rules :meth:`_decide` applies, as (reason, column, comparison, threshold) for
-        :func:`_first_failed`: a rule without a threshold keeps every document."""
-        return [(r.name, r.column, _COMPARE[r.op], r.threshold) for r in self.rules_for(lang)
-                if r.threshold is not None
-                and (has_stop_list or r.column != "gopher_stop_words")]
-
     def process_batch(self, records: Sequence[Record]) -> list[Decision]:
         """The Decisions of :meth:`process` (same reasons, same column values and types).
 
@@ -218,7 +210,7 @@ class GopherQuality(RecordScorer):
         raises the TypeError of :meth:`process`."""
         column, default = self.language_column, self.default_language
         out: list[Decision | None] = [None] * len(records)
-        per_lang: dict[Any, tuple] = {}  # language -> (whitespace?, stop list, checks)
+        per_lang: dict[Any, tuple] = {}  # language -> (whitespace?, stop list)
         fast: list[int] = []
         texts: list[str] = []
         langs: list[str | None] = []
@@ -227,9 +219,7 @@ class GopherQuality(RecordScorer):
             text = require_text(record)
             info = per_lang.get(lang)
             if info is None:
-                listed = stop_list(lang)
-                info = per_lang[lang] = (segmenter_name(lang) == "whitespace", listed,
-                                         self._checks(lang, listed[1] is not None))
+                info = per_lang[lang] = (segmenter_name(lang) == "whitespace", stop_list(lang))
             if info[0]:
                 fast.append(i)
                 texts.append(text)
@@ -239,21 +229,9 @@ class GopherQuality(RecordScorer):
         if fast:
             infos = [per_lang[lang] for lang in langs]
             stats = _quality_stats_batch(texts, langs, [info[1] for info in infos])
-            for i, info, cols in zip(fast, infos, stats):
-                out[i] = Decision(_first_failed(info[2], cols), cols)
+            for i, lang, cols in zip(fast, langs, stats):
+                out[i] = self._decide(cols, lang)
         return out  # type: ignore[return-value]
-
-
-_COMPARE = {"ge": operator.ge, "le": operator.le, "gt": operator.gt, "lt": operator.lt}
-
-
-def _first_failed(checks: Sequence[tuple], cols: dict) -> str | None:
-    """:func:`filters.text_stats.first_failed` of rules compiled by
-    :meth:`GopherQuality._checks` (``Rule.keeps``: ``value <op> threshold``)."""
-    for reason, col, compare, threshold in checks:
-        if not compare(cols[col], threshold):
-            return reason
-    return None
 
 
 # Python's whitespace (str.split, str.strip) that Arrow's ascii_split_whitespace does not split

@@ -151,24 +151,25 @@ class _Gather(beam.CombineFn):
     def create_accumulator(self):
         return {}
 
-    def add_input(self, acc, item):
-        i, v = item
+    def _put(self, acc: dict[int, Any], i: int, elements: list, partial: Any) -> None:
+        """Add plain ``elements`` (file ``i`` is a PCollection) or merge ``partial`` (a
+        statistic's accumulator) into ``acc``."""
         fn = self._fns[i]
         if fn is None:
-            acc.setdefault(i, []).append(v)
+            acc.setdefault(i, []).extend(elements)
         else:
-            acc[i] = v if i not in acc else fn.merge_accumulators([acc[i], v])
+            acc[i] = partial if i not in acc else fn.merge_accumulators([acc[i], partial])
+
+    def add_input(self, acc, item):
+        i, v = item
+        self._put(acc, i, [v], v)
         return acc
 
     def merge_accumulators(self, accs):
         out: dict[int, Any] = {}
         for a in accs:
             for i, v in a.items():
-                fn = self._fns[i]
-                if fn is None:
-                    out.setdefault(i, []).extend(v)
-                else:
-                    out[i] = v if i not in out else fn.merge_accumulators([out[i], v])
+                self._put(out, i, v, v)
         return out
 
     def extract_output(self, acc):
