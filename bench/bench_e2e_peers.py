@@ -229,6 +229,9 @@ def main() -> None:
     ap.add_argument("--corpus", required=True, help="JSONL corpus ({'id','text'} per line)")
     ap.add_argument("--peer-python", default="/work/bench-venv-perf/bin/python")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--datamill-workers", type=int, default=0,
+                    help="datamill's workers when they should differ from datatrove's "
+                         "(default: --workers), e.g. 1 against datatrove's 2 on a 2-core machine")
     ap.add_argument("--files", type=int, default=0,
                     help="split the corpus into this many files first (default: --workers)")
     ap.add_argument("--rounds", type=int, default=2)
@@ -244,7 +247,9 @@ def main() -> None:
     corpus = _split_corpus(a.corpus, files, work / "split") if files > 1 else a.corpus
     model = _lid_model()
     names = [a.only] if a.only else ["datamill", "datatrove"]
-    print(f"end to end: {a.corpus} ({n:,} docs, {files} file(s)); {a.workers} worker(s) each; "
+    dm_workers = a.datamill_workers or a.workers
+    print(f"end to end: {a.corpus} ({n:,} docs, {files} file(s)); datamill {dm_workers} "
+          f"worker(s), datatrove {a.workers}; "
           f"datamill report {'on' if a.report else 'off'}; load {os.getloadavg()[0]:.1f}",
           flush=True)
     res: dict[str, list[tuple[float, float, int]]] = {k: [] for k in names}
@@ -256,7 +261,7 @@ def main() -> None:
             for name in names:
                 load = os.getloadavg()[0]
                 if name == "datamill":
-                    wall, cpu, s, what = _datamill(corpus, work, a.workers, a.report)
+                    wall, cpu, s, what = _datamill(corpus, work, dm_workers, a.report)
                 else:
                     wall, cpu, s, what = _datatrove(a.peer_python, corpus, work, a.workers, model)
                 res[name].append((wall, cpu, s.peak))

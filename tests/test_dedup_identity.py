@@ -217,6 +217,57 @@ def test_exact_dedup_output_does_not_depend_on_buckets(texts):
                 assert o["stats"]["by_source"] == ref["stats"]["by_source"]
 
 
+def test_exact_dedup_decisions_go_only_to_the_files_holding_a_copy():
+    """``Duplicated`` sends each duplicated key's decision to the spill files that hold a copy
+    of it, and to no other file; unique keys send nothing (no broadcast of all decisions)."""
+    from apache_beam import pvalue
+
+    from pipelines.stages.dedup.exact_dedup import _duplicated
+
+    def cand(file_id: int, pos: int, rid: str) -> tuple:
+        return ((rid,), (0, "src"), file_id, pos)
+
+    lists = [  # one list per spill file: (key, that file's best copy, copies in the file)
+        [(b"k1", cand(1, 0, "a"), 2), (b"k2", cand(1, 1, "b"), 1), (b"solo", cand(1, 2, "c"), 1)],
+        [(b"k1", cand(2, 5, "0"), 1), (b"k3", cand(2, 0, "d"), 1)],
+        [(b"k2", cand(3, 9, "e"), 1), (b"only", cand(3, 1, "f"), 1)],
+        [(b"k3", cand(4, 4, "g"), 3)],
+    ]
+    out = list(_duplicated((0, lists)))
+    main = [x for x in out if not isinstance(x, pvalue.TaggedOutput)]
+    route = sorted(x.value for x in out if isinstance(x, pvalue.TaggedOutput))
+    assert all(x.tag == "route" for x in out if isinstance(x, pvalue.TaggedOutput))
+    # winners: the smallest candidate ("0" < "a"; "b" < "e"; "d" < "g"), copies summed
+    assert main == [(b"k1", (2, 5, 3, "src")), (b"k2", (1, 1, 2, "src")),
+                    (b"k3", (2, 0, 4, "src"))]
+    assert route == [(1, (b"k1", (2, 5, 3, "src"))), (1, (b"k2", (1, 1, 2, "src"))),
+                     (2, (b"k1", (2, 5, 3, "src"))), (2, (b"k3", (2, 0, 4, "src"))),
+                     (3, (b"k2", (1, 1, 2, "src"))), (4, (b"k3", (2, 0, 4, "src")))]
+
+
+def test_exact_dedup_decide_has_no_side_input_of_decisions():
+    """The routing step's only side input is the bounded set of groups shown in the report;
+    the decisions reach it keyed by spill file (a CoGroupByKey), not as a side input."""
+    import apache_beam as beam
+
+    from pipelines.stages.testing import local_pipeline
+
+    (sp,) = parse_stages([{"stage": "exact_dedup"}])
+    stage = load_stages()["exact_dedup"](sp, StageContext("exact_dedup", 0, "/tmp/dm", {}))
+    p = local_pipeline()
+    stage.expand(p | beam.Create([{"id": "1", "text": "a"}]))
+    proto = p.to_runner_api()
+    decide = [t for t in proto.components.transforms.values()
+              if t.unique_name.endswith("/Decide") or t.unique_name == "Decide"]
+    assert decide, "no Decide step"
+    for t in decide:
+        if t.spec.urn == "beam:transform:pardo:v1":
+            from apache_beam.portability.api import beam_runner_api_pb2
+
+            payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
+            assert len(payload.side_inputs) == 1, t.unique_name
+
+
 # ------------------------------------------------------------------ keep: highest_score
 
 

@@ -11,12 +11,14 @@ Text never crosses a shuffle and memory does not grow with the corpus:
    ``(representative rank, tie, spill file id, position)``. A shuffle therefore carries a
    few hundred elements per spill file instead of one per record;
 2. ``Duplicated``: per bucket, the candidates of every file are merged (smallest candidate
-   and number of copies per key); only keys with more than one copy go on, as a side input
-   (``key -> winner position, count, winner source``): its size is the number of duplicate
-   groups, not of documents;
-3. ``Decide``: the spill files are streamed back; a record is kept when its key has no
-   duplicate or its position is the winner's; the others are removed with reason
-   ``duplicate``. Spill files are deleted after a GroupByKey (once ``Decide`` has committed).
+   and number of copies per key); only keys with more than one copy go on: the decision
+   ``(key, winner position, count, winner source)`` is sent to each spill file that holds a
+   copy of the key (keyed by the file's id), never broadcast: a worker sees the decisions of
+   the file it routes, at most one per record of that file;
+3. ``Decide``: each spill file is joined with its decisions (``CoGroupByKey`` on the file id)
+   and streamed back; a record is kept when its key has no duplicate or its position is the
+   winner's; the others are removed with reason ``duplicate``. Spill files are deleted after
+   a GroupByKey (once ``Decide`` has committed).
 
 Key buckets: the reducer of one bucket (``Duplicated``) holds the candidates of the keys in
 it, ~``BYTES_PER_KEY`` (500) bytes per distinct key at most. The number of buckets follows the
@@ -54,7 +56,6 @@ import heapq
 import html
 import math
 import pickle
-import uuid
 from collections import Counter
 from typing import Any, Literal
 
@@ -70,7 +71,7 @@ from pipelines.core.combine import combine_parts
 from pipelines.core.records import dead_letter
 from pipelines.stages.score_stats import snippet
 from pipelines.core.spill import (
-    DeleteFiles, SizeBuffered, read_spill, spill_file, spill_file_id, write_spill)
+    DeleteFiles, SizeBuffered, new_file_id, read_spill, spill_file, spill_file_id, write_spill)
 from pipelines.stages.base import Stage, StageParams, StageResult
 from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.stages.registry import register_stage
@@ -133,7 +134,7 @@ class _KeySpill(SizeBuffered):
 
     def flush_rows(self, rows: list):
         p = self._p
-        file_id = uuid.uuid4().int & 0xFFFFFFFFFFFFFFFF
+        file_id = new_file_id()  # 63 bits: a shuffle key (Beam's int coder is signed)
         good, utf8, ranks = [], [], []
         for r in rows:
             try:
@@ -185,25 +186,31 @@ def planned_buckets(docs: int | None) -> int:
 
 
 def _duplicated(item, label: str = "exact_dedup"):
-    """``(bucket, [per-file candidate lists])`` -> ``(key, (file, pos, count, source))`` for
-    every key of the bucket with more than one copy."""
+    """``(bucket, [per-file candidate lists])`` -> for every key of the bucket with more than
+    one copy: ``(key, winner)`` (main output, for the statistics) and, for each spill file that
+    holds a copy, ``(file id, (key, winner))`` (tag ``route``), where ``winner`` is
+    ``(file id, position, copies, source)`` of the surviving copy."""
     progress.counter(label, "buckets").inc()
     _bucket, lists = item
     merged: dict[bytes, list] = {}
     for lst in lists:
-        for key, cand, n in lst:
+        for key, cand, n in lst:  # one list per spill file: cand is that file's best copy
             cur = merged.get(key)
             if cur is None:
-                merged[key] = [cand, n]
+                merged[key] = [cand, n, [cand[2]]]
             else:
                 if cand < cur[0]:
                     cur[0] = cand
                 cur[1] += n
+                cur[2].append(cand[2])
     for key in sorted(merged):
-        cand, n = merged[key]
+        cand, n, files = merged[key]
         if n > 1:
             _rank, tie, file_id, pos = cand
-            yield key, (file_id, pos, n, tie[1])
+            winner = (file_id, pos, n, tie[1])
+            yield key, winner
+            for f in sorted(set(files)):
+                yield pvalue.TaggedOutput("route", (f, (key, winner)))
 
 
 # --------------------------------------------------------------------------- decide
@@ -211,8 +218,10 @@ def _duplicated(item, label: str = "exact_dedup"):
 
 @beam.typehints.with_output_types(Any)
 class _Decide(beam.DoFn):
-    """spill path -> kept records (with ``dup_count``) and removed duplicates; for the groups
-    in ``shown`` one ``example`` per copy; per bundle a ``by_source`` counter."""
+    """``(spill file id, {"path": [path], "dec": [(key, winner), ...]})`` -> kept records
+    (with ``dup_count``) and removed duplicates; for the groups in ``shown`` one ``example``
+    per copy; per bundle a ``by_source`` counter. A file receives the decisions of the
+    duplicated keys it holds and no others, so memory is bounded by the spill file."""
 
     def __init__(self, label: str = "exact_dedup"):
         self._label = label
@@ -220,8 +229,14 @@ class _Decide(beam.DoFn):
     def start_bundle(self) -> None:
         self._counts: Counter = Counter()
 
-    def process(self, path, dups, shown):
-        file_id = spill_file_id(path)
+    def process(self, item, shown):
+        file_id, parts = item
+        paths = list(parts["path"])
+        if len(paths) != 1:  # decisions without their spill file: an engine error, never silent
+            raise RuntimeError(f"exact_dedup: spill file id {file_id:x} has {len(paths)} "
+                               "paths (expected exactly one)")
+        path = paths[0]
+        dups = dict(parts["dec"])
         counts = self._counts
         n_kept = 0
         for pos, (key, r) in enumerate(read_spill(path)):
@@ -436,17 +451,21 @@ class ExactDedupStage(Stage):
         keyed = records | "KeySpill" >> beam.ParDo(
             _KeySpill(p, self.label, self.spill_dir(), SPILL_BYTES, self.buckets)).with_outputs(
                 "dead", "spill", main="kv")
-        dups = (
+        dup = (
             keyed.kv
             | "GroupBuckets" >> beam.GroupByKey()
-            | "Duplicated" >> beam.FlatMap(_duplicated, self.label)
+            | "Duplicated" >> beam.FlatMap(_duplicated, self.label).with_outputs(
+                "route", main="dups")
         )
-        groups = dups | "GroupStats" >> beam.CombineGlobally(_GroupStatsFn())
+        groups = dup.dups | "GroupStats" >> beam.CombineGlobally(_GroupStatsFn())
         shown = groups | "ShownKeys" >> beam.Map(_shown_keys)
-        decided = keyed.spill | "Decide" >> beam.ParDo(
-            _Decide(self.label), beam.pvalue.AsDict(dups),
-            beam.pvalue.AsSingleton(shown)).with_outputs(
-                "removed", "consumed", "example", "by_source", main="kept")
+        by_file = keyed.spill | "KeyByFile" >> beam.Map(lambda path: (spill_file_id(path), path))
+        decided = (
+            {"path": by_file, "dec": dup.route}
+            | "DecisionsByFile" >> beam.CoGroupByKey()
+            | "Decide" >> beam.ParDo(_Decide(self.label), beam.pvalue.AsSingleton(shown))
+            .with_outputs("removed", "consumed", "example", "by_source", main="kept")
+        )
         decided.consumed | "DeleteSpill" >> DeleteFiles()
         examples = (decided.example
                     | "GroupExamples" >> beam.CombinePerKey(_ExamplesFn())
