@@ -47,6 +47,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam import pvalue
 from apache_beam.transforms.window import GlobalWindows
 
+from pipelines.core.memory import release_free_memory
 from pipelines.core.spill import (
     DeleteFiles, approx_size, read_spill, run_file, run_folder, write_spill)
 
@@ -257,6 +258,7 @@ class _SpillSortedRuns(beam.DoFn):
     def _flush(self):
         buf, self._buf, self._size = self._buf, {}, 0
         batch = uuid.uuid4().hex
+        rows: list = []
         for shard in sorted(buf, key=str):
             rows = buf.pop(shard)
             rows.sort(key=itemgetter(0))  # stable: equal keys keep their arrival order
@@ -266,6 +268,9 @@ class _SpillSortedRuns(beam.DoFn):
             write_spill(path, rows)
             # partitioned: the row count sizes the partition's shards (_PartitionShard)
             yield (shard, (path, len(rows)) if isinstance(shard, tuple) else path)
+        if rows:
+            rows = None
+            release_free_memory()  # the sort buffer's rows, freed: back to the OS
 
 
 class _PartitionShard(beam.DoFn):
@@ -304,6 +309,7 @@ class _MergeShard(beam.DoFn):
         else:
             path = shard_name(self._prefix, index, total, ".jsonl.gz", partition)
             n = write_jsonl_gz_stream(path, rows)
+        release_free_memory()  # the shard's row groups, freed: back to the OS
         yield {"path": path, "rows": n}
         for run in runs:
             yield pvalue.TaggedOutput("merged", run)
