@@ -249,6 +249,7 @@ def test_exact_dedup_decide_has_no_side_input_of_decisions():
     """The routing step's only side input is the bounded set of groups shown in the report;
     the decisions reach it keyed by spill file (a CoGroupByKey), not as a side input."""
     import apache_beam as beam
+    from apache_beam.portability.api import beam_runner_api_pb2
 
     from pipelines.stages.testing import local_pipeline
 
@@ -257,15 +258,12 @@ def test_exact_dedup_decide_has_no_side_input_of_decisions():
     p = local_pipeline()
     stage.expand(p | beam.Create([{"id": "1", "text": "a"}]))
     proto = p.to_runner_api()
-    decide = [t for t in proto.components.transforms.values()
-              if t.unique_name.endswith("/Decide") or t.unique_name == "Decide"]
-    assert decide, "no Decide step"
-    for t in decide:
-        if t.spec.urn == "beam:transform:pardo:v1":
-            from apache_beam.portability.api import beam_runner_api_pb2
-
-            payload = beam_runner_api_pb2.ParDoPayload.FromString(t.spec.payload)
-            assert len(payload.side_inputs) == 1, t.unique_name
+    pardos = [t for t in proto.components.transforms.values()
+              if t.spec.urn == "beam:transform:pardo:v1"
+              and t.unique_name in ("Decide", "Decide/ParDo(_Decide)")]
+    assert len(pardos) == 1, [t.unique_name for t in pardos]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(pardos[0].spec.payload)
+    assert list(payload.side_inputs) and len(payload.side_inputs) == 1, payload.side_inputs
 
 
 # ------------------------------------------------------------------ keep: highest_score

@@ -74,17 +74,16 @@ class EventCounts(CountElements):
     """``{event key: count}``; every event also bumps the Beam Metrics counter of its key
     (namespace ``datamill``), for runner UIs."""
 
+    def setup(self, *args, **kwargs):
+        self._counters: dict[str, Any] = {}  # per worker: event key -> its Metrics counter
+
     def add_input(self, acc, key: str):
-        counters = self.__dict__.setdefault("_counters", {})
-        c = counters.get(key)
+        c = self._counters.get(key)
         if c is None:
-            c = counters[key] = Metrics.counter("datamill", key)
+            c = self._counters[key] = Metrics.counter("datamill", key)
         c.inc()
         acc[key] = acc.get(key, 0) + 1
         return acc
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_counters"}
 
 
 def count_events(events: list[Any], p, label: str) -> Stat:
