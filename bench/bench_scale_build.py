@@ -35,6 +35,9 @@ STAGE_SETS = {
     "no-minhash": {"drop": ["minhash_dedup"]},
     "core": {"keep": ["normalize", "length_filter", "exact_dedup"]},
     "minhash": {"keep": ["minhash_dedup"]},
+    # LSHBloom mode, a new index sized for 1M documents written under the output folder
+    "lshbloom": {"keep": ["minhash_dedup"],
+                 "set": {"minhash_dedup": {"mode": "lshbloom", "expected_docs": 1_000_000}}},
 }
 
 
@@ -158,6 +161,9 @@ def build_config(corpus: str, stages: str, out: str, shards: int, workers: int) 
         st = [s for s in st if s["stage"] in sel["keep"]]
     for s in st:
         s["checkpoint"] = False
+        s.update((sel or {}).get("set", {}).get(s["stage"], {}))
+        if s.get("mode") == "lshbloom":
+            s["index_out"] = f"{out}-lshbloom-index.npz"  # beside the output, not in it
     cfg["stages"] = st
     cfg["output"].update({"dir": out, "shards": shards})
     cfg["runner"] = {"name": "DirectRunner", "direct_num_workers": workers,

@@ -6,7 +6,7 @@
   (false negatives), over all ``b * r <= num_perm``; the same criterion as datasketch's
   ``MinHashLSH`` (Leskovec, Rajaraman, Ullman, *Mining of Massive Datasets*, ch. 3).
 * :func:`band_hashes` turns signatures into ``b`` 64-bit band keys per document;
-  :func:`bucket_pairs` / :func:`candidate_pairs` the documents sharing a key into candidate
+  :func:`bucket_pairs` the documents sharing a key (one LSH bucket) into candidate
   pairs, and :func:`component_arrays` verified pairs into clusters (connected components).
 * :class:`BloomIndex` is the LSHBloom index (Khan et al. 2024, "LSHBloom: Memory-efficient,
   Extreme-scale Document Deduplication", arXiv:2411.04257): one Bloom filter per band instead
@@ -200,7 +200,10 @@ class BloomIndex:
 
     # ------------------------------------------------------------------ stats
     def fill_ratio(self) -> float:
-        return float(np.unpackbits(self.bits).mean())
+        """Fraction of bits set, counted one band at a time (``np.unpackbits`` of the whole
+        index would allocate a byte per bit: 0.4 GB for a 50 MB index)."""
+        ones = sum(int(np.bitwise_count(row).sum(dtype=np.int64)) for row in self.bits)
+        return ones / (self.bits.size * 8) if self.bits.size else 0.0
 
     def estimated_fp_rate(self) -> float:
         """Per-band false-positive rate implied by the current fill: fill ^ k."""
@@ -215,7 +218,7 @@ class BloomIndex:
         meta = {"format": FORMAT_VERSION, "params": asdict(self.params), "inserted": self.inserted}
         buf = io.BytesIO()
         np.savez(buf, bits=self.bits, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-        f.write(buf.getvalue())
+        f.write(buf.getbuffer())  # a view, not a second copy of the index
 
     @staticmethod
     def _open(f: BinaryIO):
@@ -270,87 +273,23 @@ def check_compatible(
 # --------------------------------------------------------------------------- candidate pairs
 
 
-def candidate_pairs(
-    keys: np.ndarray, max_bucket_size: int, star_only: bool = False
-) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Distinct candidate pairs ``(i, j)``, ``i < j``, from band keys of documents ``0..n-1``.
-
-    ``keys`` is ``(n, b)`` ``uint64``; documents sharing the key of one band share a bucket. A
-    bucket of ``m`` members yields all ``m (m - 1) / 2`` pairs, unless ``m > max_bucket_size``
-    (a *hot* bucket) or ``star_only``: then only the ``m - 1`` pairs of the smallest member
-    with each other member (work linear in ``m``). Pairs found in several bands count once.
-
-    Returns ``(i, j, stats)`` with int64 arrays sorted by ``(i, j)`` and stats
-    ``hot_buckets`` (buckets over ``max_bucket_size``), ``hot_bucket_pairs`` (star pairs from
-    them, before removing pairs seen in other bands) and ``bucket_pairs`` (all pairs over all
-    bands, the same count before de-duplication).
-    """
-    keys = np.atleast_2d(keys)
-    n, b = keys.shape
-    if n < 2:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z.copy(), {"hot_buckets": 0, "hot_bucket_pairs": 0, "bucket_pairs": 0}
-    docs = np.arange(n, dtype=np.int64)
-    codes = []
-    hot_buckets = hot_pairs = total = 0
-    for band in range(b):
-        order = np.lexsort((docs, keys[:, band]))  # by key, then document
-        k = keys[order, band]
-        d = docs[order]
-        new = np.empty(n, dtype=bool)
-        new[0] = True
-        np.not_equal(k[1:], k[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
-        sizes = np.diff(np.append(starts, n))
-        multi = sizes >= 2
-        if not multi.any():
-            continue
-        starts, sizes = starts[multi], sizes[multi]
-        star = sizes > max_bucket_size
-        hot_buckets += int(star.sum())
-        if star_only:
-            star[:] = True
-        else:
-            star |= sizes == 2  # a pair bucket: its one pair is also its star
-        # star buckets: smallest member (first after the sort) with each other member
-        s_starts, s_sizes = starts[star], sizes[star]
-        if s_starts.size:
-            center = np.repeat(d[s_starts], s_sizes - 1)
-            offs = np.repeat(s_starts + 1 - np.concatenate(([0], np.cumsum(s_sizes - 1)[:-1])),
-                             s_sizes - 1)
-            member = d[offs + np.arange(int((s_sizes - 1).sum()))]
-            codes.append(center * n + member)
-            total += center.size
-            hot_pairs += int((s_sizes[s_sizes > max_bucket_size] - 1).sum())
-        # the other buckets (3..max_bucket_size members): all pairs
-        for st, m in zip(starts[~star].tolist(), sizes[~star].tolist()):
-            mem = d[st : st + m]
-            ii, jj = np.triu_indices(m, 1)
-            codes.append(mem[ii] * n + mem[jj])
-            total += ii.size
-    if not codes:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z.copy(), {"hot_buckets": hot_buckets, "hot_bucket_pairs": 0, "bucket_pairs": 0}
-    u = np.unique(np.concatenate(codes))
-    stats = {"hot_buckets": hot_buckets, "hot_bucket_pairs": hot_pairs, "bucket_pairs": total}
-    return u // n, u % n, stats
-
-
-def bucket_pairs(starts: np.ndarray, sizes: np.ndarray, max_bucket_size: int,
-                 star_only: bool = False) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
-    """Candidate pairs inside buckets of an array sorted by bucket (the sharded form of
-    :func:`candidate_pairs`, which works on one table of all documents).
+def bucket_pairs(starts: np.ndarray, sizes: np.ndarray, max_bucket_size: int
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Candidate pairs inside the LSH buckets of an array of band entries sorted by bucket
+    (documents sharing the key of one band share a bucket).
 
     Bucket ``k`` is rows ``starts[k] .. starts[k] + sizes[k] - 1`` (sizes >= 2), sorted so
     that its first row is the member the bucket's star is centred on. A bucket of ``m``
-    members yields all ``m (m - 1) / 2`` pairs unless ``m > max_bucket_size`` (a hot
-    bucket), ``m == 2`` or ``star_only``: then the ``m - 1`` pairs of the first row with
-    each other row. Returns row indices ``(a, b)`` (``a`` the earlier row, not de-duplicated)
-    and the stats of :func:`candidate_pairs`."""
+    members yields all ``m (m - 1) / 2`` pairs unless ``m > max_bucket_size`` (a *hot*
+    bucket) or ``m == 2``: then the ``m - 1`` pairs of the first row with each other row
+    (work linear in ``m``). Returns row indices ``(a, b)`` (``a`` the earlier row, not
+    de-duplicated: a pair found in several bands comes once per band) and stats
+    ``hot_buckets`` (buckets over ``max_bucket_size``), ``hot_bucket_pairs`` (star pairs from
+    them) and ``bucket_pairs`` (all pairs returned)."""
     starts = np.asarray(starts, dtype=np.int64)
     sizes = np.asarray(sizes, dtype=np.int64)
     hot = sizes > max_bucket_size
-    star = np.ones_like(hot) if star_only else (hot | (sizes == 2))
+    star = hot | (sizes == 2)
     parts_a, parts_b = [], []
     s_starts, s_sizes = starts[star], sizes[star]
     if s_starts.size:

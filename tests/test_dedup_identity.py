@@ -72,8 +72,9 @@ def texts():
 
 @pytest.mark.parametrize("stages", [
     [{"stage": "minhash_dedup"}],
+    [{"stage": "minhash_dedup", "mode": "lshbloom", "expected_docs": 1000}],
     [{"stage": "exact_dedup"}, {"stage": "minhash_dedup"}],
-], ids=["minhash", "exact+minhash"])
+], ids=["minhash", "lshbloom", "exact+minhash"])
 def test_equal_ids_from_two_sources_are_distinct_documents(tmp_path, texts, stages):
     a, b = texts
     res, out = _build(tmp_path, _sources(tmp_path, a, b), stages, "out")
@@ -264,6 +265,45 @@ def test_exact_dedup_decide_has_no_side_input_of_decisions():
     assert len(pardos) == 1, [t.unique_name for t in pardos]
     payload = beam_runner_api_pb2.ParDoPayload.FromString(pardos[0].spec.payload)
     assert list(payload.side_inputs) and len(payload.side_inputs) == 1, payload.side_inputs
+
+
+@pytest.mark.parametrize("params", [
+    {"stage": "minhash_dedup"},
+    {"stage": "minhash_dedup", "mode": "lshbloom", "expected_docs": 100},
+], ids=["lsh", "lshbloom"])
+def test_minhash_dedup_gathers_nothing_per_document_on_one_worker(params):
+    """Both modes run the sharded passes: the only global steps are the ones whose input is
+    bounded by something other than the corpus, and the records are routed with their own
+    file's decisions (a CoGroupByKey), the report's sample being the one side input. The
+    one-table design failed this: ``AllSketches`` (every document's sketch in one list),
+    ``AllHits`` and the decision map as ``Apply``'s side input."""
+    import apache_beam as beam
+    from apache_beam.portability.api import beam_runner_api_pb2
+
+    from pipelines.stages.testing import local_pipeline
+
+    (sp,) = parse_stages([params])
+    stage = load_stages()["minhash_dedup"](sp, StageContext("minhash_dedup", 0, "/tmp/dm", {}))
+    p = local_pipeline()
+    stage.expand(p | beam.Create([{"id": "1", "text": "a"}]))
+    proto = p.to_runner_api()
+    ts = proto.components.transforms
+    combines = {t.unique_name.split("/")[0] for t in ts.values()
+                if t.spec.urn == "beam:transform:combine_per_key:v1"}
+    allowed = {"AllEdges",  # a spanning forest of the verified pairs: O(clustered documents)
+               "PairGather",  # the report's pair sample: <= 2 x 8 records
+               "CountDocs"}  # one integer per spill file
+    if params.get("mode") == "lshbloom":
+        allowed |= {"BuildIndex",  # the Bloom index: sized by expected_docs, merged by OR
+                    "CountHits"}  # one integer per spill file
+    assert combines == allowed
+    (apply,) = [t for t in ts.values() if t.unique_name == "Apply/ParDo(ApplyFile)"]
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(apply.spec.payload)
+    (side,) = payload.side_inputs
+    producer = {out: t.unique_name for t in ts.values() for out in t.outputs.values()}
+    assert producer[apply.inputs[side]].startswith("Sample")
+    main = next(v for k, v in apply.inputs.items() if k != side)
+    assert producer[main].startswith("DecisionsByFile")
 
 
 # ------------------------------------------------------------------ keep: highest_score

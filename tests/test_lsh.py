@@ -71,6 +71,9 @@ def test_bloom_save_load_merge_and_compat():
     kb = rng.integers(0, 2**63, size=(500, 9), dtype=np.uint64)
     a.insert(ka)
     b.insert(kb)
+    assert a.fill_ratio() == pytest.approx(float(np.unpackbits(a.bits).mean()), rel=1e-12)
+    assert a.fill_ratio() > 0
+    assert _index().fill_ratio() == 0.0
     buf = io.BytesIO()
     a.save(buf)
     buf.seek(0)
@@ -86,7 +89,7 @@ def test_bloom_save_load_merge_and_compat():
         loaded.merge(BloomIndex.create(MinHashConfig(), 9, 13, 10, 1e-3))
 
 
-def _brute_pairs(keys, max_bucket_size, star_only):
+def _brute_pairs(keys, max_bucket_size):
     from collections import defaultdict
 
     pairs = set()
@@ -97,39 +100,53 @@ def _brute_pairs(keys, max_bucket_size, star_only):
         for mem in buckets.values():
             if len(mem) < 2:
                 continue
-            if star_only or len(mem) > max_bucket_size:
+            if len(mem) > max_bucket_size:
                 pairs.update((mem[0], m) for m in mem[1:])
             else:
                 pairs.update((a, b) for x, a in enumerate(mem) for b in mem[x + 1 :])
     return pairs
 
 
-@pytest.mark.parametrize("star_only", [False, True])
-@pytest.mark.parametrize("max_bucket", [2, 3, 1000])
-def test_candidate_pairs_match_brute_force(star_only, max_bucket):
-    from filters.lsh import candidate_pairs
+def _bucket_pairs_of(keys, max_bucket_size):
+    """Documents' pairs as a candidate shard finds them: all band entries sorted by (band,
+    key, document), buckets cut where the key or band changes, ``bucket_pairs`` per bucket."""
+    from filters.lsh import bucket_pairs
 
+    n, b = keys.shape
+    band = np.repeat(np.arange(b)[None, :], n, axis=0).reshape(-1)
+    doc = np.repeat(np.arange(n), b)
+    key = keys.reshape(-1)
+    order = np.lexsort((doc, key, band))
+    band, key, doc = band[order], key[order], doc[order]
+    new = np.ones(key.size, dtype=bool)
+    new[1:] = (key[1:] != key[:-1]) | (band[1:] != band[:-1])
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.append(starts, key.size))
+    multi = sizes >= 2
+    a, c, st = bucket_pairs(starts[multi], sizes[multi], max_bucket_size)
+    return {(int(x), int(y)) for x, y in zip(doc[a], doc[c])}, a.size, st
+
+
+@pytest.mark.parametrize("max_bucket", [2, 3, 1000])
+def test_bucket_pairs_match_brute_force(max_bucket):
     rng = np.random.default_rng(4)
     keys = rng.integers(0, 6, size=(60, 3)).astype(np.uint64)  # many collisions, some hot
-    i, j, st = candidate_pairs(keys, max_bucket, star_only)
-    got = set(zip(i.tolist(), j.tolist()))
-    assert got == _brute_pairs(keys, max_bucket, star_only)
-    assert (i < j).all() and len(got) == i.size  # distinct, ordered
-    assert st["bucket_pairs"] >= i.size
+    got, total, st = _bucket_pairs_of(keys, max_bucket)
+    assert got == _brute_pairs(keys, max_bucket)
+    assert all(a < b for a, b in got)  # the earlier row (smaller document) first
+    assert st["bucket_pairs"] == total >= len(got)
     if max_bucket == 1000:
         assert st["hot_buckets"] == 0
     else:
         assert st["hot_buckets"] > 0 and st["hot_bucket_pairs"] > 0
 
 
-def test_candidate_pairs_edge_cases():
-    from filters.lsh import candidate_pairs
-
+def test_bucket_pairs_edge_cases():
     for n in (0, 1):
-        i, j, st = candidate_pairs(np.zeros((n, 4), np.uint64), 10)
-        assert i.size == j.size == 0 and st["bucket_pairs"] == 0
+        got, total, st = _bucket_pairs_of(np.zeros((n, 4), np.uint64), 10)
+        assert not got and total == 0 and st["bucket_pairs"] == 0
     distinct = np.arange(40, dtype=np.uint64).reshape(10, 4)
-    assert candidate_pairs(distinct, 10)[0].size == 0
-    same = np.ones((5, 2), np.uint64)  # one bucket per band, all 10 pairs, counted once
-    i, j, st = candidate_pairs(same, 10)
-    assert i.size == 10 and st["bucket_pairs"] == 20
+    assert not _bucket_pairs_of(distinct, 10)[0]
+    same = np.ones((5, 2), np.uint64)  # one bucket per band, all 10 pairs, found twice
+    got, total, st = _bucket_pairs_of(same, 10)
+    assert len(got) == 10 and st["bucket_pairs"] == 20

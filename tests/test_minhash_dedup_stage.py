@@ -121,13 +121,17 @@ def test_lshbloom_one_and_two_workers_identical(tmp_path, corpus):
     assert outs[0]["stats"]["edges"][0]["hot_buckets"] > 0
 
 
-def test_long_chain_is_one_component():
+@pytest.mark.parametrize("mode", [{}, {"mode": "lshbloom", "expected_docs": 100}],
+                         ids=["lsh", "lshbloom"])
+def test_long_chain_is_one_component(mode):
     # word-set documents sliding over a list of distinct real words: doc k and k+1 share 95 of
     # 105 words (J 0.90), k and k+2 J 0.82, k and k+3 J 0.74 -> one long path-like component
+    # (in both modes: lshbloom's star test against a bucket's smallest member, before
+    # 2026-12-07, kept every document more than two steps from p00)
     words = list(dict.fromkeys(" ".join(base_docs(n=40)).lower().split()))
     words = [w for w in words if w.isalpha()][:300]
     recs = [rec(f"p{k:02d}", " ".join(words[5 * k : 5 * k + 100])) for k in range(30)]
-    out = run_stage({**BASE, "ngram": 1}, recs)
+    out = run_stage({**BASE, "ngram": 1, **mode}, recs)
     (cs,) = out["stats"]["components"]
     assert cs["cc_path"] == "scipy_connected_components"
     assert _ids(out["kept"]) == ["p00"]
@@ -252,7 +256,8 @@ def test_lshbloom_save_load_and_incremental(tmp_path, corpus):
     removed = {r["id"]: r["near_dup_of"] for _, r in out2["removed"]}
     assert set(removed) == {f"m{i:03d}" for i in range(0, 60, 7)}
     assert set(removed.values()) == {"lshbloom_index"}
-    assert {r["dup_cluster_size"] for _, r in out2["removed"]} == {None}
+    # found in the index, not clustered with any document of this run
+    assert {r["dup_cluster_size"] for _, r in out2["removed"]} == {1}
     assert out2["stats"]["lshbloom"] == [{"removed_by_index": 9, "removed_within_run": 0}]
     assert out2["stats"]["index"][0]["docs_in_index"] == 80 + len(month2)
     # the saved index now knows month 2 too; updating an index in place is allowed
@@ -287,10 +292,10 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     assert est["text_bytes"] == path.stat().st_size
     assert 90 <= est["docs"] <= 110  # from the line density of the file
 
-    def estimate_memory_of(text_bytes):
-        from pipelines.stages.dedup.minhash_lshbloom import estimate_memory
+    from pipelines.stages.dedup.minhash_passes import estimate_memory
 
-        return estimate_memory(text_bytes, 10**5, 14, 128, "exact")
+    def estimate_memory_of(text_bytes):
+        return estimate_memory(text_bytes, 10**5, 14, 128, "exact", 8)
 
     assert est["total_gb"] > 0 and set(est["phases_gb"]) >= {"shard", "components", "route_write"}
     big = estimate_memory_of(10**9)
@@ -311,30 +316,35 @@ def test_memory_estimate_before_work_and_failure(tmp_path):
     with pytest.raises(ConfigError, match=r"estimated peak memory .* exceeds 0\.01 GB") as e:
         load_stages()["minhash_dedup"](tiny, ctx)
     assert "verify: estimated" in str(e.value)  # names the knobs
-    from pipelines.stages.dedup.minhash_lshbloom import estimate_memory
-
-    exact = estimate_memory(10**9, 10**6, 14, 128, "exact")
-    assert estimate_memory(10**9, 10**6, 14, 128, "estimated")["parts_gb"]["shingle_sets"] == 0
-    # the text is on disk: ten times the text per document adds only shingle sets in memory
-    wide = estimate_memory(10**10, 10**6, 14, 128, "exact")
-    assert wide["total_gb"] - exact["total_gb"] == pytest.approx(
-        wide["parts_gb"]["shingle_sets"] - exact["parts_gb"]["shingle_sets"], abs=0.02)
+    exact = estimate_memory(10**9, 10**6, 14, 128, "exact", 8)
+    # the text is on disk: ten times the text per document adds nothing in memory
+    wide = estimate_memory(10**10, 10**6, 14, 128, "exact", 8)
+    assert wide["total_gb"] == exact["total_gb"]
+    assert wide["disk_gb"] - exact["disk_gb"] >= 1.05 * 9  # the spill files hold the text
+    # lshbloom: the index (sized by expected_docs) twice, three times with index_in
+    bloom = estimate_memory(10**9, 10**6, 14, 128, "exact", 8, index_bytes=10**9)
+    assert bloom["parts_gb"]["index"] == 2.0 and "index" not in exact["parts_gb"]
+    assert estimate_memory(10**9, 10**6, 14, 128, "exact", 8, index_bytes=10**9,
+                           index_in=True)["parts_gb"]["index"] == 3.0
 
 
 def test_memory_estimate_covers_the_measured_peaks():
     # near-dup builds measured on the bench corpora (2.75 KB of text per document, RSS summed
     # over the process tree): the planning estimate must not be below any of them, nor far
-    # above. One-table path (lshbloom): bench/README.md §12; sharded lsh path: docs/scale.md
-    from pipelines.stages.dedup.minhash_lshbloom import estimate_memory
-    from pipelines.stages.dedup.minhash_passes import candidate_shards
-    from pipelines.stages.dedup.minhash_passes import estimate_memory as sharded
+    # above (docs/scale.md)
+    from filters.minhash import MinHashConfig
+    from pipelines.stages.dedup.minhash_passes import candidate_shards, estimate_memory
 
-    for docs, text_bytes, peak_gb in ((100_000, 276e6, 0.83), (300_000, 826e6, 1.54),
-                                      (1_000_000, 2753e6, 2.49)):
-        est = estimate_memory(int(text_bytes), docs, 14, 128, "exact")
-        assert peak_gb <= est["total_gb"] <= 1.5 * peak_gb, (docs, est)
     for docs, text_bytes, peak_gb, over in SHARDED_PEAKS:
-        est = sharded(int(text_bytes), docs, 14, 128, "exact", candidate_shards(docs, 14))
+        est = estimate_memory(int(text_bytes), docs, 14, 128, "exact", candidate_shards(docs, 14))
+        assert peak_gb <= est["total_gb"] <= over * peak_gb, (docs, est)
+    # mode: lshbloom, a new index for expected_docs 1M (14 x 28,755,200 bits) written at the
+    # end (bench/README.md section 26): the passes' phases plus the index twice
+    index_bytes = BloomIndex.create(MinHashConfig(), 14, 9, 1_000_000, 1e-6).nbytes
+    for docs, text_bytes, peak_gb, over in ((300_000, 826e6, 0.63, 1.55),
+                                            (1_000_000, 2753e6, 1.15, 1.5)):
+        est = estimate_memory(int(text_bytes), docs, 14, 128, "exact",
+                              candidate_shards(docs, 14), index_bytes=index_bytes)
         assert peak_gb <= est["total_gb"] <= over * peak_gb, (docs, est)
 
 
@@ -346,13 +356,16 @@ SHARDED_PEAKS = ((100_000, 276e6, 0.57, 1.55), (300_000, 826e6, 0.61, 1.5),
                  (1_000_000, 2753e6, 1.07, 1.5))
 
 
-def test_records_go_through_spill_files_that_are_removed_after(tmp_path, corpus):
+@pytest.mark.parametrize("mode", [{}, {"mode": "lshbloom", "expected_docs": 500}],
+                         ids=["lsh", "lshbloom"])
+def test_records_go_through_spill_files_that_are_removed_after(tmp_path, corpus, mode):
     """The records are written to spill files under ``_staging/`` and streamed back; every
-    file the stage wrote is gone afterwards and nothing outside ``_staging`` is touched."""
+    file the stage wrote (lshbloom: the built index too) is gone afterwards and nothing
+    outside ``_staging`` is touched."""
     _, recs = corpus
     keep = tmp_path / "user-file.txt"
     keep.write_text("not the stage's")
-    out = run_stage(BASE, recs, output_dir=str(tmp_path))
+    out = run_stage({**BASE, **mode}, recs, output_dir=str(tmp_path))
     assert len(out["kept"]) + len(out["removed"]) == len(recs) and not out["dead"]
     left = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert left == [keep]
@@ -391,3 +404,37 @@ def test_repeated_ids_are_distinct_documents_whatever_the_spill_layout(corpus, m
 def test_hold_field_is_rejected_with_a_fix():
     with pytest.raises(ConfigError, match=r"'hold' \('zstd'\) was removed.*delete the 'hold'"):
         parse_stages([{**BASE, "hold": "zstd"}])
+
+
+def test_index_partials_stay_keys_until_they_reach_the_filters_size(tmp_path):
+    """A bundle's partial LSHBloom index is its band keys while they are smaller than the
+    filters (a small run shuffles kilobytes, not a full-size index per bundle); however the
+    keys are split into partials and merged, the index has the same bits and count."""
+    import numpy as np
+
+    from filters.minhash import MinHashConfig
+    from pipelines.stages.dedup.minhash_dedup import _BuildIndex
+
+    params = BloomIndex.create(MinHashConfig(), 14, 9, 2000, 1e-3).params
+    fn = _BuildIndex(params, str(tmp_path))
+
+    def built(acc):  # the combine's output is the path of the index it wrote
+        with open(fn.extract_output(acc), "rb") as fh:
+            return BloomIndex.load(fh)
+
+    rng = np.random.default_rng(3)
+    batches = [rng.integers(0, 2**63, size=(n, 14), dtype=np.uint64) for n in (5, 40, 700, 9)]
+    whole = fn.create_accumulator()
+    for keys in batches:
+        whole = fn.add_input(whole, keys)
+    small = fn.add_input(fn.create_accumulator(), batches[0])
+    assert small.index is None and small.size == batches[0].nbytes  # still keys
+    big = fn.add_input(fn.create_accumulator(), batches[2])  # 700 x 112 B > 14 x 3.6 KB
+    assert big.index is not None and not big.keys
+    ref = built(whole)
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):  # dense first, sparse first
+        parts = [fn.add_input(fn.create_accumulator(), batches[i]) for i in order]
+        merged = built(fn.merge_accumulators(iter(parts)))
+        assert merged.inserted == ref.inserted == 754
+        assert np.array_equal(merged.bits, ref.bits)
+    assert built(fn.merge_accumulators(iter([]))).inserted == 0

@@ -126,7 +126,7 @@ def test_wheel_holds_every_package_and_data_file(installed):
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
     wanted = _package_files(src)
-    assert "pipelines/stages/dedup/minhash_lshbloom.py" in wanted
+    assert "pipelines/stages/dedup/minhash_passes.py" in wanted
     missing = sorted(wanted - names)
     assert not missing, f"not in the wheel: {missing[:20]}"
     stray = sorted(n for n in names if not n.startswith((*PACKAGES, "datamill-")))

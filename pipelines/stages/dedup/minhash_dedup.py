@@ -1,29 +1,28 @@
 """Stage ``minhash_dedup``: near-duplicate removal with MinHash LSH (see docs/dedup.md).
 
-``mode: lsh`` (default): records to spill files, their band keys sharded by key through the
-runner's shuffle -> candidate pairs per shard -> verified by exact (default, shingle sets of
-the candidate documents only) or estimated Jaccard, per spill file, from disk -> connected
-components over a spanning forest of the verified pairs (the one single-worker step; memory
-grows with the documents in clusters) -> one representative per component (lowest id, longest
-text or highest score); the other members are removed with reason ``near_duplicate`` and
-column ``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on
-disk between the passes; decisions reach the records joined to their spill file by key. Data
-flow: ``pipelines/stages/dedup/minhash_passes.py``; memory formulas: docs/scale.md.
+Records go to spill files; their band keys are sharded by key through the runner's shuffle ->
+candidate pairs per shard -> verified by exact (default, shingle sets of the candidate
+documents only) or estimated Jaccard, per spill file, from disk -> connected components over a
+spanning forest of the verified pairs (the one single-worker step; memory grows with the
+documents in clusters) -> one representative per component (lowest id, longest text or
+highest score); the other members are removed with reason ``near_duplicate`` and column
+``near_dup_of`` = the representative's id. Text never crosses a shuffle and waits on disk
+between the passes; decisions reach the records joined to their spill file by key. Data flow:
+``pipelines/stages/dedup/minhash_passes.py``; memory formulas: docs/scale.md.
 
 A document is its place in a spill file, not its id: records that share an id (two sources
 numbering from 0) are distinct documents and are never dead-lettered for it; ids are not
 rewritten. Survivors are ranked by (id, source, record hash): docs/dedup.md, "Equal ids".
 
 Hot keys: a bucket with more than ``max_bucket_size`` members gives only the pairs of one
-member with each other member (work linear in its size): in ``lsh`` the member with the
-smallest hash of (id, source, record hash), in ``lshbloom`` the smallest-id member.
+member (the smallest hash of id, source and record hash) with each other member (work linear
+in its size).
 
-``mode: lshbloom``: streaming/incremental dedup (LSHBloom, Khan et al. 2024). A document is a
-near-duplicate when one of its band keys is in the loaded index (``index_in``, e.g. last
-month's crawl) or is shared with a smaller-id document of this run (verified like ``lsh``
-mode). Every document's band keys are then added and the index is written to ``index_out``.
-Data flow: ``pipelines/stages/dedup/minhash_lshbloom.py`` (pass 1 and routing are
-``minhash_passes.py``'s, shared with ``lsh``).
+``mode: lshbloom``: incremental dedup (LSHBloom, Khan et al. 2024) on the same passes. A
+document is also a near-duplicate when one of its band keys is in the loaded index
+(``index_in``, e.g. last month's crawl; queried while the records are spilled, the hits joined
+to their spill file with the run's decisions). Every document's band keys are then OR-ed into
+the index written to ``index_out``.
 """
 
 from __future__ import annotations
@@ -41,18 +40,16 @@ from filters.lsh import BloomIndex, check_compatible, lsh_summary, optimal_param
 from filters.minhash import MinHashConfig
 from pipelines.core import progress
 from pipelines.core.combine import combine_parts
-from pipelines.stages.dedup import minhash_lshbloom as lb
 from pipelines.stages.dedup import minhash_passes as mb
 from pipelines.stages.dedup.minhash_passes import candidate_shards
 from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.core.settings import ConfigError
-from pipelines.core.spill import DeleteFiles, spill_file_id
+from pipelines.core.spill import DeleteFiles, new_file_id, spill_file, spill_file_id
 from pipelines.stages.base import KEPT, Stage, StageParams, StageResult
 from pipelines.stages.registry import register_stage
 
 _LOG = logging.getLogger(__name__)
 REASON = "near_duplicate"
-INDEX_REP = lb.INDEX_REP
 
 
 class MinHashDedupParams(StageParams):
@@ -141,10 +138,6 @@ class MinHashDedupParams(StageParams):
         if self.keep == "highest_score" and not self.score_column:
             raise ValueError("keep: highest_score needs 'score_column' (the column to maximize)")
         if self.mode == "lshbloom":
-            if self.keep != "lowest_id":
-                raise ValueError(
-                    "mode: lshbloom keeps the first (lowest-id) document; set keep: lowest_id"
-                )
             if self.index_in is None and self.expected_docs is None:
                 raise ValueError(
                     "mode: lshbloom needs 'expected_docs' to size a new index "
@@ -176,88 +169,117 @@ def write_index(index: BloomIndex, path: str) -> None:
         index.save(f)
 
 
-class _QueryIndex(beam.DoFn):
-    """Sketches -> places (spill file, position) of the documents whose band keys hit the
-    loaded index."""
+class _PartialIndex:
+    """A partial LSHBloom index: the band keys themselves while they take less room than the
+    filters (a bundle of a small run), then the filters."""
 
-    def __init__(self, path: str):
-        self._path = path
-        self._index: BloomIndex | None = None
+    __slots__ = ("index", "keys", "size")
 
-    def setup(self) -> None:
-        self._index = read_index(self._path)
-
-    def process(self, sketch):
-        assert self._index is not None
-        use = np.flatnonzero(sketch["usable"])
-        if use.size == 0:
-            return
-        hits = self._index.query(sketch["keys"][use])
-        for k in use[hits].tolist():
-            yield sketch["file"], k
+    def __init__(self):
+        self.keys: list[np.ndarray] = []
+        self.size = 0
+        self.index: BloomIndex | None = None
 
 
 class _BuildIndex(beam.CombineFn):
-    """Sketches -> one BloomIndex of their usable band keys (Bloom filters OR-merge).
+    """Band keys (one ``(n, bands)`` array per spill file, documents with shingles only) ->
+    one BloomIndex (Bloom filters OR-merge, so partial indexes combine in any order).
 
-    A repeated id is inserted once per record (the filter is a set: no effect on queries)."""
+    A partial index (one per bundle, shuffled to the one worker that merges them) keeps the
+    keys themselves until they reach the filters' size: what crosses the shuffle is at most
+    ``8 x bands`` bytes per document and at most one index per bundle, whichever is smaller,
+    not a full-size index per bundle. Partial indexes are merged one at a time (memory: the
+    index being built plus one partial). Output: the path of the index file. A repeated id is
+    inserted once per record (the filter is a set: no effect on queries)."""
 
-    def __init__(self, make_empty):
-        self._make = make_empty
+    def __init__(self, params, folder: str):
+        self._params, self._dir = params, folder
+        self._dense = params.bands * (params.bits // 8)
+
+    def _densify(self, acc: _PartialIndex) -> None:
+        if acc.index is None:
+            acc.index = BloomIndex(self._params)
+            for keys in acc.keys:
+                acc.index.insert(keys)
+            acc.keys, acc.size = [], 0
+
+    def _add(self, acc: _PartialIndex, keys: np.ndarray) -> None:
+        if acc.index is not None:
+            acc.index.insert(keys)
+            return
+        acc.keys.append(keys)
+        acc.size += keys.nbytes
+        if acc.size >= self._dense:
+            self._densify(acc)
 
     def create_accumulator(self):
-        return self._make()
+        return _PartialIndex()
 
-    def add_input(self, acc, sketch):
-        keys = sketch["keys"][sketch["usable"]]
+    def add_input(self, acc, keys):
         if keys.shape[0]:
-            acc.insert(keys)
+            self._add(acc, keys)
         return acc
 
     def merge_accumulators(self, accs):
-        accs = list(accs)
-        out = accs[0]
-        for a in accs[1:]:
-            out.merge(a)
-        return out
+        out = None
+        for a in accs:  # one at a time: the runner may hand an iterator over many
+            if out is None:
+                out = a
+            elif a.index is not None:
+                self._densify(out)
+                out.index.merge(a.index)
+            else:
+                for keys in a.keys:
+                    self._add(out, keys)
+        return out if out is not None else _PartialIndex()
 
     def extract_output(self, acc):
-        return acc
+        """The path of the built index, written to the stage's spill folder: the runner
+        holds a path, not a second (encoded) copy of the index until it is saved."""
+        self._densify(acc)
+        path = spill_file(self._dir, "index", new_file_id())
+        write_index(acc.index, path)
+        return path
 
 
-class _EmptyIndex:
-    def __init__(self, params):
-        self.params = params
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class _SaveIndex(beam.DoFn):
+    """Path of this run's index -> union with ``index_in``, written to ``index_out`` (temp file
+    + rename); the index statistics (main) and the path, now consumed (``consumed``).
+    ``_hits`` is the index-query count side input: it makes the write wait until every query
+    has read ``index_in``, so ``index_out`` may be the same path. Memory: this run's index and
+    ``index_in``, plus the write buffer."""
 
-    def __call__(self) -> BloomIndex:
-        return BloomIndex(self.params)
+    def __init__(self, index_in: str | None, index_out: str | None):
+        self._in, self._out = index_in, index_out
 
+    def process(self, path: str, _hits=0):
+        new = read_index(path)
+        added = new.inserted
+        if self._in is not None:
+            total = read_index(self._in)
+            total.merge(new)
+            del new
+        else:
+            total = new
+        if self._out is not None:
+            from apache_beam.io.filesystems import FileSystems
 
-def _save_index(new: BloomIndex, index_in: str | None, index_out: str | None, _hits=0) -> dict:
-    """Union with ``index_in`` and write ``index_out`` (temp file + rename). ``_hits`` is the
-    index-query count side input: it makes the write wait until every query has read
-    ``index_in``, so ``index_out`` may be the same path."""
-    total = new
-    if index_in is not None:
-        total = read_index(index_in)
-        total.merge(new)
-    if index_out is not None:
-        from apache_beam.io.filesystems import FileSystems
-
-        tmp = f"{index_out}.tmp-{uuid.uuid4().hex}"
-        write_index(total, tmp)
-        if FileSystems.exists(index_out):
-            FileSystems.delete([index_out])
-        FileSystems.rename([tmp], [index_out])
-    return {
-        "index_out": index_out,
-        "docs_in_index": total.inserted,
-        "docs_added": new.inserted,
-        "index_bytes": total.nbytes,
-        "fill_ratio": round(total.fill_ratio(), 6),
-        "estimated_band_fp_rate": total.estimated_fp_rate(),
-        "expected_docs": total.params.expected_items,
-    }
+            tmp = f"{self._out}.tmp-{uuid.uuid4().hex}"
+            write_index(total, tmp)
+            if FileSystems.exists(self._out):
+                FileSystems.delete([self._out])
+            FileSystems.rename([tmp], [self._out])
+        yield {
+            "index_out": self._out,
+            "docs_in_index": total.inserted,
+            "docs_added": added,
+            "index_bytes": total.nbytes,
+            "fill_ratio": round(total.fill_ratio(), 6),
+            "estimated_band_fp_rate": total.estimated_fp_rate(),
+            "expected_docs": total.params.expected_items,
+        }
+        yield pvalue.TaggedOutput(mb.CONSUMED, path)
 
 
 @register_stage
@@ -298,10 +320,11 @@ class MinHashDedupStage(Stage):
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         if text_bytes is None:
             return None
-        if p.mode == "lsh":
-            est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, self.shards)
-        else:
-            est = lb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify)
+        index_bytes = 0
+        if p.mode == "lshbloom":
+            index_bytes = self.index_params.bands * (self.index_params.bits // 8)
+        est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, self.shards,
+                                 index_bytes=index_bytes, index_in=p.index_in is not None)
         limit_gb = p.max_memory_gb or mb.machine_memory_gb()
         est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
         if limit_gb and est["total_gb"] > limit_gb:
@@ -310,7 +333,8 @@ class MinHashDedupStage(Stage):
                 f"{est['total_gb']:.1f} GB for ~{est['docs']} documents ({text_bytes / 1e9:.2f} "
                 f"GB of text) exceeds {limit_gb:.2f} GB (max_memory_gb or this machine). "
                 f"Breakdown: {est['parts_gb']}. Fix: split the input, use verify: estimated "
-                "(no shingle sets) or mode: lshbloom, fewer bands (num_perm/threshold), or run "
+                "(no shingle sets), fewer bands (num_perm/threshold), a smaller LSHBloom index "
+                "(expected_docs, index_fp_rate), or run "
                 "on a distributed runner; raise max_memory_gb only if the estimate is wrong."
             )
         if limit_gb and est["total_gb"] > limit_gb / 2:
@@ -339,15 +363,10 @@ class MinHashDedupStage(Stage):
         P = progress.Pass
         first = P("sketch", "sketched", "records")
         route = P("route", "route_files", "files", "spill_files")
-        if p.mode == "lsh":
-            return [first, P("candidates", "shards", "shards", self.shards),
-                    P("fingerprints", "fingerprint_files", "files", "spill_files", True),
-                    P("verify", "verify_files", "files", "spill_files", True),
-                    P("components", "components", "step", 1), route]
-        return [first, P("candidates", "candidates", "step", 1),
-                *([P("shingles", "fingerprint_files", "files", "spill_files", True)]
-                  if p.verify == "exact" else []),
-                P("decide", "components", "step", 1), route]
+        return [first, P("candidates", "shards", "shards", self.shards),
+                P("fingerprints", "fingerprint_files", "files", "spill_files", True),
+                P("verify", "verify_files", "files", "spill_files", True),
+                P("components", "components", "step", 1), route]
 
     def static_stats(self) -> dict[str, Any]:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
@@ -374,80 +393,20 @@ class MinHashDedupStage(Stage):
         return out
 
     def expand(self, records: Any) -> StageResult:
+        """The passes of pipelines/stages/dedup/minhash_passes.py; ``mode: lshbloom`` adds
+        the index: queried while the records are sketched, its hits joined to their spill
+        file with this run's decisions, this run's band keys OR-ed into the index written to
+        ``index_out``."""
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        if p.mode == "lsh":
-            return self._expand_sharded(records)
         bloom = p.mode == "lshbloom"
         folder = self.spill_dir()
         sk = records | "SketchSpill" >> beam.ParDo(
-            mb.SketchSpill(self.label, self.mh_config, self.b, self.r,
-                           with_sig=p.verify == "estimated", score_column=p.score_column,
-                           spill_dir=folder, batch_size=p.batch_size,
-                           spill_bytes=mb.SPILL_BYTES)
-        ).with_outputs(mb.SPILL, main="sketch")
-        sketches, spilled = sk["sketch"], sk[mb.SPILL]
-        exact = p.verify == "exact"
-        cands = (
-            sketches
-            | "AllSketches" >> beam.combiners.ToList()
-            | "Candidates" >> beam.ParDo(progress.for_stage(lb.FindCandidates(
-                self.b, p.num_perm, p.max_bucket_size, bloom, folder, emit_needed=exact),
-                self.label)).with_outputs(mb.NEEDED, main="path")
-        )
-        side: dict[str, Any] = {}
-        if exact:
-            side["shingles"] = pvalue.AsList(spilled | "CandidateShingles" >> beam.ParDo(
-                progress.for_stage(lb.CandidateShingles(self.mh_config, folder), self.label),
-                pvalue.AsSingleton(cands[mb.NEEDED])))
-        stats: dict[str, Any] = {}
-        if bloom:
-            hits = None
-            if p.index_in is not None:
-                hits = (sketches | "QueryIndex" >> beam.ParDo(_QueryIndex(p.index_in))
-                        | "AllHits" >> beam.combiners.ToList())
-                side["hits"] = pvalue.AsSingleton(hits)
-            new_index = sketches | "BuildIndex" >> beam.CombineGlobally(
-                _BuildIndex(_EmptyIndex(self.index_params)))
-            n_hits = (hits | "CountHits" >> beam.Map(len)) if hits is not None else (
-                records.pipeline | "NoHits" >> beam.Create([0]))
-            stats["index"] = new_index | "SaveIndex" >> beam.Map(
-                _save_index, p.index_in, p.index_out, pvalue.AsSingleton(n_hits))
-        decided = cands["path"] | "Decide" >> beam.ParDo(
-            progress.for_stage(lb.Decide(p.verify, p.threshold, p.keep, p.mode, PAIR_SAMPLES,
-                                         p.seed), self.label),
-            **side).with_outputs(mb.CONSUMED, main="decisions")
-        decisions = decided["decisions"]
-        for name in (("edges", "lshbloom") if bloom else ("edges", "clusters", "components")):
-            stats[name] = decisions | f"Stat_{name}" >> beam.Map(_stat, name)
-        # every record is routed while its spill file is streamed back: the kept records fuse
-        # with the stages after this one (no Flatten, no grouping of records)
-        applied = spilled | "Apply" >> beam.ParDo(
-            mb.Apply(self.label, REASON, with_sizes=not bloom, cfg=self.mh_config,
-                     text_chars=PAIR_TEXT_CHARS),
-            pvalue.AsSingleton(decisions)).with_outputs(
-            mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, main=KEPT)
-        ((applied[mb.CONSUMED], decided[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()
-         | "DeleteSpill" >> DeleteFiles())
-        kept, removed = applied[KEPT], applied["removed"]
-        dead = applied[mb.DEAD]  # SketchSpill's dead letters come back through Apply
-        stats["removed"] = combine_parts([removed], _RemovedCount(), "RemovedStat")
-        stats["near_dup_pairs"] = (
-            applied[mb.SAMPLED]
-            | "PairGather" >> beam.combiners.ToList()
-            | "PairStats" >> beam.Map(pair_stats, pvalue.AsSingleton(
-                decisions | "PairSample" >> beam.Map(_stat_sample))))
-        return StageResult(kept=kept, removed=removed, dead=dead, stats=stats)
-
-    def _expand_sharded(self, records: Any) -> StageResult:
-        """mode lsh: the scale-out passes (pipelines/stages/dedup/minhash_passes.py)."""
-        p: MinHashDedupParams = self.params  # type: ignore[assignment]
-        folder = self.spill_dir()
-        sk = records | "SketchSpill" >> beam.ParDo(
-            mb.SketchSpill(self.label, self.mh_config, self.b, self.r, with_sig=False,
-                           score_column=p.score_column, spill_dir=folder,
-                           batch_size=p.batch_size, spill_bytes=mb.SPILL_BYTES,
-                           shards=self.shards)
-        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, main="sketch")
+            mb.SketchSpill(self.label, self.mh_config, self.b, self.r, spill_dir=folder,
+                           shards=self.shards, batch_size=p.batch_size,
+                           spill_bytes=mb.SPILL_BYTES, index_in=p.index_in if bloom else None,
+                           index_keys=bloom)
+        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, mb.HITS, mb.KEYS,
+                       main="unused")
         spilled = sk[mb.SPILL]
         by_file = spilled | "KeyByFile" >> beam.Map(lambda path: (spill_file_id(path), path))
         docs = sk[mb.DOCS] | "CountDocs" >> beam.CombineGlobally(sum)
@@ -487,18 +446,35 @@ class MinHashDedupStage(Stage):
             .with_outputs(mb.DECISIONS, mb.CONSUMED, main="summary"))
         summary = comps["summary"]
         sample = summary | "Sample" >> beam.Map(_stat_sample)
+        per_file = {"path": by_file, "dec": comps[mb.DECISIONS]}
+        if bloom:
+            per_file["hits"] = sk[mb.HITS]
         applied = (
-            {"path": by_file, "dec": comps[mb.DECISIONS]}
+            per_file
             | "DecisionsByFile" >> beam.CoGroupByKey()
             | "Apply" >> beam.ParDo(
-                mb.ApplyFile(self.label, REASON, with_sizes=True, cfg=self.mh_config,
+                mb.ApplyFile(self.label, REASON, cfg=self.mh_config,
                              text_chars=PAIR_TEXT_CHARS), pvalue.AsSingleton(sample))
             .with_outputs(mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, main=KEPT))
-        ((applied[mb.CONSUMED], comps[mb.CONSUMED]) | "AllConsumed" >> beam.Flatten()
-         | "DeleteSpill" >> DeleteFiles())
+        consumed = [applied[mb.CONSUMED], comps[mb.CONSUMED]]
         stats: dict[str, Any] = {
             name: summary | f"Stat_{name}" >> beam.Map(_stat, name)
             for name in ("edges", "clusters", "components")}
+        if bloom:
+            # every query has read index_in once the hits are counted: only then may the
+            # new index replace it (index_out may be the same path)
+            n_hits = (sk[mb.HITS] | "HitCounts" >> beam.Map(lambda fh: int(fh[1].size))
+                      | "CountHits" >> beam.CombineGlobally(sum))
+            new_index = sk[mb.KEYS] | "BuildIndex" >> beam.CombineGlobally(
+                _BuildIndex(self.index_params, folder))
+            saved = new_index | "SaveIndex" >> beam.ParDo(
+                _SaveIndex(p.index_in, p.index_out), pvalue.AsSingleton(n_hits)
+            ).with_outputs(mb.CONSUMED, main="stats")
+            stats["index"] = saved["stats"]
+            consumed.append(saved[mb.CONSUMED])
+            stats["lshbloom"] = summary | "BloomStat" >> beam.Map(
+                _bloom_stat, pvalue.AsSingleton(n_hits))
+        tuple(consumed) | "AllConsumed" >> beam.Flatten() | "DeleteSpill" >> DeleteFiles()
         removed = applied["removed"]
         stats["removed"] = combine_parts([removed], _RemovedCount(), "RemovedStat")
         stats["near_dup_pairs"] = (
@@ -603,6 +579,14 @@ def _pairs_html(st: dict, threshold: Any) -> str:
 
 def _stat(decisions: dict, name: str):
     return decisions["stats"][name]
+
+
+def _bloom_stat(decisions: dict, hits: int) -> dict:
+    """Documents found in the loaded index, and documents removed against another document
+    of this run (clustered, not their component's representative); a document can be both."""
+    cl = decisions["stats"]["clusters"]
+    return {"removed_by_index": int(hits),
+            "removed_within_run": int(cl["docs_in_clusters"] - cl["clusters"])}
 
 
 class _RemovedCount(beam.CombineFn):

@@ -1,9 +1,7 @@
-"""The Beam passes of ``minhash_dedup`` ``mode: lsh`` (the default), and the two passes
-``mode: lshbloom`` shares with it: pass 1 (``SketchSpill``) and routing (``Apply``). The
-one-table passes only ``mode: lshbloom`` runs are in
-:mod:`pipelines.stages.dedup.minhash_lshbloom`. Wiring: ``minhash_dedup.py``.
+"""The Beam passes of ``minhash_dedup`` (both modes; ``mode: lshbloom`` adds its index: queried
+in pass 1, built and saved in ``minhash_dedup.py``, which wires the passes).
 
-No step of ``mode: lsh`` holds state that grows with the number of input documents on one
+No step holds state that grows with the number of input documents on one
 worker (memory formulas: docs/scale.md). Document text never crosses a shuffle, is never
 grouped and is never held by the runner: the local runner (FnApiRunner) keeps every
 PCollection that crosses a fusion break in memory, so the records go to *spill files*
@@ -16,15 +14,13 @@ text. A document is its *place* ``(spill file id, position)``.
    document at ``(spill file id, position)`` (its *place*), never its user id: records that
    share an id (two sources both numbering from 0) are distinct documents, and nothing is
    dead-lettered for sharing an id.
-   With ``shards=S`` (``mode: lsh``): per spill file, its documents' band entries ``(band,
-   key, position, order key)`` (22 bytes an entry), sorted by shard ``key % S`` into one
-   entries file -> ``(shard, (file, entries file, start, stop))``. Without (``mode:
-   lshbloom``): one compact *sketch* element per spill file: ids, sources, ``b`` band keys per
-   document (8 bytes each), text length, score, an 8-byte content hash and the file id, and,
-   for ``verify: estimated``, the signatures.
+   Per spill file, its documents' band entries ``(band, key, position, order key)`` (22
+   bytes an entry), sorted by shard ``key % S`` into one entries file -> ``(shard, (file,
+   entries file, start, stop))``. ``mode: lshbloom``: the positions of the documents whose
+   band keys are in the loaded index (``hits``), and the band keys for the new index.
 2. :class:`ShardCandidates` (GroupByKey on the shard): the shard's slices of every entries
    file, sorted by (band, key, order key, place), form the LSH buckets; pairs as in
-   :func:`filters.lsh.candidate_pairs` (all pairs of a bucket, or the star of its first member
+   :func:`filters.lsh.bucket_pairs` (all pairs of a bucket, or the star of its first member
    for hot and two-member buckets), oriented by place and made distinct, written to the
    shard's pairs file (sorted by the spill file of their first document) and the positions
    each spill file must describe to its needed file; out go slices of those files, keyed by
@@ -50,15 +46,13 @@ are deleted after step 5.
 5. :class:`Components` (one worker; memory O(verified edges), like datatrove's cluster step):
    connected components over the verified edges, one representative per component, the
    decisions grouped by spill file, the report's pair sample and the stats.
-6. :class:`ApplyFile` (CoGroupByKey of each spill file's path with its own decisions): the
-   file is streamed back and every record routed (kept, removed, dead letter of pass 1) by
-   :class:`Apply` (``mode: lshbloom`` uses ``Apply`` itself, with the decision map as a side
-   input); its outputs fuse with the stages after it. Spill files are deleted after a
-   GroupByKey once their last reader has committed.
+6. :class:`ApplyFile` (CoGroupByKey of each spill file's path with its own decisions and,
+   ``mode: lshbloom``, its index hits): the file is streamed back and every record routed
+   (kept, removed, dead letter of pass 1); its outputs fuse with the stages after it. Spill
+   files are deleted after a GroupByKey once their last reader has committed.
 
 The *order key* (64-bit hash of id, source and record hash) makes the star centre of a hot
-bucket independent of batching and worker count. ``mode: lshbloom`` keeps the one-table path
-of :mod:`~pipelines.stages.dedup.minhash_lshbloom` (its index is one object by design).
+bucket independent of batching and worker count.
 """
 
 from __future__ import annotations
@@ -93,6 +87,9 @@ DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
 # SketchSpill(shards=S): per shard, (file, the band entries or a slice of the file's entries
 # file); documents per file; the entries files (deleted once the candidates are known)
 SHARDS, DOCS, SCRATCH = "shards", "docs", "scratch"
+# mode lshbloom: (file, positions) of documents found in the loaded index; band keys per file
+HITS, KEYS = "hits", "keys"
+INDEX_REP = "lshbloom_index"  # near_dup_of of a document found in the loaded index
 SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
 SAMPLED = "sampled"
 STATS, DECISIONS, MEMBERS = "stats", "decisions", "members"
@@ -190,21 +187,36 @@ def shard_entries(keys: np.ndarray, usable: np.ndarray, okeys: np.ndarray,
 
 @beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
 class SketchSpill(SizeBuffered):
-    """records -> per buffer of ``spill_bytes`` of text: one sketch dict (main) and the path of
-    the spill file holding the buffer's valid records and its dead letters (``spill``)."""
+    """records -> per buffer of ``spill_bytes`` of text: the path of the spill file holding
+    the buffer's valid records and its dead letters (``spill``), the file's band entries per
+    candidate shard (``shards``: ``(shard, (file, entries or a slice of the entries file))``),
+    its document count (``docs``) and the entries file (``scratch``).
+
+    ``mode: lshbloom`` adds two outputs: with ``index_in``, the positions of the file's
+    documents whose band keys hit that index (``hits``: ``(file, positions)``; the index is
+    loaded once per DoFn instance); with ``index_keys``, the usable band keys themselves
+    (``keys``: an ``(n, bands)`` array) for the index this run writes."""
 
     def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int,
-                 with_sig: bool, score_column: str | None, spill_dir: str,
-                 batch_size: int = 512, spill_bytes: int = SPILL_BYTES,
-                 shards: int | None = None):
+                 spill_dir: str, shards: int, batch_size: int = 512,
+                 spill_bytes: int = SPILL_BYTES, index_in: str | None = None,
+                 index_keys: bool = False):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
-        self._with_sig, self._score, self._dir = with_sig, score_column, spill_dir
+        self._dir, self._shards = spill_dir, shards
         self._batch, self._limit = batch_size, spill_bytes
-        self._shards = shards  # set: emit band entries per candidate shard, not a sketch
+        self._index_in, self._index_keys = index_in, index_keys
         self._mh: MinHasher | None = None
+        self._index: Any = None
 
     def setup(self) -> None:
         self._mh = MinHasher(self._cfg)
+        if self._index_in is not None:
+            from apache_beam.io.filesystems import FileSystems
+
+            from filters.lsh import BloomIndex
+
+            with FileSystems.open(self._index_in) as f:
+                self._index = BloomIndex.load(f)
 
     def _signatures(self, recs: list[dict]):
         """(records whose signature could be computed, their signatures, dead letters)."""
@@ -225,7 +237,7 @@ class SketchSpill(SizeBuffered):
 
     def flush_rows(self, rows: list):
         """Dead letters travel in the spill file too (after the records, as ``(DEAD, row)``)
-        and leave through ``Apply``: the stage's dead output is one PCollection, not a
+        and leave through ``ApplyFile``: the stage's dead output is one PCollection, not a
         Flatten that the local runner would hold."""
         valid, dead = [], []
         for rec in rows:
@@ -246,12 +258,12 @@ class SketchSpill(SizeBuffered):
         write_spill(path, good + [(DEAD, d) for d in dead])
         progress.counter(self, "sketched").inc(len(rows))
         progress.counter(self, "spill_files").inc()
-        if good and self._shards:
+        if good:
             sigs = np.concatenate(parts)
+            keys, usable = band_hashes(sigs, self._b, self._r), has_shingles(sigs)
             okeys = np.fromiter((order_key(r["id"], source_name(r), content_hash(r))
                                  for r in good), np.int64, len(good))
-            entries, parts = shard_entries(band_hashes(sigs, self._b, self._r),
-                                           has_shingles(sigs), okeys, self._shards)
+            entries, parts = shard_entries(keys, usable, okeys, self._shards)
             if parts:  # large slices stay in the entries file; the shuffle carries a reference
                 epath = spill_file(self._dir, "entries", file_id)
                 refs, written = slice_refs(epath, entries, parts)
@@ -261,23 +273,13 @@ class SketchSpill(SizeBuffered):
                     yield pvalue.TaggedOutput(SCRATCH, epath)
             del entries
             yield pvalue.TaggedOutput(DOCS, len(good))
-        elif good:
-            sigs = np.concatenate(parts)
-            names = sorted({source_name(r) for r in good})
-            code = {n: c for c, n in enumerate(names)}
-            yield {
-                "file": file_id,
-                "ids": [r["id"] for r in good],
-                "sources": names,  # the distinct sources of this file; "src": codes into it
-                "src": np.fromiter((code[source_name(r)] for r in good), np.int32, len(good)),
-                "keys": band_hashes(sigs, self._b, self._r),
-                "usable": has_shingles(sigs),
-                "lens": np.fromiter((len(r["text"]) for r in good), np.int64, len(good)),
-                "scores": np.fromiter((score_of(r, self._score) for r in good), np.float64,
-                                      len(good)),
-                "chash": np.fromiter((content_hash(r) for r in good), np.int64, len(good)),
-                "sigs": sigs if self._with_sig else None,
-            }
+            use = np.flatnonzero(usable)
+            if self._index is not None and use.size:
+                hit = use[self._index.query(keys[use])]
+                if hit.size:
+                    yield pvalue.TaggedOutput(HITS, (file_id, hit.astype(np.int64)))
+            if self._index_keys and use.size:
+                yield pvalue.TaggedOutput(KEYS, keys[use])
         yield pvalue.TaggedOutput(SPILL, path)
 
 
@@ -618,7 +620,7 @@ class Components(beam.DoFn):
         ai, aj = inv[n:n + m], inv[n + m:]
         del ends, inv
         comp, size = component_arrays(n, ai, aj)
-        # rank: (id, source, record hash, place), as the one-table path orders documents
+        # rank: (id, source, record hash, place): "lowest id" is the lowest rank
         rank_order = np.lexsort((pp, pf, chash, src, np.array(ids, dtype=object).astype(str)))
         rank = np.empty(n, np.int64)
         rank[rank_order] = np.arange(n, dtype=np.int64)
@@ -668,13 +670,6 @@ class Components(beam.DoFn):
 # --------------------------------------------------------------------------- 6. apply
 
 
-def _annotate(rec: dict, decision: tuple | None, with_sizes: bool):
-    near, size = decision or (None, 1)
-    out = dict(rec)
-    out.update(near_dup_of=near, dup_cluster_size=size if with_sizes else None)
-    return out
-
-
 def sampled_record(mh: MinHasher, rec: dict, text_chars: int) -> dict:
     """What the report's pair sample keeps of a record: the text cut to ``text_chars``, its
     length, its shingle-hash set and its signature."""
@@ -684,57 +679,57 @@ def sampled_record(mh: MinHasher, rec: dict, text_chars: int) -> dict:
             "shingles": sets[0], "sig": sigs[0]}
 
 
-@beam.typehints.with_output_types(Any)
-class Apply(beam.DoFn):
-    """Spill file of records + decision map -> kept (main), removed (``removed``), dead
-    letters of ``SketchSpill`` (``dead``), the records of the report's pair sample
-    (``sampled``: ``(place, sampled_record)``) and the file's path once it has been read
-    (``consumed``). Records are looked up by place (spill file, position), never by id."""
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class ApplyFile(beam.DoFn):
+    """``(file, {"path": [spill path], "dec": [its decisions], "hits": [positions...]})``
+    + the report's sample -> the records of that spill file: kept (main), removed
+    (``removed``), dead letters of ``SketchSpill`` (``dead``), the records of the report's
+    pair sample (``sampled``: ``(place, sampled_record)``) and the file's path once it has
+    been read (``consumed``). Records are looked up by place (spill file, position), never by
+    id. ``hits`` (``mode: lshbloom``): documents found in the loaded index are removed with
+    ``near_dup_of`` = ``lshbloom_index``, whatever this run decided for them."""
 
-    def __init__(self, label: str, reason: str, with_sizes: bool,
-                 cfg: MinHashConfig | None = None, text_chars: int = 20_000):
-        self._label, self._reason, self._sizes = label, reason, with_sizes
+    def __init__(self, label: str, reason: str, cfg: MinHashConfig | None = None,
+                 text_chars: int = 20_000):
+        self._label, self._reason = label, reason
         self._cfg, self._chars = cfg, text_chars
         self._mh: MinHasher | None = None
 
-    def process(self, path: str, dec: dict):
-        yield from self.route(path, dec["assign"].get(spill_file_id(path)) or {},
-                              dec["sample"]["places"])
+    def process(self, kv, sample):
+        file_id, grouped = kv
+        paths, decs = list(grouped["path"]), list(grouped["dec"])
+        if not paths:
+            return
+        mine = dict(decs[0]) if decs else {}
+        for positions in grouped.get("hits", ()):
+            for pos in positions.tolist():
+                mine[pos] = (INDEX_REP, (mine.get(pos) or (None, 1))[1])
+        yield from self.route(paths[0], mine, sample["places"])
 
     def route(self, path: str, mine: dict, places):
-        """Stream one spill file and route its records; ``mine``: position -> decision of the
-        clustered documents of this file; ``places``: the report sample's places."""
+        """Stream one spill file and route its records; ``mine``: position -> decision
+        ``(near_dup_of or None, cluster size)`` of the clustered documents of this file;
+        ``places``: the report sample's places."""
         file_id = spill_file_id(path)
         places = places if self._cfg is not None else ()
         for pos, rec in enumerate(read_spill(path)):
             if isinstance(rec, tuple):  # (DEAD, row): dead-lettered by SketchSpill
                 yield pvalue.TaggedOutput(DEAD, rec[1])
                 continue
-            out = _annotate(rec, mine.get(pos), self._sizes)
+            near, size = mine.get(pos) or (None, 1)
+            out = dict(rec)
+            out.update(near_dup_of=near, dup_cluster_size=size)
             if places and (file_id, pos) in places:
                 if self._mh is None:
                     self._mh = MinHasher(self._cfg)
                 yield pvalue.TaggedOutput(SAMPLED, ((file_id, pos),
                                                     sampled_record(self._mh, rec, self._chars)))
-            if out["near_dup_of"] is not None:
+            if near is not None:
                 yield pvalue.TaggedOutput("removed", (self._reason, out))
             else:
                 yield out
         progress.counter(self, "route_files").inc()
         yield pvalue.TaggedOutput(CONSUMED, path)
-
-
-@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
-class ApplyFile(Apply):
-    """``(file, {"path": [spill path], "dec": [its decisions]})`` + the report's sample ->
-    the records of that spill file routed as :class:`Apply` does."""
-
-    def process(self, kv, sample):  # type: ignore[override]
-        file_id, grouped = kv
-        paths, decs = list(grouped["path"]), list(grouped["dec"])
-        if not paths:
-            return
-        yield from self.route(paths[0], decs[0] if decs else {}, sample["places"])
 
 
 # --------------------------------------------------------------------------- memory model
@@ -748,8 +743,9 @@ RUNTIME_BYTES = 0.35e9  # a worker process with Beam, numpy and pyarrow loaded (
 
 def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
                     shards: int, pairs_per_doc: float = PAIRS_PER_DOC,
-                    clustered_fraction: float = CLUSTERED_FRACTION) -> dict:
-    """Peak memory of ``mode: lsh`` on the local runner, where every step runs in one
+                    clustered_fraction: float = CLUSTERED_FRACTION, index_bytes: int = 0,
+                    index_in: bool = False) -> dict:
+    """Peak memory of ``minhash_dedup`` on the local runner, where every step runs in one
     process one after the other (bytes -> GB; docs/scale.md gives the per-worker formulas of
     a distributed run). The band entries and candidate pairs stay in files (only
     ``(path, start, stop)`` slices are shuffled), so the peak is the process's runtime plus
@@ -767,7 +763,11 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
       ``ROW_GROUP_BYTES`` of text: Arrow table, encoded pages, one batch of rows), calibrated on
       the 100k near-dup build (0.56 GB peak, docs/scale.md);
 
-    plus read/spill buffers. Nothing grows with the text per document, and only the
+    plus read/spill buffers, and for ``mode: lshbloom`` the index (``index_bytes``: ``bands
+    x bits / 8``, sized by ``expected_docs``, not by this run): the loaded ``index_in`` that
+    the sketch pass queries, the index this run builds (one partial index per bundle, merged)
+    and, when it is saved, ``index_in`` read again to be merged: up to three copies with
+    ``index_in``, two without. Nothing grows with the text per document, and only the
     ``shard`` and ``components`` phases grow with the corpus (per shard: fixed by the shard
     count; clustered documents: one worker). The text, entries and pairs are on disk
     (``disk_gb``).
@@ -788,6 +788,8 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
         "buffers": 6.0 * SPILL_BYTES,
         "runtime": RUNTIME_BYTES,
     }
+    if index_bytes:
+        parts["index"] = (3.0 if index_in else 2.0) * index_bytes
     disk = 1.05 * text_bytes + entries + 32 * pairs + (8 / 6) * text_bytes * \
         clustered_fraction * (1 if verify == "exact" else 0)
     return {
