@@ -3,6 +3,7 @@
     python bench/scale_model.py                       # the docs/scale.md table
     python bench/scale_model.py --docs 1e9 --workers 1000 --pairs-per-doc 25
     python bench/scale_model.py --sizing              # the docs/cluster.md sizing table
+    python bench/scale_model.py --lshbloom            # + mode: lshbloom's index steps
 
 Evaluates each step's formula (no data is read) for documents N, workers W, bands b,
 text per document T, candidate pairs per document pi, clustered fraction c. The local-runner
@@ -26,8 +27,11 @@ from pipelines.stages.dedup.minhash_passes import (  # noqa: E402
 GB = 1e9
 
 
-def steps(n: float, w: int, b: int, t: float, pi: float, c: float) -> list[tuple]:
-    """(step, per-worker memory bytes, shuffle bytes in total, workers that run it)."""
+def steps(n: float, w: int, b: int, t: float, pi: float, c: float,
+          index_fp_rate: float | None = None) -> list[tuple]:
+    """(step, per-worker memory bytes, shuffle bytes in total, workers that run it).
+    ``index_fp_rate``: add ``mode: lshbloom``'s index steps, the index sized for ``n``
+    documents (``expected_docs`` = the corpus) at that false-positive rate per band."""
     s = candidate_shards(int(n), b)
     files = max(1.0, n * t / SPILL_BYTES)
     pairs = pi * n
@@ -61,6 +65,20 @@ def steps(n: float, w: int, b: int, t: float, pi: float, c: float) -> list[tuple
         ("minhash 5 Components (one worker)", NODE_BYTES * c * n, 50 * c * n, 1),
         ("minhash 6 ApplyFile (per spill file)", SPILL_BYTES + 50 * c * per_file_docs, 0, w),
         ("spill-file deletion (one worker)", 200 * files, 200 * files, 1),
+    ] + ([] if index_fp_rate is None else _index_steps(n, w, b, files, index_fp_rate))
+
+
+def _index_steps(n: float, w: int, b: int, files: float, p: float) -> list[tuple]:
+    """``mode: lshbloom``: the index (``b`` Bloom filters for ``n`` documents) handled one band
+    per worker: ``BandIndex`` holds one band (of ``index_in``, then of the new index) and reads
+    the band's keys (8 bytes, + 4 for the position, per document); ``SaveIndex`` writes band
+    after band (one band and ``index_in``'s)."""
+    from filters.lsh import bloom_size
+
+    band = bloom_size(int(n), p)[0] / 8
+    return [
+        ("lshbloom BandIndex (per band)", band + 12 * n / files, 12 * b * n, min(w, b)),
+        ("lshbloom SaveIndex (one worker)", 2 * band, 0, 1),
     ]
 
 
@@ -109,6 +127,9 @@ def main() -> None:
     ap.add_argument("--text-bytes", type=float, default=2750, help="text per document")
     ap.add_argument("--pairs-per-doc", type=float, default=25.0)
     ap.add_argument("--clustered", type=float, default=0.2, help="fraction of docs in clusters")
+    ap.add_argument("--lshbloom", action="store_true",
+                    help="add mode: lshbloom's index steps (expected_docs = documents)")
+    ap.add_argument("--index-fp-rate", type=float, default=1e-6)
     ap.add_argument("--sizing", action="store_true",
                     help="one row per corpus size: shards, memory per worker and shuffle per "
                     "dedup stage (docs/cluster.md)")
@@ -121,7 +142,8 @@ def main() -> None:
     for n in a.docs:
         for w in a.workers:
             for name, mem, shuf, active in steps(n, w, a.bands, a.text_bytes, a.pairs_per_doc,
-                                                  a.clustered):
+                                                  a.clustered,
+                                                  a.index_fp_rate if a.lshbloom else None):
                 print(f"| {n:.0e} | {w} | {name} | {mem / GB:.3g} GB | {shuf / GB:.3g} GB | "
                       f"{shuf / max(1, active) / GB:.3g} GB |")
 

@@ -240,6 +240,66 @@ class BloomIndex:
         )
 
     @classmethod
+    def load_band(cls, f: BinaryIO, band: int) -> tuple[BloomIndexParams, int, np.ndarray]:
+        """(parameters, documents inserted, one band's filter) without reading the other
+        bands: ``bits`` is stored uncompressed in the ``.npz``, band after band, so the band is
+        one seek and one read (a stream that cannot seek is read whole first)."""
+        import struct
+        import zipfile
+
+        if not getattr(f, "seekable", lambda: False)():
+            f = io.BytesIO(f.read())
+        data, meta = cls._open(f)
+        params = BloomIndexParams(**meta["params"])
+        if not 0 <= band < params.bands:
+            raise ValueError(f"band {band} is not in this index ({params.bands} bands)")
+        info = data.zip.getinfo("bits.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise ValueError("compressed LSHBloom index: bands cannot be read one at a time")
+        # the member's bytes start after its local header (30 bytes, its name, its extra
+        # field); seek there in the file itself (a ZipExtFile seek reads up to the offset)
+        f.seek(info.header_offset)
+        local = f.read(30)
+        name_len, extra_len = struct.unpack("<HH", local[26:30])
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(f)
+        if shape != (params.bands, params.bits // 8) or dtype != np.uint8 or fortran:
+            raise ValueError(f"bit array {shape} {dtype} does not match {params}")
+        f.seek(f.tell() + band * shape[1])
+        row = np.frombuffer(f.read(shape[1]), dtype=np.uint8).copy()
+        if row.size != shape[1]:
+            raise ValueError(f"LSHBloom index cut short in band {band}")
+        return params, int(meta["inserted"]), row
+
+    @staticmethod
+    def save_bands(f: BinaryIO, params: BloomIndexParams, inserted: int, rows) -> None:
+        """Write an index whose bands come one at a time from ``rows`` (an iterable of the
+        ``bands`` filters, in order): the same file :meth:`save` writes, holding one band in
+        memory instead of all of them. ``f`` need not be seekable."""
+        import zipfile
+
+        meta = {"format": FORMAT_VERSION, "params": asdict(params), "inserted": int(inserted)}
+        width = params.bits // 8
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zf.open("bits.npy", "w", force_zip64=True) as m:
+                np.lib.format.write_array_header_1_0(m, {
+                    "descr": "|u1", "fortran_order": False, "shape": (params.bands, width)})
+                n = 0
+                for row in rows:
+                    if row.shape != (width,) or row.dtype != np.uint8:
+                        raise ValueError(f"band {n}: {row.shape} {row.dtype}, expected ({width},)")
+                    m.write(row.tobytes())
+                    n += 1
+                if n != params.bands:
+                    raise ValueError(f"{n} bands written, the index has {params.bands}")
+            with zf.open("meta.npy", "w") as m:
+                np.lib.format.write_array(
+                    m, np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+
+    @classmethod
     def load_params(cls, f: BinaryIO) -> BloomIndexParams:
         """Only the parameters (reads the small metadata member, not the bit arrays)."""
         _, meta = cls._open(f)

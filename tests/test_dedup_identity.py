@@ -276,7 +276,8 @@ def test_minhash_dedup_gathers_nothing_per_document_on_one_worker(params):
     bounded by something other than the corpus, and the records are routed with their own
     file's decisions (a CoGroupByKey), the report's sample being the one side input. The
     one-table design failed this: ``AllSketches`` (every document's sketch in one list),
-    ``AllHits`` and the decision map as ``Apply``'s side input."""
+    ``AllHits`` and the decision map as ``Apply``'s side input; so did an index combined
+    whole on one worker (``BuildIndex``)."""
     import apache_beam as beam
     from apache_beam.portability.api import beam_runner_api_pb2
 
@@ -294,7 +295,7 @@ def test_minhash_dedup_gathers_nothing_per_document_on_one_worker(params):
                "PairGather",  # the report's pair sample: <= 2 x 8 records
                "CountDocs"}  # one integer per spill file
     if params.get("mode") == "lshbloom":
-        allowed |= {"BuildIndex",  # the Bloom index: sized by expected_docs, merged by OR
+        allowed |= {"AllBands",  # one (band, path, count) per band: the index is per band
                     "CountHits"}  # one integer per spill file
     assert combines == allowed
     (apply,) = [t for t in ts.values() if t.unique_name == "Apply/ParDo(ApplyFile)"]

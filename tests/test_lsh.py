@@ -150,3 +150,53 @@ def test_bucket_pairs_edge_cases():
     same = np.ones((5, 2), np.uint64)  # one bucket per band, all 10 pairs, found twice
     got, total, st = _bucket_pairs_of(same, 10)
     assert len(got) == 10 and st["bucket_pairs"] == 20
+
+
+def test_bloom_bands_read_and_written_one_at_a_time(tmp_path):
+    """``load_band`` reads one band of a saved index without the others (from a file or a
+    stream that cannot seek); ``save_bands`` writes, from bands given one at a time, a file
+    ``load`` reads back as the same index, also to a stream that cannot seek."""
+    rng = np.random.default_rng(7)
+    idx = _index()
+    idx.insert(rng.integers(0, 2**63, size=(800, 9), dtype=np.uint64))
+    path = tmp_path / "idx.npz"
+    with open(path, "wb") as fh:
+        idx.save(fh)
+
+    class Stream(io.RawIOBase):  # readable or writable, never seekable
+        def __init__(self, data=b""):
+            self.buf = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def writable(self):
+            return True
+
+        def readinto(self, b):
+            chunk = self.buf.read(len(b))
+            b[: len(chunk)] = chunk
+            return len(chunk)
+
+        def write(self, b):
+            return self.buf.write(b)
+
+    for band in (0, 4, 8):
+        with open(path, "rb") as fh:
+            params, inserted, row = BloomIndex.load_band(fh, band)
+        assert params == idx.params and inserted == 800
+        assert np.array_equal(row, idx.bits[band])
+        _, _, row = BloomIndex.load_band(Stream(path.read_bytes()), band)
+        assert np.array_equal(row, idx.bits[band])
+    with pytest.raises(ValueError, match="band 9"):
+        with open(path, "rb") as fh:
+            BloomIndex.load_band(fh, 9)
+    out = Stream()
+    BloomIndex.save_bands(out, idx.params, idx.inserted, iter(idx.bits))
+    again = BloomIndex.load(io.BytesIO(out.buf.getvalue()))
+    assert again.params == idx.params and again.inserted == 800
+    assert np.array_equal(again.bits, idx.bits)
+    _, _, row = BloomIndex.load_band(io.BytesIO(out.buf.getvalue()), 3)
+    assert np.array_equal(row, idx.bits[3])
+    with pytest.raises(ValueError, match="8 bands written"):
+        BloomIndex.save_bands(io.BytesIO(), idx.params, 0, iter(idx.bits[:8]))

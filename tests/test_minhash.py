@@ -190,3 +190,19 @@ def test_vectorized_tokenizer_matches_regex_definition():
         for tok, h in zip(normalize_words(t), hashes[offs[i] : offs[i + 1]].tolist()):
             assert seen.setdefault(tok, h) == h
     assert len(set(seen.values())) == len(seen)
+
+
+def test_exact_jaccard_matches_python_sets_on_random_overlaps():
+    """Sorted unique hash arrays of 0-60 elements drawn from a small pool (so that they
+    overlap), empty ones included: the same value as Python's set arithmetic, both ways."""
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        pool = rng.integers(0, 80, 200).astype(np.uint64)
+        a = np.unique(rng.choice(pool, rng.integers(0, 60)))
+        b = np.unique(rng.choice(pool, rng.integers(0, 60)))
+        union = set(a.tolist()) | set(b.tolist())
+        ref = len(set(a.tolist()) & set(b.tolist())) / len(union) if union else 0.0
+        assert exact_jaccard(a, b) == ref == exact_jaccard(b, a)
+    top = np.array([2**64 - 1], dtype=np.uint64)  # the largest hash, past every other
+    assert exact_jaccard(np.array([1, 5], dtype=np.uint64), top) == 0.0
+    assert exact_jaccard(top, top) == 1.0

@@ -20,13 +20,15 @@ in its size).
 
 ``mode: lshbloom``: incremental dedup (LSHBloom, Khan et al. 2024) on the same passes. A
 document is also a near-duplicate when one of its band keys is in the loaded index
-(``index_in``, e.g. last month's crawl; queried while the records are spilled, the hits joined
-to their spill file with the run's decisions). Every document's band keys are then OR-ed into
-the index written to ``index_out``.
+(``index_in``, e.g. last month's crawl). The index is handled band by band: pass 1 sends each
+spill file's keys per band, one worker per band reads that band of ``index_in`` alone, queries
+the run's keys (the hits are joined to their spill file with the run's decisions) and inserts
+them, and the save streams the bands into ``index_out`` one at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from typing import Any, Literal
@@ -43,8 +45,16 @@ from pipelines.core.combine import combine_parts
 from pipelines.stages.dedup import minhash_passes as mb
 from pipelines.stages.dedup.minhash_passes import candidate_shards
 from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
+from pipelines.core.runner import is_local
 from pipelines.core.settings import ConfigError
-from pipelines.core.spill import DeleteFiles, new_file_id, spill_file, spill_file_id
+from pipelines.core.spill import (
+    DeleteFiles,
+    read_object,
+    read_slice,
+    spill_file,
+    spill_file_id,
+    write_object,
+)
 from pipelines.stages.base import KEPT, Stage, StageParams, StageResult
 from pipelines.stages.registry import register_stage
 
@@ -148,13 +158,6 @@ class MinHashDedupParams(StageParams):
         return self
 
 
-def read_index(path: str) -> BloomIndex:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path) as f:
-        return BloomIndex.load(f)
-
-
 def read_index_params(path: str):
     from apache_beam.io.filesystems import FileSystems
 
@@ -162,124 +165,101 @@ def read_index_params(path: str):
         return BloomIndex.load_params(f)
 
 
-def write_index(index: BloomIndex, path: str) -> None:
-    from apache_beam.io.filesystems import FileSystems
+@beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
+class _BandIndex(beam.DoFn):
+    """``(band, [(file, band keys or a slice)...])`` -> that band of the index, on its own
+    worker: the band's filter of ``index_in`` (read alone, one seek) answers for every
+    document of the run (``hits``: ``(file, positions)``), then the run's keys are inserted
+    and the band is written to the spill folder -> ``(band, path, documents inserted)``
+    (main). Memory: one band's filter, ``bits / 8`` bytes, and one slice of keys at a time."""
 
-    with FileSystems.create(path) as f:
-        index.save(f)
+    def __init__(self, params, index_in: str | None, folder: str):
+        self._params, self._in, self._dir = params, index_in, folder
 
+    def process(self, kv):
+        band, refs = kv
+        refs = sorted(refs, key=lambda r: r[0])  # by spill file: a fixed order
+        one = dataclasses.replace(self._params, bands=1)
+        if self._in is not None:
+            from apache_beam.io.filesystems import FileSystems
 
-class _PartialIndex:
-    """A partial LSHBloom index: the band keys themselves while they take less room than the
-    filters (a bundle of a small run), then the filters."""
-
-    __slots__ = ("index", "keys", "size")
-
-    def __init__(self):
-        self.keys: list[np.ndarray] = []
-        self.size = 0
-        self.index: BloomIndex | None = None
-
-
-class _BuildIndex(beam.CombineFn):
-    """Band keys (one ``(n, bands)`` array per spill file, documents with shingles only) ->
-    one BloomIndex (Bloom filters OR-merge, so partial indexes combine in any order).
-
-    A partial index (one per bundle, shuffled to the one worker that merges them) keeps the
-    keys themselves until they reach the filters' size: what crosses the shuffle is at most
-    ``8 x bands`` bytes per document and at most one index per bundle, whichever is smaller,
-    not a full-size index per bundle. Partial indexes are merged one at a time (memory: the
-    index being built plus one partial). Output: the path of the index file. A repeated id is
-    inserted once per record (the filter is a set: no effect on queries)."""
-
-    def __init__(self, params, folder: str):
-        self._params, self._dir = params, folder
-        self._dense = params.bands * (params.bits // 8)
-
-    def _densify(self, acc: _PartialIndex) -> None:
-        if acc.index is None:
-            acc.index = BloomIndex(self._params)
-            for keys in acc.keys:
-                acc.index.insert(keys)
-            acc.keys, acc.size = [], 0
-
-    def _add(self, acc: _PartialIndex, keys: np.ndarray) -> None:
-        if acc.index is not None:
-            acc.index.insert(keys)
-            return
-        acc.keys.append(keys)
-        acc.size += keys.nbytes
-        if acc.size >= self._dense:
-            self._densify(acc)
-
-    def create_accumulator(self):
-        return _PartialIndex()
-
-    def add_input(self, acc, keys):
-        if keys.shape[0]:
-            self._add(acc, keys)
-        return acc
-
-    def merge_accumulators(self, accs):
-        out = None
-        for a in accs:  # one at a time: the runner may hand an iterator over many
-            if out is None:
-                out = a
-            elif a.index is not None:
-                self._densify(out)
-                out.index.merge(a.index)
-            else:
-                for keys in a.keys:
-                    self._add(out, keys)
-        return out if out is not None else _PartialIndex()
-
-    def extract_output(self, acc):
-        """The path of the built index, written to the stage's spill folder: the runner
-        holds a path, not a second (encoded) copy of the index until it is saved."""
-        self._densify(acc)
-        path = spill_file(self._dir, "index", new_file_id())
-        write_index(acc.index, path)
-        return path
+            with FileSystems.open(self._in) as f:
+                _, _, row = BloomIndex.load_band(f, band)
+            filt = BloomIndex(one, row[None, :])
+            for file_id, ref in refs:  # every query before any insert: against index_in only
+                part = read_slice(ref)
+                hit = filt.contains(part["key"][:, None])[:, 0]
+                if hit.any():
+                    yield pvalue.TaggedOutput(mb.HITS,
+                                              (file_id, part["pos"][hit].astype(np.int64)))
+        else:
+            filt = BloomIndex(one)
+        for _file_id, ref in refs:
+            filt.insert(read_slice(ref)["key"][:, None])
+        path = spill_file(self._dir, "band", band)
+        write_object(path, filt.bits[0])
+        progress.counter(self, "index_bands").inc()
+        yield band, path, filt.inserted
 
 
 @beam.typehints.with_output_types(Any)  # tagged outputs mixed in: no inference
 class _SaveIndex(beam.DoFn):
-    """Path of this run's index -> union with ``index_in``, written to ``index_out`` (temp file
-    + rename); the index statistics (main) and the path, now consumed (``consumed``).
-    ``_hits`` is the index-query count side input: it makes the write wait until every query
-    has read ``index_in``, so ``index_out`` may be the same path. Memory: this run's index and
-    ``index_in``, plus the write buffer."""
+    """Every band's ``(band, path, documents inserted)`` (one list of ``bands`` small tuples:
+    also the barrier that every band has queried ``index_in``) -> the union with ``index_in``
+    written to ``index_out`` (temp file + rename), one band at a time; the index statistics
+    (main) and the band files and the band-key files every band has read (side input), now
+    consumed (``consumed``). ``index_out`` may be ``index_in``. Memory: one band's filter
+    (and its ``index_in`` band)."""
 
-    def __init__(self, index_in: str | None, index_out: str | None):
-        self._in, self._out = index_in, index_out
+    def __init__(self, params, index_in: str | None, index_out: str | None):
+        self._params, self._in, self._out = params, index_in, index_out
 
-    def process(self, path: str, _hits=0):
-        new = read_index(path)
-        added = new.inserted
+    def process(self, bands: list, band_files=()):
+        from apache_beam.io.filesystems import FileSystems
+
+        bands = sorted(bands, key=lambda x: x[0])
+        width = self._params.bits // 8
+        added = bands[0][2] if bands else 0
+        before = 0
         if self._in is not None:
-            total = read_index(self._in)
-            total.merge(new)
-            del new
-        else:
-            total = new
-        if self._out is not None:
-            from apache_beam.io.filesystems import FileSystems
+            with FileSystems.open(self._in) as f:
+                before = BloomIndex.load_band(f, 0)[1]
+        paths = {band: path for band, path, _ in bands}
+        ones = 0
 
+        def rows():
+            nonlocal ones
+            for band in range(self._params.bands):  # a band no document reached is empty
+                row = (read_object(paths[band]) if band in paths
+                       else np.zeros(width, np.uint8))
+                if self._in is not None:
+                    with FileSystems.open(self._in) as f:
+                        row = row | BloomIndex.load_band(f, band)[2]
+                ones += int(np.bitwise_count(row).sum(dtype=np.int64))
+                yield row
+
+        if self._out is not None:
             tmp = f"{self._out}.tmp-{uuid.uuid4().hex}"
-            write_index(total, tmp)
+            with FileSystems.create(tmp) as f:
+                BloomIndex.save_bands(f, self._params, before + added, rows())
             if FileSystems.exists(self._out):
                 FileSystems.delete([self._out])
             FileSystems.rename([tmp], [self._out])
+        else:
+            for _ in rows():
+                pass
+        fill = ones / (self._params.bands * width * 8)
         yield {
             "index_out": self._out,
-            "docs_in_index": total.inserted,
+            "docs_in_index": before + added,
             "docs_added": added,
-            "index_bytes": total.nbytes,
-            "fill_ratio": round(total.fill_ratio(), 6),
-            "estimated_band_fp_rate": total.estimated_fp_rate(),
-            "expected_docs": total.params.expected_items,
+            "index_bytes": self._params.bands * width,
+            "fill_ratio": round(fill, 6),
+            "estimated_band_fp_rate": fill ** self._params.probes,
+            "expected_docs": self._params.expected_items,
         }
-        yield pvalue.TaggedOutput(mb.CONSUMED, path)
+        for path in [*(path for _band, path, _n in bands), *band_files]:
+            yield pvalue.TaggedOutput(mb.CONSUMED, path)
 
 
 @register_stage
@@ -309,6 +289,11 @@ class MinHashDedupStage(Stage):
             self.index_params = BloomIndex.create(
                 self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
             ).params
+        # the local runner holds what crosses a shuffle in memory: there the band keys of
+        # mode lshbloom always stay in files (a reference crosses); elsewhere small slices
+        # travel themselves (unknown runner: as the local one)
+        runner = getattr(ctx.config, "runner", None)
+        self.local_runner = runner is None or is_local(runner)
         size = planned_input_size(ctx)  # (text bytes, documents): reads a sample of the input
         self.shards = p.candidate_shards or candidate_shards(size[1], self.b)
         self.memory = self._check_memory(ctx, *size)
@@ -320,11 +305,9 @@ class MinHashDedupStage(Stage):
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         if text_bytes is None:
             return None
-        index_bytes = 0
-        if p.mode == "lshbloom":
-            index_bytes = self.index_params.bands * (self.index_params.bits // 8)
+        band_bytes = self.index_params.bits // 8 if p.mode == "lshbloom" else 0
         est = mb.estimate_memory(text_bytes, docs, self.b, p.num_perm, p.verify, self.shards,
-                                 index_bytes=index_bytes, index_in=p.index_in is not None)
+                                 index_band_bytes=band_bytes)
         limit_gb = p.max_memory_gb or mb.machine_memory_gb()
         est["limit_gb"] = round(limit_gb, 2) if limit_gb else None
         if limit_gb and est["total_gb"] > limit_gb:
@@ -334,7 +317,7 @@ class MinHashDedupStage(Stage):
                 f"GB of text) exceeds {limit_gb:.2f} GB (max_memory_gb or this machine). "
                 f"Breakdown: {est['parts_gb']}. Fix: split the input, use verify: estimated "
                 "(no shingle sets), fewer bands (num_perm/threshold), a smaller LSHBloom index "
-                "(expected_docs, index_fp_rate), or run "
+                "band (expected_docs, index_fp_rate), or run "
                 "on a distributed runner; raise max_memory_gb only if the estimate is wrong."
             )
         if limit_gb and est["total_gb"] > limit_gb / 2:
@@ -363,7 +346,9 @@ class MinHashDedupStage(Stage):
         P = progress.Pass
         first = P("sketch", "sketched", "records")
         route = P("route", "route_files", "files", "spill_files")
-        return [first, P("candidates", "shards", "shards", self.shards),
+        index = ([P("index", "index_bands", "bands", self.b, True)] if p.mode == "lshbloom"
+                 else [])
+        return [first, *index, P("candidates", "shards", "shards", self.shards),
                 P("fingerprints", "fingerprint_files", "files", "spill_files", True),
                 P("verify", "verify_files", "files", "spill_files", True),
                 P("components", "components", "step", 1), route]
@@ -394,19 +379,24 @@ class MinHashDedupStage(Stage):
 
     def expand(self, records: Any) -> StageResult:
         """The passes of pipelines/stages/dedup/minhash_passes.py; ``mode: lshbloom`` adds
-        the index: queried while the records are sketched, its hits joined to their spill
-        file with this run's decisions, this run's band keys OR-ed into the index written to
-        ``index_out``."""
+        the index, one band per worker (``ByBand`` -> ``BandIndex``): its hits are joined to
+        their spill file with this run's decisions, and ``SaveIndex`` writes the union of
+        ``index_in`` and this run's keys to ``index_out`` band by band."""
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         bloom = p.mode == "lshbloom"
         folder = self.spill_dir()
         sk = records | "SketchSpill" >> beam.ParDo(
             mb.SketchSpill(self.label, self.mh_config, self.b, self.r, spill_dir=folder,
                            shards=self.shards, batch_size=p.batch_size,
-                           spill_bytes=mb.SPILL_BYTES, index_in=p.index_in if bloom else None,
-                           index_keys=bloom)
-        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, mb.HITS, mb.KEYS,
+                           spill_bytes=mb.SPILL_BYTES, band_keys=bloom,
+                           band_keys_inline=0 if self.local_runner else None)
+        ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, mb.BANDS, mb.BAND_FILES,
                        main="unused")
+        if bloom:
+            index = (sk[mb.BANDS] | "ByBand" >> beam.GroupByKey()
+                     | "BandIndex" >> beam.ParDo(progress.for_stage(
+                         _BandIndex(self.index_params, p.index_in, folder), self.label))
+                     .with_outputs(mb.HITS, main="bands"))
         spilled = sk[mb.SPILL]
         by_file = spilled | "KeyByFile" >> beam.Map(lambda path: (spill_file_id(path), path))
         docs = sk[mb.DOCS] | "CountDocs" >> beam.CombineGlobally(sum)
@@ -448,30 +438,28 @@ class MinHashDedupStage(Stage):
         sample = summary | "Sample" >> beam.Map(_stat_sample)
         per_file = {"path": by_file, "dec": comps[mb.DECISIONS]}
         if bloom:
-            per_file["hits"] = sk[mb.HITS]
+            per_file["hits"] = index[mb.HITS]
         applied = (
             per_file
             | "DecisionsByFile" >> beam.CoGroupByKey()
             | "Apply" >> beam.ParDo(
                 mb.ApplyFile(self.label, REASON, cfg=self.mh_config,
                              text_chars=PAIR_TEXT_CHARS), pvalue.AsSingleton(sample))
-            .with_outputs(mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, main=KEPT))
+            .with_outputs(mb.DEAD, "removed", mb.SAMPLED, mb.CONSUMED, mb.INDEX_HITS,
+                          main=KEPT))
         consumed = [applied[mb.CONSUMED], comps[mb.CONSUMED]]
         stats: dict[str, Any] = {
             name: summary | f"Stat_{name}" >> beam.Map(_stat, name)
             for name in ("edges", "clusters", "components")}
         if bloom:
-            # every query has read index_in once the hits are counted: only then may the
-            # new index replace it (index_out may be the same path)
-            n_hits = (sk[mb.HITS] | "HitCounts" >> beam.Map(lambda fh: int(fh[1].size))
-                      | "CountHits" >> beam.CombineGlobally(sum))
-            new_index = sk[mb.KEYS] | "BuildIndex" >> beam.CombineGlobally(
-                _BuildIndex(self.index_params, folder))
-            saved = new_index | "SaveIndex" >> beam.ParDo(
-                _SaveIndex(p.index_in, p.index_out), pvalue.AsSingleton(n_hits)
-            ).with_outputs(mb.CONSUMED, main="stats")
+            saved = (index["bands"] | "AllBands" >> beam.combiners.ToList()
+                     | "SaveIndex" >> beam.ParDo(
+                         _SaveIndex(self.index_params, p.index_in, p.index_out),
+                         pvalue.AsList(sk[mb.BAND_FILES]))
+                     .with_outputs(mb.CONSUMED, main="stats"))
             stats["index"] = saved["stats"]
             consumed.append(saved[mb.CONSUMED])
+            n_hits = applied[mb.INDEX_HITS] | "CountHits" >> beam.CombineGlobally(sum)
             stats["lshbloom"] = summary | "BloomStat" >> beam.Map(
                 _bloom_stat, pvalue.AsSingleton(n_hits))
         tuple(consumed) | "AllConsumed" >> beam.Flatten() | "DeleteSpill" >> DeleteFiles()

@@ -87,8 +87,10 @@ DEAD, SPILL, NEEDED, CONSUMED = "dead", "spill", "needed", "consumed"
 # SketchSpill(shards=S): per shard, (file, the band entries or a slice of the file's entries
 # file); documents per file; the entries files (deleted once the candidates are known)
 SHARDS, DOCS, SCRATCH = "shards", "docs", "scratch"
-# mode lshbloom: (file, positions) of documents found in the loaded index; band keys per file
-HITS, KEYS = "hits", "keys"
+# mode lshbloom: each spill file's band keys per band (``(band, (file, keys or a slice))``);
+# (file, positions) of documents found in the loaded index; index hits per spill file
+BANDS, BAND_FILES, HITS, INDEX_HITS = "bands", "band_files", "hits", "index_hits"
+BAND_KEY_DTYPE = np.dtype([("key", "<u8"), ("pos", "<i4")])
 INDEX_REP = "lshbloom_index"  # near_dup_of of a document found in the loaded index
 SPILL_BYTES = 8 << 20  # text per spill file (several files per worker: later passes spread)
 SAMPLED = "sampled"
@@ -192,31 +194,26 @@ class SketchSpill(SizeBuffered):
     candidate shard (``shards``: ``(shard, (file, entries or a slice of the entries file))``),
     its document count (``docs``) and the entries file (``scratch``).
 
-    ``mode: lshbloom`` adds two outputs: with ``index_in``, the positions of the file's
-    documents whose band keys hit that index (``hits``: ``(file, positions)``; the index is
-    loaded once per DoFn instance); with ``index_keys``, the usable band keys themselves
-    (``keys``: an ``(n, bands)`` array) for the index this run writes."""
+    ``band_keys`` (``mode: lshbloom``): also the file's band keys, one slice per band
+    (``bands``: ``(band, (file, (key, position) rows or a reference to the file's band-keys
+    file))``; the files written: ``band_files``), for the index step that queries and builds
+    each band on its own worker. ``band_keys_inline``: the slice size from which a band's
+    keys stay in the file (``slice_refs``'s default; 0 on the local runner, which would hold
+    every inline slice in memory until the band's worker runs: ``12 x bands`` bytes per
+    document of the corpus)."""
 
     def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int,
                  spill_dir: str, shards: int, batch_size: int = 512,
-                 spill_bytes: int = SPILL_BYTES, index_in: str | None = None,
-                 index_keys: bool = False):
+                 spill_bytes: int = SPILL_BYTES, band_keys: bool = False,
+                 band_keys_inline: int | None = None):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
         self._dir, self._shards = spill_dir, shards
         self._batch, self._limit = batch_size, spill_bytes
-        self._index_in, self._index_keys = index_in, index_keys
+        self._band_keys, self._band_inline = band_keys, band_keys_inline
         self._mh: MinHasher | None = None
-        self._index: Any = None
 
     def setup(self) -> None:
         self._mh = MinHasher(self._cfg)
-        if self._index_in is not None:
-            from apache_beam.io.filesystems import FileSystems
-
-            from filters.lsh import BloomIndex
-
-            with FileSystems.open(self._index_in) as f:
-                self._index = BloomIndex.load(f)
 
     def _signatures(self, recs: list[dict]):
         """(records whose signature could be computed, their signatures, dead letters)."""
@@ -274,12 +271,20 @@ class SketchSpill(SizeBuffered):
             del entries
             yield pvalue.TaggedOutput(DOCS, len(good))
             use = np.flatnonzero(usable)
-            if self._index is not None and use.size:
-                hit = use[self._index.query(keys[use])]
-                if hit.size:
-                    yield pvalue.TaggedOutput(HITS, (file_id, hit.astype(np.int64)))
-            if self._index_keys and use.size:
-                yield pvalue.TaggedOutput(KEYS, keys[use])
+            if self._band_keys and use.size:
+                bk = np.empty((self._b, use.size), BAND_KEY_DTYPE)  # band after band
+                bk["key"] = keys[use].T
+                bk["pos"] = use
+                n = use.size
+                refs, written = slice_refs(
+                    spill_file(self._dir, "bandkeys", file_id), bk.reshape(-1),
+                    [(band, band * n, (band + 1) * n) for band in range(self._b)],
+                    self._band_inline)
+                for band, ref in refs:
+                    yield pvalue.TaggedOutput(BANDS, (band, (file_id, ref)))
+                if written:  # deleted once every band has read it (after the index is saved)
+                    yield pvalue.TaggedOutput(BAND_FILES, spill_file(self._dir, "bandkeys",
+                                                                     file_id))
         yield pvalue.TaggedOutput(SPILL, path)
 
 
@@ -686,8 +691,9 @@ class ApplyFile(beam.DoFn):
     (``removed``), dead letters of ``SketchSpill`` (``dead``), the records of the report's
     pair sample (``sampled``: ``(place, sampled_record)``) and the file's path once it has
     been read (``consumed``). Records are looked up by place (spill file, position), never by
-    id. ``hits`` (``mode: lshbloom``): documents found in the loaded index are removed with
-    ``near_dup_of`` = ``lshbloom_index``, whatever this run decided for them."""
+    id. ``hits`` (``mode: lshbloom``, one array per band that found any): documents found in
+    the loaded index are removed with ``near_dup_of`` = ``lshbloom_index``, whatever this run
+    decided for them; their number per file goes to ``index_hits``."""
 
     def __init__(self, label: str, reason: str, cfg: MinHashConfig | None = None,
                  text_chars: int = 20_000):
@@ -701,9 +707,12 @@ class ApplyFile(beam.DoFn):
         if not paths:
             return
         mine = dict(decs[0]) if decs else {}
-        for positions in grouped.get("hits", ()):
-            for pos in positions.tolist():
+        hits = grouped.get("hits", ())
+        if hits:  # from each band that found some of the file's documents in the index
+            found = np.unique(np.concatenate(list(hits))).tolist()
+            for pos in found:
                 mine[pos] = (INDEX_REP, (mine.get(pos) or (None, 1))[1])
+            yield pvalue.TaggedOutput(INDEX_HITS, len(found))
         yield from self.route(paths[0], mine, sample["places"])
 
     def route(self, path: str, mine: dict, places):
@@ -738,13 +747,13 @@ PAIRS_PER_DOC = 25.0  # LSH bucket pairs per document assumed at planning (see b
 PAIR_BYTES = 140  # a bucket pair while a shard orients and dedupes them (ends, places, copies)
 NODE_BYTES = 400  # a clustered document on the components worker (place, attributes, forest)
 CLUSTERED_FRACTION = 0.2  # documents in clusters assumed at planning
-RUNTIME_BYTES = 0.35e9  # a worker process with Beam, numpy and pyarrow loaded (measured)
+RUNTIME_BYTES = 0.37e9  # a worker process with Beam, numpy and pyarrow loaded (measured)
 
 
 def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verify: str,
                     shards: int, pairs_per_doc: float = PAIRS_PER_DOC,
-                    clustered_fraction: float = CLUSTERED_FRACTION, index_bytes: int = 0,
-                    index_in: bool = False) -> dict:
+                    clustered_fraction: float = CLUSTERED_FRACTION,
+                    index_band_bytes: int = 0) -> dict:
     """Peak memory of ``minhash_dedup`` on the local runner, where every step runs in one
     process one after the other (bytes -> GB; docs/scale.md gives the per-worker formulas of
     a distributed run). The band entries and candidate pairs stay in files (only
@@ -763,14 +772,13 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
       ``ROW_GROUP_BYTES`` of text: Arrow table, encoded pages, one batch of rows), calibrated on
       the 100k near-dup build (0.56 GB peak, docs/scale.md);
 
-    plus read/spill buffers, and for ``mode: lshbloom`` the index (``index_bytes``: ``bands
-    x bits / 8``, sized by ``expected_docs``, not by this run): the loaded ``index_in`` that
-    the sketch pass queries, the index this run builds (one partial index per bundle, merged)
-    and, when it is saved, ``index_in`` read again to be merged: up to three copies with
-    ``index_in``, two without. Nothing grows with the text per document, and only the
-    ``shard`` and ``components`` phases grow with the corpus (per shard: fixed by the shard
-    count; clustered documents: one worker). The text, entries and pairs are on disk
-    (``disk_gb``).
+    plus read/spill buffers, and for ``mode: lshbloom`` one band of the index
+    (``index_band_bytes``: ``bits / 8``, sized by ``expected_docs``, not by this run) twice:
+    each band is queried and built on its own (one band in memory), and the save merges one
+    band of ``index_in`` with one band of this run's at a time. Nothing grows with the text
+    per document, and only the ``shard`` and ``components`` phases grow with the corpus (per
+    shard: fixed by the shard count; clustered documents: one worker). The text, entries and
+    pairs are on disk (``disk_gb``).
     """
     from pipelines.io.sinks import ROW_GROUP_BYTES, SPILL_BYTES as SINK_BYTES
 
@@ -788,8 +796,8 @@ def estimate_memory(text_bytes: int, docs: int, bands: int, num_perm: int, verif
         "buffers": 6.0 * SPILL_BYTES,
         "runtime": RUNTIME_BYTES,
     }
-    if index_bytes:
-        parts["index"] = (3.0 if index_in else 2.0) * index_bytes
+    if index_band_bytes:
+        parts["index"] = 2.0 * index_band_bytes
     disk = 1.05 * text_bytes + entries + 32 * pairs + (8 / 6) * text_bytes * \
         clustered_fraction * (1 if verify == "exact" else 0)
     return {
