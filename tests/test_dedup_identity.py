@@ -342,7 +342,7 @@ def test_exact_dedup_missing_score_column_fails_validate_and_build(tmp_path):
     assert not (tmp_path / "out" / "data").exists()
 
 
-def test_sharded_candidates_give_the_same_output_for_any_shard_count(tmp_path):
+def test_sharded_candidates_give_the_same_output_for_any_shard_count(tmp_path, monkeypatch):
     """Issue 22: candidate generation is sharded by band key; how many shards (1, 3, 17)
     changes where buckets are formed, never which documents are removed."""
     from pipelines.stages.testing import run_stage
@@ -358,19 +358,16 @@ def test_sharded_candidates_give_the_same_output_for_any_shard_count(tmp_path):
     recs += [{"id": f"u{i}", "text": f"unique document number {i} " + " ".join(
         f"t{i}x{j}" for j in range(30)), "source": "a"} for i in range(40)]
     outs = {}
-    from pipelines.core import spill
+    from pipelines.stages.dedup import minhash_dedup
 
-    # band entries and pairs through the shuffle (small slices) or, with the inline limit at
-    # 0, from their files by (path, start, stop) reference: the same decisions
+    # band entries and pairs through the shuffle (small slices, as on a distributed runner)
+    # or, with the inline limit at 0 (the local runner), from their files by (path, start,
+    # stop) reference: the same decisions
     for shards, inline in ((1, None), (3, None), (17, None), (3, 0), (17, 0)):
-        old, spill.INLINE_BYTES = spill.INLINE_BYTES, (spill.INLINE_BYTES if inline is None
-                                                       else inline)
-        try:
-            out = run_stage({"stage": "minhash_dedup", "threshold": 0.7,
-                             "candidate_shards": shards}, recs,
-                            output_dir=str(tmp_path / f"s{shards}-{inline}"))
-        finally:
-            spill.INLINE_BYTES = old
+        monkeypatch.setattr(minhash_dedup, "inline_limit", lambda ctx, limit=inline: limit)
+        out = run_stage({"stage": "minhash_dedup", "threshold": 0.7,
+                         "candidate_shards": shards}, recs,
+                        output_dir=str(tmp_path / f"s{shards}-{inline}"))
         shards = (shards, inline)
         outs[shards] = (sorted((r["id"], r["near_dup_of"], r["dup_cluster_size"])
                                for r in out["kept"]),
@@ -381,3 +378,36 @@ def test_sharded_candidates_give_the_same_output_for_any_shard_count(tmp_path):
     kept, removed = outs[(1, None)]
     assert len(removed) >= 20  # the near copies (threshold 0.7) are found in every setting
     assert {f"u{i}" for i in range(40)} <= {k[0] for k in kept}  # unique documents stay
+
+
+def test_slices_stay_in_files_on_the_local_runner(tmp_path):
+    """The local runner holds whatever crosses a shuffle in memory until its consumer runs:
+    there every slice of band entries (and band keys) stays in its file and only a (path,
+    start, stop) reference crosses; on a distributed runner slices under 64 KB travel
+    themselves."""
+    from types import SimpleNamespace
+
+    from apache_beam import pvalue
+
+    from filters.minhash import MinHashConfig
+    from pipelines.core.settings import RunnerConfig
+    from pipelines.stages.dedup import minhash_passes as mb
+    from pipelines.stages.dedup.minhash_dedup import inline_limit
+
+    def ctx(name):
+        return SimpleNamespace(config=SimpleNamespace(runner=RunnerConfig(name=name)))
+
+    assert inline_limit(ctx("DirectRunner")) == 0
+    assert inline_limit(SimpleNamespace(config=None)) == 0  # a stage run alone: locally
+    assert inline_limit(ctx("DataflowRunner")) is None
+    texts = _texts(40, seed=3)
+    rows = [{"id": str(i), "text": t, "source": "s"} for i, t in enumerate(texts)]
+    for limit, is_ref in ((0, True), (None, False)):
+        fn = mb.SketchSpill("mh", MinHashConfig(), 14, 9, str(tmp_path / f"l{limit}"), 3,
+                            band_keys=True, inline_bytes=limit)
+        fn.setup()
+        out = list(fn.flush_rows(rows))
+        slices = [o.value[1][1] for o in out if isinstance(o, pvalue.TaggedOutput)
+                  and o.tag in (mb.SHARDS, mb.BANDS)]
+        assert len(slices) == 3 + 14
+        assert all(isinstance(s, tuple) == is_ref for s in slices), limit

@@ -158,6 +158,16 @@ class MinHashDedupParams(StageParams):
         return self
 
 
+def inline_limit(ctx) -> int | None:
+    """Slices of band entries, pairs and keys from this size on stay in their files (the
+    shuffle carries a reference): 0 on the local runner, which holds whatever crosses a
+    shuffle in memory until its consumer runs (and when the build's runner is unknown, as in
+    a stage run alone); ``None`` (``slice_refs``'s 64 KB) elsewhere, where many small slices
+    move better through the shuffle than through storage."""
+    runner = getattr(ctx.config, "runner", None)
+    return 0 if runner is None or is_local(runner) else None
+
+
 def read_index_params(path: str):
     from apache_beam.io.filesystems import FileSystems
 
@@ -289,11 +299,7 @@ class MinHashDedupStage(Stage):
             self.index_params = BloomIndex.create(
                 self.mh_config, self.b, self.r, p.expected_docs or 1, p.index_fp_rate
             ).params
-        # the local runner holds what crosses a shuffle in memory: there the band keys of
-        # mode lshbloom always stay in files (a reference crosses); elsewhere small slices
-        # travel themselves (unknown runner: as the local one)
-        runner = getattr(ctx.config, "runner", None)
-        self.local_runner = runner is None or is_local(runner)
+        self.inline_bytes = inline_limit(ctx)
         size = planned_input_size(ctx)  # (text bytes, documents): reads a sample of the input
         self.shards = p.candidate_shards or candidate_shards(size[1], self.b)
         self.memory = self._check_memory(ctx, *size)
@@ -389,7 +395,7 @@ class MinHashDedupStage(Stage):
             mb.SketchSpill(self.label, self.mh_config, self.b, self.r, spill_dir=folder,
                            shards=self.shards, batch_size=p.batch_size,
                            spill_bytes=mb.SPILL_BYTES, band_keys=bloom,
-                           band_keys_inline=0 if self.local_runner else None)
+                           inline_bytes=self.inline_bytes)
         ).with_outputs(mb.SPILL, mb.SHARDS, mb.DOCS, mb.SCRATCH, mb.BANDS, mb.BAND_FILES,
                        main="unused")
         if bloom:
@@ -404,7 +410,7 @@ class MinHashDedupStage(Stage):
             sk[mb.SHARDS]
             | "ByShard" >> beam.GroupByKey()
             | "ShardCandidates" >> beam.ParDo(progress.for_stage(
-                mb.ShardCandidates(p.max_bucket_size, folder), self.label))
+                mb.ShardCandidates(p.max_bucket_size, folder, self.inline_bytes), self.label))
             .with_outputs(mb.NEEDED, mb.STATS, mb.SCRATCH, main="pairs"))
         scratch = ((sk[mb.SCRATCH], cands[mb.SCRATCH]) | "Scratch" >> beam.Flatten())
         cand_files = (

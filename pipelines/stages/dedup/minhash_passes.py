@@ -27,11 +27,11 @@ text. A document is its *place* ``(spill file id, position)``.
    spill file (``pairs``, ``needed``).
 
 Large arrays never cross a shuffle: the local runner holds everything shuffled in memory until
-the consumer runs, so a slice of band entries or candidate pairs of 64 KB or more
-(:func:`~pipelines.core.spill.slice_refs`; on one machine, with few shards, most of them)
-stays in its file and the shuffle carries a ``(path, start, stop)`` reference; smaller slices
-(many shards: a distributed run at 100M+ documents) travel through the shuffle themselves,
-which moves many small records better than storage does. The entries, pairs and needed files
+the consumer runs, so there every slice of band entries, candidate pairs, needed positions
+and (``mode: lshbloom``) band keys stays in its file and the shuffle carries a ``(path,
+start, stop)`` reference (``inline_bytes`` 0); on a distributed runner a slice under 64 KB
+(:func:`~pipelines.core.spill.slice_refs`'s default: many shards, 100M+ documents) travels
+through the shuffle itself, which moves many small records better than storage does. The entries, pairs and needed files
 are deleted after step 5.
 3. :class:`CandidateSets` (CoGroupByKey of each spill file's path with its needed positions):
    the file is streamed back once and one *candidate file* is written with the needed
@@ -197,19 +197,19 @@ class SketchSpill(SizeBuffered):
     ``band_keys`` (``mode: lshbloom``): also the file's band keys, one slice per band
     (``bands``: ``(band, (file, (key, position) rows or a reference to the file's band-keys
     file))``; the files written: ``band_files``), for the index step that queries and builds
-    each band on its own worker. ``band_keys_inline``: the slice size from which a band's
-    keys stay in the file (``slice_refs``'s default; 0 on the local runner, which would hold
-    every inline slice in memory until the band's worker runs: ``12 x bands`` bytes per
-    document of the corpus)."""
+    each band on its own worker. ``inline_bytes``: the slice size from which entries and
+    band keys stay in their file (``slice_refs``'s default; 0 on the local runner, which
+    would hold every inline slice in memory until its consumer runs: ``22 x bands`` bytes of
+    entries per document of the corpus once the shards are many, from ~3M documents)."""
 
     def __init__(self, label: str, cfg: MinHashConfig, bands: int, rows: int,
                  spill_dir: str, shards: int, batch_size: int = 512,
                  spill_bytes: int = SPILL_BYTES, band_keys: bool = False,
-                 band_keys_inline: int | None = None):
+                 inline_bytes: int | None = None):
         self._label, self._cfg, self._b, self._r = label, cfg, bands, rows
         self._dir, self._shards = spill_dir, shards
         self._batch, self._limit = batch_size, spill_bytes
-        self._band_keys, self._band_inline = band_keys, band_keys_inline
+        self._band_keys, self._inline = band_keys, inline_bytes
         self._mh: MinHasher | None = None
 
     def setup(self) -> None:
@@ -263,7 +263,7 @@ class SketchSpill(SizeBuffered):
             entries, parts = shard_entries(keys, usable, okeys, self._shards)
             if parts:  # large slices stay in the entries file; the shuffle carries a reference
                 epath = spill_file(self._dir, "entries", file_id)
-                refs, written = slice_refs(epath, entries, parts)
+                refs, written = slice_refs(epath, entries, parts, self._inline)
                 for shard, ref in refs:
                     yield pvalue.TaggedOutput(SHARDS, (shard, (file_id, ref)))
                 if written:
@@ -279,7 +279,7 @@ class SketchSpill(SizeBuffered):
                 refs, written = slice_refs(
                     spill_file(self._dir, "bandkeys", file_id), bk.reshape(-1),
                     [(band, band * n, (band + 1) * n) for band in range(self._b)],
-                    self._band_inline)
+                    self._inline)
                 for band, ref in refs:
                     yield pvalue.TaggedOutput(BANDS, (band, (file_id, ref)))
                 if written:  # deleted once every band has read it (after the index is saved)
@@ -308,8 +308,8 @@ class ShardCandidates(beam.DoFn):
     ``(file, (needed file, start, stop))``); the shard's bucket stats (``stats``); the files
     it wrote (``scratch``)."""
 
-    def __init__(self, max_bucket_size: int, folder: str):
-        self._max, self._dir = max_bucket_size, folder
+    def __init__(self, max_bucket_size: int, folder: str, inline_bytes: int | None = None):
+        self._max, self._dir, self._inline = max_bucket_size, folder, inline_bytes
 
     def process(self, kv):
         shard, refs = kv
@@ -354,7 +354,8 @@ class ShardCandidates(beam.DoFn):
         files, starts = np.unique(pairs[:, 0], return_index=True)
         stops = np.append(starts[1:], pairs.shape[0])
         refs, written = slice_refs(ppath, np.ascontiguousarray(pairs[:, 1:]),
-                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())))
+                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())),
+                                   self._inline)
         yield from refs
         if written:
             yield pvalue.TaggedOutput(SCRATCH, ppath)
@@ -364,7 +365,8 @@ class ShardCandidates(beam.DoFn):
         files, starts = np.unique(ends[:, 0], return_index=True)
         stops = np.append(starts[1:], ends.shape[0])
         refs, written = slice_refs(npath, np.ascontiguousarray(ends[:, 1]),
-                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())))
+                                   list(zip(files.tolist(), starts.tolist(), stops.tolist())),
+                                   self._inline)
         for f, ref in refs:
             yield pvalue.TaggedOutput(NEEDED, (f, ref))
         if written:
