@@ -16,8 +16,8 @@ text. A document is its *place* ``(spill file id, position)``.
    dead-lettered for sharing an id.
    Per spill file, its documents' band entries ``(band, key, position, order key)`` (22
    bytes an entry), sorted by shard ``key % S`` into one entries file -> ``(shard, (file,
-   entries file, start, stop))``. ``mode: lshbloom``: the positions of the documents whose
-   band keys are in the loaded index (``hits``), and the band keys for the new index.
+   entries file, start, stop))``. ``mode: lshbloom``: also the file's band keys per band,
+   for the index step in ``minhash_dedup.py`` (one band per worker: queried, then built).
 2. :class:`ShardCandidates` (GroupByKey on the shard): the shard's slices of every entries
    file, sorted by (band, key, order key, place), form the LSH buckets; pairs as in
    :func:`filters.lsh.bucket_pairs` (all pairs of a bucket, or the star of its first member
@@ -31,8 +31,8 @@ the consumer runs, so there every slice of band entries, candidate pairs, needed
 and (``mode: lshbloom``) band keys stays in its file and the shuffle carries a ``(path,
 start, stop)`` reference (``inline_bytes`` 0); on a distributed runner a slice under 64 KB
 (:func:`~pipelines.core.spill.slice_refs`'s default: many shards, 100M+ documents) travels
-through the shuffle itself, which moves many small records better than storage does. The entries, pairs and needed files
-are deleted after step 5.
+through the shuffle itself, which moves many small records better than storage does. The
+entries, pairs and needed files are deleted after step 5.
 3. :class:`CandidateSets` (CoGroupByKey of each spill file's path with its needed positions):
    the file is streamed back once and one *candidate file* is written with the needed
    documents' fingerprints (shingle-hash sets for ``verify: exact``, signatures for
