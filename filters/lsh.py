@@ -199,10 +199,15 @@ class BloomIndex:
         self.inserted += other.inserted
 
     # ------------------------------------------------------------------ stats
+    @staticmethod
+    def ones(band: np.ndarray) -> int:
+        """Bits set in one band's filter (``np.unpackbits`` would allocate a byte per bit)."""
+        return int(np.bitwise_count(band).sum(dtype=np.int64))
+
     def fill_ratio(self) -> float:
         """Fraction of bits set, counted one band at a time (``np.unpackbits`` of the whole
         index would allocate a byte per bit: 0.4 GB for a 50 MB index)."""
-        ones = sum(int(np.bitwise_count(row).sum(dtype=np.int64)) for row in self.bits)
+        ones = sum(self.ones(row) for row in self.bits)
         return ones / (self.bits.size * 8) if self.bits.size else 0.0
 
     def estimated_fp_rate(self) -> float:
@@ -302,8 +307,13 @@ class BloomIndex:
     @classmethod
     def load_params(cls, f: BinaryIO) -> BloomIndexParams:
         """Only the parameters (reads the small metadata member, not the bit arrays)."""
+        return cls.load_header(f)[0]
+
+    @classmethod
+    def load_header(cls, f: BinaryIO) -> tuple[BloomIndexParams, int]:
+        """(parameters, documents inserted), from the metadata member alone."""
         _, meta = cls._open(f)
-        return BloomIndexParams(**meta["params"])
+        return BloomIndexParams(**meta["params"]), int(meta["inserted"])
 
     def check_compatible(self, minhash: MinHashConfig, bands: int, rows: int) -> None:
         check_compatible(self.params, minhash, bands, rows)

@@ -186,6 +186,8 @@ def test_bloom_bands_read_and_written_one_at_a_time(tmp_path):
             params, inserted, row = BloomIndex.load_band(fh, band)
         assert params == idx.params and inserted == 800
         assert np.array_equal(row, idx.bits[band])
+        with open(path, "rb") as fh:
+            assert BloomIndex.load_header(fh) == (idx.params, 800)
         _, _, row = BloomIndex.load_band(Stream(path.read_bytes()), band)
         assert np.array_equal(row, idx.bits[band])
     with pytest.raises(ValueError, match="band 9"):

@@ -406,7 +406,7 @@ def test_hold_field_is_rejected_with_a_fix():
         parse_stages([{**BASE, "hold": "zstd"}])
 
 
-def test_index_built_band_by_band_equals_the_whole_index(tmp_path, corpus):
+def test_index_built_band_by_band_equals_the_whole_index(tmp_path, corpus, monkeypatch):
     """Each band of the index is queried and built on its own (one band's filter in memory):
     the written index is bit for bit the one ``BloomIndex`` builds from every document's band
     keys at once, unioned with ``index_in``; what it finds is what ``BloomIndex.query``
@@ -427,13 +427,9 @@ def test_index_built_band_by_band_equals_the_whole_index(tmp_path, corpus):
     idx1, idx2 = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
     base = {**BASE, "mode": "lshbloom", "expected_docs": 300, "index_fp_rate": 1e-3}
     run_stage({**base, "index_out": idx1}, first)
-    # small spill files: many band-key slices, some inline, some in files
-    real = mb.SPILL_BYTES
-    try:
-        mb.SPILL_BYTES = 6000
-        out = run_stage({**base, "index_in": idx1, "index_out": idx2}, second)
-    finally:
-        mb.SPILL_BYTES = real
+    # small spill files: many band-key files, one slice of each per band
+    monkeypatch.setattr(mb, "SPILL_BYTES", 6000)
+    out = run_stage({**base, "index_in": idx1, "index_out": idx2}, second)
     with open(idx1, "rb") as fh:
         one = BloomIndex.load(fh)
     with open(idx2, "rb") as fh:

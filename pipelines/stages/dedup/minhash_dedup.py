@@ -233,7 +233,7 @@ class _SaveIndex(beam.DoFn):
         before = 0
         if self._in is not None:
             with FileSystems.open(self._in) as f:
-                before = BloomIndex.load_band(f, 0)[1]
+                before = BloomIndex.load_header(f)[1]  # the count, not a band
         paths = {band: path for band, path, _ in bands}
         ones = 0
 
@@ -245,7 +245,7 @@ class _SaveIndex(beam.DoFn):
                 if self._in is not None:
                     with FileSystems.open(self._in) as f:
                         row = row | BloomIndex.load_band(f, band)[2]
-                ones += int(np.bitwise_count(row).sum(dtype=np.int64))
+                ones += BloomIndex.ones(row)
                 yield row
 
         if self._out is not None:
