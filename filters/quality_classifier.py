@@ -257,14 +257,18 @@ class QualityClassifier:
 
     # -- persistence -------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
+    def artifact_files(self) -> dict[str, bytes]:
+        """The artifact folder's files, name -> bytes, that :meth:`load` reads; ``datamill
+        train-classifier`` writes them atomically
+        (``pipelines.cli.train_classifier.save_classifier``)."""
+        import io
+
         import joblib
 
-        out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.model, out / MODEL_FILE)
-        (out / META_FILE).write_text(json.dumps(self.metadata, indent=2, sort_keys=True) + "\n")
-        return out
+        model = io.BytesIO()
+        joblib.dump(self.model, model)
+        meta = json.dumps(self.metadata, indent=2, sort_keys=True) + "\n"
+        return {MODEL_FILE: model.getvalue(), META_FILE: meta.encode("utf-8")}
 
     @classmethod
     def load(cls, path: str | Path) -> QualityClassifier:

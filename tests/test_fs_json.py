@@ -134,6 +134,9 @@ ALLOWED = {
     ("pipelines/build/output_lock.py", "_write_holder"):
         "the holder is written into the flocked lock file in place: a rename would swap the "
         "inode and drop the lock",
+    ("synth/sandbox.py", "run_python"):
+        "the jail's own settings, in the private temporary folder of one sandboxed run, "
+        "read once by the child and removed with the folder",
 }
 
 
@@ -205,8 +208,11 @@ def e(obj):
 
 
 def test_no_module_but_core_fs_writes_a_json_file():
+    """pipelines/ and the plain-Python packages: a trained model or artifact is serialized by
+    its filters class and written by the CLI through ``fs.write_bytes``."""
     bad = []
-    for path in sorted((ROOT / "pipelines").rglob("*.py")):
+    for path in sorted(p for d in ("pipelines", "filters", "synth", "scaling")
+                       for p in (ROOT / d).rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
         if rel == "pipelines/core/fs.py":
             continue

@@ -22,7 +22,7 @@ import pytest
 import zstandard
 
 from pipelines.build import accounting as acc
-from pipelines.build import run as graph  # run_build plans through pipelines.build.plan_build
+from pipelines.build import run as build_run  # run_build calls the plan_build it imported
 from pipelines.core.settings import ConfigError
 from pipelines.io.source_config import SourceConfig
 from pipelines.build.config import build_config_from_dict, load_build_config
@@ -158,14 +158,14 @@ def test_hostile_files_lose_nothing(hostile_tree):
 def test_file_truncated_after_planning_fails_the_build_naming_it(tmp_path, monkeypatch):
     src = tmp_path / "big.jsonl"
     src.write_bytes(b"".join(_line(i) for i in range(2500)))
-    real_plan = graph.plan_build
+    real_plan = build_run.plan_build
 
     def plan_then_truncate(*a, **kw):
         plan = real_plan(*a, **kw)
         src.write_bytes(b"")  # truncated to 0 bytes between planning and reading
         return plan
 
-    monkeypatch.setattr(graph, "plan_build", plan_then_truncate)
+    monkeypatch.setattr(build_run, "plan_build", plan_then_truncate)
     with pytest.raises(acc.InputChangedError, match=r"big\.jsonl: size changed since planning: "
                                                     r"[\d,]+ -> 0 bytes") as e:
         build(config([{"name": "s", "type": "jsonl", "path": str(src)}], [], tmp_path / "out"))

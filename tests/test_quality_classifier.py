@@ -23,6 +23,7 @@ from filters.quality_classifier import (
 from pipelines.cli.train_classifier import (
     TrainClassifierConfig,
     demo_reference_texts,
+    save_classifier,
     train_from_config,
     write_demo_reference_sets,
 )
@@ -64,7 +65,7 @@ def test_labels_matter(corpus):
 
 def test_save_load_round_trip(trained, corpus, tmp_path):
     clf, _ = trained
-    clf.save(tmp_path / "art")
+    save_classifier(clf, tmp_path / "art")
     again = QualityClassifier.load(tmp_path / "art")
     sample = corpus[0][:10] + corpus[1][:10]
     assert np.allclose(clf.predict_proba(sample), again.predict_proba(sample))
@@ -83,7 +84,7 @@ def test_training_input_errors():
 
 def test_scorer_batch_and_bad_input(trained, tmp_path):
     clf, _ = trained
-    clf.save(tmp_path / "art")
+    save_classifier(clf, tmp_path / "art")
     s = QualityClassifierScorer(str(tmp_path / "art"), threshold=0.5)
     s.setup()
     ds = s.process_batch([{"text": ""}, {"text": "\x00\xff" * 1000}, {"text": "x" * 3_000_000}])

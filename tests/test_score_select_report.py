@@ -1,4 +1,4 @@
-"""score_report: fixed-bin histogram combiner, per-reason samples and HTML rendering."""
+"""stages/score_stats.py: fixed-bin histogram combiner, per-reason samples and HTML rendering."""
 
 from __future__ import annotations
 

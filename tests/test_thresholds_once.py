@@ -1,6 +1,7 @@
-"""Each heuristic stage's thresholds are declared once, in its ``filters`` config dataclass
+"""Each stage's thresholds and settings are declared once, in its ``filters`` config dataclass
 (issue 21): the stage's Params fields are derived from the dataclass fields (default, bounds,
-description), never re-declared in the stage."""
+description) by ``params_from``, never re-declared in the stage. Scorer constructors take
+their defaults from the same module's constants."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from pydantic_core import PydanticUndefined
 from filters.heuristics_c4 import C4Config
 from filters.heuristics_fineweb import FineWebConfig
 from filters.heuristics_gopher import GopherQualityConfig, GopherRepetitionConfig
+from filters.minhash import MinHashConfig
+from filters.normalize import NormalizeConfig
+from pipelines.stages.base import params_from
+from pipelines.stages.dedup.minhash_dedup import MinHashDedupParams
 from pipelines.stages.filter.c4_filter import C4FilterParams
 from pipelines.stages.filter.fineweb_filter import FineWebFilterParams
 from pipelines.stages.filter.gopher_quality import GopherQualityParams
 from pipelines.stages.filter.gopher_repetition import GopherRepetitionParams
-from pipelines.stages.filter.heuristic_base import threshold_params
+from pipelines.stages.record_stage import RecordStageParams
+from pipelines.stages.text.normalize import NormalizeParams
 
 # stage Params -> (its filters dataclass, fields the stage gives its own default)
 STAGES = {
@@ -25,6 +31,8 @@ STAGES = {
     GopherRepetitionParams: (GopherRepetitionConfig, set()),
     C4FilterParams: (C4Config, {"language_column"}),
     FineWebFilterParams: (FineWebConfig, {"language_column"}),
+    MinHashDedupParams: (MinHashConfig, set()),
+    NormalizeParams: (NormalizeConfig, set()),
 }
 IDS = [p.__name__ for p in STAGES]
 
@@ -87,14 +95,17 @@ def test_bounds_come_from_the_dataclass(params):
 def test_changing_a_default_in_the_dataclass_changes_the_params():
     """The only place a default lives is the dataclass: a config class with another default
     gives params (and a scorer config) with that default, with bounds and description kept."""
-    for cfg in (GopherQualityConfig, GopherRepetitionConfig, C4Config, FineWebConfig):
-        f = dataclasses.fields(cfg)[0]
-        new_default = (not f.default) if isinstance(f.default, bool) else f.default / 2
+    for cfg in (GopherQualityConfig, GopherRepetitionConfig, C4Config, FineWebConfig,
+                MinHashConfig, NormalizeConfig):
+        f = next(f for f in dataclasses.fields(cfg)
+                 if isinstance(f.default, (bool, int, float)))
+        new_default = ((not f.default) if isinstance(f.default, bool) else
+                       f.default // 2 if isinstance(f.default, int) else f.default / 2)
         changed = dataclasses.make_dataclass(
             "Changed", [(f.name, f.type, dataclasses.field(default=new_default,
                                                            metadata=f.metadata))],
             bases=(cfg,), frozen=True, namespace={"__module__": cfg.__module__})
-        base = threshold_params(changed)
+        base = params_from(changed, RecordStageParams)
         info = base.model_fields[f.name]
         assert info.default == new_default and info.default is not PydanticUndefined
         assert info.description == f.metadata["description"]
@@ -118,4 +129,25 @@ def test_bounds_and_strict_types_still_hold():
 
 def test_stage_field_overrides_must_name_a_field():
     with pytest.raises(TypeError, match="no fields"):
-        threshold_params(FineWebConfig, language_colum={"default": "x"})
+        params_from(FineWebConfig, language_colum={"default": "x"})
+
+
+@pytest.mark.parametrize("stage_params, scorer, fields", [
+    ("pipelines.stages.text.language_id:LanguageIdParams", "filters.langid:LanguageIdScorer",
+     {"min_score": "min_score", "max_chars": "max_chars"}),
+    ("pipelines.stages.filter.perplexity:PerplexityParams", "filters.ngram_lm:PerplexityScorer",
+     {"max_chars": "max_chars", "max_perplexity": "max_perplexity"}),
+])
+def test_scorer_defaults_are_the_stage_defaults(stage_params, scorer, fields):
+    """Stages whose scorer takes plain arguments use the scorer module's constants as their
+    defaults: the two can not drift apart."""
+    import importlib
+    import inspect
+
+    def load(ref):
+        module, name = ref.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    params, sig = load(stage_params), inspect.signature(load(scorer))
+    for field, arg in fields.items():
+        assert params.model_fields[field].default == sig.parameters[arg].default, field

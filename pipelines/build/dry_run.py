@@ -53,9 +53,7 @@ def offline_notes(plan: BuildPlan) -> list[str]:
                          "(a dry run makes no remote calls): its files, sizes and fields are "
                          "unknown, so size-dependent settings use their defaults")
     for label, st in zip(plan.labels, plan.stages):
-        shards = getattr(st, "shards", None)
-        if shards is not None and type(st).__name__.startswith("MinHash"):
-            notes.append(f"{label}: {shards} candidate shard(s) planned")
+        notes.extend(f"{label}: {line}" for line in st.plan_notes())
     if is_url(plan.out):
         notes.append(f"{plan.out}: not read (no checkpoint looked up, no earlier build checked)")
     return notes

@@ -48,7 +48,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.core.fs import exists, fsync_dir, is_url, list_files, read_json, write_json
 from pipelines.build.checkpoint import MANIFEST_VERSION, chain, file_size, files_valid
 from pipelines.core.settings import ConfigError
-from pipelines.core.spill import SPILL_SUFFIX
+from pipelines.core.spill import LEGACY_SPILL_ROOT, SPILL_SUFFIX
 from pipelines.build.output_lock import OutputLock
 from pipelines.build.plan import BuildPlan, Target, new_run_id
 
@@ -479,7 +479,7 @@ def recover(out: str, log: Log = lambda s: None, keep_run: str | None = None) ->
         for name in sorted(os.listdir(staging)):
             run = name[:-len(SPILL_SUFFIX)] if name.endswith(SPILL_SUFFIX) else name
             # <run>/ and <run>.spill/ of interrupted runs; spill/ of versions before 0.2
-            if (RUN_ID.match(run) and run != keep_run) or name == "spill":
+            if (RUN_ID.match(run) and run != keep_run) or name == LEGACY_SPILL_ROOT:
                 log(f"removing {staging}/{name}, left by an interrupted run")
                 shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
         if not os.listdir(staging):

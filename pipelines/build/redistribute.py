@@ -21,16 +21,14 @@ already spill and re-read the records itself (``exact_dedup``).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
 
-from pipelines.core.spill import DeleteFiles, SpillRows, read_spill
+from pipelines.core.spill import DeleteFiles, SpillRows, read_spill, spill_folder
 
 SPILL_BYTES = 2 << 20  # text per file: at 20k documents (50 MB) ~26 files to split
-SPILLING_STAGES = {"exact_dedup"}  # stages whose first step already spills and re-reads
 
 
 @beam.typehints.with_output_types(Any)
@@ -79,12 +77,12 @@ def maybe_redistribute(plan: Any, records: Any) -> Any:
     docstring), else unchanged."""
     if plan.resume is not None or not plan.stages or workers(plan) < 2:
         return records
-    if plan.stages[0].name in SPILLING_STAGES:
+    if plan.stages[0].spills_input:
         return records
     return records | "Redistribute" >> SpillRedistribute(_spill_folder(plan))
 
 
 def _spill_folder(plan: Any) -> str:
-    # in this run's spill folder, beside the stages' (pipelines.core.spill.spill_root);
-    # DeleteFiles removes the folder with its last file
-    return f"{plan.spill_root}/redistribute-{uuid.uuid4().hex}"
+    # in this run's spill folder, beside the stages'; DeleteFiles removes the folder with its
+    # last file
+    return spill_folder(plan.spill_root, plan.out, "redistribute")

@@ -72,8 +72,20 @@ def train_from_config(cfg: TrainClassifierConfig) -> dict:
         raise ConfigError(f"positive_paths/negative_paths/test_fraction: {e}") from None
     clf.metadata["positive_paths"] = cfg.positive_paths
     clf.metadata["negative_paths"] = cfg.negative_paths
-    clf.save(cfg.output)
+    save_classifier(clf, cfg.output)
     return clf.metadata
+
+
+def save_classifier(clf, folder: str) -> str:
+    """Write ``clf``'s artifact folder (each file atomically, the metadata last: a folder with
+    metadata.json has its model)."""
+    from filters.quality_classifier import META_FILE
+    from pipelines.core.fs import write_bytes
+
+    files = clf.artifact_files()
+    for name in sorted(files, key=lambda n: n == META_FILE):
+        write_bytes(f"{str(folder).rstrip('/')}/{name}", files[name])
+    return str(folder)
 
 
 # --------------------------------------------------------------------------- demo reference sets

@@ -60,8 +60,17 @@ def train_from_config(cfg: TrainLMConfig) -> dict:
         words = " ".join(test).split()
         rng.shuffle(words)
         info["heldout_shuffled_perplexity"] = corpus_perplexity(lm, [" ".join(words)])
-    lm.save(cfg.output, extra={"training": info, "corpus_paths": cfg.corpus_paths})
+    save_lm(lm, cfg.output, extra={"training": info, "corpus_paths": cfg.corpus_paths})
     return info
+
+
+def save_lm(lm, path: str, extra: dict | None = None) -> str:
+    """Write ``lm`` as the model file ``path`` (atomically: a reader sees the old file or the
+    new one)."""
+    from pipelines.core.fs import write_bytes
+
+    write_bytes(str(path), lm.to_bytes(extra))
+    return str(path)
 
 
 def register(app) -> None:

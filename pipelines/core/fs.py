@@ -35,13 +35,22 @@ def read_json(path: str) -> Any:
 def write_json(path: str, obj: Any, *, indent: int | None = 2, sort_keys: bool = True,
                ensure_ascii: bool = True, default: Any = None, newline: bool = False,
                durable: bool = True) -> None:
-    """Write ``obj`` as the JSON file ``path``; a reader sees the old file or the new one,
-    never a partial one. The one JSON writer of datamill (tests/test_fs_json.py checks that no
-    other module writes JSON to a file).
+    """Write ``obj`` as the JSON file ``path`` with :func:`write_bytes`: a reader sees the old
+    file or the new one, never a partial one. The one JSON writer of datamill
+    (tests/test_fs_json.py checks that no other module writes JSON to a file).
 
     The options are ``json.dumps``'s (``default=str`` for values such as paths or dates);
     ``newline`` appends ``"\\n"``. The bytes are produced before anything is opened, so an
-    object that cannot be serialized leaves no file, temporary or not.
+    object that cannot be serialized leaves no file, temporary or not."""
+    data = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii,
+                      default=default)
+    write_bytes(path, (data + "\n" if newline else data).encode("utf-8"), durable=durable)
+
+
+def write_bytes(path: str, payload: bytes, *, durable: bool = True) -> None:
+    """Write ``payload`` as the file ``path``; a reader sees the old file or the new one, never
+    a partial one. Every file datamill writes whole (JSON, a resume cache, a trained model)
+    goes through here.
 
     Local paths: the bytes go to a temporary file beside the target (same directory, so the
     same filesystem), which is flushed and fsynced, renamed over the target with
@@ -57,9 +66,6 @@ def write_json(path: str, obj: Any, *, indent: int | None = 2, sort_keys: bool =
     plus a delete, which would add a window with two objects and no atomicity. Other remote
     filesystems (e.g. ``hdfs://``) get no atomicity guarantee from this function.
     """
-    data = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii,
-                      default=default)
-    payload = (data + "\n" if newline else data).encode("utf-8")
     if is_url(path):
         with FileSystems.create(path) as fh:
             fh.write(payload)

@@ -205,6 +205,19 @@ def spill_root(out: str, run_id: str) -> str:
     return f"{out.rstrip('/')}/_staging/{run_id}{SPILL_SUFFIX}"
 
 
+LEGACY_SPILL_ROOT = "spill"  # <out>/_staging/spill/: the spill folder of versions before 0.2
+
+
+def spill_folder(root: str | None, out: str, owner: str) -> str:
+    """A new folder for one owner's spill files (a stage's label, ``redistribute``) in the run's
+    spill root (:func:`spill_root`); without one (a stage run outside a build), in
+    ``<out>/_staging/spill/``, which the next build's recovery removes."""
+    import uuid
+
+    base = root or f"{out.rstrip('/')}/_staging/{LEGACY_SPILL_ROOT}"
+    return f"{base}/{owner}-{uuid.uuid4().hex}"
+
+
 SPILL_BYTES = 8 << 20  # text per spill file of :class:`SpillRows`
 
 

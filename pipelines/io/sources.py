@@ -48,12 +48,11 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines.core import progress, remote
 from pipelines.core.settings import ConfigError
 from pipelines.io.source_config import SourceConfig
-from pipelines.io.framing import OVERSIZE, UNREADABLE, Frame, FramedFile, iter_lines
+from pipelines.io.framing import OVERSIZE, UNREADABLE, Frame, FramedFile
 from pipelines.io.input_files import InputFile, SkippedFile, list_input_files, printable
 from pipelines.core.records import MAX_RAW_CHARS, dead_letter
 
-__all__ = ["DEAD", "COUNTED", "InputFile", "SkippedFile", "ReadSource", "describe_inputs",
-           "expand_files", "iter_lines"]
+__all__ = ["DEAD", "COUNTED", "ReadSource", "describe_inputs", "expand_files"]
 
 DEAD = "dead"
 COUNTED = "counted"

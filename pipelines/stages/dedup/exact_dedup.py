@@ -22,7 +22,7 @@ Text never crosses a shuffle and memory does not grow with the corpus:
 
 Key buckets: the reducer of one bucket (``Duplicated``) holds the candidates of the keys in
 it, ~``BYTES_PER_KEY`` (500) bytes per distinct key at most. The number of buckets follows the
-input size known at planning (:func:`pipelines.stages.dedup.dedup_common.input_size`:
+input size known at planning (:func:`pipelines.io.sizing.input_size`:
 documents estimated from file sizes and line density) so that a bucket holds about
 ``DOCS_PER_BUCKET`` (200,000) documents, i.e. <= ~100 MB::
 
@@ -72,8 +72,8 @@ from pipelines.core.records import dead_letter
 from pipelines.stages.score_stats import snippet
 from pipelines.core.spill import (
     DeleteFiles, SizeBuffered, new_file_id, read_spill, spill_file, spill_file_id, write_spill)
-from pipelines.stages.base import Stage, StageParams, StageResult
-from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
+from pipelines.stages.base import (Stage, StageParams, StageResult, check_score_column,
+                                   planned_input_size)
 from pipelines.stages.registry import register_stage
 
 SPILL_BYTES = 8 << 20  # text per spill file: several files per worker, so reading them back
@@ -423,6 +423,7 @@ class ExactDedupStage(Stage):
     name = "exact_dedup"
     Params = ExactDedupParams
     description = "Remove exact duplicates (after canonicalization), keeping one per group."
+    spills_input = True  # its key pass spills the records (redistribute would spill twice)
 
     def __init__(self, params, ctx):
         super().__init__(params, ctx)

@@ -44,7 +44,6 @@ from pipelines.core import progress
 from pipelines.core.combine import combine_parts
 from pipelines.stages.dedup import minhash_passes as mb
 from pipelines.stages.dedup.minhash_passes import candidate_shards
-from pipelines.stages.dedup.dedup_common import check_score_column, planned_input_size
 from pipelines.core.runner import is_local
 from pipelines.core.settings import ConfigError
 from pipelines.core.spill import (
@@ -55,25 +54,17 @@ from pipelines.core.spill import (
     spill_file_id,
     write_object,
 )
-from pipelines.stages.base import KEPT, Stage, StageParams, StageResult
+from pipelines.stages.base import (KEPT, Stage, StageResult, check_score_column, params_from,
+                                   planned_input_size)
 from pipelines.stages.registry import register_stage
 
 _LOG = logging.getLogger(__name__)
 REASON = "near_duplicate"
 
 
-class MinHashDedupParams(StageParams):
+class MinHashDedupParams(params_from(MinHashConfig)):
     stage: Literal["minhash_dedup"]
     threshold: float = Field(default=0.8, gt=0.0, lt=1.0, description="Jaccard threshold.")
-    num_perm: int = Field(default=128, ge=16, le=1024, description="MinHash permutations.")
-    ngram: int = Field(default=5, ge=1, le=64, description="Shingle size (words, or characters).")
-    char_ngrams: bool = Field(default=False, description="Character instead of word shingles.")
-    seed: int = Field(default=1, ge=0, description="Seed of the hash functions.")
-    permutations: Literal["rensa", "numpy"] = Field(
-        default="rensa",
-        description="MinHash permutation family: rensa's RMinHash (Rust, faster) or numpy "
-        "multiply-add (datamill's earlier signatures; use it to extend an older LSHBloom index).",
-    )
     bands: int | None = Field(default=None, ge=1, description="Override the chosen b (with rows).")
     rows: int | None = Field(default=None, ge=1, description="Override the chosen r (with bands).")
     fp_weight: float = Field(
@@ -282,7 +273,7 @@ class MinHashDedupStage(Stage):
         super().__init__(params, ctx)
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
         check_score_column(p, ctx)
-        self.mh_config = MinHashConfig(p.num_perm, p.ngram, p.char_ngrams, p.seed, p.permutations)
+        self.mh_config = p.scorer_config()
         if p.bands is not None:
             self.b, self.r = p.bands, p.rows
         else:
@@ -358,6 +349,9 @@ class MinHashDedupStage(Stage):
                 P("fingerprints", "fingerprint_files", "files", "spill_files", True),
                 P("verify", "verify_files", "files", "spill_files", True),
                 P("components", "components", "step", 1), route]
+
+    def plan_notes(self) -> list[str]:
+        return [f"{self.shards} candidate shard(s) planned"]
 
     def static_stats(self) -> dict[str, Any]:
         p: MinHashDedupParams = self.params  # type: ignore[assignment]
@@ -480,14 +474,13 @@ class MinHashDedupStage(Stage):
 
     # ------------------------------------------------------------------ report
     def report_section(self, stage_stats: dict[str, Any]) -> str | None:
-        """Cluster-size histogram and LSH facts. Accepts the build's per-stage entry
-        (``{"static": {...}, "stats": {...}}``) or a flat mapping of stat name -> value."""
+        """Cluster-size histogram and LSH facts, from the stage's ``stats.json`` entry."""
         import html
 
-        run = stage_stats.get("stats", stage_stats) or {}
-        static = stage_stats.get("static", stage_stats) or {}
+        run = stage_stats.get("stats") or {}
+        static = stage_stats.get("static") or {}
         clusters = _first(run.get("clusters"))
-        lsh = _first(static.get("lsh")) or {}
+        lsh = static.get("lsh") or {}
         removed = _first(run.get("removed")) or {}
         parts = []
         if lsh:
@@ -604,6 +597,7 @@ def _stat_sample(decisions: dict) -> dict:
 
 
 def _first(x):
+    # a stat with no element is [] in stats.json (stages.base.stat_value)
     if isinstance(x, list):
         return x[0] if x else None
     return x

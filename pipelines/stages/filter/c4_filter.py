@@ -12,9 +12,10 @@ from filters.heuristics_c4 import C4Config, C4Filter
 from pipelines.stages.filter.heuristic_base import (
     HeuristicStage,
     language_column,
-    threshold_params,
     thresholds,
 )
+from pipelines.stages.base import params_from
+from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
@@ -34,7 +35,7 @@ def _check_bad_words(v):
     return v
 
 
-_C4Params = threshold_params(C4Config, language_column={
+_C4Params = params_from(C4Config, RecordStageParams, language_column={
     "default": "language",
     "description": "Documents whose language (this column) is not bad_words_language are not "
     "checked for bad words; without the column every document is checked."})

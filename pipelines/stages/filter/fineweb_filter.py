@@ -18,16 +18,17 @@ from pipelines.stages.filter.heuristic_base import (
     LANGUAGE_COLUMN_DOC,
     HeuristicStage,
     language_column,
-    threshold_params,
     thresholds,
 )
+from pipelines.stages.base import params_from
+from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
 # --------------------------------------------------------------------------- FineWeb
 
 
-_FineWebParams = threshold_params(FineWebConfig, language_column={
+_FineWebParams = params_from(FineWebConfig, RecordStageParams, language_column={
     "default": "language", "description": LANGUAGE_COLUMN_DOC})
 
 

@@ -22,16 +22,17 @@ from pipelines.stages.filter.heuristic_base import (
     language_column,
     language_note,
     log,
-    threshold_params,
     thresholds,
 )
+from pipelines.stages.base import params_from
+from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
 # --------------------------------------------------------------------------- gopher quality
 
 
-class GopherQualityParams(threshold_params(GopherQualityConfig)):
+class GopherQualityParams(params_from(GopherQualityConfig, RecordStageParams)):
     # thresholds: the fields of GopherQualityConfig, declared once in filters/heuristics_gopher.py
     stage: Literal["gopher_quality"]
     language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)

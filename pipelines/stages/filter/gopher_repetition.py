@@ -14,16 +14,17 @@ from pipelines.stages.filter.heuristic_base import (
     LANGUAGE_COLUMN_DOC,
     HeuristicStage,
     language_column,
-    threshold_params,
     thresholds,
 )
+from pipelines.stages.base import params_from
+from pipelines.stages.record_stage import RecordStageParams
 from pipelines.stages.registry import register_stage
 from pipelines.stages.score_stats import HistSpec
 
 # --------------------------------------------------------------------------- gopher repetition
 
 
-class GopherRepetitionParams(threshold_params(GopherRepetitionConfig)):
+class GopherRepetitionParams(params_from(GopherRepetitionConfig, RecordStageParams)):
     # thresholds: GopherRepetitionConfig's fields, declared once in filters/heuristics_gopher.py
     stage: Literal["gopher_repetition"]
     language_column: str | None = Field(default="language", description=LANGUAGE_COLUMN_DOC)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from filters.ngram_lm import PerplexityScorer
+from filters.ngram_lm import MAX_CHARS, PerplexityScorer
 from pipelines.stages.score_stats import HistSpec, ScoreReportMixin
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
@@ -27,7 +27,7 @@ class PerplexityParams(RecordStageParams):
     model: str = Field(description="Model file written by `datamill train-lm`.")
     column: str = Field(default="perplexity", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     max_perplexity: float | None = Field(default=None, gt=0)
-    max_chars: int = Field(default=20_000, ge=100, description="Characters scored per document.")
+    max_chars: int = Field(default=MAX_CHARS, ge=100, description="Characters scored per document.")
 
     @field_validator("model")
     @classmethod

