@@ -107,6 +107,9 @@ def test_file_cut_at_half_keeps_every_decodable_line(tmp_path, kind):
     if kind == "gz":  # gzip decodes to the last byte: exactly the reference's lines
         assert len(recs) == expected
         assert dead[0]["raw"] and not dead[0]["raw"].endswith("\n")  # the partial line
+        assert "every byte before the break was decoded" in dead[0]["reason"]
+    else:  # what could not be decoded is said: the cut block
+        assert "its last block, cut off, could not be decoded" in dead[0]["reason"]
 
 
 def test_cut_gz_build_balances_with_input_counted_independently(tmp_path):

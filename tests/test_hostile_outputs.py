@@ -9,6 +9,7 @@ import errno
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -355,6 +356,71 @@ def test_disk_full_is_one_clear_line(tmp_path, corpus, monkeypatch):
     assert not (tmp_path / "out" / "_staging").exists()
 
 
+def _can_mount_tmpfs() -> bool:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                            "mount -t tmpfs -o size=1m tmpfs /mnt"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_disk_full_mid_build_is_one_line_from_the_real_cli(tmp_path, workers):
+    """Issue 23 item 7: the real ``datamill`` process on a real 2 MB filesystem that fills
+    while the build writes (not a monkeypatch, which cannot see what Beam and its worker
+    processes print): exit 74, the one line, no Beam log or traceback, nothing left there."""
+    if not _can_mount_tmpfs():
+        pytest.skip("needs root and unshare to mount a small tmpfs in a private namespace")
+    rows = [{"id": i, "text": f"document {i} " + " ".join(f"w{(i * j) % 997}" for j in
+                                                           range(40))} for i in range(20_000)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))  # ~5 MB: more than fits
+    full = tmp_path / "full"
+    full.mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"name": "full", "sources": [{"name": "s", "type": "jsonl",
+                                                            "path": str(src)}],
+                               "stages": [{"stage": "length_filter", "min_words": 1}],
+                               "output": {"dir": str(full / "out"), "shards": 2}}))
+    script = (f"mount -t tmpfs -o size=2m tmpfs {full} && "
+              f"{sys.executable} -m pipelines.cli.main build {cfg} -w {workers}; rc=$?; "
+              f"ls -A {full}/out/_staging 2>/dev/null; exit $rc")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CI": "true"})
+    err = proc.stderr
+    assert proc.returncode == DiskFull.exit_code, err
+    assert "error: disk full (No space left on device)" in err
+    assert "Traceback" not in err and "ERROR:" not in err and "OSError" not in err, err
+    assert proc.stdout.strip() == "", proc.stdout  # no staging left in the full filesystem
+
+
+def test_output_on_a_read_only_filesystem_is_one_line_before_any_work(tmp_path):
+    """Issue 23 item 15: ``-o`` on a read-only mount: exit 2 and one line naming the
+    directory, from the real CLI, before anything is read."""
+    if not _can_mount_tmpfs():
+        pytest.skip("needs root and unshare to mount a read-only tmpfs in a private namespace")
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": f"doc {i} a b c"}) + "\n"
+                           for i in range(10)))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"name": "ro", "sources": [{"name": "s", "type": "jsonl",
+                                                          "path": str(src)}],
+                               "stages": [], "output": {"dir": str(tmp_path / "unused")}}))
+    script = (f"mount -t tmpfs -o ro,size=1m tmpfs {ro} && "
+              f"{sys.executable} -m pipelines.cli.main build {cfg} -o {ro}/out")
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CI": "true"})
+    assert proc.returncode == 2, proc.stderr
+    message = "".join(proc.stderr.splitlines())  # one message, wrapped to the terminal
+    assert message.startswith("error: output.dir:") and message.count("error:") == 1, message
+    assert f"{ro}/out" in message and "read-only" in message and "Traceback" not in message
+    assert not (tmp_path / "unused").exists()
+
+
 def test_spill_folders_belong_to_the_run_and_go_with_it(tmp_path, corpus, monkeypatch):
     """Issue 23 item 4: spilled records live in ``_staging/<run id>.spill/`` beside the run's
     staging; a failed run removes them, the next run removes what a killed run left (also the
@@ -462,9 +528,11 @@ def test_signal_during_promotion_finishes_it_and_exits_zero(tmp_path, corpus, mo
 
 
 def test_kill_9_mid_build_leaves_nothing_after_the_next_run(tmp_path):
-    """Issue 23: a build killed with SIGKILL while its spill files exist (exact_dedup has
-    written records to _staging/<run>.spill/) leaves staging and spill behind; the next run
-    removes both and builds normally."""
+    """Issue 23: the real CLI (progress on) killed with SIGKILL while its spill files exist
+    (exact_dedup has written records to _staging/<run>.spill/) leaves staging and spill
+    behind, and nothing in the system's temporary folder (Beam's pipeline folder and the
+    progress snapshots live in the run's spill folder); the next run removes both and builds
+    normally."""
     import time
 
     rows = [{"id": f"{i:05d}", "text": r["text"]}
@@ -477,15 +545,18 @@ def test_kill_9_mid_build_leaves_nothing_after_the_next_run(tmp_path):
                                                        "min_words": 1}], out)
     cfg_path = tmp_path / "c.json"
     cfg_path.write_text(json.dumps(cfg))
-    code = ("import json, sys\nfrom tests.buildutil import build\n"
-            f"build(json.loads(open({str(cfg_path)!r}).read()))\n")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(system_tmp), "CI": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli.main", "build",
+                             str(cfg_path), "--progress-every", "0.2"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     spilled = False
     while time.monotonic() < deadline and proc.poll() is None:
         staging = out / "_staging"
-        if staging.is_dir() and any(p.is_file() for p in staging.glob("*.spill/**/*")):
+        if staging.is_dir() and any(p.is_file() for p in
+                                    staging.glob("*.spill/exact_dedup-*/**/*")):
             spilled = True
             proc.kill()
             break
@@ -495,6 +566,8 @@ def test_kill_9_mid_build_leaves_nothing_after_the_next_run(tmp_path):
         pytest.skip("the build finished before its spill files could be seen")
     assert proc.returncode == -signal.SIGKILL
     assert any((out / "_staging").glob("*.spill"))  # left behind by the killed run
+    assert any((out / "_staging").glob("*.spill/tmp/*"))  # its temporary files are there
+    assert sorted(p.name for p in system_tmp.iterdir()) == []
     res = build(cfg)
     assert res.stats["conservation_ok"]
     assert not (out / "_staging").exists()

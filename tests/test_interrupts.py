@@ -129,3 +129,39 @@ def test_sigterm_exits_143(setup):
     assert not any("Traceback" in line for line in after), "\n".join(after)
     assert _snapshot(out) == before
     assert not (out / "_staging").exists()
+
+
+def test_ctrl_c_while_loading_the_config_is_one_line(tmp_path, monkeypatch):
+    """Ctrl-C before the build starts (importing Beam, reading the config): exit 130 and the
+    one line, not typer's silent exit."""
+    from typer.testing import CliRunner
+
+    import pipelines.build.config as build_config
+    from pipelines.cli.main import app
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_config, "load_build_config", interrupted)
+    res = CliRunner().invoke(app, ["build", str(tmp_path / "any.yaml")])
+    assert res.exit_code == 130
+    assert res.output.strip() == "error: interrupted by SIGINT: nothing was started"
+
+
+def test_ctrl_c_after_publishing_exits_zero_saying_so(tmp_path, monkeypatch):
+    """Ctrl-C while the summary prints, after the build was published: exit 0 (a non-zero
+    exit always means nothing new was published) and a line saying where it is."""
+    from typer.testing import CliRunner
+
+    import pipelines.cli.main as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    config = _config(tmp_path / "c.yaml", _corpus(tmp_path / "in.jsonl", 40), out)
+    monkeypatch.setattr(cli, "_print_summary", interrupted)
+    res = CliRunner().invoke(cli.app, ["build", str(config), "--progress-every", "0"])
+    assert res.exit_code == 0, res.output
+    assert "interrupted while printing the summary: the build is published" in res.output
+    assert (out / "current").is_symlink() and (out / "data").exists()

@@ -97,3 +97,34 @@ def test_report_rerenders_a_url_filter_build(tmp_path):
     res = CliRunner().invoke(app, ["report", str(out)])
     assert res.exit_code == 0, res.output
     assert "url_filter" in report.read_text()
+
+
+def test_report_rerenders_a_build_whose_inputs_are_gone(tmp_path):
+    """`datamill report OUT` needs only the output folder: with the input file and the
+    blocklist moved away (a copied output folder), the report is rendered from stats.json,
+    stage sections included, and says so in one note."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+    from tests.buildutil import build, config, write_jsonl
+
+    (tmp_path / "d.txt").write_text("example.org\n")
+    src = write_jsonl(tmp_path / "in.jsonl", [
+        {"id": str(i), "text": f"document number {i} with a few words and more", "url": u}
+        for i, u in enumerate(["http://example.org/a", "https://ok.net/b", "https://ok.net/c"])])
+    out = tmp_path / "out"
+    build(config([{"name": "s", "type": "jsonl", "path": str(src)}],
+                 [{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "d.txt")]},
+                  {"stage": "gopher_quality", "annotate_only": True}], out))
+    first = (out / "report.html").read_text()
+    shutil.move(str(src), tmp_path / "elsewhere.jsonl")
+    shutil.move(str(tmp_path / "d.txt"), tmp_path / "elsewhere.txt")
+    (out / "report.html").write_text("stale")
+    res = CliRunner().invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "rendered from stats.json alone" in res.output
+    again = (out / "report.html").read_text()
+    assert "Stage gopher_quality (gopher_quality)" in again
+    assert again.count("<h2") == first.count("<h2")

@@ -443,6 +443,38 @@ def _card_writer(plan: BuildPlan, stats: dict, command: str | None):
 
 def _run(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress=None,
          progress_interval: float = 10.0) -> tuple[dict, list[dict]]:
+    with _run_temp_files(plan):
+        return _run_in(plan, cfg, extra_args, log, on_progress, progress_interval)
+
+
+@contextlib.contextmanager
+def _run_temp_files(plan: BuildPlan):
+    """Temporary files of this run (Beam's pipeline folder, the progress snapshots, whatever
+    the local worker processes create: they inherit ``TMPDIR``) go in ``tmp/`` of the run's
+    spill folder when the output is local, so that they go with it: removed after the run, on
+    failure, and by the next run's recovery after a kill -9 (a system temporary folder would
+    keep them)."""
+    if is_url(plan.out):
+        yield
+        return
+    import tempfile
+
+    folder = f"{plan.spill_root}/tmp"
+    os.makedirs(folder, exist_ok=True)
+    before_dir, before_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = before_dir
+        if before_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before_env
+
+
+def _run_in(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress,
+            progress_interval: float) -> tuple[dict, list[dict]]:
     runner, options = make_options(cfg.runner, extra_args)
     t0 = time.perf_counter()
     p = beam.Pipeline(runner=runner, options=options)

@@ -7,6 +7,7 @@ pipeline arguments, e.g. ``datamill build c.yaml -- --runner DataflowRunner --pr
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -15,7 +16,7 @@ import pkgutil
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -50,9 +51,56 @@ def _quiet_beam() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+class _HeldErrors(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.records) < 50:
+            self.records.append(record)
+
+
+@contextlib.contextmanager
+def _beam_errors_held(explained: tuple[type[BaseException], ...]):
+    """Beam logs a failing step's exception (ERROR and its traceback) before it reaches us. A
+    failure datamill explains in one line (disk full, Ctrl-C, a changed input...) is shown as
+    that line only; any other failure gets Beam's lines too, after the fact. ``--verbose``
+    shows everything as it happens."""
+    if VERBOSE:
+        yield
+        return
+    from pipelines.core.beam_speedups import QUIET_WORKERS
+
+    beam_log = logging.getLogger("apache_beam")
+    held = _HeldErrors()
+    propagate = beam_log.propagate
+    beam_log.addHandler(held)
+    beam_log.propagate = False
+    quiet_before = os.environ.get(QUIET_WORKERS)
+    os.environ[QUIET_WORKERS] = "1"  # local worker processes (-w 2): pipelines/core/beam_speedups
+    try:
+        yield
+    except explained:
+        raise
+    except BaseException:
+        for record in held.records:
+            logging.getLogger().handle(record)
+        raise
+    finally:
+        beam_log.removeHandler(held)
+        beam_log.propagate = propagate
+        if quiet_before is None:
+            os.environ.pop(QUIET_WORKERS, None)
+        else:
+            os.environ[QUIET_WORKERS] = quiet_before
+
+
 def _beam_log_args() -> list[str]:
-    """Pipeline args that keep SDK worker processes (``-w 2``) as quiet as this process."""
-    return [] if VERBOSE else ["--default_sdk_harness_log_level=ERROR"]
+    """Pipeline args that keep SDK worker processes (``-w 2``) quiet: a failing step's error
+    reaches this process with the worker's traceback in it (shown unless datamill explains the
+    failure in one line, :func:`_beam_errors_held`), so the workers need not print it too."""
+    return [] if VERBOSE else ["--default_sdk_harness_log_level=CRITICAL"]
 
 
 @app.callback()
@@ -97,28 +145,35 @@ def build(
     short final promotion waits for it, and the build then exits 0 saying so (it is
     published). With `-- --dry_run=True` nothing is run or written (README "Runners").
     """
-    from pipelines.build.accounting import AccountingError
-    from pipelines.build.errors import BuildError
-    from pipelines.core.remote import RemoteUnreachable
-    from pipelines.core.settings import ConfigError
-    from pipelines.build.config import load_build_config
+    try:  # Ctrl-C while importing Beam or loading the config: nothing started yet
+        from pipelines.build.accounting import AccountingError
+        from pipelines.build.errors import BuildError
+        from pipelines.core.remote import RemoteUnreachable
+        from pipelines.core.settings import ConfigError
+        from pipelines.build.config import load_build_config
 
-    _quiet_beam()
-    overrides: dict = {}
-    if output:
-        overrides["output.dir"] = output
-    if workers is not None:
-        overrides["runner.direct_num_workers"] = workers
-        if workers > 1:
-            overrides["runner.direct_running_mode"] = "multi_processing"
-    try:
-        cfg = load_build_config(config, overrides)
-    except ConfigError as err:
-        _fail(f"invalid config {err}")
+        _quiet_beam()
+        overrides: dict = {}
+        if output:
+            overrides["output.dir"] = output
+        if workers is not None:
+            overrides["runner.direct_num_workers"] = workers
+            if workers > 1:
+                overrides["runner.direct_running_mode"] = "multi_processing"
+        try:
+            cfg = load_build_config(config, overrides)
+        except ConfigError as err:
+            _fail(f"invalid config {err}")
+            return
+    except KeyboardInterrupt:
+        _fail("interrupted by SIGINT: nothing was started", code=130, wrap=False)
         return
     t0 = time.perf_counter()
     try:
-        result = _run_with_progress(cfg, [*_beam_log_args(), *ctx.args], force, progress_every)
+        with _beam_errors_held((RemoteUnreachable, ConfigError, AccountingError, BuildError,
+                                KeyboardInterrupt)):
+            result = _run_with_progress(cfg, [*_beam_log_args(), *ctx.args], force,
+                                        progress_every)
     except RemoteUnreachable as err:  # gs://... no answer in time / no credentials: one line
         _fail(str(err), code=err.exit_code, wrap=False)
         return
@@ -134,12 +189,16 @@ def build(
     except KeyboardInterrupt:  # Ctrl-C outside run_build's handler (e.g. loading the config)
         _fail("interrupted by SIGINT: nothing was promoted", code=130, wrap=False)
         return
-    if result.dry_run:  # pipelines/build/dry_run.py logged what a real run would write
-        console.print(f"dry run done in {time.perf_counter() - t0:.1f} s: nothing was "
-                      "submitted, run or written", highlight=False, soft_wrap=True)
-        return
-    _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
-                   report=cfg.output.report)
+    try:
+        if result.dry_run:  # pipelines/build/dry_run.py logged what a real run would write
+            console.print(f"dry run done in {time.perf_counter() - t0:.1f} s: nothing was "
+                          "submitted, run or written", highlight=False, soft_wrap=True)
+            return
+        _print_summary(result.stats, result.out, time.perf_counter() - t0, result.skipped,
+                       report=cfg.output.report)
+    except KeyboardInterrupt:  # the build is published: exit 0 (a non-zero exit never is)
+        console.print(f"interrupted while printing the summary: the build is published in "
+                      f"{result.out} (exit 0)", highlight=False, soft_wrap=True)
 
 
 def _run_with_progress(cfg, extra_args: list[str], force: bool, every: float):
@@ -425,28 +484,64 @@ def report(out_dir: str = typer.Argument(..., help="A build's output directory."
 
     stats = json.loads(stats_path.read_text())
     manifest = json.loads((Path(out_dir) / "manifest.json").read_text())
+    from pipelines.report.redact import snippet_redactor
+
+    missing = _missing_stage_modules(manifest)
+    if missing:  # one line, never wrapped: it names the module to make importable
+        console.print(f"[bold red]error:[/] cannot re-render {out_dir}: its stages come "
+                      f"from plugin module(s) {', '.join(missing)}, which cannot be "
+                      "imported here; install the package or add its directory to "
+                      "PYTHONPATH, then rerun datamill report", highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(2)
     try:
         import tempfile
 
         cfg = build_config_from_dict(_manifest_config(manifest))
         with tempfile.TemporaryDirectory(prefix="datamill-report-") as scratch:
             plan = plan_build(_without_demo_generation(cfg, scratch), use_checkpoints=False)
+        stages, redactor = plan.stages, snippet_redactor(cfg)
     except ConfigError as err:
-        missing = _missing_stage_modules(manifest)
-        if missing:  # one line, never wrapped: it names the module to make importable
-            console.print(f"[bold red]error:[/] cannot re-render {out_dir}: its stages come "
-                          f"from plugin module(s) {', '.join(missing)}, which cannot be "
-                          "imported here; install the package or add its directory to "
-                          "PYTHONPATH, then rerun datamill report", highlight=False,
-                          soft_wrap=True)
-            raise typer.Exit(2)
-        _fail(f"cannot re-render {out_dir} from its manifest's config: {err}", code=2)
-        return
-    from pipelines.report.redact import snippet_redactor
-
-    page = render(stats, out_dir, plan.stages, redactor=snippet_redactor(cfg))
+        # the inputs or files the stages read (blocklists, models) are gone or elsewhere (a
+        # copied output folder): every section comes from stats.json, the stages are made
+        # from the parameters it recorded, without looking at those files
+        stages, redactor = _stages_from_stats(stats, manifest, out_dir)
+        console.print(f"note: the build's config cannot be planned here ({err}); the report "
+                      "is rendered from stats.json alone", highlight=False, soft_wrap=True)
+    page = render(stats, out_dir, stages, redactor=redactor)
     (Path(out_dir) / "report.html").write_text(page)
     console.print(f"wrote {out_dir}/report.html")
+
+
+def _stages_from_stats(stats: dict, manifest: dict, out_dir: str) -> tuple[list, Any]:
+    """The build's stages made from the parameters stats.json recorded, not validated (no file
+    a parameter names is opened), for their report sections; a stage whose constructor needs
+    what is gone is left out (its section is the generic one). And the snippet redactor the
+    build's config asked for."""
+    from types import SimpleNamespace
+
+    from pipelines.report.redact import snippet_redactor
+    from pipelines.report.render import ordered_stages
+    from pipelines.stages.base import StageContext
+    from pipelines.stages.registry import load_stages
+
+    registry = load_stages()
+    stages, params_of = [], []
+    for index, (label, st) in enumerate(ordered_stages(stats)):
+        cls = registry.get(st.get("stage"))
+        if cls is None:
+            continue
+        params = cls.Params.model_construct(**(st.get("params") or {}))
+        params_of.append(params)
+        try:
+            stages.append(cls(params, StageContext(label=label, index=index, output_dir=out_dir,
+                                                   columns={})))
+        except Exception:  # noqa: BLE001 - e.g. a model file that is gone: generic section
+            continue
+    output = (manifest.get("config") or {}).get("output") or {}
+    cfg = SimpleNamespace(output=SimpleNamespace(redact_snippets=output.get("redact_snippets")),
+                          stages=params_of)
+    return stages, snippet_redactor(cfg)
 
 
 def _manifest_config(manifest: dict) -> dict:

@@ -82,9 +82,18 @@ def install() -> None:
     _installed = True
 
 
+QUIET_WORKERS = "DATAMILL_QUIET_WORKERS"  # set by the CLI unless --verbose
+
 if __name__ == "__main__":
+    import os
     import runpy
     import sys
 
     install()
+    if os.environ.get(QUIET_WORKERS) == "1":
+        # Beam's harness prints a failing step's traceback to stderr whatever the log level,
+        # and sends it to the build process in its reply, which shows it unless datamill
+        # explains the failure in one line: Python-level output of the worker goes nowhere
+        # (a crash of the interpreter itself still reaches the terminal)
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     runpy.run_module(sys.argv.pop(1), run_name="__main__", alter_sys=True)

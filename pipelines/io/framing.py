@@ -216,9 +216,12 @@ def _member_chunks(raw: CountingReader, kind: str, chunk: int) -> Iterator[bytes
                 yield rest
         raise DamagedStream(
             f"truncated {kind} file: the {name} starting at compressed byte {start:,} is cut off "
-            f"at the end of the file (byte {raw.bytes_read:,}); its {raw.bytes_read - start:,} "
-            "compressed bytes were decoded as far as possible, the data after the break is "
-            "missing")
+            f"at the end of the file (byte {raw.bytes_read:,}); "
+            + ("every byte before the break was decoded" if gz else
+               # bzip2 decodes whole blocks: the cut one is lost, as with bzip2 -dc
+               "its last block, cut off, could not be decoded (bzip2 decodes whole blocks of "
+               "up to 900 kB of data; bzip2 -dc loses the same)")
+            + ", the data after the break is missing")
 
 
 def decompressed_chunks(raw: CountingReader, path: str, chunk: int = CHUNK_BYTES
