@@ -60,7 +60,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
+import regex
+
 from filters.base import Decision, Record, RecordScorer
+from filters.segment import SPACELESS, sentence_terminals
+from filters.segment import words as segment_words
 from filters.stopwords import base_language
 from filters.text_stats import Rule, first_failed, require_text
 
@@ -92,9 +96,16 @@ class C4Config:
     terminal_punctuation: bool = field(default=True, metadata={
         "description": "Drop lines that do not end in a terminal punctuation mark, or that end "
         "in '...' (Raffel et al. 2020, 2.2; C4 reference cleaner)."})
+    line_end_punctuation: Literal["c4", "unicode", "auto"] = field(default="auto", metadata={
+        "description": "Which marks end a line and a sentence. c4: . ! ? \" \u201d (the "
+        "reference, English); unicode: every Unicode Sentence_Terminal character too (\u3002 "
+        "\uff01 \uff1f \u0964 ...), a CJK full stop ending a sentence without a space after "
+        "it; auto: unicode for documents whose language_column value is not English, c4 for "
+        "English and for every document when there is no language column."})
     min_words_per_line: int | None = field(default=3, metadata={
         "ge": 1, "description": "Drop lines with fewer words (Raffel et al. 2020, 2.2); "
-        "null: off."})
+        "words of languages written without spaces (zh, ja, th, ...) come from "
+        "filters.segment; null: off."})
     drop_javascript_lines: bool = field(default=True, metadata={
         "description": "Drop lines that mention 'javascript' (Raffel et al. 2020, 2.2)."})
     drop_policy_lines: bool = field(default=True, metadata={
@@ -132,13 +143,20 @@ class C4Config:
 
 # A sentence end inside a line: end marks, closing quotes or brackets, then space or the end.
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
+# unicode: any Sentence_Terminal run the same way, and a CJK full stop / mark anywhere (those
+# scripts put no space after a sentence)
+_CJK_ENDS = "\u3002\uff01\uff1f\uff61\ufe12"  # 。！？｡︒
+_SENTENCE_END_UNICODE = regex.compile(
+    rf"[{_CJK_ENDS}]+[\"'”’)\]\u300d\u300f\uff09\u3011]*"
+    rf"|\p{{Sentence_Terminal}}+[\"'”’)\]\u300d\u300f\uff09\u3011]*(?=\s|$)")
 
 
-def line_sentences(line: str) -> int:
+def line_sentences(line: str, unicode: bool = False) -> int:
     """Sentences of one kept line, as the reference's NLTK Punkt counts them: the sentence ends
     inside the line, plus the text after the last one (``Fixed. Note that "x"`` is two
-    sentences; a kept line may end in a bare closing quote). At least 1."""
-    ends = list(_SENTENCE_END.finditer(line))
+    sentences; a kept line may end in a bare closing quote). At least 1. ``unicode``: every
+    Sentence_Terminal mark ends a sentence, CJK marks without a space after them."""
+    ends = list((_SENTENCE_END_UNICODE if unicode else _SENTENCE_END).finditer(line))
     return len(ends) + (not ends or ends[-1].end() < len(line.rstrip()))
 
 
@@ -183,7 +201,12 @@ class C4Filter(RecordScorer):
         if c.page_rules_on not in PAGE_RULES_ON:
             raise ValueError("page_rules_on must be kept_lines or whole_page, got "
                              f"{c.page_rules_on!r}")
+        if c.line_end_punctuation not in ("c4", "unicode", "auto"):
+            raise ValueError("line_end_punctuation must be c4, unicode or auto, got "
+                             f"{c.line_end_punctuation!r}")
         self.config = c
+        self._unicode_ends = (tuple(sorted(set(sentence_terminals()) | set(TERMINAL_PUNCT)))
+                              if c.line_end_punctuation != "c4" else TERMINAL_PUNCT)
         self._bad = (bad_words_regex(load_bad_words(c.bad_words), c.bad_words_language)
                      if c.bad_words else None)
         lorem = Rule("c4_lorem_ipsum", "c4_lorem_ipsum", "le", 0 if c.drop_lorem_ipsum else None)
@@ -209,6 +232,11 @@ class C4Filter(RecordScorer):
         ipsum" (which of the two the reference cleaner reports)."""
         c = self.config
         on_kept = c.page_rules_on == "kept_lines"
+        lang = base_language(language)
+        unicode = c.line_end_punctuation == "unicode" or (
+            c.line_end_punctuation == "auto" and lang not in (None, "en"))
+        ends = self._unicode_ends if unicode else TERMINAL_PUNCT
+        spaceless = lang in SPACELESS
         n_lines = n_punct = n_words = n_js = n_policy = n_long = 0
         n_sentences = 0
         kept: list[str] = []
@@ -228,11 +256,12 @@ class C4Filter(RecordScorer):
                 line = CITATION.sub("", line)
                 tokens = line.split()
             low = line.lower()
-            if c.terminal_punctuation and (not line.endswith(TERMINAL_PUNCT)
+            if c.terminal_punctuation and (not line.endswith(ends)
                                            or line.endswith(ELLIPSIS)):
                 n_punct += 1
                 drop = True
-            if c.min_words_per_line is not None and len(tokens) < c.min_words_per_line:
+            n_words_line = len(segment_words(line, language)) if spaceless else len(tokens)
+            if c.min_words_per_line is not None and n_words_line < c.min_words_per_line:
                 n_words += 1
                 drop = True
             # reference order: the page rules see a line only if the rules above kept it
@@ -250,7 +279,7 @@ class C4Filter(RecordScorer):
             if not drop:
                 kept.append(line)
                 # reference: sentences of each kept line, summed (>= 1 per kept line)
-                n_sentences += line_sentences(line)
+                n_sentences += line_sentences(line, unicode)
         low_text = text.lower()
         bad = None
         if self._bad is not None:

@@ -28,7 +28,6 @@ abbreviations.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -37,7 +36,7 @@ from typing import Any, ClassVar, Literal
 import regex
 
 from filters.base import Decision, Record, RecordScorer, per_language_overrides
-from filters.segment import SPACELESS
+from filters.segment import SPACELESS, sentence_terminals
 from filters.segment import words as segment_words
 from filters.stopwords import base_language
 from filters.text_stats import Rule, first_failed, lines, require_text
@@ -50,9 +49,7 @@ _WORD_TOKEN = regex.compile(r"\w+|[^\w\s]+")
 @lru_cache(maxsize=1)
 def unicode_line_end_punct() -> tuple[str, ...]:
     """Every Unicode Sentence_Terminal character, plus FineWeb's set."""
-    sterm = regex.compile(r"\p{Sentence_Terminal}")
-    found = {chr(c) for c in range(sys.maxunicode + 1) if sterm.match(chr(c))}
-    return tuple(sorted(found | set(LINE_END_PUNCT)))
+    return tuple(sorted(set(sentence_terminals()) | set(LINE_END_PUNCT)))
 
 
 def word_token_count(text: str) -> int:

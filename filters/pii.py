@@ -18,8 +18,10 @@ Plain Python. Detection:
   or by text whose first word has no ``.``, ``:``, ``/`` or ``@`` -- ``3.1.7.1. Scope``,
   ``7.1.1.1 SHA256``; a log line such as ``203.0.113.7 - - [...]`` stays an address);
   named by the word before it (section, chapter, clause, figure, table, step, see, version,
-  release, revision, build, patch, kernel, since, OID, RFC, ``§`` ...) or after it (``of the
-  ISO ... specification``); near the word OID; beside versions with letters (``1.3.a4``,
+  release, revision, build, patch, kernel, since, OID, RFC, ``§`` ...), by a phrase before it
+  (``as described in``, ``per``, ``the table lists``) or after it (``of the ISO ...
+  specification``); a later item of a list whose earlier item is not an address
+  (``Sections 2.4.1.3 and 3.1.7.1``); near the word OID; beside versions with letters (``1.3.a4``,
   ``3.2.pl0``, ``1.5.2b2``: a list of version numbers); or a member of a numbering
   family in the same text: its first three parts also occur as a dotted number of their own
   (``3.8.11`` beside ``3.8.11.1``, ``7.1.1`` beside ``7.1.1.1``), or it begins a longer
@@ -78,6 +80,17 @@ _NOT_IP_WORD = re.compile(
     r"\b(?:since|until|prior\s+to|up\s+to)(?:\s+[A-Za-z][\w+-]*)?|"  # "since dpkg 1.4.0.7"
     r"\b(?:rfc|iso|ecma|x\.)[\s-]*\d*[\s,:]*)"
     r"[\s(\[-]*$", re.IGNORECASE)
+# a reference in running text: "as described in 3.1.7.1", "per 4.2.1.1", "the table lists
+# 2.4.1.3" (a section word, then one more word)
+_NOT_IP_PHRASE = re.compile(
+    r"(?:\b(?:described|defined|specified|explained|discussed|documented|listed|shown|given|"
+    r"detailed|covered|introduced)\s+(?:in|by|under)|\b(?:according\s+to|refer\s+to|per|cf\.?)"
+    r"|\b(?:sections?|ch(?:ap(?:ter)?)?s?|clauses?|tables?|fig(?:ure)?s?|steps?|appendix)"
+    r"\s+[A-Za-z]+)[\s(\[-]*$", re.IGNORECASE)
+# the second and later numbers of a list: "Sections 2.4.1.3 and 3.1.7.1", "3.1.7.1, 3.1.7.2 or
+# 3.1.8.1": the number before it decides
+_LIST_BEFORE = re.compile(r"(?<![\w.])(\d{1,9}(?:\.\d{1,9}){2,})\s*(?:,|and|or|to|through|&|-)"
+                          r"\s*$", re.IGNORECASE)
 # the line before a numbered heading: blank, the end of a sentence, or another numbered line
 _HEADING_BEFORE = re.compile(
     r"(?:^|[.:;!?)\]]|^[ \t\u00a0*#>|\u2022\u00b7-]*\d[\d.]*\s.*)[ \t\u00a0]*$")
@@ -175,8 +188,15 @@ class PiiRedactor:
             if after[:1] in (" ", "\t", "\u00a0") and words and words[0][0].isalnum() \
                     and not any(c in words[0] for c in ".:/@"):
                 return True  # "7.1.1.1 SHA256"
-        if _NOT_IP_WORD.search(text, max(0, start - 24), start):
+        if _NOT_IP_WORD.search(text, max(0, start - 24), start) or \
+                _NOT_IP_PHRASE.search(text, max(0, start - 40), start):
             return True
+        listed = _LIST_BEFORE.search(text, max(0, start - 48), start)
+        if listed is not None:
+            a, b = listed.span(1)
+            if b - a > 0 and (text[a:b].count(".") != 3 or
+                              self._ipv4_not_address(text, a, b, family)):
+                return True  # a list of section or version numbers
         if start > 1 and text[start - 1] == "/" and text[start - 2].isalnum():
             return True  # "git/1.8.3.1", a path component (a URL has "//" before its host)
         if _NOT_IP_AFTER.match(text, end, end + 60):

@@ -85,3 +85,12 @@ def words(text: str, lang: str | None = None) -> list[str]:
     if name == "pythainlp-newmm":
         return _attach_punct(_thai()(text))
     return char_tokens(text)
+
+
+@lru_cache(maxsize=1)
+def sentence_terminals() -> tuple[str, ...]:
+    """Every character with the Unicode Sentence_Terminal property (. ! ? 。 ！ ？ । ...)."""
+    import sys
+
+    sterm = regex.compile(r"\p{Sentence_Terminal}")
+    return tuple(sorted(chr(c) for c in range(sys.maxunicode + 1) if sterm.match(chr(c))))

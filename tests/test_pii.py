@@ -127,6 +127,9 @@ _TECHNICAL = [
     "released 2024-01-15, 15.01.2024 and 01/15/2024",
     "ISBN 978-3-16-148410-0 and ISBN 0-306-40615-2",
     "netmask: 'ffff:ffff:ffff:ffff::', at 10:30:45, std::vector<int>",
+    "Sections 2.4.1.3 and 3.1.7.1 describe the format; see 4.1.2.1, 4.1.2.2 or 4.1.3.1 too.",
+    "As described in 3.1.7.1, the parser fails (per 5.2.1.1).",
+    "The table lists 2.4.1.3 as the result",
 ]
 
 
@@ -141,12 +144,14 @@ def test_addresses_and_phones_in_technical_text_are_still_found():
             "connect to 8.8.4.4:53, then 9.9.9.9.\n"
             "ping 8.8.8.8 took 1.5ms (1st try)\n"
             "allow 74.125.0.0/16 and 2001:4860:4860::8888\n"
+            "servers 93.184.216.35 and 8.8.8.9 answer\n"
             "Support: (650) 253-0000, 650-253-0001, 650.253.0002, +1 650 253 0003, "
             "1-800-555-0199, Tel: 6502530004, Berlin +49 30 901820.")
     assert _kinds(text) == [
         ("1.1.1.1", "ip"), ("93.184.216.34", "ip"), ("8.8.4.4", "ip"), ("9.9.9.9", "ip"),
         ("8.8.8.8", "ip"),
         ("74.125.0.0", "ip"), ("2001:4860:4860::8888", "ip"),
+        ("93.184.216.35", "ip"), ("8.8.8.9", "ip"),
         ("(650) 253-0000", "phone"), ("650-253-0001", "phone"), ("650.253.0002", "phone"),
         ("+1 650 253 0003", "phone"), ("1-800-555-0199", "phone"), ("6502530004", "phone"),
         ("+49 30 901820", "phone")]

@@ -97,6 +97,26 @@ def test_add_is_a_no_op_without_a_progress_folder(tmp_path, monkeypatch):
     assert progress._counters() is None and list(tmp_path.iterdir()) == []
 
 
+def test_a_late_timer_never_recreates_a_removed_progress_folder(tmp_path, monkeypatch):
+    """The pending flush of a worker's counters can fire after the run removed the progress
+    folder (which lives in the run's spill folder): it writes nothing and creates no folder,
+    so a finished build leaves no _staging behind."""
+    folder = tmp_path / "run.spill" / "tmp" / "datamill-progress-x"
+    folder.mkdir(parents=True)
+    monkeypatch.setenv(progress.ENV, str(folder))
+    monkeypatch.setattr(progress, "_COUNTERS", None)
+    progress.add("read/s/records", 1)
+    progress.add("read/s/records", 1)  # within FLUSH_SECONDS: a timer is pending
+    assert progress._counters().pending is not None
+    import shutil
+    import time
+
+    shutil.rmtree(tmp_path / "run.spill")  # the run is over
+    time.sleep(progress.FLUSH_SECONDS + 0.5)
+    progress.flush()
+    assert list(tmp_path.iterdir()) == []
+
+
 # --------------------------------------------------------------------------- global passes
 
 

@@ -15,13 +15,15 @@ import apache_beam as beam
 
 NO_LANGUAGE = "-"
 
-# A language "loses most of its documents to one rule" (issue 26): one (stage, reason) removed
-# more than LOSS_FRACTION of the language's documents (kept + removed), and the language had at
-# least LOSS_MIN_DOCUMENTS. Warned in the build log, the report and the card.
+# A language "loses most of its documents to one stage" (issue 26): the rules of one stage
+# removed more than LOSS_FRACTION of the language's documents (kept + removed), and the language
+# had at least LOSS_MIN_DOCUMENTS. Warned in the build log, the report and the card.
 LOSS_FRACTION = 0.5
-LOSS_MIN_DOCUMENTS = 20
-# removals the config asked for by name: never a surprise
-_DELIBERATE = frozenset({"language_not_allowed"})
+LOSS_MIN_DOCUMENTS = 10
+# reasons that are not a threshold's verdict: the config's language choice, and copies
+# removed by the dedup stages (exact_dedup, minhash_dedup, semdedup)
+_NOT_THRESHOLDS = frozenset({"language_not_allowed", "duplicate", "near_duplicate",
+                             "semantic_duplicate"})
 
 
 def _key(record: dict) -> tuple[str, str]:
@@ -101,24 +103,33 @@ def language_loss_warnings(by_language: dict[str, Any],
                            by_rule: dict[tuple[str, str, str], int], *,
                            fraction: float = LOSS_FRACTION,
                            min_documents: int = LOSS_MIN_DOCUMENTS) -> list[dict[str, Any]]:
-    """One warning per (language, stage, reason) that removed more than ``fraction`` of the
-    language's documents (kept + removed, at least ``min_documents``): usually thresholds made
-    for English applied to another language. Records without a language are not a language;
-    ``language_not_allowed`` is the config's own choice. Sorted by language, then stage."""
-    out = []
-    for (language, stage, reason), n in sorted(by_rule.items()):
-        if language == NO_LANGUAGE or reason in _DELIBERATE:
+    """One warning per (language, stage) whose rules together removed more than ``fraction``
+    of the language's documents (kept + removed, at least ``min_documents``): usually
+    thresholds made for English applied to another language (a language can lose its pages
+    to two rules of one stage, e.g. C4's line and sentence rules). Records without a language
+    are not a language; removals that say nothing about thresholds are not counted: the
+    config's own language choice and copies removed by deduplication. Sorted by language,
+    then stage."""
+    per_stage: dict[tuple[str, str], dict[str, int]] = {}
+    for (language, stage, reason), n in by_rule.items():
+        if language == NO_LANGUAGE or reason in _NOT_THRESHOLDS:
             continue
+        reasons = per_stage.setdefault((language, stage), {})
+        reasons[reason] = reasons.get(reason, 0) + n
+    out = []
+    for (language, stage), reasons in sorted(per_stage.items()):
+        n = sum(reasons.values())
         slot = by_language.get(language) or {}
         total = slot.get("kept", 0) + slot.get("removed", 0)
         if total < min_documents or n <= fraction * total:
             continue
         share = n / total
+        rules = ", ".join(f"{r} {c}" for r, c in sorted(reasons.items(), key=lambda x: -x[1]))
         out.append({
-            "language": language, "stage": stage, "reason": reason, "removed": n,
-            "documents": total, "fraction": round(share, 4),
+            "language": language, "stage": stage, "reasons": dict(sorted(reasons.items())),
+            "removed": n, "documents": total, "fraction": round(share, 4),
             "message": (f"language {language!r} lost {n} of its {total} documents "
-                        f"({share:.0%}) to one rule, {stage}: {reason}; its thresholds may "
+                        f"({share:.0%}) to one stage, {stage} ({rules}); its thresholds may "
                         "not suit this language (set them per language, see docs/quality.md, "
                         "Languages)"),
         })

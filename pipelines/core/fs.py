@@ -34,7 +34,7 @@ def read_json(path: str) -> Any:
 
 def write_json(path: str, obj: Any, *, indent: int | None = 2, sort_keys: bool = True,
                ensure_ascii: bool = True, default: Any = None, newline: bool = False,
-               durable: bool = True) -> None:
+               durable: bool = True, parents: bool = True) -> None:
     """Write ``obj`` as the JSON file ``path`` with :func:`write_bytes`: a reader sees the old
     file or the new one, never a partial one. The one JSON writer of datamill
     (tests/test_fs_json.py checks that no other module writes JSON to a file).
@@ -44,10 +44,12 @@ def write_json(path: str, obj: Any, *, indent: int | None = 2, sort_keys: bool =
     object that cannot be serialized leaves no file, temporary or not."""
     data = json.dumps(obj, indent=indent, sort_keys=sort_keys, ensure_ascii=ensure_ascii,
                       default=default)
-    write_bytes(path, (data + "\n" if newline else data).encode("utf-8"), durable=durable)
+    write_bytes(path, (data + "\n" if newline else data).encode("utf-8"), durable=durable,
+                parents=parents)
 
 
-def write_bytes(path: str, payload: bytes, *, durable: bool = True) -> None:
+def write_bytes(path: str, payload: bytes, *, durable: bool = True,
+                parents: bool = True) -> None:
     """Write ``payload`` as the file ``path``; a reader sees the old file or the new one, never
     a partial one. Every file datamill writes whole (JSON, a resume cache, a trained model)
     goes through here.
@@ -56,7 +58,7 @@ def write_bytes(path: str, payload: bytes, *, durable: bool = True) -> None:
     same filesystem), which is flushed and fsynced, renamed over the target with
     ``os.replace`` (atomic on POSIX), and the directory is fsynced so the rename itself
     survives a crash. Parent directories are created as Beam's local ``FileSystems.create``
-    does. On any failure the temporary file is removed and the old target is left as it was.
+    does (``parents=False``: not, a missing folder is ``FileNotFoundError``). On any failure the temporary file is removed and the old target is left as it was.
     ``durable=False`` skips both fsyncs (still atomic for readers; for files that only matter
     while the process lives, such as progress snapshots written every half second).
 
@@ -71,7 +73,8 @@ def write_bytes(path: str, payload: bytes, *, durable: bool = True) -> None:
             fh.write(payload)
         return
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    if parents:
+        os.makedirs(folder, exist_ok=True)
     # a unique name, created exclusively with the usual mode (0o666 less the umask)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -86,9 +86,9 @@ class _Counters:
             self.last = time.monotonic()
             self.pending = None
             payload = dict(self.counts)
-        try:
+        try:  # never into a folder the watcher removed (a timer that fires after the run)
             write_json(str(self.path), payload, indent=None, sort_keys=False,
-                       durable=False)
+                       durable=False, parents=False)
         except OSError:  # progress is best effort: never fail the build over it
             pass
 

@@ -189,9 +189,9 @@ def render_card(cfg: Any, stats: dict[str, Any], data_glob: str = "data/**/*.par
         parts += ["", "## Languages", ""]
         parts.append(_table(["language", "kept", "removed", "kept tokens"], rows))
     warns = (stats.get("breakdown") or {}).get("language_warnings") or []
-    if warns:  # a language that lost most of its documents to one rule (build/breakdown.py)
-        parts += ["", "**Warning: a language lost most of its documents to one rule.** Check "
-                  "that rule's thresholds for that language before using the data:", ""]
+    if warns:  # a language that lost most of its documents to one stage (build/breakdown.py)
+        parts += ["", "**Warning: a language lost most of its documents to one stage.** Check "
+                  "that stage's thresholds for that language before using the data:", ""]
         parts += [f"- {w['message']}" for w in warns]
     tokens = sum(v["kept_tokens"] for v in by_source.values())
     parts += ["", "## Size", ""]

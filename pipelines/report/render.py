@@ -184,14 +184,14 @@ def _breakdown(stats: dict) -> str:
 
 
 def _language_warnings(stats: dict) -> list[str]:
-    """A language that lost most of its documents to one rule (pipelines/build/breakdown.py),
+    """A language that lost most of its documents to one stage (pipelines/build/breakdown.py),
     shown above the contents: usually English thresholds applied to another language."""
     warns = (stats.get("breakdown") or {}).get("language_warnings") or []
     if not warns:
         return []
     items = "".join(f"<li>{html.escape(w['message'])}</li>" for w in warns)
     return [f'<div class="bad"><b>Warning</b>: a language lost most of its documents to one '
-            f"rule<ul>{items}</ul></div>"]
+            f"stage<ul>{items}</ul></div>"]
 
 
 def _anchor(title: str) -> str:
