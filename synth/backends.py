@@ -139,12 +139,35 @@ def generation_options(cfg: BackendConfig) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def dtype_reason(requested: str | None, resolved: str, device: str = "cpu") -> str:
+    """Why ``resolved`` is the dtype: asked for, or what ``auto`` chose on this machine."""
+    if requested not in (None, "", "auto"):
+        return "requested"
+    if device != "cpu":
+        return f"auto: {device}"
+    return ("auto: this CPU has bf16 matrix instructions" if resolved == "bfloat16" else
+            "auto: this CPU has no bf16 matrix instructions")
+
+
+def describe_generation(cfg: BackendConfig) -> str:
+    """One line saying how generations are made: backend, model and the options that change
+    them (the dtype with the reason for it)."""
+    opts = generation_options(cfg)
+    parts = [f"{k} {v}" for k, v in sorted(opts.items()) if k != "dtype"]
+    if "dtype" in opts:
+        device = opts.get("device") or "cpu"
+        parts.insert(0, f"dtype {opts['dtype']} "
+                        f"({dtype_reason(cfg.options.get('dtype'), opts['dtype'], device)})")
+    return f"{cfg.type} backend, model {cfg.model}" + (": " + ", ".join(parts) if parts else "")
+
+
 class TransformersBackend:
     """Batched sampling with transformers' ``generate``; seeded per batch (deterministic).
 
     ``dtype="auto"`` (the default) is bfloat16 where the CPU has bf16 matrix instructions
     (about twice the tokens per CPU-second of float32 there) and float32 elsewhere; the
-    choice is logged and recorded in the provenance (``generation_options``).
+    choice is printed when ``datamill synth`` starts (:func:`describe_generation`), written to
+    stats.json and recorded in the provenance (``generation_options``).
     """
 
     name = "transformers"
@@ -169,9 +192,7 @@ class TransformersBackend:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.dtype = resolve_dtype(dtype, device)
         log.info("transformers backend: dtype %s (%s)", self.dtype,
-                 "requested" if dtype not in (None, "", "auto") else
-                 "auto: the CPU has bf16 instructions" if self.dtype == "bfloat16"
-                 and device == "cpu" else "auto")
+                 dtype_reason(dtype, self.dtype, device))
         self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, self.dtype),
                                                        **kw)
         self.lm.to(device).eval()

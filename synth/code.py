@@ -103,6 +103,25 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
     return ("\n\n".join(x for x in extra if x) + "\n\n" if extra else "") + body
 
 
+def code_blocks(text: str) -> list[str]:
+    """The fenced blocks of a model response (```` ``` ````, ```` ```python ````,
+    ```` ```python3 ````, ```` ```Python ````, ```` ```py ````), in order."""
+    return _FENCE.findall(text or "")
+
+
+def first_function(src: str) -> tuple[str, str] | None:
+    """``(name, signature)`` of the first top-level function of ``src`` that is not a test
+    (``sq(x, bounds=(0, 10)) -> int``), read with the parser, so default values with
+    parentheses or a signature over several lines are whole."""
+    tree = _parse(src or "")
+    for node in tree.body if tree is not None else []:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                not node.name.startswith("test"):
+            returns = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
+            return node.name, f"{node.name}({ast.unparse(node.args)}){returns}"
+    return None
+
+
 def last_code_block(text: str) -> str | None:
     """The last fenced block (program-of-thought answers: the program that prints)."""
     blocks = [b.strip() + "\n" for b in _FENCE.findall(text or "") if b.strip()]
@@ -135,9 +154,60 @@ def _is_main_guard(node: ast.stmt) -> bool:
             and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in names))
 
 
-def _is_test_def(node: ast.stmt) -> bool:
-    return isinstance(node, ast.FunctionDef) and node.name.startswith("test") and \
-        not node.args.args and not node.args.vararg and not node.args.kwonlyargs
+def _is_test_def(node: ast.stmt, called: frozenset[str] = frozenset()) -> bool:
+    """A test function: no parameters, and named ``test...`` or a helper with asserts that the
+    module calls bare (``check()`` at the top level or in its ``__main__`` block)."""
+    if not isinstance(node, ast.FunctionDef) or node.args.args or node.args.vararg or \
+            node.args.kwonlyargs:
+        return False
+    return node.name.startswith("test") or (node.name in called and _has_assert(node))
+
+
+def _has_assert(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Assert) for n in ast.walk(node))
+
+
+def _is_loop_of_asserts(node: ast.stmt) -> bool:
+    """A loop over cases with asserts inside (``for a, b in cases: assert f(a) == b``)."""
+    return isinstance(node, (ast.For, ast.While)) and _has_assert(node)
+
+
+def _bare_calls(tree: ast.Module) -> frozenset[str]:
+    """Names called without arguments as whole statements at the top level or in the
+    ``__main__`` block (``check()``): test runners, not the solution's API."""
+    body = [*tree.body, *(st for n in tree.body if _is_main_guard(n) for st in n.body)]
+    return frozenset(st.value.func.id for st in body
+                     if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
+                     and isinstance(st.value.func, ast.Name) and not st.value.args
+                     and not st.value.keywords)
+
+
+def _is_unittest_class(node: ast.stmt) -> bool:
+    """``class X(unittest.TestCase)`` / ``class X(TestCase)``."""
+    return isinstance(node, ast.ClassDef) and any(
+        (isinstance(b, ast.Name) and b.id == "TestCase")
+        or (isinstance(b, ast.Attribute) and b.attr == "TestCase") for b in node.bases)
+
+
+def _is_unittest_main(node: ast.stmt) -> bool:
+    """``unittest.main()`` (any arguments): the runner line of a unittest module."""
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "main"
+            and isinstance(node.value.func.value, ast.Name)
+            and node.value.func.value.id == "unittest")
+
+
+def _imports_unittest(node: ast.stmt) -> bool:
+    if isinstance(node, ast.Import):
+        return all(a.name.split(".")[0] == "unittest" for a in node.names)
+    return isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "unittest"
+
+
+def _run_unittest_class(name: str) -> str:
+    """One assert that runs a TestCase class's tests (quietly) and passes when all pass."""
+    return (f"assert __import__('unittest').TextTestRunner(stream=__import__('io').StringIO())"
+            f".run(__import__('unittest').defaultTestLoader.loadTestsFromTestCase({name}))"
+            ".wasSuccessful()")
 
 
 def _is_print_or_test_call(node: ast.stmt, test_names: set[str]) -> bool:
@@ -166,16 +236,19 @@ def _flat_test_body(fn: ast.FunctionDef) -> list[ast.stmt] | None:
 def split_solution_and_tests(code: str) -> tuple[str, str] | None:
     """``(solution, tests)`` from one block that holds both, or None when it has no tests.
 
-    Recognised tests: top-level ``assert`` statements, ``test_...()`` functions (their
-    asserts become top-level asserts when the body is plain asserts and assignments, else the
-    function is kept and called), and the asserts / test calls of an
+    Recognised tests: top-level ``assert`` statements and loops with asserts inside
+    (``for a, b in cases: assert ...``), ``test_...()`` functions and helpers with asserts that
+    the module calls bare (``check()``; their asserts become top-level asserts when the body is
+    plain asserts and assignments, else the function is kept and called), ``unittest.TestCase``
+    classes (run by one assert; ``unittest.main()`` is dropped), and the same inside an
     ``if __name__ == "__main__":`` block. Everything else (imports, functions, classes,
     constants) is the solution; example ``print`` calls are dropped from both.
     """
     tree = _parse(code or "")
     if tree is None:
         return None
-    test_defs = {n.name for n in tree.body if _is_test_def(n)}
+    called = _bare_calls(tree)
+    test_defs = {n.name for n in tree.body if _is_test_def(n, called)}
     sol: list[str] = []
     tests: list[str] = []
     imports: list[str] = []
@@ -192,11 +265,18 @@ def split_solution_and_tests(code: str) -> tuple[str, str] | None:
                       and n.name == node.value.func.id)
             if _flat_test_body(fn) is None:
                 tests.append(seg(node))  # a kept test function is called where it was
+        elif _is_loop_of_asserts(node):
+            tests.append(seg(node))
 
     for node in tree.body:
-        if isinstance(node, ast.Assert):
+        if isinstance(node, ast.Assert) or _is_loop_of_asserts(node):
             take_test_stmt(node)
-        elif _is_test_def(node):
+        elif _is_unittest_main(node):
+            continue
+        elif _is_unittest_class(node):
+            tests.append(seg(node))
+            tests.append(_run_unittest_class(node.name))  # type: ignore[attr-defined]
+        elif _is_test_def(node, called):
             flat = _flat_test_body(node)  # type: ignore[arg-type]
             if flat is not None:
                 tests.extend(seg(st) for st in flat)
@@ -211,8 +291,10 @@ def split_solution_and_tests(code: str) -> tuple[str, str] | None:
         else:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 imports.append(seg(node))
+                if _imports_unittest(node):
+                    continue  # the tests' runner, not the solution's
             sol.append(seg(node))
-    if not any(t.startswith("assert") or t.endswith("()") for t in tests):
+    if not tests:
         return None
     # a test function kept whole is called after its definition; drop duplicate calls
     seen: set[str] = set()
@@ -239,15 +321,34 @@ def split_asserts(tests: str) -> list[str]:
 
     Lines before the first assert (imports, helpers) are a shared prelude prepended to each.
     Asserts inside ``test_...`` functions or an ``if __name__ == "__main__":`` block are
-    brought to the top level first.
+    brought to the top level first; a loop of asserts, the call of a test function kept whole
+    and a unittest class's run are one case each.
     """
     tree = _parse(tests or "")
-    if tree is not None and any(_is_test_def(n) or _is_main_guard(n) for n in tree.body):
+    called = _bare_calls(tree) if tree is not None else frozenset()
+    if tree is not None and any(_is_test_def(n, called) or _is_main_guard(n)
+                                or _is_loop_of_asserts(n) or _is_unittest_class(n)
+                                for n in tree.body):
         split = split_solution_and_tests(tests)
         if split is not None:
             helpers = split[0].strip()
             tests = (helpers + "\n" if helpers else "") + split[1]
-    lines = tests.splitlines()
+    tree = _parse(tests)
+    if tree is not None:  # by statement: an assert, a loop of asserts, a test function's call
+        called = _bare_calls(tree)
+        runners = {n.name for n in tree.body if _is_test_def(n, called)}
+        prelude_nodes: list[str] = []
+        case_nodes: list[str] = []
+        for node in tree.body:
+            src = ast.get_source_segment(tests, node) or ""
+            if isinstance(node, ast.Assert) or _is_loop_of_asserts(node) or \
+                    _is_print_or_test_call(node, runners) and src.endswith("()"):
+                case_nodes.append(src)
+            else:
+                prelude_nodes.append(src)
+        pre = "\n".join(prelude_nodes)
+        return [(pre + "\n" if pre else "") + c + "\n" for c in case_nodes]
+    lines = tests.splitlines()  # not Python as a whole: by line
     prelude: list[str] = []
     cases: list[list[str]] = []
     for ln in lines:

@@ -39,6 +39,9 @@ PROVENANCE = pa.struct([
     ("verifier", pa.string()), ("parent", pa.string()),
     # backend options that change generations (dtype, batch_size, ...), values as JSON
     ("generation_options", pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))),
+    # the run's settings that decide a record besides the backend: the task section (sampling,
+    # allocation, judge and its backend, verification), problem generation, resume unit size
+    ("settings", pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))),
 ])
 _COUNT = pa.struct([("check", pa.string()), ("count", pa.int64())])
 _COMMON = [

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synth.backends import Backend, GenerationRequest, SamplingParams, derive_seed
-from synth.code import (assert_statements, codet_select, entry_points, extract_code,
-                        last_code_block, pass_row, run_tests, split_solution_and_tests)
+from synth.code import (assert_statements, code_blocks, codet_select, entry_points,
+                        extract_code, first_function, last_code_block, pass_row, run_tests,
+                        split_solution_and_tests)
 from synth.math import (answer_markers, answers_equivalent, extract_answer_with_source,
                         is_placeholder, majority_vote, parse_number)
 from synth.prompts import get_template
@@ -567,29 +568,26 @@ def codet_evidence(agreeing: int, samples: int, tests_passed: int, tests: int) -
     return (agreeing / samples) * (tests_passed / tests)
 
 
-_DEF = re.compile(r"^def\s+\w+\s*\([^)]*\)\s*(?:->\s*[^:]+)?:", re.MULTILINE)
-
-
 def task_from_generation(text: str, topic: str) -> dict | None:
     """A KodCode-style task (question, reference solution, tests) from one model response.
 
     The response must hold a code block defining a function and a block of asserts. The
     question is built from the topic and the function signature so that solvers know the name.
     """
-    blocks = re.findall(r"```(?:python|py)?\s*\n(.*?)```", text or "", re.DOTALL)
-    sol = next((b for b in blocks if _DEF.search(b)), None)
-    tests = next((b for b in blocks if "assert " in b and b is not sol), None)
-    if sol is not None:  # asserts in the solution's block, test_ functions, a __main__ block
-        split = split_solution_and_tests(sol)
-        if split is not None and _DEF.search(split[0]):
+    blocks = code_blocks(text)
+    sol = next((b for b in blocks if first_function(b)), None)
+    tests = next((b for b in blocks if "assert" in b and b is not sol), None)
+    if sol is not None:  # tests in the solution's block: asserts, loops, test functions,
+        split = split_solution_and_tests(sol)  # unittest classes, a __main__ block
+        if split is not None and first_function(split[0]):
             sol = split[0]
             tests = tests if tests is not None else split[1]
     if tests is not None and split_solution_and_tests(tests) is not None:
         tests = split_solution_and_tests(tests)[1]  # type: ignore[index]
     if sol is None or tests is None:
         return None
-    sig = _DEF.search(sol).group(0)  # type: ignore[union-attr]
-    question = f"Write a Python function `{sig[4:].rstrip(':')}` that solves: {topic}"
+    _, sig = first_function(sol)  # type: ignore[misc]
+    question = f"Write a Python function `{sig}` that solves: {topic}"
     return {"question": question, "reference_solution": sol.strip() + "\n",
             "tests": tests.strip() + "\n"}
 
@@ -636,9 +634,9 @@ def task_entry_point(task: dict) -> str | None:
     """The function a task's solution must define: from the reference or from the tests."""
     ref = task.get("reference_solution")
     if ref:
-        m = _DEF.search(ref)
-        if m:
-            return m.group(0)[4:].split("(")[0].strip()
+        first = first_function(ref)
+        if first:
+            return first[0]
     names = entry_points(task.get("tests") or "")
     return names[0] if names else None
 

@@ -11,10 +11,11 @@ from synth.code import (
     behaviour_vote,
     derive_inputs,
     extract_code,
+    run_tests,
     split_asserts,
     split_solution_and_tests,
 )
-from synth.tasks import CodeSampling, task_from_generation, verify_code
+from synth.tasks import CodeSampling, task_entry_point, task_from_generation, verify_code
 from tests.test_synth import _Server
 from tests.buildutil import read_jsonl_gz
 
@@ -146,6 +147,50 @@ def test_asserts_inside_a_test_function_and_a_main_block():
     assert task_from_generation("```python\n" + REV + "```", "t") is None
 
 
+DOUBLE = "def double(x):\n    return 2 * x\n"
+WRONG_DOUBLE = "def double(x):\n    return x * x\n"  # right for 0 and 2 only
+SHAPES = {
+    "unittest_class": DOUBLE + "\nimport unittest\n\nclass TestDouble(unittest.TestCase):\n"
+    "    def test_small(self):\n        self.assertEqual(double(3), 6)\n"
+    "    def test_zero(self):\n        self.assertEqual(double(0), 0)\n\n"
+    "if __name__ == '__main__':\n    unittest.main()\n",
+    "loop_at_top_level": DOUBLE + "\nfor a, b in [(1, 2), (3, 6), (0, 0)]:\n"
+    "    assert double(a) == b\n",
+    "loop_in_main": DOUBLE + "\nif __name__ == '__main__':\n    for a, b in [(1, 2), (3, 6)]:\n"
+    "        assert double(a) == b\n    print('ok')\n",
+    "check_helper_called_in_main": DOUBLE + "\ndef check():\n    assert double(3) == 6\n"
+    "    assert double(-1) == -2\n\nif __name__ == '__main__':\n    check()\n",
+    "check_helper_called_at_top": DOUBLE + "\ndef check_double():\n    for x in (1, 3):\n"
+    "        assert double(x) == x + x\n\ncheck_double()\n",
+}
+
+
+@pytest.mark.parametrize("fence", ["python", "python3", "Python", "py", ""])
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_generated_task_shapes_are_parsed_and_their_tests_run(shape, fence):
+    """Issue 27 item 2: tests in the function's own block as a unittest class, a loop of
+    asserts (top level or ``__main__``), or a helper with asserts called bare; any usual fence
+    tag. The task keeps the reference alone, and its tests pass the reference and fail a
+    wrong solution when run as the job runs them (one case per assert or loop)."""
+    task = task_from_generation(f"Here it is:\n```{fence}\n" + SHAPES[shape] + "```", "double")
+    assert task is not None, shape
+    assert task["reference_solution"] == DOUBLE
+    assert task["question"].startswith("Write a Python function `double(x)`")
+    cases = split_asserts(task["tests"])
+    assert cases
+    assert all(run_tests(DOUBLE, c).passed for c in cases), (shape, cases)
+    assert not all(run_tests(WRONG_DOUBLE, c).passed for c in cases), shape
+
+
+def test_signature_with_parenthesised_defaults_and_several_lines():
+    body = ("def clamp(\n    x: int,\n    bounds: tuple = (0, 10),\n) -> int:\n"
+            "    return min(max(x, bounds[0]), bounds[1])\n\nassert clamp(11) == 10\n")
+    task = task_from_generation("```python\n" + body + "```", "clamp")
+    assert task["question"].startswith(
+        "Write a Python function `clamp(x: int, bounds: tuple=(0, 10)) -> int`")
+    assert task_entry_point(task) == "clamp"
+
+
 # CodeT's known failure (Chen et al. 2022): the model writes mostly wrong tests together with a
 # wrong reference, and two wrong samples agree with them. 4 samples x 5 generated tests: the
 # wrong pair passes the 3 wrong tests (CodeT score 6), the one right sample the 2 right ones (2).
@@ -234,3 +279,12 @@ def test_job_counts_low_codet_evidence(tmp_path, mode):
     assert rec["keep_reason"].startswith("LOW EVIDENCE") and "= 0.30" in rec["keep_reason"]
     assert "min_evidence 0.35" in rec["provenance"]["verifier"]
     assert "this task 0.30" in rec["provenance"]["verifier"]
+
+
+def test_on_disagreement_names_the_voted_rule_and_accepts_the_old_name():
+    from pipelines.jobs.synth import CodeSection
+
+    assert CodeSection().on_disagreement == "keep_voted"
+    assert CodeSection(on_disagreement="keep_largest").on_disagreement == "keep_voted"
+    with pytest.raises(ValueError):
+        CodeSection(on_disagreement="keep_everything")

@@ -184,3 +184,67 @@ def test_resume_fingerprint_and_provenance_include_generation_options(monkeypatc
     prov = model_provenance(BackendConfig("openai", "m", {"base_url": "http://x/v1",
                                                           "api_key": "secret"}))
     assert {o["key"] for o in prov["generation_options"]} == {"base_url", "split_n", "chat"}
+
+
+def test_a_resumed_run_never_pairs_new_problems_with_old_generations(tmp_path):
+    """Issue 27 item 4: problem generation settings changed between two runs into the same
+    output: the generated problem (same id) has another text, so its solve batch is another
+    batch and is generated again; the record's answer is that of the new problem. Records
+    carry the settings that decided them (provenance.settings)."""
+    import re
+
+    from pipelines.jobs.synth import load_synth_config, run_synth
+
+    def reply(user, i, body):
+        if user.startswith("Here is an example problem"):
+            a, b = (2, 3) if body["temperature"] > 0.7 else (10, 20)
+            return f"Ann has {a} pens and buys {b} more pens. How many pens does Ann have now?"
+        if user.startswith("Problem:"):
+            return "VERDICT: SOUND. fine"
+        return f"Add them. The answer is {sum(int(x) for x in re.findall(r'[0-9]+', user))}."
+
+    srv = _Server(reply=reply)
+
+    def run(temperature):
+        cfg = {"name": "stale", "task": "math",
+               "backend": {"type": "openai", "model": "m",
+                           "options": {"base_url": srv.url, "split_n": False}},
+               "seeds": {"inline": [{"id": "s1", "question": "Tom has 3 apples and buys 4 "
+                                     "more apples. How many apples does Tom have now?",
+                                     "answer": "7"}]},
+               "problem_generation": {"enabled": True, "mode": "seed", "per_item": 1,
+                                      "keep_seeds": False, "temperature": temperature},
+               "math": {"n": 4, "judge": {"enabled": False}}, "dedup": {"enabled": False},
+               "output_dir": str(tmp_path / "out")}
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        run_synth(load_synth_config(path))
+        return list(read_jsonl_gz(tmp_path / "out" / "jsonl"))
+
+    try:
+        first = run(0.9)
+        second = run(0.5)
+    finally:
+        srv.close()
+    assert [(r["problem"].split()[2], r["answer"]) for r in first] == [("2", "5")]
+    assert [(r["problem"].split()[2], r["answer"]) for r in second] == [("10", "30")]
+    settings = {s["key"]: json.loads(s["value"]) for s in second[0]["provenance"]["settings"]}
+    assert settings["problem_generation"]["temperature"] == 0.5
+    assert settings["math"]["n"] == 4 and settings["resume_every"] == 2
+
+
+def test_the_chosen_dtype_and_its_reason_are_said(monkeypatch):
+    """Issue 27 item 5: ``datamill synth`` prints how generations are made (the stats.json
+    ``generation`` line): the dtype ``auto`` chose on this CPU and why."""
+    from synth import backends
+    from synth.backends import BackendConfig, describe_generation
+
+    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: True)
+    line = describe_generation(BackendConfig("transformers", "m", {"batch_size": 4}))
+    assert line.startswith("transformers backend, model m: dtype bfloat16 (auto: this CPU has "
+                           "bf16 matrix instructions)") and "batch_size 4" in line
+    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
+    assert "dtype float32 (auto: this CPU has no bf16" in describe_generation(
+        BackendConfig("transformers", "m", {}))
+    assert "dtype float32 (requested)" in describe_generation(
+        BackendConfig("transformers", "m", {"dtype": "float32"}))

@@ -40,6 +40,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         from pipelines.build.errors import BuildError
 
+        from synth.backends import BackendConfig, describe_generation
+
+        b = cfg.backend
+        typer.echo(describe_generation(BackendConfig(b.type, b.model, dict(b.options))),
+                   err=True)
         try:
             stats = run_synth(cfg, extra_args=list(ctx.args))
         except ConfigError as e:  # e.g. a file datamill did not write where an output goes

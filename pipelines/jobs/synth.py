@@ -31,7 +31,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipelines.core.settings import (
     ConfigError,
@@ -41,7 +41,7 @@ from pipelines.core.settings import (
     validate_model,
 )
 from pipelines.core.records import dead_letter
-from pipelines.core.fs import write_json
+from pipelines.core.fs import write_bytes, write_json
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +189,16 @@ class CodeSection(_Strict):
                               "pass, run them on up to this many extra inputs derived from "
                               "the tests' call arguments and keep the sample that agrees with "
                               "the others on most of them, with its group (0: off).")
-    on_disagreement: Literal["keep_largest", "drop"] = Field(
-        default="keep_largest", description="Passing samples that disagree on the extra "
-        "inputs: keep the largest group (evidence '<...>_disputed', no DPO pairs) or drop "
-        "the task (passing_samples_disagree).")
+    on_disagreement: Literal["keep_voted", "drop"] = Field(
+        default="keep_voted", description="Passing samples that disagree on the extra "
+        "inputs: keep the voted sample (the one that agrees with the others on most inputs) "
+        "and its group, marked (evidence '<...>_disputed', no DPO pairs), or drop the task "
+        "(passing_samples_disagree). 'keep_largest' (earlier name) means keep_voted.")
+
+    @field_validator("on_disagreement", mode="before")
+    @classmethod
+    def _old_name(cls, v: Any) -> Any:
+        return "keep_voted" if v == "keep_largest" else v
 
 
 class OutputSection(_Strict):
@@ -428,7 +434,10 @@ def read_seeds(cfg: SynthConfig) -> list[dict]:
 
 def make_batches(items: list[dict], size: int, kind: str, fingerprint: str,
                  started: float | None = None) -> list[dict]:
-    """Deterministic batches: items sorted by id, chunked; id = hash(members + fingerprint).
+    """Deterministic batches: items sorted by id, chunked; id = hash(fingerprint + the members
+    whole: ids and contents). A member whose text changed under the same id (a seed file
+    edited, a problem generated again with other settings, another topic) makes another
+    batch, so a resumed run never pairs new problems with old generations.
 
     Each batch also carries ``n_total`` / ``n_batches`` / ``started`` for progress lines
     (not part of the id).
@@ -438,7 +447,7 @@ def make_batches(items: list[dict], size: int, kind: str, fingerprint: str,
     n_batches = (len(items) + size - 1) // size
     for i in range(0, len(items), size):
         chunk = items[i:i + size]
-        bid = _h(kind, fingerprint, [x["id"] for x in chunk])[:16]
+        bid = _h(kind, fingerprint, chunk)[:16]
         out.append({"batch_id": f"{kind}-{bid}", "items": chunk, "n_total": len(items),
                     "n_batches": n_batches, "started": started})
     return out
@@ -459,14 +468,21 @@ def _read_batch_file(path: str) -> dict | None:
 
 
 def _write_batch_file(path: str, header: dict, rows: list[dict]) -> None:
-    tmp = path + ".tmp"
     body = "\n".join([json.dumps({**header, "complete": True})]
                      + [json.dumps(r, ensure_ascii=False) for r in rows]) + "\n"
-    with FileSystems.create(tmp) as f:
-        f.write(body.encode("utf-8"))
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    write_bytes(path, body.encode("utf-8"))
+
+
+def run_settings(cfg: SynthConfig) -> list[dict]:
+    """What a record's ``provenance.settings`` holds: the config sections that decide it besides
+    the backend's generation options (the task section with its sampling, allocation, judge
+    and verification; problem generation; the resume unit size, which groups samples and
+    budgets), values as JSON."""
+    section = cfg.math if cfg.task == "math" else cfg.code
+    values = {cfg.task: section.model_dump(mode="json"),
+              "problem_generation": cfg.problem_generation.model_dump(mode="json"),
+              "resume_every": cfg.resume_every}
+    return [{"key": k, "value": json.dumps(v, sort_keys=True)} for k, v in sorted(values.items())]
 
 
 def backend_fingerprint(cfg: SynthConfig) -> dict:
@@ -729,7 +745,7 @@ class SolveMath(_BackendDoFn):
         by_id = {r["id"]: r for r in rows}
         tmpl = get_template(s.template)
         prov_base = {
-            **self.model_prov,
+            **self.model_prov, "settings": run_settings(cfg),
             "template": s.template, "template_version": tmpl.version,
             "judge_template": get_template(jcfg.template).version if jcfg.enabled else None,
             "sampling": {"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
@@ -882,7 +898,7 @@ class SolveCode(_BackendDoFn):
                 "verdicts": [{k: r.get(k) for k in ("sample", "code_found", "passed", "passes",
                                                     "status", "error")} for r in v.results],
                 "provenance": provenance_row(
-                    self.model_prov, template=s.template,
+                    self.model_prov, settings=run_settings(cfg), template=s.template,
                     template_version=get_template(s.template).version,
                     problem_template=it.get("problem_template"),
                     sampling={"n": s.n, "temperature": s.temperature, "top_p": s.top_p,
@@ -1311,15 +1327,20 @@ def _run_staged(cfg: SynthConfig, extra_args: list[str] | None, staging: str) ->
     seeds = read_seeds(cfg)
     bad = [s for s in seeds if "bad" in s]
     seeds = [s for s in seeds if "bad" not in s]
-    fp_gen = _h(backend_fingerprint(cfg), cfg.seed)
-    from synth.backends import BackendConfig, model_provenance
+    from synth.backends import BackendConfig, describe_generation, model_provenance
+    from synth.prompts import TEMPLATES
 
     model_prov = model_provenance(BackendConfig(cfg.backend.type, cfg.backend.model,
                                                 dict(cfg.backend.options)))
+    # what changes every generation: the backend and its options, the seed, the weights
+    # (revision: hub commit, or a hash of the files) and the wording of the prompts
+    fp_gen = _h(backend_fingerprint(cfg), cfg.seed, model_prov.get("model_revision"),
+                model_prov.get("revision_kind"),
+                {t.id: t.version for t in TEMPLATES.values()})
     runner, opts = make_options(cfg.runner, extra_args)
     p = beam.Pipeline(runner=runner, options=opts)
 
-    removed_parts, dead_parts, pair_parts = [], [], []
+    removed_parts, dead_parts = [], []
     dead_parts.append(p | "BadSeeds" >> beam.Create(
         [dead_letter("read_seeds", s["bad"], s.get("raw"), record_id=s["id"]) for s in bad]))
     pg = cfg.problem_generation
@@ -1413,6 +1434,8 @@ def _run_staged(cfg: SynthConfig, extra_args: list[str] | None, staging: str) ->
         log.info("no Beam metrics from this runner: %s", e)
     stats["counters"] = counters
     stats["wall_s"] = wall
+    stats["generation"] = describe_generation(BackendConfig(cfg.backend.type, cfg.backend.model,
+                                                            dict(cfg.backend.options)))
     gen_s = counters.get("generation_ms", 0) / 1000
     stats["generation_tokens_per_s"] = (counters.get("generated_tokens", 0) / gen_s
                                         if gen_s else None)
