@@ -93,6 +93,11 @@ def test_card_snippets_read_exactly_the_kept_records_after_each_build(corpus):
     third_logs: list[str] = []
     build(_cfg(corpus, 21, name="other"), log=third_logs.append)
     assert not any("holds build" in ln for ln in third_logs)  # same name: nothing to say
+    # the same config and inputs under another name is not "up to date": its card and report
+    # would carry the old name
+    renamed = build(_cfg(corpus, 21, name="renamed"))
+    assert not renamed.skipped and renamed.stats["name"] == "renamed"
+    assert build(_cfg(corpus, 21, name="renamed")).skipped
 
 
 def test_readme_documents_the_one_path_with_the_card_snippets():

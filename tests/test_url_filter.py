@@ -65,6 +65,13 @@ def test_config_errors(tmp_path):
         "output": {"dir": str(tmp_path / "out")}})
     with pytest.raises(ConfigError, match="url_column 'url' is not a column"):
         plan_build(cfg)
+    # a base column is a column: ids that are URLs (a crawl keyed by URL) can be filtered
+    cfg = build_config_from_dict({
+        "sources": [{"name": "j", "type": "jsonl", "path": str(tmp_path / "in.jsonl")}],
+        "stages": [{"stage": "url_filter", "url_column": "id",
+                    "blocked_domains_files": [str(tmp_path / "d.txt")]}],
+        "output": {"dir": str(tmp_path / "out")}})
+    assert plan_build(cfg).stages[0].params.url_column == "id"
 
 
 def test_list_contents_enter_the_fingerprint(tmp_path):

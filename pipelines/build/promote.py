@@ -248,12 +248,14 @@ def check_promotable(out: str, entries: tuple[str, ...] = ENTRIES) -> None:
 
 
 def existing_complete(plan: BuildPlan) -> dict | None:
-    """The manifest of a complete build of this exact config and inputs, if every output it
-    records is still there with its recorded size (and Parquet row count)."""
+    """The manifest of a complete build of this exact config (its ``name`` included) and inputs,
+    if every output it records is still there with its recorded size (and Parquet row count)."""
     manifest = read_manifest(plan.out)
     if manifest is None or manifest.get("status") != "complete" \
             or manifest.get("fingerprint") != plan.full_fingerprint() or "outputs" not in manifest:
         return None
+    if (manifest.get("config") or {}).get("name") != plan.cfg.name:
+        return None  # same data, another build's name: its card and report would say the old one
     build = manifest.get("build") or ""
     if build and not (_safe_rel(build) and build.startswith("_builds/")):
         return None

@@ -19,6 +19,7 @@ import hashlib
 from pydantic import Field, computed_field, field_validator, model_validator
 
 from filters.url_filter import UrlBlocklist, read_list
+from pipelines.core.records import BASE_COLUMNS
 from pipelines.core.settings import ConfigError
 from pipelines.stages.record_stage import RecordStage, RecordStageParams
 from pipelines.stages.registry import register_stage
@@ -83,10 +84,11 @@ class UrlFilterStage(RecordStage):
     def __init__(self, params, ctx):
         super().__init__(params, ctx)
         p: UrlFilterParams = params  # type: ignore[assignment]
-        if ctx.config is not None and p.url_column not in ctx.columns:
+        known = {**BASE_COLUMNS, **dict(ctx.columns)}  # the base columns are columns too
+        if ctx.config is not None and p.url_column not in known:
             raise ConfigError(
                 f"stage {ctx.label!r}: url_column {p.url_column!r} is not a column of the "
-                f"records (available: {', '.join(['id', 'text', 'source', *ctx.columns])}); "
+                f"records (available: {', '.join(sorted(known))}); "
                 "read a warc/html source or set url_column")
         self._domains = [e for f in p.blocked_domains_files for e in read_list(f)]
         self._substrings = [e for f in p.blocked_substrings_files for e in read_list(f)]
