@@ -8,7 +8,8 @@ problems).
 
 Three modes, each one command:
 
-    # 1. record real samples of a model (slow on CPU: SmolLM2-135M, 2 cores, ~10 min)
+    # 1. record real samples of a model (slow on CPU: SmolLM2-135M, 2 cores, ~10 min);
+    #    --easy: seeded one- and two-step word problems instead of GSM8K test items
     python bench/bench_synth_acceptance.py record --items 24 --n 8 --pot-n 2 \\
         --out out/bench_acceptance/smollm2.jsonl --budget-s 600
     # 2. replay recorded samples through every rule (seconds; subsamples n' <= n)
@@ -164,18 +165,56 @@ def cmd_simulate(args: argparse.Namespace) -> dict:
 # --------------------------------------------------------------------------- record / replay
 
 
+_NAMES = ["Tom", "Sara", "Ben", "Mia", "Leo", "Ana", "Sam", "Eva"]
+_THINGS = ["apples", "pencils", "stickers", "marbles", "books", "cookies", "stamps", "cards"]
+
+
+def easy_items(count: int, seed: int) -> list[tuple[str, dict]]:
+    """One- and two-step arithmetic word problems with their answers (GSM8K's format: the
+    answer ends in ``#### N``), seeded: the easiest end of grade-school math, where a 135M
+    model is right on some samples and wrong answers still agree (the case the vote rules are
+    for). Generated here, so the references are right by construction."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        name, things = rng.choice(_NAMES), rng.choice(_THINGS)
+        a, b, c = rng.randint(3, 20), rng.randint(2, 12), rng.randint(1, 5)
+        kind = i % 5
+        if kind == 0:
+            q, ans = (f"{name} has {a} {things}. {name} buys {b} more {things}. How many "
+                      f"{things} does {name} have now?", a + b)
+        elif kind == 1:
+            a = a + b
+            q, ans = (f"{name} has {a} {things}. {name} gives {b} {things} to a friend. How "
+                      f"many {things} does {name} have left?", a - b)
+        elif kind == 2:
+            q, ans = (f"There are {c + 1} boxes with {b} {things} in each box. How many "
+                      f"{things} are there in all?", (c + 1) * b)
+        elif kind == 3:
+            q, ans = (f"{name} reads {b} pages every day. How many pages does {name} read in "
+                      f"{c + 1} days?", b * (c + 1))
+        else:
+            q, ans = (f"{name} has {a} {things}. {name} buys {b} more and then gives away "
+                      f"{c}. How many {things} does {name} have now?", a + b - c)
+        out.append((f"easy-{i}", {"question": q, "answer": f"{ans}\n#### {ans}"}))
+    return out
+
+
 def cmd_record(args: argparse.Namespace) -> None:
-    if not GSM8K.is_file():
-        print(f"skip: {GSM8K} not found")
-        return
     logging.disable(logging.WARNING)
     from synth.backends import BackendConfig, make_backend
     from synth.math import extract_answer
     from synth.tasks import MathSampling, sample_math
 
-    rows = [json.loads(ln) for ln in GSM8K.open()]
-    step = max(1, len(rows) // args.items)
-    picked = [(f"test-{i}", rows[i]) for i in range(0, len(rows), step)][: args.items]
+    if args.easy:
+        picked = easy_items(args.items, args.seed)
+    else:
+        if not GSM8K.is_file():
+            print(f"skip: {GSM8K} not found")
+            return
+        rows = [json.loads(ln) for ln in GSM8K.open()]
+        step = max(1, len(rows) // args.items)
+        picked = [(f"test-{i}", rows[i]) for i in range(0, len(rows), step)][: args.items]
     opts = {"batch_size": args.batch_size, "threads": args.threads}
     t0 = time.perf_counter()
     backend = make_backend(BackendConfig("transformers", args.model, opts))
@@ -240,6 +279,8 @@ def main() -> None:
     r.add_argument("--budget-s", type=float, default=600)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="out/bench_acceptance/smollm2.jsonl")
+    r.add_argument("--easy", action="store_true",
+                   help="seeded one- and two-step arithmetic word problems instead of GSM8K")
     p = sub.add_parser("replay")
     p.add_argument("path")
     p.add_argument("--seed", type=int, default=0)

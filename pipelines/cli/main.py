@@ -608,9 +608,15 @@ def main() -> None:
         "--verbose" in sys.argv[1:])
     if not VERBOSE:  # Beam logs warnings while it is imported (e.g. "apitools not found")
         logging.getLogger().setLevel(logging.ERROR)
-    _register_plugins()
     try:
+        _register_plugins()
         app(prog_name="datamill")
+    except KeyboardInterrupt:  # Ctrl-C before a command took over (plugins, parsing)
+        console.print("[bold red]error:[/] interrupted by SIGINT: nothing was started",
+                      highlight=False, soft_wrap=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except SystemExit as stop:
         if stop.code in (130, 143):
             # interrupted (the one line is printed, staging removed): leave now. A normal
