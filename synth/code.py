@@ -197,6 +197,13 @@ def _is_unittest_main(node: ast.stmt) -> bool:
             and node.value.func.value.id == "unittest")
 
 
+def _calls(node: ast.stmt, names: set[str]) -> bool:
+    """``name()`` as a whole statement, for one of ``names`` (a test function's call)."""
+    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name) and node.value.func.id in names
+            and not node.value.args and not node.value.keywords)
+
+
 def _imports_unittest(node: ast.stmt) -> bool:
     if isinstance(node, ast.Import):
         return all(a.name.split(".")[0] == "unittest" for a in node.names)
@@ -341,8 +348,7 @@ def split_asserts(tests: str) -> list[str]:
         case_nodes: list[str] = []
         for node in tree.body:
             src = ast.get_source_segment(tests, node) or ""
-            if isinstance(node, ast.Assert) or _is_loop_of_asserts(node) or \
-                    _is_print_or_test_call(node, runners) and src.endswith("()"):
+            if isinstance(node, ast.Assert) or _is_loop_of_asserts(node) or _calls(node, runners):
                 case_nodes.append(src)
             else:
                 prelude_nodes.append(src)
