@@ -172,14 +172,20 @@ def _is_loop_of_asserts(node: ast.stmt) -> bool:
     return isinstance(node, (ast.For, ast.While)) and _has_assert(node)
 
 
+def _bare_call(node: ast.stmt) -> str | None:
+    """``name`` when ``node`` is the statement ``name()`` (no arguments), else None."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+            isinstance(node.value.func, ast.Name) and not node.value.args and \
+            not node.value.keywords:
+        return node.value.func.id
+    return None
+
+
 def _bare_calls(tree: ast.Module) -> frozenset[str]:
     """Names called without arguments as whole statements at the top level or in the
     ``__main__`` block (``check()``): test runners, not the solution's API."""
     body = [*tree.body, *(st for n in tree.body if _is_main_guard(n) for st in n.body)]
-    return frozenset(st.value.func.id for st in body
-                     if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
-                     and isinstance(st.value.func, ast.Name) and not st.value.args
-                     and not st.value.keywords)
+    return frozenset(name for st in body if (name := _bare_call(st)) is not None)
 
 
 def _is_unittest_class(node: ast.stmt) -> bool:
@@ -195,13 +201,6 @@ def _is_unittest_main(node: ast.stmt) -> bool:
             and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "main"
             and isinstance(node.value.func.value, ast.Name)
             and node.value.func.value.id == "unittest")
-
-
-def _calls(node: ast.stmt, names: set[str]) -> bool:
-    """``name()`` as a whole statement, for one of ``names`` (a test function's call)."""
-    return (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Name) and node.value.func.id in names
-            and not node.value.args and not node.value.keywords)
 
 
 def _imports_unittest(node: ast.stmt) -> bool:
@@ -348,7 +347,8 @@ def split_asserts(tests: str) -> list[str]:
         case_nodes: list[str] = []
         for node in tree.body:
             src = ast.get_source_segment(tests, node) or ""
-            if isinstance(node, ast.Assert) or _is_loop_of_asserts(node) or _calls(node, runners):
+            if isinstance(node, ast.Assert) or _is_loop_of_asserts(node) or \
+                    _bare_call(node) in runners:
                 case_nodes.append(src)
             else:
                 prelude_nodes.append(src)

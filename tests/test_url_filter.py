@@ -83,27 +83,40 @@ def test_list_contents_enter_the_fingerprint(tmp_path):
     assert p.model_dump()["blocklists_sha256"] != before
 
 
-def test_report_rerenders_a_url_filter_build(tmp_path):
-    """`datamill report OUT` on a url_filter build (issue 26 item 3): the manifest's config
-    holds the derived blocklists_sha256, which re-loading must not reject."""
-    from typer.testing import CliRunner
-
-    from pipelines.cli.main import app
+def _url_build(tmp_path, more_stages=()):
+    """A 3-document build through url_filter (one URL blocked) and ``more_stages``; returns
+    (output dir, input file, blocklist file)."""
     from tests.buildutil import build, config, write_jsonl
 
-    (tmp_path / "d.txt").write_text("example.org\n")
+    blocklist = tmp_path / "d.txt"
+    blocklist.write_text("example.org\n")
     src = write_jsonl(tmp_path / "in.jsonl", [
-        {"id": str(i), "text": f"document number {i} with a few words", "url": u}
+        {"id": str(i), "text": f"document number {i} with a few words and more", "url": u}
         for i, u in enumerate(["http://example.org/a", "https://ok.net/b", "https://ok.net/c"])])
     out = tmp_path / "out"
     build(config([{"name": "s", "type": "jsonl", "path": str(src)}],
-                 [{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "d.txt")]}],
-                 out))
-    report = out / "report.html"
-    report.write_text("stale")
-    res = CliRunner().invoke(app, ["report", str(out)])
+                 [{"stage": "url_filter", "blocked_domains_files": [str(blocklist)]},
+                  *more_stages], out))
+    return out, src, blocklist
+
+
+def _rerender(out):
+    from typer.testing import CliRunner
+
+    from pipelines.cli.main import app
+
+    (out / "report.html").write_text("stale")
+    return CliRunner().invoke(app, ["report", str(out)])
+
+
+def test_report_rerenders_a_url_filter_build(tmp_path):
+    """`datamill report OUT` on a url_filter build (issue 26 item 3): the manifest's config
+    holds the derived blocklists_sha256, which re-loading must not reject."""
+    out, _, _ = _url_build(tmp_path)
+    res = _rerender(out)
     assert res.exit_code == 0, res.output
-    assert "url_filter" in report.read_text()
+    assert "url_filter" in (out / "report.html").read_text()
+    assert "stats.json alone" not in res.output  # planned from the manifest's config
 
 
 def test_report_rerenders_a_build_whose_inputs_are_gone(tmp_path):
@@ -112,24 +125,12 @@ def test_report_rerenders_a_build_whose_inputs_are_gone(tmp_path):
     stage sections included, and says so in one note."""
     import shutil
 
-    from typer.testing import CliRunner
-
-    from pipelines.cli.main import app
-    from tests.buildutil import build, config, write_jsonl
-
-    (tmp_path / "d.txt").write_text("example.org\n")
-    src = write_jsonl(tmp_path / "in.jsonl", [
-        {"id": str(i), "text": f"document number {i} with a few words and more", "url": u}
-        for i, u in enumerate(["http://example.org/a", "https://ok.net/b", "https://ok.net/c"])])
-    out = tmp_path / "out"
-    build(config([{"name": "s", "type": "jsonl", "path": str(src)}],
-                 [{"stage": "url_filter", "blocked_domains_files": [str(tmp_path / "d.txt")]},
-                  {"stage": "gopher_quality", "annotate_only": True}], out))
+    out, src, blocklist = _url_build(tmp_path, [{"stage": "gopher_quality",
+                                                 "annotate_only": True}])
     first = (out / "report.html").read_text()
     shutil.move(str(src), tmp_path / "elsewhere.jsonl")
-    shutil.move(str(tmp_path / "d.txt"), tmp_path / "elsewhere.txt")
-    (out / "report.html").write_text("stale")
-    res = CliRunner().invoke(app, ["report", str(out)])
+    shutil.move(str(blocklist), tmp_path / "elsewhere.txt")
+    res = _rerender(out)
     assert res.exit_code == 0, res.output
     assert "rendered from stats.json alone" in res.output
     again = (out / "report.html").read_text()

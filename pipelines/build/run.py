@@ -55,7 +55,7 @@ from pipelines.build.graph import construct
 from pipelines.build.output_lock import OutputLock
 from pipelines.build.plan import BuildPlan, plan_build
 from pipelines.core.metrics import stage_runtime
-from pipelines.core.runner import check_runner, make_options, runner_name
+from pipelines.core.runner import check_runner, environment, make_options, runner_name
 from pipelines.core.spill import RUN_PATH_PATTERN
 
 
@@ -461,16 +461,13 @@ def _run_temp_files(plan: BuildPlan):
 
     folder = f"{plan.spill_root}/tmp"
     os.makedirs(folder, exist_ok=True)
-    before_dir, before_env = tempfile.tempdir, os.environ.get("TMPDIR")
-    tempfile.tempdir = os.environ["TMPDIR"] = folder
+    before = tempfile.tempdir
+    tempfile.tempdir = folder
     try:
-        yield
+        with environment(TMPDIR=folder):
+            yield
     finally:
-        tempfile.tempdir = before_dir
-        if before_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = before_env
+        tempfile.tempdir = before
 
 
 def _run_in(plan: BuildPlan, cfg: BuildConfig, extra_args, log, on_progress,

@@ -71,16 +71,17 @@ def _beam_errors_held(explained: tuple[type[BaseException], ...]):
         yield
         return
     from pipelines.core.beam_speedups import QUIET_WORKERS
+    from pipelines.core.runner import environment
 
     beam_log = logging.getLogger("apache_beam")
     held = _HeldErrors()
     propagate = beam_log.propagate
     beam_log.addHandler(held)
     beam_log.propagate = False
-    quiet_before = os.environ.get(QUIET_WORKERS)
-    os.environ[QUIET_WORKERS] = "1"  # local worker processes (-w 2): pipelines/core/beam_speedups
     try:
-        yield
+        # local worker processes (-w 2) print nothing either: pipelines/core/beam_speedups
+        with environment(**{QUIET_WORKERS: "1"}):
+            yield
     except explained:
         raise
     except BaseException:
@@ -90,10 +91,6 @@ def _beam_errors_held(explained: tuple[type[BaseException], ...]):
     finally:
         beam_log.removeHandler(held)
         beam_log.propagate = propagate
-        if quiet_before is None:
-            os.environ.pop(QUIET_WORKERS, None)
-        else:
-            os.environ[QUIET_WORKERS] = quiet_before
 
 
 def _beam_log_args() -> list[str]:
@@ -186,7 +183,7 @@ def build(
     except BuildError as err:  # lock held, disk full, Ctrl-C/SIGTERM: one line, documented code
         _fail(str(err), code=err.exit_code, wrap=False)
         return
-    except KeyboardInterrupt:  # Ctrl-C outside run_build's handler (e.g. loading the config)
+    except KeyboardInterrupt:  # Ctrl-C outside run_build's own handler (before it installs it)
         _fail("interrupted by SIGINT: nothing was promoted", code=130, wrap=False)
         return
     try:

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from pipelines.core.fs import write_json
+from pipelines.core.runner import environment
 
 ENV = "DATAMILL_PROGRESS_DIR"
 FLUSH_SECONDS = 0.5
@@ -411,8 +412,8 @@ class Watcher:
 
     def __enter__(self) -> "Watcher":
         Path(self.folder).mkdir(parents=True, exist_ok=True)
-        self._old = os.environ.get(ENV)
-        os.environ[ENV] = self.folder
+        self._env = environment(**{ENV: self.folder})
+        self._env.__enter__()
         self._thread.start()
         return self
 
@@ -420,10 +421,7 @@ class Watcher:
         self._stop.set()
         self._thread.join(timeout=5)
         flush()  # counters of work that ran in this process (in-memory runner)
-        if self._old is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = self._old
+        self._env.__exit__(None, None, None)
         try:
             self.render(self.current(finished=exc[0] is None))
         except Exception:  # noqa: BLE001

@@ -20,9 +20,11 @@ and the fix. The README's "Runners" section says which runners were run end to e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from apache_beam.options.pipeline_options import PipelineOptions, PortableOptions
@@ -362,3 +364,19 @@ def _local_runner():
             return super().run_via_runner_api(pipeline_proto, options)
 
     return LocalRunner
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables of this process for the block (local worker processes started
+    in it inherit them) and restore each one's earlier value, or its absence, after it."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
